@@ -1,0 +1,133 @@
+"""Instant one-to-many broadcasting on serverless Azure.
+
+The data flow, in the order this program builds it:
+  1. the browser loads the web app from Blob Storage's static website;
+  2. the web app asks the Functions app to negotiate a SignalR endpoint and token;
+  3. it connects to Azure SignalR Service (Serverless mode);
+  4. events (a published message, a client connecting) become rows in Azure SQL Database;
+  5. a SQL trigger in the Functions app pushes each change through the SignalR output binding;
+  6. SignalR pushes it to every connected client at once.
+"""
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import authorization, managedidentity, resources
+
+from components.app_service import HostingPlan, HostingPlanArgs
+from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity
+from components.function_app import FunctionApp, FunctionAppArgs
+from components.signalr import SignalR, SignalRArgs, service_uri
+from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
+from components.static_site import StaticSite, StaticSiteArgs
+from functions import wiring
+from settings import load_settings
+
+settings = load_settings()
+client = authorization.get_client_config_output()
+
+resource_group = resources.ResourceGroup(
+    "resource-group",
+    resource_group_name=f"rg-{settings.workload}-{settings.environment}",
+    location=settings.location,
+    tags=settings.tags,
+)
+# Storage, SignalR, SQL and Functions names are global DNS names: a per-stack suffix keeps them unique.
+suffix = random.RandomString("name-suffix", length=6, upper=False, special=False, numeric=True)
+naming = Naming(workload=settings.workload, environment=settings.environment, suffix=suffix.result)
+common = {
+    "resource_group_name": resource_group.name,
+    "location": settings.location,
+    "tags": settings.tags,
+    "naming": naming,
+}
+
+# The Functions app's identity exists before the app, so every service can grant it access first.
+identity_resource = managedidentity.UserAssignedIdentity(
+    "app-identity",
+    resource_name_=naming.name("id"),
+    resource_group_name=resource_group.name,
+    location=settings.location,
+    tags=settings.tags,
+)
+app_identity = UserAssignedIdentity(
+    resource_id=identity_resource.id,
+    client_id=identity_resource.client_id,
+    principal_id=identity_resource.principal_id,
+    name=identity_resource.name,
+)
+
+# 1. The browser loads the web app's static files from Blob Storage.
+site = StaticSite("site", StaticSiteArgs(**common, redundancy=settings.storage_redundancy))
+allowed_origins = pulumi.Output.all(site.origin, *settings.cors_origins)
+
+# 4. Every event becomes a row in Azure SQL Database, the source of truth for every broadcast.
+admin = settings.sql_admin
+database = SqlDatabase(
+    "sql",
+    SqlDatabaseArgs(
+        **common,
+        administrator=SqlAdministrator(
+            login=admin.login if admin else "pulumi-deployer",
+            object_id=admin.object_id if admin else client.object_id,
+            tenant_id=client.tenant_id,
+            principal_type=admin.principal_type if admin else None,
+        ),
+        sku=settings.sql_sku,
+        auto_pause_delay_minutes=settings.sql_auto_pause_delay_minutes,
+        zone_redundant=settings.sql_zone_redundant,
+        backup_retention_days=settings.sql_backup_retention_days,
+        client_ip_ranges=settings.sql_client_ip_ranges,
+    ),
+)
+
+# 2 and 5. The Functions app negotiates, stores published messages, and its SQL triggers broadcast
+# each change. SignalR and the app point at each other; the app takes SignalR's endpoint from the
+# name (Azure derives `<name>.service.signalr.net` from it) so SignalR can take the app's real host.
+signalr_name = naming.name("sigr")
+plan = HostingPlan("plan", HostingPlanArgs(**common, plan=settings.hosting_plan, sku=settings.hosting_sku))
+functions = FunctionApp(
+    "functions",
+    FunctionAppArgs(
+        **common,
+        server_farm_id=plan.resource_id,
+        hosting_plan=plan.plan,
+        identity=app_identity,
+        signalr_service_uri=signalr_name.apply(service_uri),
+        sql_connection_string=database.connection_string(app_identity.client_id),
+        allowed_origins=allowed_origins,
+        python_version=settings.python_version,
+        instance_memory_mb=settings.instance_memory_mb,
+        maximum_instance_count=settings.maximum_instance_count,
+        always_ready_instances=settings.always_ready_instances,
+        sql_trigger_polling_interval_ms=settings.sql_trigger_polling_interval_ms,
+        sql_trigger_max_batch_size=settings.sql_trigger_max_batch_size,
+        log_retention_days=settings.log_retention_days,
+        storage_redundancy=settings.storage_redundancy,
+    ),
+)
+
+# 3 and 6. Clients connect to SignalR Service, which fans every broadcast out to all of them and
+# reports connections back to the app.
+signalr = SignalR(
+    "signalr",
+    SignalRArgs(
+        **common,
+        resource_name=signalr_name,
+        allowed_origins=allowed_origins,
+        hub=wiring.HUB_NAME,
+        sku=settings.signalr_sku,
+        units=settings.signalr_units,
+        upstream_url=functions.signalr_webhook_url,
+        role_assignments=[
+            RoleAssignment(principal_id=app_identity.principal_id, role=Role.SIGNALR_SERVICE_OWNER)
+        ],
+    ),
+)
+
+pulumi.export("resourceGroupName", resource_group.name)
+pulumi.export("siteUrl", site.url)
+pulumi.export("apiBaseUrl", functions.api_base_url)
+pulumi.export("functionAppName", functions.name)
+pulumi.export("signalrHostName", signalr.host_name)
+pulumi.export("sqlServerFqdn", database.fully_qualified_domain_name)
+pulumi.export("sqlDatabaseName", database.database_name)

@@ -1,0 +1,1 @@
+"""The five building blocks of the broadcast system, one Pulumi component each."""

@@ -1,0 +1,267 @@
+"""Functions app: negotiate, publish, history and the SQL-triggered broadcasts.
+
+Azure resources: `web.WebApp` (kind `functionapp,linux`), its host `storage.StorageAccount` with
+the deployment container, `operationalinsights.Workspace`, `applicationinsights.Component`
+(workspace-based, Entra-only ingestion), role assignments for the app's user-assigned identity,
+`web.WebAppFtpAllowed`/`web.WebAppScmAllowed` (basic publishing credentials off), and the
+`signalr_extension` system key SignalR's upstream calls with.
+
+Every connection is identity-based: no account key, connection-string secret or password is in
+an app setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import applicationinsights, operationalinsights, storage, web
+
+from components._storage import secure_storage_account
+from components.app_service import FLEX_CONSUMPTION
+from components.common import ComponentArgs, Role, RoleAssignment, UserAssignedIdentity, assign_role, assign_roles
+from components.function_host_key import FunctionHostKey
+from functions import wiring
+
+PACKAGE_CONTAINER = "app-package"
+
+
+@dataclass(kw_only=True)
+class FunctionAppArgs(ComponentArgs):
+    """Arguments of `FunctionApp`."""
+
+    server_farm_id: pulumi.Input[str]
+    """Required. The App Service plan's resource id."""
+    hosting_plan: str
+    """Required. FlexConsumption, ElasticPremium or Dedicated: decides how runtime and code are set."""
+    identity: UserAssignedIdentity
+    """Required. The identity the app runs as and connects to storage, SignalR and SQL with."""
+    signalr_service_uri: pulumi.Input[str]
+    """Required. `https://<name>.service.signalr.net`."""
+    sql_connection_string: pulumi.Input[str]
+    """Required. A managed-identity connection string (no password)."""
+    allowed_origins: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Required. Browser origins allowed by CORS (with credentials); never `*`."""
+    python_version: str = "3.11"
+    """Optional. Python version of the Functions runtime. Default: 3.11."""
+    instance_memory_mb: int = 2048
+    """Optional. Flex Consumption instance memory. Default: 2048."""
+    maximum_instance_count: int = 40
+    """Optional. Flex Consumption scale-out limit. Default: 40."""
+    always_ready_instances: int = 1
+    """Optional. Flex always-ready instances for each SQL-triggered function. Default: 1."""
+    sql_trigger_polling_interval_ms: int = 1000
+    """Optional. `Sql_Trigger_PollingIntervalMs`. Default: 1000."""
+    sql_trigger_max_batch_size: int = 100
+    """Optional. `Sql_Trigger_MaxBatchSize`. Default: 100."""
+    log_retention_days: int = 30
+    """Optional. Log Analytics retention. Default: 30."""
+    storage_redundancy: str = "LRS"
+    """Optional. Host storage replication. Default: LRS."""
+    package_url: pulumi.Input[str] | None = None
+    """Optional. Elastic Premium/Dedicated: private blob URL of the code package
+    (`WEBSITE_RUN_FROM_PACKAGE`, read with the app's identity). Default: none."""
+    extra_app_settings: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Optional. More app settings. Default: none."""
+
+
+class FunctionApp(pulumi.ComponentResource):
+    """A Linux Python Functions app wired to storage, SignalR and SQL through one identity."""
+
+    name: pulumi.Output[str]
+    """The app name."""
+    resource_id: pulumi.Output[str]
+    """The app's resource id."""
+    default_host_name: pulumi.Output[str]
+    """E.g. `func-bcast-dev-x7k2q9.azurewebsites.net`."""
+    api_base_url: pulumi.Output[str]
+    """`https://<host>/api`: what the site calls."""
+    signalr_webhook_url: pulumi.Output[str]
+    """SignalR upstream target for connection events, with the system key (secret)."""
+    package_container_url: pulumi.Output[str]
+    """Blob container holding the code package."""
+    host_storage_account_name: pulumi.Output[str]
+    """The host storage account's name."""
+    identity_roles: list[pulumi.Resource]
+    """Role assignments the app needs before its code may start."""
+
+    def __init__(self, name: str, args: FunctionAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("broadcast:function_app:FunctionApp", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        identity = args.identity
+        flex = args.hosting_plan == FLEX_CONSUMPTION
+
+        host_storage = secure_storage_account(
+            f"{name}-storage", args.naming.compact_name("stfunc"), args, args.storage_redundancy, self
+        )
+        container = storage.BlobContainer(
+            f"{name}-package-container",
+            container_name=PACKAGE_CONTAINER,
+            account_name=host_storage.name,
+            resource_group_name=args.resource_group_name,
+            public_access=storage.PublicAccess.NONE,
+            opts=child,
+        )
+        package_container_url = pulumi.Output.concat(host_storage.primary_endpoints.blob, PACKAGE_CONTAINER)
+
+        workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            workspace_name=args.naming.name("log"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        insights = applicationinsights.Component(
+            f"{name}-insights",
+            resource_name_=args.naming.name("appi"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            kind="web",
+            application_type=applicationinsights.ApplicationType.WEB,
+            workspace_resource_id=workspace.id,
+            ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
+            # Telemetry is accepted only with an Entra token (the app's identity), not the ikey alone.
+            disable_local_auth=True,
+            opts=child,
+        )
+
+        grants = [
+            ("blob", host_storage.id, Role.STORAGE_BLOB_DATA_OWNER),
+            ("queue", host_storage.id, Role.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+            ("table", host_storage.id, Role.STORAGE_TABLE_DATA_CONTRIBUTOR),
+            ("metrics", insights.id, Role.MONITORING_METRICS_PUBLISHER),
+        ]
+        self.identity_roles = [
+            assign_role(
+                f"{name}-identity-{suffix}",
+                scope,
+                RoleAssignment(principal_id=identity.principal_id, role=role),
+                self,
+            )
+            for suffix, scope, role in grants
+        ]
+
+        settings: dict[str, pulumi.Input[str]] = {
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": identity.client_id,
+            "AzureWebJobsStorage__blobServiceUri": host_storage.primary_endpoints.blob,
+            "AzureWebJobsStorage__queueServiceUri": host_storage.primary_endpoints.queue,
+            "AzureWebJobsStorage__tableServiceUri": host_storage.primary_endpoints.table,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": insights.connection_string,
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": pulumi.Output.concat(
+                "ClientId=", identity.client_id, ";Authorization=AAD"
+            ),
+            f"{wiring.SIGNALR_CONNECTION_SETTING}__serviceUri": args.signalr_service_uri,
+            f"{wiring.SIGNALR_CONNECTION_SETTING}__credential": "managedidentity",
+            f"{wiring.SIGNALR_CONNECTION_SETTING}__clientId": identity.client_id,
+            wiring.SQL_CONNECTION_SETTING: args.sql_connection_string,
+            wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(args.sql_trigger_polling_interval_ms),
+            wiring.SQL_TRIGGER_MAX_BATCH_SIZE_SETTING: str(args.sql_trigger_max_batch_size),
+        }
+        if not flex:
+            # Flex Consumption rejects these two: its runtime comes from functionAppConfig.
+            settings["FUNCTIONS_EXTENSION_VERSION"] = "~4"
+            settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
+            if args.package_url is not None:
+                settings["WEBSITE_RUN_FROM_PACKAGE"] = args.package_url
+                settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] = identity.resource_id
+        settings.update(args.extra_app_settings)
+
+        function_app_config = None
+        if flex:
+            function_app_config = web.FunctionAppConfigArgs(
+                deployment=web.FunctionsDeploymentArgs(
+                    storage=web.FunctionsDeploymentStorageArgs(
+                        type=web.FunctionsDeploymentStorageType.BLOB_CONTAINER,
+                        value=package_container_url,
+                        authentication=web.FunctionsDeploymentStorageAuthenticationArgs(
+                            type=web.AuthenticationType.USER_ASSIGNED_IDENTITY,
+                            user_assigned_identity_resource_id=identity.resource_id,
+                        ),
+                    )
+                ),
+                runtime=web.FunctionsRuntimeArgs(name=web.RuntimeName.PYTHON, version=args.python_version),
+                scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
+                    instance_memory_mb=args.instance_memory_mb,
+                    maximum_instance_count=args.maximum_instance_count,
+                    # An identity-based SQL trigger cannot wake a Flex app from zero: keep one warm.
+                    always_ready=[
+                        web.FunctionsAlwaysReadyConfigArgs(
+                            name=f"function:{function}", instance_count=args.always_ready_instances
+                        )
+                        for function in wiring.SQL_TRIGGERED_FUNCTIONS
+                    ],
+                ),
+            )
+
+        app = web.WebApp(
+            f"{name}-app",
+            name=args.naming.name("func"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            kind="functionapp,linux",
+            reserved=True,
+            server_farm_id=args.server_farm_id,
+            https_only=True,
+            client_affinity_enabled=False,
+            identity=web.ManagedServiceIdentityArgs(
+                type=web.ManagedServiceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[identity.resource_id],
+            ),
+            key_vault_reference_identity=identity.resource_id,
+            function_app_config=function_app_config,
+            site_config=web.SiteConfigArgs(
+                app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()],
+                cors=web.CorsSettingsArgs(allowed_origins=args.allowed_origins, support_credentials=True),
+                min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+                scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+                ftps_state=web.FtpsState.DISABLED,
+                http20_enabled=True,
+                linux_fx_version=None if flex else f"Python|{args.python_version}",
+                always_on=None if flex or args.hosting_plan != "Dedicated" else True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[container, *self.identity_roles]),
+        )
+        for kind, resource in (("ftp", web.WebAppFtpAllowed), ("scm", web.WebAppScmAllowed)):
+            resource(
+                f"{name}-{kind}-basic-auth",
+                name=app.name,
+                resource_group_name=args.resource_group_name,
+                allow=False,
+                opts=child,
+            )
+        assign_roles(name, app.id, args.role_assignments, self)
+
+        webhook_key = random.RandomPassword(f"{name}-signalr-key", length=48, special=False, opts=child)
+        host_key = FunctionHostKey(
+            f"{name}-signalr-extension-key",
+            app_id=app.id,
+            key_name=wiring.SIGNALR_EXTENSION_KEY,
+            value=webhook_key.result,
+            opts=child,
+        )
+
+        self.name = app.name
+        self.resource_id = app.id
+        self.default_host_name = app.default_host_name
+        self.api_base_url = pulumi.Output.concat("https://", app.default_host_name, "/api")
+        self.signalr_webhook_url = pulumi.Output.secret(
+            pulumi.Output.concat("https://", app.default_host_name, "/runtime/webhooks/signalr?code=", host_key.value)
+        )
+        self.package_container_url = package_container_url
+        self.host_storage_account_name = host_storage.name
+        self.register_outputs(
+            {
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "default_host_name": self.default_host_name,
+                "api_base_url": self.api_base_url,
+            }
+        )

@@ -1,0 +1,139 @@
+"""A Functions host system key whose value the program chooses.
+
+SignalR Service calls the Functions app's `/runtime/webhooks/signalr` endpoint for connection
+events, and the Functions host authorizes that call only with its `signalr_extension` system key
+(managed-identity upstream auth is not honoured there: Azure/Azure-Functions#2531). The host
+creates that key itself once the code is running, which is too late for the SignalR upstream in
+the same `pulumi up`. So the program generates the value (pulumi-random, secret) and sets it
+through ARM's "Web Apps - Create Or Update Host Secret" operation with the deploying identity.
+
+azure-native has no resource for host keys, hence this small dynamic resource.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+ARM_ENDPOINT = "https://management.azure.com"
+API_VERSION = "2024-04-01"
+# The host of a newly created app answers 404/409/5xx until it has started; keep asking.
+RETRY_STATUSES = frozenset({404, 408, 409, 429, 500, 502, 503, 504})
+
+Transport = Callable[[str, str, bytes | None, dict[str, str]], tuple[int, bytes]]
+"""(method, url, body, headers) -> (status, body): the one HTTP call the provider makes."""
+
+
+def host_key_url(app_id: str, key_name: str) -> str:
+    """The ARM URL of a system key of the app `app_id`."""
+    return f"{ARM_ENDPOINT}{app_id}/host/default/systemKeys/{key_name}?api-version={API_VERSION}"
+
+
+def _urllib_transport(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _arm_token() -> str:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential().get_token(f"{ARM_ENDPOINT}/.default").token
+
+
+class HostKeyClient:
+    """Sets and deletes a system key through ARM, retrying while the host starts."""
+
+    def __init__(
+        self,
+        transport: Transport = _urllib_transport,
+        token: Callable[[], str] = _arm_token,
+        timeout_seconds: float = 600,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._transport = transport
+        self._token = token
+        self._timeout = timeout_seconds
+        self._sleep = sleep
+
+    def _call(self, method: str, url: str, payload: dict[str, Any] | None, ok: set[int]) -> int:
+        body = json.dumps(payload).encode() if payload is not None else None
+        deadline = time.monotonic() + self._timeout
+        delay = 2.0
+        while True:
+            headers = {"Authorization": f"Bearer {self._token()}", "Content-Type": "application/json"}
+            status, text = self._transport(method, url, body, headers)
+            if status in ok:
+                return status
+            if status not in RETRY_STATUSES or time.monotonic() + delay > deadline:
+                detail = text.decode("utf-8", "replace")[:500]
+                raise RuntimeError(f"{method} {url.split('?')[0]} failed with HTTP {status}: {detail}")
+            self._sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def put(self, app_id: str, key_name: str, value: str) -> None:
+        """Create or replace the key."""
+        payload = {"properties": {"name": key_name, "value": value}}
+        self._call("PUT", host_key_url(app_id, key_name), payload, {200, 201})
+
+    def delete(self, app_id: str, key_name: str) -> None:
+        """Delete the key; a key or app already gone is fine."""
+        url = host_key_url(app_id, key_name)
+        # 404 here is final (the app is gone), so do not wait for it to turn into 200.
+        status, text = self._transport("DELETE", url, None, {"Authorization": f"Bearer {self._token()}"})
+        if status not in (200, 204, 404):
+            raise RuntimeError(f"DELETE {url.split('?')[0]} failed with HTTP {status}: {text[:500]!r}")
+
+
+class HostKeyProvider(ResourceProvider):
+    """The dynamic provider behind `FunctionHostKey`."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        HostKeyClient().put(props["app_id"], props["key_name"], props["value"])
+        return CreateResult(id_=f"{props['app_id']}/host/default/systemKeys/{props['key_name']}", outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [key for key in ("app_id", "key_name") if olds.get(key) != news.get(key)]
+        changed = bool(replaces) or olds.get("value") != news.get("value")
+        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        HostKeyClient().put(news["app_id"], news["key_name"], news["value"])
+        return UpdateResult(outs=news)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        HostKeyClient().delete(props["app_id"], props["key_name"])
+
+
+class FunctionHostKey(pulumi.dynamic.Resource):
+    """A system key of a Functions app, set to a value the program controls."""
+
+    value: pulumi.Output[str]
+    """The key (secret)."""
+
+    def __init__(
+        self,
+        name: str,
+        app_id: pulumi.Input[str],
+        key_name: str,
+        value: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["value"])
+        super().__init__(
+            HostKeyProvider(),
+            name,
+            {"app_id": app_id, "key_name": key_name, "value": pulumi.Output.secret(value)},
+            pulumi.ResourceOptions.merge(opts, secret_opts),
+        )

@@ -1,0 +1,164 @@
+"""SQL: Azure SQL Database, the source of truth every broadcast is read from.
+
+Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Database` (vCore,
+serverless in dev), `sql.BackupShortTermRetentionPolicy` and `sql.FirewallRule`s (Azure services,
+plus explicit client ranges). No SQL password exists anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import sql
+
+from components.common import ComponentArgs, assign_roles
+from settings import IpRange, SqlSku
+
+# The documented special rule: start and end 0.0.0.0 admits Azure services, not the internet.
+_AZURE_SERVICES = IpRange(start="0.0.0.0", end="0.0.0.0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlAdministrator:
+    """The Entra principal that administers the server."""
+
+    login: pulumi.Input[str]
+    object_id: pulumi.Input[str]
+    tenant_id: pulumi.Input[str]
+    principal_type: str | None = None
+    """`User`, `Group` or `Application`; None when unknown (the deploying identity)."""
+
+
+@dataclass(kw_only=True)
+class SqlDatabaseArgs(ComponentArgs):
+    """Arguments of `SqlDatabase`."""
+
+    administrator: SqlAdministrator
+    """Required. The server's Entra admin (the only way to sign in besides granted identities)."""
+    sku: SqlSku
+    """Required. The database's vCore SKU."""
+    auto_pause_delay_minutes: int = 60
+    """Optional. Serverless only: idle minutes before pausing, -1 never. Default: 60."""
+    zone_redundant: bool = False
+    """Optional. Spread replicas across zones (and keep backups zone-redundant). Default: false."""
+    backup_retention_days: int = 7
+    """Optional. Point-in-time restore window, 1-35 days. Default: 7."""
+    client_ip_ranges: Sequence[IpRange] = ()
+    """Optional. Client ranges allowed besides Azure services. Default: none."""
+
+
+class SqlDatabase(pulumi.ComponentResource):
+    """An Entra-only Azure SQL server and the broadcast database."""
+
+    name: pulumi.Output[str]
+    """The server name."""
+    resource_id: pulumi.Output[str]
+    """The server's resource id."""
+    fully_qualified_domain_name: pulumi.Output[str]
+    """The server's host name, e.g. `sql-bcast-dev-x7k2q9.database.windows.net`."""
+    database_name: pulumi.Output[str]
+    """The database name."""
+    database_id: pulumi.Output[str]
+    """The database's resource id."""
+    firewall_rules: list[sql.FirewallRule]
+    """The firewall rules; schema migrations must wait for them."""
+
+    def __init__(self, name: str, args: SqlDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("broadcast:sql:SqlDatabase", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        admin = args.administrator
+
+        server = sql.Server(
+            f"{name}-server",
+            server_name=args.naming.name("sql"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            version="12.0",
+            minimal_tls_version="1.2",
+            public_network_access=sql.ServerPublicNetworkAccessFlag.ENABLED,
+            administrators=sql.ServerExternalAdministratorArgs(
+                administrator_type=sql.AdministratorType.ACTIVE_DIRECTORY,
+                azure_ad_only_authentication=True,
+                login=admin.login,
+                sid=admin.object_id,
+                tenant_id=admin.tenant_id,
+                principal_type=admin.principal_type,
+            ),
+            opts=child,
+        )
+
+        serverless = args.sku.serverless
+        database = sql.Database(
+            f"{name}-database",
+            database_name=args.naming.name("sqldb"),
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            sku=sql.SkuArgs(
+                name=args.sku.name, tier=args.sku.tier, family=args.sku.family, capacity=args.sku.capacity
+            ),
+            auto_pause_delay=args.auto_pause_delay_minutes if serverless else None,
+            min_capacity=0.5 if serverless else None,
+            zone_redundant=args.zone_redundant,
+            requested_backup_storage_redundancy="Zone" if args.zone_redundant else "Local",
+            collation="SQL_Latin1_General_CP1_CI_AS",
+            opts=child,
+        )
+        sql.BackupShortTermRetentionPolicy(
+            f"{name}-backup-retention",
+            policy_name="default",
+            database_name=database.name,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            retention_days=args.backup_retention_days,
+            opts=child,
+        )
+
+        rules = [("AllowAllWindowsAzureIps", _AZURE_SERVICES)]
+        rules += [(f"client-{index}", ip_range) for index, ip_range in enumerate(args.client_ip_ranges)]
+        self.firewall_rules = [
+            sql.FirewallRule(
+                f"{name}-firewall-{rule_name}",
+                firewall_rule_name=rule_name,
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
+                start_ip_address=ip_range.start,
+                end_ip_address=ip_range.end,
+                opts=child,
+            )
+            for rule_name, ip_range in rules
+        ]
+        assign_roles(name, server.id, args.role_assignments, self)
+
+        self.name = server.name
+        self.resource_id = server.id
+        self.fully_qualified_domain_name = server.fully_qualified_domain_name
+        self.database_name = database.name
+        self.database_id = database.id
+        self.register_outputs(
+            {
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "fully_qualified_domain_name": self.fully_qualified_domain_name,
+                "database_name": self.database_name,
+            }
+        )
+
+    def connection_string(self, identity_client_id: pulumi.Input[str]) -> pulumi.Output[str]:
+        """An ADO.NET connection string that signs in as a user-assigned managed identity."""
+        return pulumi.Output.all(self.fully_qualified_domain_name, self.database_name, identity_client_id).apply(
+            lambda args: managed_identity_connection_string(args[0], args[1], args[2])
+        )
+
+
+def managed_identity_connection_string(server: str, database: str, client_id: str) -> str:
+    """The connection string the SQL bindings use: no password, a managed identity token."""
+    return (
+        f"Server=tcp:{server},1433;Database={database};"
+        f"Authentication=Active Directory Managed Identity;User Id={client_id};"
+        "Encrypt=True;TrustServerCertificate=False;Connection Timeout=30;"
+    )

@@ -1,0 +1,69 @@
+"""Static site storage: the web app's files, served by Blob Storage's static website.
+
+Azure resources: `storage.StorageAccount` (StorageV2) and `storage.StorageAccountStaticWebsite`.
+The `$web` container is served read-only by the web endpoint; no blob container is public and
+shared-key access is off, so uploads need an Entra identity with a Storage Blob Data role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import storage
+
+from components._storage import secure_storage_account
+from components.common import ComponentArgs, assign_roles
+
+INDEX_DOCUMENT = "index.html"
+ERROR_DOCUMENT = "404.html"
+
+
+@dataclass(kw_only=True)
+class StaticSiteArgs(ComponentArgs):
+    """Arguments of `StaticSite`."""
+
+    redundancy: str = "LRS"
+    """Optional. Storage replication: LRS, ZRS, GRS or GZRS. Default: LRS."""
+
+
+class StaticSite(pulumi.ComponentResource):
+    """A storage account whose static website serves the broadcast web app."""
+
+    name: pulumi.Output[str]
+    """The storage account name."""
+    resource_id: pulumi.Output[str]
+    """The storage account's resource id."""
+    url: pulumi.Output[str]
+    """The site's URL, e.g. `https://stbcastdevx7k2q9.z6.web.core.windows.net/`."""
+    origin: pulumi.Output[str]
+    """The site's origin (URL without the trailing slash), for CORS."""
+    blob_endpoint: pulumi.Output[str]
+    """The blob service endpoint, where the `$web` container lives."""
+
+    def __init__(self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("broadcast:static_site:StaticSite", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # The web endpoint serves $web anonymously by design; no container itself is public.
+        account = secure_storage_account(
+            f"{name}-storage", args.naming.compact_name("stweb"), args, args.redundancy, self
+        )
+        storage.StorageAccountStaticWebsite(
+            f"{name}-website",
+            account_name=account.name,
+            resource_group_name=args.resource_group_name,
+            index_document=INDEX_DOCUMENT,
+            error404_document=ERROR_DOCUMENT,
+            opts=child,
+        )
+        assign_roles(name, account.id, args.role_assignments, self)
+
+        self.name = account.name
+        self.resource_id = account.id
+        self.url = account.primary_endpoints.web
+        self.origin = self.url.apply(lambda url: url.rstrip("/"))
+        self.blob_endpoint = account.primary_endpoints.blob
+        self.register_outputs(
+            {"name": self.name, "resource_id": self.resource_id, "url": self.url, "origin": self.origin}
+        )

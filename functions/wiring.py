@@ -1,0 +1,35 @@
+"""Names both sides of a deployment agree on: the function bindings and the Pulumi program.
+
+The Functions app component sets app settings under these keys, and the bindings in
+`function_app.py` read them. Defining them once here means a rename cannot break only one side.
+This module must stay import-free: it ships inside the function package.
+"""
+
+HUB_NAME = "broadcast"
+"""The SignalR hub every client joins."""
+
+NEW_MESSAGE_TARGET = "newMessage"
+"""Client method invoked with each stored message."""
+
+PRESENCE_TARGET = "presence"
+"""Client method invoked with the online count."""
+
+SIGNALR_CONNECTION_SETTING = "AzureSignalRConnectionString"
+"""App setting prefix of the SignalR connection (identity-based: `__serviceUri`, `__credential`)."""
+
+SQL_CONNECTION_SETTING = "SqlConnectionString"
+"""App setting holding the Azure SQL connection string (managed identity, no password)."""
+
+SQL_TRIGGER_POLLING_INTERVAL_SETTING = "Sql_Trigger_PollingIntervalMs"
+SQL_TRIGGER_MAX_BATCH_SIZE_SETTING = "Sql_Trigger_MaxBatchSize"
+
+MESSAGES_TABLE = "dbo.Messages"
+CONNECTIONS_TABLE = "dbo.Connections"
+
+BROADCAST_MESSAGES_FUNCTION = "broadcast_messages"
+BROADCAST_PRESENCE_FUNCTION = "broadcast_presence"
+SQL_TRIGGERED_FUNCTIONS = (BROADCAST_MESSAGES_FUNCTION, BROADCAST_PRESENCE_FUNCTION)
+"""Functions whose SQL triggers need an always-ready instance on Flex Consumption."""
+
+SIGNALR_EXTENSION_KEY = "signalr_extension"
+"""The Functions host system key that authorizes SignalR upstream calls to `/runtime/webhooks/signalr`."""
