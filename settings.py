@@ -281,9 +281,9 @@ SETTINGS: tuple[Setting, ...] = (
         type="integer",
         description="Serverless SQL auto-pause delay in minutes (15-10080), or -1 to never pause.",
         default=60,
-        check=lambda v: None
-        if v == -1 or 15 <= v <= 10080
-        else "allowed: -1, or an integer from 15 to 10080",
+        check=lambda v: (
+            None if v == -1 or 15 <= v <= 10080 else "allowed: -1, or an integer from 15 to 10080"
+        ),
     ),
     Setting(
         key="sqlZoneRedundant",
@@ -391,7 +391,10 @@ def parse_ip_ranges(values: list[Any]) -> tuple[IpRange, ...]:
     ranges = []
     for value in values:
         if not isinstance(value, str):
-            raise ValueError(f"{value!r} is not a string; allowed: '203.0.113.7', '203.0.113.0/24', '203.0.113.1-203.0.113.9'")
+            raise ValueError(
+                f"{value!r} is not a string; allowed: '203.0.113.7', '203.0.113.0/24', "
+                "'203.0.113.1-203.0.113.9'"
+            )
         try:
             if "-" in value:
                 first_text, last_text = (part.strip() for part in value.split("-", 1))
@@ -400,9 +403,7 @@ def parse_ip_ranges(values: list[Any]) -> tuple[IpRange, ...]:
                 network = ipaddress.IPv4Network(value.strip(), strict=False)
                 first, last = network.network_address, network.broadcast_address
         except ValueError:
-            raise ValueError(
-                f"{value!r} is not an IPv4 address, CIDR block or 'first-last' range"
-            ) from None
+            raise ValueError(f"{value!r} is not an IPv4 address, CIDR block or 'first-last' range") from None
         if last < first:
             raise ValueError(f"{value!r} ends before it starts")
         if int(last) - int(first) + 1 > MAX_FIREWALL_RANGE_ADDRESSES:
@@ -433,8 +434,9 @@ def _read(config: pulumi.Config, setting: Setting) -> Any:
     return value
 
 
-def load_settings(config: pulumi.Config | None = None, stack: str | None = None,
-                  location: str | None = None) -> Settings:
+def load_settings(
+    config: pulumi.Config | None = None, stack: str | None = None, location: str | None = None
+) -> Settings:
     """Read and validate every stack setting; raise SettingsError naming each bad key."""
     config = config or pulumi.Config(PROJECT)
     stack = stack if stack is not None else pulumi.get_stack()
@@ -459,7 +461,9 @@ def load_settings(config: pulumi.Config | None = None, stack: str | None = None,
         try:
             value = _read(config, setting)
         except ValueError as error:
-            reason = str(error) if str(error).startswith("allowed") else f"allowed: a value of type {setting.type}"
+            reason = (
+                str(error) if str(error).startswith("allowed") else f"allowed: a value of type {setting.type}"
+            )
             errors.append(f"{PROJECT}:{setting.key} = {config.get(setting.key)!r}: {reason}")
             continue
         if value is None:
@@ -470,9 +474,14 @@ def load_settings(config: pulumi.Config | None = None, stack: str | None = None,
         values[setting.key] = value
 
     if not location:
-        errors.append("azure-native:location is not set: set it with `pulumi config set azure-native:location westeurope`")
+        errors.append(
+            "azure-native:location is not set: "
+            "set it with `pulumi config set azure-native:location westeurope`"
+        )
     elif not re.fullmatch(r"[a-z0-9]+", location):
-        errors.append(f"azure-native:location = {location!r}: allowed: an Azure region name such as westeurope")
+        errors.append(
+            f"azure-native:location = {location!r}: allowed: an Azure region name such as westeurope"
+        )
 
     plan = values.get("hostingPlan", "FlexConsumption")
     skus = HOSTING_SKUS.get(plan, ())
@@ -490,9 +499,7 @@ def load_settings(config: pulumi.Config | None = None, stack: str | None = None,
         )
 
     if errors:
-        raise SettingsError(
-            f"invalid stack configuration for stack '{stack}':\n  - " + "\n  - ".join(errors)
-        )
+        raise SettingsError(f"invalid stack configuration for stack '{stack}':\n  - " + "\n  - ".join(errors))
 
     admin = None
     if login:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import pulumi
 from pulumi_azure_native import authorization
@@ -19,7 +19,7 @@ from pulumi_azure_native import authorization
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f6c3d8e-5a43-4a51-9a7f-3c5d2b7e9a10")
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """Built-in Azure role definition ids (the same GUID in every subscription)."""
 
     STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"

@@ -21,7 +21,14 @@ from pulumi_azure_native import applicationinsights, operationalinsights, storag
 
 from components._storage import secure_storage_account
 from components.app_service import FLEX_CONSUMPTION
-from components.common import ComponentArgs, Role, RoleAssignment, UserAssignedIdentity, assign_role, assign_roles
+from components.common import (
+    ComponentArgs,
+    Role,
+    RoleAssignment,
+    UserAssignedIdentity,
+    assign_role,
+    assign_roles,
+)
 from components.function_host_key import FunctionHostKey
 from functions import wiring
 
@@ -112,7 +119,9 @@ class FunctionApp(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             location=args.location,
             tags=dict(args.tags),
-            sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+            sku=operationalinsights.WorkspaceSkuArgs(
+                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
+            ),
             retention_in_days=args.log_retention_days,
             opts=child,
         )
@@ -218,7 +227,9 @@ class FunctionApp(pulumi.ComponentResource):
             key_vault_reference_identity=identity.resource_id,
             function_app_config=function_app_config,
             site_config=web.SiteConfigArgs(
-                app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()],
+                app_settings=[
+                    web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()
+                ],
                 cors=web.CorsSettingsArgs(allowed_origins=args.allowed_origins, support_credentials=True),
                 min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
                 scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
@@ -253,7 +264,9 @@ class FunctionApp(pulumi.ComponentResource):
         self.default_host_name = app.default_host_name
         self.api_base_url = pulumi.Output.concat("https://", app.default_host_name, "/api")
         self.signalr_webhook_url = pulumi.Output.secret(
-            pulumi.Output.concat("https://", app.default_host_name, "/runtime/webhooks/signalr?code=", host_key.value)
+            pulumi.Output.concat(
+                "https://", app.default_host_name, "/runtime/webhooks/signalr?code=", host_key.value
+            )
         )
         self.package_container_url = package_container_url
         self.host_storage_account_name = host_storage.name

@@ -34,7 +34,9 @@ def host_key_url(app_id: str, key_name: str) -> str:
     return f"{ARM_ENDPOINT}{app_id}/host/default/systemKeys/{key_name}?api-version={API_VERSION}"
 
 
-def _urllib_transport(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+def _urllib_transport(
+    method: str, url: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, bytes]:
     import urllib.error
     import urllib.request
 

@@ -150,9 +150,9 @@ class SqlDatabase(pulumi.ComponentResource):
 
     def connection_string(self, identity_client_id: pulumi.Input[str]) -> pulumi.Output[str]:
         """An ADO.NET connection string that signs in as a user-assigned managed identity."""
-        return pulumi.Output.all(self.fully_qualified_domain_name, self.database_name, identity_client_id).apply(
-            lambda args: managed_identity_connection_string(args[0], args[1], args[2])
-        )
+        return pulumi.Output.all(
+            self.fully_qualified_domain_name, self.database_name, identity_client_id
+        ).apply(lambda args: managed_identity_connection_string(args[0], args[1], args[2]))
 
 
 def managed_identity_connection_string(server: str, database: str, client_id: str) -> str:

@@ -50,6 +50,8 @@ class ProgramRun:
     resources: list[Registration]
     exports: dict[str, Any]
     secret_exports: set[str]
+    error: BaseException | None = None
+    """The exception the program raised, when run with `expect_error=True`."""
 
     def of_type(self, type_: str) -> list[Registration]:
         """Every resource of one type token."""
@@ -68,8 +70,19 @@ class ProgramRun:
 
 def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
     # The most specific name input first: a database also names its server, a rule its server.
-    for key in ("accountName", "databaseName", "firewallRuleName", "containerName", "policyName",
-                "roleAssignmentName", "workspaceName", "resourceName", "serverName", "name", "resourceGroupName"):
+    for key in (
+        "accountName",
+        "databaseName",
+        "firewallRuleName",
+        "containerName",
+        "policyName",
+        "roleAssignmentName",
+        "workspaceName",
+        "resourceName",
+        "serverName",
+        "name",
+        "resourceGroupName",
+    ):
         value = args.inputs.get(key)
         if isinstance(value, str) and value:
             return value
@@ -90,7 +103,10 @@ class AzureMocks(pulumi.runtime.Mocks):
         identity = state.get("identity")
         if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
             # Inputs list the identities; Azure answers with a map keyed by their ids.
-            state["identity"] = {**identity, "userAssignedIdentities": {i: {} for i in identity["userAssignedIdentities"]}}
+            state["identity"] = {
+                **identity,
+                "userAssignedIdentities": {i: {} for i in identity["userAssignedIdentities"]},
+            }
         if args.typ == "azure-native:storage:StorageAccount":
             state["primaryEndpoints"] = {
                 "web": f"https://{name}.z6.web.core.windows.net/",
@@ -142,6 +158,17 @@ def _secret_paths(struct_value: Any, prefix: str = "") -> set[str]:
     return found
 
 
+def _unwrap_secrets(value: Any) -> Any:
+    """Input values with the secret wrappers removed (`secret_inputs` keeps which were secret)."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == rpc._special_secret_sig:  # type: ignore[attr-defined]
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    return value
+
+
 class CapturingMonitor(pulumi_mocks.MockMonitor):
     """A mock monitor that also records parents, dependencies and secret inputs."""
 
@@ -161,7 +188,7 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn,
                 parent=request.parent,
                 dependencies=list(request.dependencies),
-                inputs=rpc.deserialize_properties(request.object) if request.type != "pulumi:pulumi:Stack" else {},
+                inputs=_unwrap_secrets(rpc.deserialize_properties(request.object, keep_internal=True)),
                 secret_inputs=_secret_paths(raw),
             )
         )
@@ -181,8 +208,13 @@ def run(
     body: Callable[[], Any],
     config: Mapping[str, str],
     stack: str = "dev",
+    expect_error: bool = False,
 ) -> ProgramRun:
-    """Run `body` (which declares resources) under mocks with `config`, and capture what it declared."""
+    """Run `body` (which declares resources) under mocks with `config`, and capture what it declared.
+
+    With `expect_error`, an exception from the program is returned in `error` (with whatever was
+    registered before it) instead of raised.
+    """
     mocks = AzureMocks()
     monitor = CapturingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="broadcast", stack=stack, preview=False, monitor=monitor)
@@ -203,11 +235,20 @@ def run(
             body()
         return pulumi.Output.from_input(asyncio.ensure_future(resolve()))
 
-    pulumi.runtime.test(program)()
+    try:
+        pulumi.runtime.test(program)()
+    except Exception as error:
+        if not expect_error:
+            raise
+        return ProgramRun(monitor.registrations, exports, secret_exports, error=error)
+    if expect_error:
+        raise AssertionError("the program was expected to fail, and did not")
     return ProgramRun(resources=monitor.registrations, exports=exports, secret_exports=secret_exports)
 
 
-def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> ProgramRun:
+def run_stack(
+    stack: str, overrides: Mapping[str, Any] | None = None, expect_error: bool = False
+) -> ProgramRun:
     """Run `__main__.py` with `Pulumi.<stack>.yaml` plus `overrides` (keys without the project prefix)."""
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
@@ -216,4 +257,6 @@ def run_stack(stack: str, overrides: Mapping[str, Any] | None = None) -> Program
             config.pop(full_key, None)
         else:
             config[full_key] = value if isinstance(value, str) else json.dumps(value)
-    return run(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), config, stack)
+    return run(
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), config, stack, expect_error
+    )

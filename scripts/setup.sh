@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local mode need on a fresh Debian machine:
+# system packages (when missing), the Python virtualenv, and the site's npm packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(chromium unixodbc libsqliteodbc)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing system packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements-dev.txt
+
+if [ -f site/package-lock.json ]; then
+  (cd site && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: done"

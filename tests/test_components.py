@@ -1,0 +1,206 @@
+"""Each component alone, with minimal args: what it declares, its outputs and its parent links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi_harness import SUBSCRIPTION, ProgramRun, run
+
+from components.app_service import HostingPlan, HostingPlanArgs
+from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
+from components.function_app import FunctionApp, FunctionAppArgs
+from components.signalr import SignalR, SignalRArgs
+from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
+from components.static_site import StaticSite, StaticSiteArgs
+from settings import parse_sql_sku
+
+RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test"
+
+
+def common() -> dict[str, Any]:
+    return {
+        "resource_group_name": "rg-test",
+        "location": "westeurope",
+        "naming": Naming(workload="demo", environment="dev", suffix="abc123"),
+        "tags": {"workload": "demo"},
+    }
+
+
+def declare(build: Any) -> tuple[ProgramRun, dict[str, Any]]:
+    """Run `build()` under mocks and resolve the component's declared outputs."""
+    outputs: dict[str, Any] = {}
+
+    def body() -> None:
+        component = build()
+        for name in (
+            "name",
+            "resource_id",
+            "url",
+            "origin",
+            "host_name",
+            "service_uri",
+            "fully_qualified_domain_name",
+            "database_name",
+            "api_base_url",
+            "default_host_name",
+        ):
+            if hasattr(component, name):
+                pulumi.export(name, getattr(component, name))
+
+    result = run(body, {})
+    outputs.update(result.exports)
+    return result, outputs
+
+
+def children_of(result: ProgramRun, component_type: str) -> list[str]:
+    parent = next(r for r in result.resources if r.type == component_type)
+    return sorted(r.type for r in result.resources if r.parent == parent.urn)
+
+
+def test_static_site() -> None:
+    result, outputs = declare(lambda: StaticSite("site", StaticSiteArgs(**common())))
+    assert children_of(result, "broadcast:static_site:StaticSite") == [
+        "azure-native:storage:StorageAccount",
+        "azure-native:storage:StorageAccountStaticWebsite",
+    ]
+    assert outputs["name"] == "stwebdemodevabc123"
+    assert outputs["origin"] == "https://stwebdemodevabc123.z6.web.core.windows.net"
+    assert outputs["url"] == outputs["origin"] + "/"
+
+
+def test_static_site_grants_roles_on_its_account() -> None:
+    principal = "9d3c4e58-0000-4000-8000-000000000001"
+    result, _ = declare(
+        lambda: StaticSite(
+            "site",
+            StaticSiteArgs(
+                **common(),
+                role_assignments=[
+                    RoleAssignment(
+                        principal_id=principal, role=Role.STORAGE_BLOB_DATA_CONTRIBUTOR, principal_type="User"
+                    )
+                ],
+            ),
+        )
+    )
+    assignment = result.one("azure-native:authorization:RoleAssignment").inputs
+    assert assignment["scope"].endswith("/stwebdemodevabc123")
+    assert (assignment["principalId"], assignment["principalType"]) == (principal, "User")
+    assert assignment["roleDefinitionId"].endswith(Role.STORAGE_BLOB_DATA_CONTRIBUTOR.value)
+
+
+@pytest.mark.parametrize(
+    ("plan", "sku", "kind", "tier"),
+    [
+        ("FlexConsumption", "FC1", "functionapp", "FlexConsumption"),
+        ("ElasticPremium", "EP3", "elastic", "ElasticPremium"),
+        ("Dedicated", "P1v3", "linux", "PremiumV3"),
+        ("Dedicated", "S1", "linux", "Standard"),
+    ],
+)
+def test_hosting_plan(plan: str, sku: str, kind: str, tier: str) -> None:
+    result, outputs = declare(lambda: HostingPlan("plan", HostingPlanArgs(**common(), plan=plan, sku=sku)))
+    inputs = result.one("azure-native:web:AppServicePlan").inputs
+    assert (inputs["kind"], inputs["sku"], inputs["reserved"]) == (kind, {"name": sku, "tier": tier}, True)
+    assert ("maximumElasticWorkerCount" in inputs) == (plan == "ElasticPremium")
+    assert outputs["name"] == "asp-demo-dev-abc123"
+
+
+def test_hosting_plan_refuses_an_unknown_plan() -> None:
+    result = run(
+        lambda: HostingPlan("plan", HostingPlanArgs(**common(), plan="Consumption")), {}, expect_error=True
+    )
+    assert "unknown hosting plan 'Consumption'; allowed: FlexConsumption, ElasticPremium, Dedicated" in str(
+        result.error
+    )
+
+
+def test_signalr_without_upstream() -> None:
+    result, outputs = declare(
+        lambda: SignalR(
+            "signalr",
+            SignalRArgs(
+                **common(), resource_name="sigr-demo", allowed_origins=["https://site.example"], hub="chat"
+            ),
+        )
+    )
+    inputs = result.one("azure-native:signalrservice:SignalR").inputs
+    assert "upstream" not in inputs
+    assert inputs["cors"] == {"allowedOrigins": ["https://site.example"]}
+    assert outputs["host_name"] == "sigr-demo.service.signalr.net"
+    assert outputs["service_uri"] == "https://sigr-demo.service.signalr.net"
+
+
+def test_sql_database() -> None:
+    result, outputs = declare(
+        lambda: SqlDatabase(
+            "sql",
+            SqlDatabaseArgs(
+                **common(),
+                sku=parse_sql_sku("GP_S_Gen5_2"),
+                auto_pause_delay_minutes=-1,
+                administrator=SqlAdministrator(login="dba", object_id="oid", tenant_id="tid"),
+            ),
+        )
+    )
+    assert children_of(result, "broadcast:sql:SqlDatabase") == [
+        "azure-native:sql:BackupShortTermRetentionPolicy",
+        "azure-native:sql:Database",
+        "azure-native:sql:FirewallRule",
+        "azure-native:sql:Server",
+    ]
+    database = result.one("azure-native:sql:Database").inputs
+    assert (database["autoPauseDelay"], database["sku"]["capacity"]) == (-1, 2)
+    assert outputs["fully_qualified_domain_name"] == "sql-demo-dev-abc123.database.windows.net"
+    assert outputs["database_name"] == "sqldb-demo-dev-abc123"
+
+
+def test_function_app_alone() -> None:
+    identity = UserAssignedIdentity(
+        resource_id=f"{RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id",
+        client_id="cid",
+        principal_id="pid",
+        name="id",
+    )
+    result, outputs = declare(
+        lambda: FunctionApp(
+            "fn",
+            FunctionAppArgs(
+                **common(),
+                server_farm_id=f"{RG_ID}/providers/Microsoft.Web/serverfarms/asp",
+                hosting_plan="Dedicated",
+                identity=identity,
+                signalr_service_uri="https://s.service.signalr.net",
+                sql_connection_string="Server=x",
+                allowed_origins=["https://site.example"],
+                package_url="https://st.blob.core.windows.net/app-package/app.zip",
+            ),
+        )
+    )
+    settings = {
+        p["name"]: p["value"]
+        for p in result.one("azure-native:web:WebApp").inputs["siteConfig"]["appSettings"]
+    }
+    assert settings["WEBSITE_RUN_FROM_PACKAGE"] == "https://st.blob.core.windows.net/app-package/app.zip"
+    assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == identity.resource_id
+    assert outputs["api_base_url"] == "https://func-demo-dev-abc123.azurewebsites.net/api"
+    children = children_of(result, "broadcast:function_app:FunctionApp")
+    assert children.count("azure-native:authorization:RoleAssignment") == 4
+    assert "pulumi-python:dynamic:Resource" in children
+
+
+def test_role_definition_id_needs_a_subscription_scope() -> None:
+    assert role_definition_id(f"{RG_ID}/x", Role.SIGNALR_SERVICE_OWNER) == (
+        f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/"
+        "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
+    )
+    with pytest.raises(ValueError, match="not a resource id under a subscription"):
+        role_definition_id("/providers/Microsoft.Web/sites/x", Role.SIGNALR_SERVICE_OWNER)
+
+
+def test_naming_refuses_an_invalid_storage_name() -> None:
+    naming = Naming(workload="averylongworkload", environment="dev", suffix="abcdef")
+    result = run(lambda: pulumi.export("n", naming.compact_name("stweb")), {}, expect_error=True)
+    assert "must be 3-24 lowercase letters and digits" in str(result.error)

@@ -1,0 +1,96 @@
+"""The `signalr_extension` host key resource: the ARM calls it makes, retries and failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.function_host_key import HostKeyClient, HostKeyProvider, host_key_url
+
+APP_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/func-demo"
+
+
+class FakeArm:
+    """Answers each call with the next status from a script and records the requests."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.calls: list[tuple[str, str, bytes | None, dict[str, str]]] = []
+
+    def __call__(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        self.calls.append((method, url, body, headers))
+        return self.statuses.pop(0), b'{"error": {"message": "host is starting"}}'
+
+
+def client(arm: FakeArm, timeout: float = 600) -> tuple[HostKeyClient, list[float]]:
+    sleeps: list[float] = []
+    return HostKeyClient(
+        transport=arm, token=lambda: "tok", timeout_seconds=timeout, sleep=sleeps.append
+    ), sleeps
+
+
+def test_put_sends_the_key_to_the_host_secret_endpoint() -> None:
+    arm = FakeArm(200)
+    key_client, sleeps = client(arm)
+    key_client.put(APP_ID, "signalr_extension", "s3cret")
+    ((method, url, body, headers),) = arm.calls
+    assert method == "PUT"
+    assert url == (
+        "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/"
+        "sites/func-demo/host/default/systemKeys/signalr_extension?api-version=2024-04-01"
+    )
+    assert url == host_key_url(APP_ID, "signalr_extension")
+    assert json.loads(body or b"") == {"properties": {"name": "signalr_extension", "value": "s3cret"}}
+    assert headers["Authorization"] == "Bearer tok"
+    assert sleeps == []
+
+
+def test_put_waits_for_a_starting_host_with_backoff() -> None:
+    arm = FakeArm(404, 503, 409, 201)
+    key_client, sleeps = client(arm)
+    key_client.put(APP_ID, "signalr_extension", "v")
+    assert len(arm.calls) == 4
+    assert sleeps == [2.0, 4.0, 8.0]
+
+
+def test_put_gives_up_at_the_deadline_with_the_hosts_message() -> None:
+    arm = FakeArm(*([503] * 50))
+    key_client, _ = client(arm, timeout=10)
+    with pytest.raises(
+        RuntimeError, match=r"PUT .*/systemKeys/signalr_extension failed with HTTP 503: .*host is starting"
+    ):
+        key_client.put(APP_ID, "signalr_extension", "v")
+    assert len(arm.calls) < 10
+
+
+def test_put_fails_at_once_when_not_authorized() -> None:
+    arm = FakeArm(403)
+    key_client, sleeps = client(arm)
+    with pytest.raises(RuntimeError, match="HTTP 403"):
+        key_client.put(APP_ID, "signalr_extension", "v")
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [200, 204, 404])
+def test_delete_accepts_gone(status: int) -> None:
+    arm = FakeArm(status)
+    client(arm)[0].delete(APP_ID, "signalr_extension")
+    assert arm.calls[0][0] == "DELETE"
+
+
+def test_delete_reports_other_failures() -> None:
+    with pytest.raises(RuntimeError, match="HTTP 500"):
+        client(FakeArm(500))[0].delete(APP_ID, "signalr_extension")
+
+
+def test_diff_replaces_on_a_new_app_and_updates_on_a_new_value() -> None:
+    provider = HostKeyProvider()
+    old = {"app_id": APP_ID, "key_name": "signalr_extension", "value": "a"}
+    assert provider.diff("id", old, dict(old)).changes is False
+    changed = provider.diff("id", old, {**old, "value": "b"})
+    assert changed.changes is True and changed.replaces == []
+    moved = provider.diff("id", old, {**old, "app_id": APP_ID + "2"})
+    assert moved.replaces == ["app_id"]

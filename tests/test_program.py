@@ -1,0 +1,442 @@
+"""The whole program per stack, under mocks: every wiring the design asks for, read off the inputs
+of the registered resources."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from pulumi_harness import DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
+
+from components.common import Role, role_assignment_name
+from functions import wiring
+
+WEB_APP = "azure-native:web:WebApp"
+SIGNALR = "azure-native:signalrservice:SignalR"
+STORAGE = "azure-native:storage:StorageAccount"
+ROLE = "azure-native:authorization:RoleAssignment"
+IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+
+
+def app_settings(run: ProgramRun) -> dict[str, str]:
+    """The Functions app's app settings as a dict."""
+    pairs = run.one(WEB_APP).inputs["siteConfig"]["appSettings"]
+    names = [pair["name"] for pair in pairs]
+    assert len(names) == len(set(names)), f"duplicate app settings: {names}"
+    return {pair["name"]: pair["value"] for pair in pairs}
+
+
+def identity(run: ProgramRun) -> tuple[str, str, str]:
+    """The app identity's (resource id, client id, principal id) as the mocks assigned them."""
+    registration = run.one(IDENTITY)
+    name = registration.inputs["resourceName"]
+    resource_id = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.managedidentity/{name}"
+    )
+    return (
+        resource_id,
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{name}")),
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{name}")),
+    )
+
+
+def storage_named(run: ProgramRun, logical: str) -> str:
+    return run.one(STORAGE, logical).inputs["accountName"]
+
+
+def site_origin(run: ProgramRun) -> str:
+    return f"https://{storage_named(run, 'site-')}.z6.web.core.windows.net"
+
+
+def test_host_storage_is_reached_with_the_app_identity(stack: ProgramRun) -> None:
+    settings = app_settings(stack)
+    account = storage_named(stack, "functions-")
+    _, client_id, _ = identity(stack)
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["AzureWebJobsStorage__clientId"] == client_id
+    for service in ("blob", "queue", "table"):
+        assert (
+            settings[f"AzureWebJobsStorage__{service}ServiceUri"]
+            == f"https://{account}.{service}.core.windows.net/"
+        )
+    assert "AzureWebJobsStorage" not in settings, "a connection string would carry the account key"
+
+
+def test_signalr_connection_is_identity_based_and_points_at_this_stacks_service(stack: ProgramRun) -> None:
+    settings = app_settings(stack)
+    service = stack.one(SIGNALR)
+    _, client_id, _ = identity(stack)
+    prefix = wiring.SIGNALR_CONNECTION_SETTING
+    # The app takes the URI from the name; the mock answers with the host name Azure would give.
+    assert (
+        settings[f"{prefix}__serviceUri"] == f"https://{service.inputs['resourceName']}.service.signalr.net"
+    )
+    assert settings[f"{prefix}__serviceUri"] == "https://" + stack.exports["signalrHostName"]
+    assert settings[f"{prefix}__credential"] == "managedidentity"
+    assert settings[f"{prefix}__clientId"] == client_id
+
+
+def test_sql_connection_uses_the_managed_identity_and_no_password(stack: ProgramRun) -> None:
+    connection = app_settings(stack)[wiring.SQL_CONNECTION_SETTING]
+    _, client_id, _ = identity(stack)
+    server = stack.one("azure-native:sql:Server").inputs["serverName"]
+    database = stack.one("azure-native:sql:Database").inputs["databaseName"]
+    assert f"Server=tcp:{server}.database.windows.net,1433;" in connection
+    assert f"Database={database};" in connection
+    assert "Authentication=Active Directory Managed Identity;" in connection
+    assert f"User Id={client_id};" in connection
+    assert "Encrypt=True;" in connection
+    assert "password" not in connection.lower()
+
+
+@pytest.mark.parametrize(("stack_name", "polling", "batch"), [("dev", "1000", "100"), ("prod", "500", "100")])
+def test_sql_trigger_settings_come_from_stack_config(
+    stack_name: str, polling: str, batch: str, dev: ProgramRun, prod: ProgramRun
+) -> None:
+    settings = app_settings({"dev": dev, "prod": prod}[stack_name])
+    assert settings["Sql_Trigger_PollingIntervalMs"] == polling
+    assert settings["Sql_Trigger_MaxBatchSize"] == batch
+
+
+def test_sql_trigger_settings_follow_an_override() -> None:
+    run = run_stack("dev", {"sqlTriggerPollingIntervalMs": 250, "sqlTriggerMaxBatchSize": 20})
+    settings = app_settings(run)
+    assert (settings["Sql_Trigger_PollingIntervalMs"], settings["Sql_Trigger_MaxBatchSize"]) == ("250", "20")
+
+
+def test_application_insights_is_workspace_based_with_entra_ingestion(stack: ProgramRun) -> None:
+    insights = stack.one("azure-native:applicationinsights:Component")
+    workspace = stack.one("azure-native:operationalinsights:Workspace")
+    assert insights.inputs["workspaceResourceId"].endswith("/" + workspace.inputs["workspaceName"])
+    assert insights.inputs["disableLocalAuth"] is True
+    settings = app_settings(stack)
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"].startswith("InstrumentationKey=")
+    _, client_id, _ = identity(stack)
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == f"ClientId={client_id};Authorization=AAD"
+
+
+def test_no_app_setting_carries_a_key_or_password(stack: ProgramRun) -> None:
+    for name, value in app_settings(stack).items():
+        text = f"{name}={value}".lower()
+        for marker in ("accountkey", "sharedaccesssignature", "sig=", "password", "accesskey"):
+            assert marker not in text, f"{name} looks like a secret"
+
+
+def test_cors_allows_exactly_the_site_origin_with_credentials(stack: ProgramRun) -> None:
+    cors = stack.one(WEB_APP).inputs["siteConfig"]["cors"]
+    assert cors["allowedOrigins"] == [site_origin(stack)]
+    assert cors["supportCredentials"] is True
+    assert stack.one(SIGNALR).inputs["cors"]["allowedOrigins"] == [site_origin(stack)]
+    assert stack.exports["siteUrl"] == site_origin(stack) + "/"
+
+
+def test_extra_cors_origins_reach_both_the_app_and_signalr() -> None:
+    run = run_stack("dev", {"corsOrigins": ["https://broadcast.example.com"]})
+    expected = [site_origin(run), "https://broadcast.example.com"]
+    assert run.one(WEB_APP).inputs["siteConfig"]["cors"]["allowedOrigins"] == expected
+    assert run.one(SIGNALR).inputs["cors"]["allowedOrigins"] == expected
+
+
+def test_function_app_transport_security(stack: ProgramRun) -> None:
+    app = stack.one(WEB_APP).inputs
+    assert app["kind"] == "functionapp,linux"
+    assert app["httpsOnly"] is True
+    assert app["siteConfig"]["minTlsVersion"] == "1.2"
+    assert app["siteConfig"]["scmMinTlsVersion"] == "1.2"
+    assert app["siteConfig"]["ftpsState"] == "Disabled"
+    for kind in ("WebAppFtpAllowed", "WebAppScmAllowed"):
+        assert stack.one(f"azure-native:web:{kind}").inputs["allow"] is False
+
+
+def test_function_app_runs_as_the_user_assigned_identity(stack: ProgramRun) -> None:
+    resource_id, _, _ = identity(stack)
+    app = stack.one(WEB_APP).inputs
+    assert app["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [resource_id]}
+
+
+@pytest.mark.parametrize(("stack_name", "maximum"), [("dev", 40), ("prod", 100)])
+def test_flex_consumption_app_config(
+    stack_name: str, maximum: int, dev: ProgramRun, prod: ProgramRun
+) -> None:
+    run = {"dev": dev, "prod": prod}[stack_name]
+    resource_id, _, _ = identity(run)
+    config = run.one(WEB_APP).inputs["functionAppConfig"]
+    account = storage_named(run, "functions-")
+    assert config["deployment"]["storage"] == {
+        "type": "blobContainer",
+        "value": f"https://{account}.blob.core.windows.net/app-package",
+        "authentication": {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": resource_id},
+    }
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    scale = config["scaleAndConcurrency"]
+    assert scale["instanceMemoryMB"] == 2048
+    assert scale["maximumInstanceCount"] == maximum
+    assert scale["alwaysReady"] == [
+        {"name": f"function:{name}", "instanceCount": 1} for name in wiring.SQL_TRIGGERED_FUNCTIONS
+    ]
+    settings = app_settings(run)
+    assert "FUNCTIONS_WORKER_RUNTIME" not in settings and "FUNCTIONS_EXTENSION_VERSION" not in settings
+    assert "linuxFxVersion" not in run.one(WEB_APP).inputs["siteConfig"]
+    plan = run.one("azure-native:web:AppServicePlan").inputs
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert plan["kind"] == "functionapp" and plan["reserved"] is True
+
+
+def test_elastic_premium_stack_uses_the_classic_settings() -> None:
+    run = run_stack("prod", {"hostingPlan": "ElasticPremium", "hostingSku": "EP2", "pythonVersion": "3.12"})
+    plan = run.one("azure-native:web:AppServicePlan").inputs
+    assert plan["sku"] == {"name": "EP2", "tier": "ElasticPremium"}
+    assert plan["kind"] == "elastic"
+    app = run.one(WEB_APP).inputs
+    assert "functionAppConfig" not in app
+    assert app["siteConfig"]["linuxFxVersion"] == "Python|3.12"
+    settings = app_settings(run)
+    assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
+
+
+def test_dedicated_stack_keeps_the_app_always_on() -> None:
+    run = run_stack("dev", {"hostingPlan": "Dedicated"})
+    assert run.one("azure-native:web:AppServicePlan").inputs["sku"] == {"name": "B1", "tier": "Basic"}
+    assert run.one(WEB_APP).inputs["siteConfig"]["alwaysOn"] is True
+
+
+def _assignments(run: ProgramRun) -> set[tuple[str, str, str]]:
+    found = set()
+    for assignment in run.of_type(ROLE):
+        inputs = assignment.inputs
+        role = inputs["roleDefinitionId"].rsplit("/", 1)[1]
+        assert inputs["roleDefinitionId"] == (
+            f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+        )
+        assert inputs["principalType"] == "ServicePrincipal"
+        assert inputs["roleAssignmentName"] == role_assignment_name(
+            inputs["scope"], inputs["principalId"], Role(role)
+        )
+        found.add((inputs["scope"].rsplit("/", 1)[1], inputs["principalId"], Role(role).name))
+    return found
+
+
+def test_role_assignments_grant_the_app_identity_exactly_what_it_needs(stack: ProgramRun) -> None:
+    _, _, principal = identity(stack)
+    host = storage_named(stack, "functions-")
+    insights = stack.one("azure-native:applicationinsights:Component").inputs["resourceName"]
+    signalr = stack.one(SIGNALR).inputs["resourceName"]
+    assert _assignments(stack) == {
+        (host, principal, "STORAGE_BLOB_DATA_OWNER"),
+        (host, principal, "STORAGE_QUEUE_DATA_CONTRIBUTOR"),
+        (host, principal, "STORAGE_TABLE_DATA_CONTRIBUTOR"),
+        (insights, principal, "MONITORING_METRICS_PUBLISHER"),
+        (signalr, principal, "SIGNALR_SERVICE_OWNER"),
+    }
+
+
+def test_the_app_starts_only_after_its_storage_roles_exist(stack: ProgramRun) -> None:
+    app = stack.one(WEB_APP)
+    storage_roles = {r.urn for r in stack.of_type(ROLE) if "functions-identity" in r.name}
+    assert len(storage_roles) == 4
+    assert storage_roles <= set(app.dependencies)
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "sku", "tier", "units"),
+    [("dev", "Free_F1", "Free", 1), ("prod", "Standard_S1", "Standard", 1)],
+)
+def test_signalr_is_serverless_identity_only_and_sized_per_stack(
+    stack_name: str, sku: str, tier: str, units: int, dev: ProgramRun, prod: ProgramRun
+) -> None:
+    service = {"dev": dev, "prod": prod}[stack_name].one(SIGNALR).inputs
+    assert service["kind"] == "SignalR"
+    assert {"flag": "ServiceMode", "value": "Serverless"} in service["features"]
+    assert service["disableLocalAuth"] is True
+    assert service["disableAadAuth"] is False
+    assert service["sku"] == {"name": sku, "tier": tier, "capacity": units}
+
+
+def test_signalr_units_follow_config() -> None:
+    service = run_stack("prod", {"signalrUnits": 5}).one(SIGNALR).inputs
+    assert service["sku"]["capacity"] == 5
+
+
+def test_signalr_upstream_calls_this_apps_webhook_with_a_secret_key(stack: ProgramRun) -> None:
+    service = stack.one(SIGNALR)
+    app_name = stack.one(WEB_APP).inputs["name"]
+    key = stack.one("pulumi-python:dynamic:Resource", "signalr-extension-key")
+    (template,) = service.inputs["upstream"]["templates"]
+    assert template["urlTemplate"] == (
+        f"https://{app_name}.azurewebsites.net/runtime/webhooks/signalr?code={key.inputs['value']}"
+    )
+    assert len(key.inputs["value"]) == 48
+    assert template["hubPattern"] == wiring.HUB_NAME
+    assert template["categoryPattern"] == "connections"
+    assert template["eventPattern"] == "connected,disconnected"
+    assert "upstream" in service.secret_inputs
+    assert key.inputs["key_name"] == wiring.SIGNALR_EXTENSION_KEY
+    assert key.inputs["app_id"].endswith("/" + app_name)
+    assert "value" in key.secret_inputs
+
+
+def test_sql_server_is_entra_only_with_the_deployer_as_admin_by_default(dev: ProgramRun) -> None:
+    server = dev.one("azure-native:sql:Server").inputs
+    assert server["minimalTlsVersion"] == "1.2"
+    assert "administratorLoginPassword" not in server and "administratorLogin" not in server
+    admins = server["administrators"]
+    assert admins["azureADOnlyAuthentication"] is True
+    assert admins["administratorType"] == "ActiveDirectory"
+    assert admins["sid"] == DEPLOYER_OBJECT_ID
+    assert admins["tenantId"] == TENANT
+
+
+def test_sql_admin_from_config() -> None:
+    object_id = "0b6ef3a4-8d4c-4bd5-9a47-9d2a3c1b2e10"
+    run = run_stack(
+        "dev",
+        {"sqlAdminLogin": "sql-admins", "sqlAdminObjectId": object_id, "sqlAdminPrincipalType": "Group"},
+    )
+    admins = run.one("azure-native:sql:Server").inputs["administrators"]
+    assert (admins["login"], admins["sid"], admins["principalType"]) == ("sql-admins", object_id, "Group")
+
+
+def test_dev_database_is_serverless(dev: ProgramRun) -> None:
+    database = dev.one("azure-native:sql:Database").inputs
+    assert database["sku"] == {"name": "GP_S_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 1}
+    assert database["autoPauseDelay"] == 60
+    assert database["minCapacity"] == 0.5
+    assert database["zoneRedundant"] is False
+    assert dev.one("azure-native:sql:BackupShortTermRetentionPolicy").inputs["retentionDays"] == 7
+
+
+def test_prod_database_is_provisioned_zone_redundant_with_long_retention(prod: ProgramRun) -> None:
+    database = prod.one("azure-native:sql:Database").inputs
+    assert database["sku"] == {"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 2}
+    assert "autoPauseDelay" not in database and "minCapacity" not in database
+    assert database["zoneRedundant"] is True
+    assert database["requestedBackupStorageRedundancy"] == "Zone"
+    assert prod.one("azure-native:sql:BackupShortTermRetentionPolicy").inputs["retentionDays"] == 35
+
+
+def test_sql_firewall_admits_azure_services_and_nothing_else_by_default(stack: ProgramRun) -> None:
+    rules = [r.inputs for r in stack.of_type("azure-native:sql:FirewallRule")]
+    assert rules == [
+        {
+            **rules[0],
+            "firewallRuleName": "AllowAllWindowsAzureIps",
+            "startIpAddress": "0.0.0.0",
+            "endIpAddress": "0.0.0.0",
+        }
+    ]
+
+
+def test_sql_firewall_client_ranges_from_config() -> None:
+    run = run_stack("dev", {"sqlClientIpRanges": ["203.0.113.7", "198.51.100.0/24", "192.0.2.10-192.0.2.20"]})
+    rules = {
+        r.inputs["firewallRuleName"]: (r.inputs["startIpAddress"], r.inputs["endIpAddress"])
+        for r in run.of_type("azure-native:sql:FirewallRule")
+    }
+    assert rules == {
+        "AllowAllWindowsAzureIps": ("0.0.0.0", "0.0.0.0"),
+        "client-0": ("203.0.113.7", "203.0.113.7"),
+        "client-1": ("198.51.100.0", "198.51.100.255"),
+        "client-2": ("192.0.2.10", "192.0.2.20"),
+    }
+
+
+def test_static_site_storage_is_locked_down(stack: ProgramRun) -> None:
+    for account in stack.of_type(STORAGE):
+        inputs = account.inputs
+        assert inputs["minimumTlsVersion"] == "TLS1_2"
+        assert inputs["enableHttpsTrafficOnly"] is True
+        assert inputs["allowBlobPublicAccess"] is False
+        assert inputs["allowSharedKeyAccess"] is False
+        assert re.fullmatch(r"[a-z0-9]{3,24}", inputs["accountName"])
+    website = stack.one("azure-native:storage:StorageAccountStaticWebsite").inputs
+    assert website["accountName"] == storage_named(stack, "site-")
+    assert (website["indexDocument"], website["error404Document"]) == ("index.html", "404.html")
+
+
+@pytest.mark.parametrize(("stack_name", "sku"), [("dev", "Standard_LRS"), ("prod", "Standard_ZRS")])
+def test_storage_redundancy_per_stack(stack_name: str, sku: str, dev: ProgramRun, prod: ProgramRun) -> None:
+    run = {"dev": dev, "prod": prod}[stack_name]
+    assert {a.inputs["sku"]["name"] for a in run.of_type(STORAGE)} == {sku}
+
+
+def test_every_taggable_resource_carries_the_stack_tags(stack: ProgramRun) -> None:
+    environment = stack.one("azure-native:resources:ResourceGroup").inputs["tags"]["environment"]
+    expected = {"workload": "bcast", "environment": environment, "managed-by": "pulumi"}
+    tagged = [r for r in stack.resources if r.type.startswith("azure-native:") and "tags" in r.inputs]
+    assert len(tagged) >= 10
+    for resource in tagged:
+        assert resource.inputs["tags"] == expected, resource.name
+
+
+def test_names_follow_the_abbreviations_and_share_one_suffix(dev: ProgramRun) -> None:
+    names = {
+        "app": dev.one(WEB_APP).inputs["name"],
+        "signalr": dev.one(SIGNALR).inputs["resourceName"],
+        "sql": dev.one("azure-native:sql:Server").inputs["serverName"],
+        "database": dev.one("azure-native:sql:Database").inputs["databaseName"],
+        "plan": dev.one("azure-native:web:AppServicePlan").inputs["name"],
+        "site": storage_named(dev, "site-"),
+    }
+    assert names == {
+        "app": "func-bcast-dev-x7k2q9",
+        "signalr": "sigr-bcast-dev-x7k2q9",
+        "sql": "sql-bcast-dev-x7k2q9",
+        "database": "sqldb-bcast-dev-x7k2q9",
+        "plan": "asp-bcast-dev-x7k2q9",
+        "site": "stwebbcastdevx7k2q9",
+    }
+    suffix = dev.one("random:index/randomString:RandomString").inputs
+    assert (suffix["length"], suffix["upper"], suffix["special"]) == (6, False, False)
+
+
+def test_stack_outputs(stack: ProgramRun) -> None:
+    app_name = stack.one(WEB_APP).inputs["name"]
+    assert stack.exports == {
+        "resourceGroupName": stack.one("azure-native:resources:ResourceGroup").inputs["resourceGroupName"],
+        "siteUrl": site_origin(stack) + "/",
+        "apiBaseUrl": f"https://{app_name}.azurewebsites.net/api",
+        "functionAppName": app_name,
+        "signalrHostName": stack.one(SIGNALR).inputs["resourceName"] + ".service.signalr.net",
+        "sqlServerFqdn": stack.one("azure-native:sql:Server").inputs["serverName"] + ".database.windows.net",
+        "sqlDatabaseName": stack.one("azure-native:sql:Database").inputs["databaseName"],
+    }
+
+
+def test_no_secret_leaves_the_stack_unmarked(stack: ProgramRun) -> None:
+    key = stack.one("pulumi-python:dynamic:Resource", "signalr-extension-key").inputs["value"]
+    for name, value in stack.exports.items():
+        if name not in stack.secret_exports:
+            assert key not in str(value), f"export {name} carries the webhook key in clear"
+    # Wherever the key is an input, it travels as a secret.
+    for resource in stack.resources:
+        if key in repr(resource.inputs):
+            assert resource.secret_inputs, f"{resource.name} has the key in a plain input"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"),
+    [
+        ({"signalrSku": "Basic_B1"}, "broadcast:signalrSku", "Free_F1, Standard_S1, Premium_P1"),
+        (
+            {"hostingPlan": "Consumption"},
+            "broadcast:hostingPlan",
+            "FlexConsumption, ElasticPremium, Dedicated",
+        ),
+        ({"sqlTriggerPollingIntervalMs": 50}, "broadcast:sqlTriggerPollingIntervalMs", "from 100 to 60000"),
+        (
+            {"sqlClientIpRanges": ["0.0.0.0-255.255.255.255"]},
+            "broadcast:sqlClientIpRanges",
+            "never the whole internet",
+        ),
+        ({"azure-native:location": None}, "azure-native:location", "pulumi config set azure-native:location"),
+    ],
+)
+def test_invalid_config_fails_before_any_resource_naming_the_key(
+    overrides: dict[str, object], key: str, allowed: str
+) -> None:
+    run = run_stack("dev", overrides, expect_error=True)
+    message = str(run.error)
+    assert key in message and allowed in message
+    assert [r for r in run.resources if r.type != "pulumi:pulumi:Stack"] == []

@@ -1,0 +1,166 @@
+"""Stack settings: defaults per environment, every rule, and errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from settings import (
+    SETTINGS,
+    IpRange,
+    SettingsError,
+    load_settings,
+    parse_ip_ranges,
+    parse_sql_sku,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(stack: str = "dev", location: str | None = "westeurope", **values: object) -> object:
+    config = {f"broadcast:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    pulumi.runtime.set_all_config(config, [])
+    return load_settings(pulumi.Config("broadcast"), stack=stack, location=location)
+
+
+def test_dev_defaults() -> None:
+    settings = load("dev")
+    assert (settings.environment, settings.hosting_plan, settings.hosting_sku) == (
+        "dev",
+        "FlexConsumption",
+        "FC1",
+    )
+    assert (settings.signalr_sku, settings.sql_sku.name, settings.sql_sku.capacity) == (
+        "Free_F1",
+        "GP_S_Gen5",
+        1,
+    )
+    assert settings.sql_sku.serverless and not settings.sql_zone_redundant
+    assert settings.sql_admin is None and settings.sql_client_ip_ranges == ()
+    assert settings.tags == {"workload": "bcast", "environment": "dev", "managed-by": "pulumi"}
+
+
+def test_prod_defaults_differ_where_production_needs_it() -> None:
+    settings = load("prod")
+    assert settings.signalr_sku == "Standard_S1"
+    assert (settings.sql_sku.name, settings.sql_sku.tier, settings.sql_sku.capacity) == (
+        "GP_Gen5",
+        "GeneralPurpose",
+        2,
+    )
+    assert settings.sql_zone_redundant and settings.sql_backup_retention_days == 35
+    assert settings.storage_redundancy == "ZRS" and settings.sql_trigger_polling_interval_ms == 500
+
+
+def test_environment_defaults_to_the_stack_name_and_must_be_known() -> None:
+    with pytest.raises(SettingsError, match=r"broadcast:environment = 'feature-x' \(from the stack name"):
+        load("feature-x")
+    assert load("feature-x", environment="test").environment == "test"
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load("dev", signalrSku="Basic", instanceMemoryMb=1024, sqlZoneRedundant="maybe", location=None)
+    message = str(raised.value)
+    assert "broadcast:signalrSku = 'Basic': allowed: Free_F1, Standard_S1, Premium_P1" in message
+    assert "broadcast:instanceMemoryMb = 1024: allowed: 512, 2048, 4096" in message
+    assert "broadcast:sqlZoneRedundant = 'maybe': allowed: true or false" in message
+    assert "azure-native:location is not set" in message
+
+
+def test_type_errors_name_the_key() -> None:
+    with pytest.raises(
+        SettingsError, match=r"broadcast:signalrUnits = 'two': allowed: a value of type integer"
+    ):
+        load("dev", signalrUnits="two")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {"hostingPlan": "ElasticPremium", "hostingSku": "P1v3"},
+            "hostingSku = 'P1v3': allowed for ElasticPremium: EP1, EP2, EP3",
+        ),
+        ({"signalrUnits": 2}, "signalrUnits = 2: allowed for Free_F1: 1"),
+        ({"signalrUnits": 11, "signalrSku": "Standard_S1"}, "signalrUnits = 11: allowed: 1, 2, 3"),
+        ({"sqlAdminLogin": "admins"}, "set both, or neither"),
+        ({"sqlAdminObjectId": "not-a-guid"}, "allowed: an Entra object id"),
+        ({"sqlSku": "GP_Gen5_1"}, "allowed vCores for GP_Gen5: 2, 4"),
+        ({"sqlSku": "Basic"}, "allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>"),
+        ({"sqlAutoPauseDelayMinutes": 5}, "allowed: -1, or an integer from 15 to 10080"),
+        ({"workload": "Broadcast-App"}, "allowed: 2-8 lowercase letters or digits"),
+        ({"corsOrigins": ["*"]}, "'*' is not an origin"),
+        ({"corsOrigins": ["http://example.com"]}, "allowed: https://host[:port]"),
+        ({"maximumInstanceCount": 10}, "allowed: an integer from 40 to 1000"),
+    ],
+)
+def test_rules(values: dict[str, object], expected: str) -> None:
+    with pytest.raises(SettingsError, match=None) as raised:
+        load("dev", **values)
+    assert expected in str(raised.value)
+
+
+def test_elastic_premium_defaults_to_its_smallest_sku() -> None:
+    assert load("dev", hostingPlan="ElasticPremium").hosting_sku == "EP1"
+
+
+def test_sql_admin_and_ranges_parse() -> None:
+    settings = load(
+        "dev",
+        sqlAdminLogin="dba",
+        sqlAdminObjectId="0b6ef3a4-8d4c-4bd5-9a47-9d2a3c1b2e10",
+        sqlClientIpRanges=["203.0.113.0/30"],
+    )
+    assert settings.sql_admin is not None and settings.sql_admin.principal_type is None
+    assert settings.sql_client_ip_ranges == (IpRange(start="203.0.113.0", end="203.0.113.3"),)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0.0.0.0/0", "never the whole internet"),
+        ("10.0.0.0/8", "at most 65536"),
+        ("0.0.0.0-255.255.255.255", "never the whole internet"),
+        ("192.0.2.9-192.0.2.1", "ends before it starts"),
+        ("not-an-ip", "is not an IPv4 address"),
+        ("2001:db8::1", "is not an IPv4 address"),
+    ],
+)
+def test_firewall_ranges_refused(value: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_ip_ranges([value])
+
+
+def test_sql_sku_tiers() -> None:
+    assert parse_sql_sku("BC_Gen5_4").tier == "BusinessCritical"
+    assert parse_sql_sku("HS_Gen5_2").tier == "Hyperscale"
+    assert not parse_sql_sku("GP_Gen5_2").serverless
+
+
+def test_every_setting_is_declared_in_pulumi_yaml_with_its_type_and_description() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == {setting.key for setting in SETTINGS}
+    for setting in SETTINGS:
+        assert declared[setting.key]["type"] == setting.type, setting.key
+        assert declared[setting.key]["description"] == setting.description, setting.key
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_only_use_declared_keys(stack: str) -> None:
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    keys = {setting.key for setting in SETTINGS}
+    for key in config:
+        namespace, name = key.split(":", 1)
+        provider_key = namespace == "azure-native" and name == "location"
+        assert provider_key or (namespace == "broadcast" and name in keys), key
+
+
+def test_readme_config_reference_lists_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"| `{setting.key}` | {setting.type} |" in readme, setting.key
