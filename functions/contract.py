@@ -1,0 +1,174 @@
+"""The public API contract: what a valid publish request is, and what clients receive.
+
+Pure Python with no Azure imports, so the rules are tested directly and read in one place.
+Every rejection is a `ContractError` carrying the HTTP status and the documented JSON error.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_TEXT_CHARS = 2000
+MAX_AUTHOR_CHARS = 64
+# 2,000 characters of 4-byte UTF-8 plus an author and JSON framing fit well under this.
+MAX_BODY_BYTES = 16 * 1024
+DEFAULT_TAKE = 50
+MAX_TAKE = 100
+ALLOWED_FIELDS = frozenset({"text", "author"})
+
+
+class ContractError(Exception):
+    """A request the contract rejects: HTTP status, machine-readable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> str:
+        """The documented error body: `{"error": {"code", "message"}}`."""
+        return json.dumps({"error": {"code": self.code, "message": self.message}})
+
+
+def _media_type(content_type: str | None) -> tuple[str, str | None]:
+    if not content_type:
+        return "", None
+    parts = [part.strip() for part in content_type.split(";")]
+    charset = None
+    for parameter in parts[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return parts[0].lower(), charset
+
+
+def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """Validate a publish request; return `{"text", "author"}` or raise ContractError."""
+    media_type, charset = _media_type(content_type)
+    if media_type != "application/json":
+        raise ContractError(
+            415, "unsupported_media_type", "send the message as Content-Type: application/json"
+        )
+    if charset not in (None, "utf-8", "utf8"):
+        raise ContractError(415, "unsupported_charset", f"charset {charset!r} is not supported; use utf-8")
+    if len(body) > MAX_BODY_BYTES:
+        raise ContractError(413, "payload_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        raise ContractError(400, "empty_body", 'the body is empty; send {"text": "..."}')
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ContractError(400, "invalid_encoding", "the body is not valid UTF-8") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ContractError(400, "malformed_json", f"the body is not valid JSON: {error.msg}") from None
+    if not isinstance(document, dict):
+        raise ContractError(400, "invalid_body", 'the body must be a JSON object such as {"text": "hello"}')
+    unknown = sorted(set(document) - ALLOWED_FIELDS)
+    if unknown:
+        raise ContractError(
+            400, "unknown_field", f"unknown field(s): {', '.join(unknown)}; allowed: author, text"
+        )
+    message_text = document.get("text")
+    if not isinstance(message_text, str):
+        raise ContractError(400, "invalid_text", "text is required and must be a string")
+    if not message_text.strip():
+        raise ContractError(400, "invalid_text", "text must not be empty")
+    if len(message_text) > MAX_TEXT_CHARS:
+        raise ContractError(
+            400, "text_too_long", f"text has {len(message_text)} characters; at most {MAX_TEXT_CHARS}"
+        )
+    if "\x00" in message_text:
+        raise ContractError(400, "invalid_text", "text must not contain NUL characters")
+    author = document.get("author")
+    if author is not None and not isinstance(author, str):
+        raise ContractError(400, "invalid_author", "author must be a string or null")
+    if isinstance(author, str):
+        author = author.strip() or None
+    if author is not None and (len(author) > MAX_AUTHOR_CHARS or "\x00" in author):
+        raise ContractError(
+            400, "invalid_author", f"author must be at most {MAX_AUTHOR_CHARS} characters without NUL"
+        )
+    return {"text": message_text, "author": author}
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and `Z`, the contract's `createdAt` format."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def new_message_row(fields: dict[str, Any], now: datetime, key: uuid.UUID) -> dict[str, Any]:
+    """The row the publish function writes (column names of dbo.Messages; `id` is an identity)."""
+    return {
+        "messageKey": str(key),
+        "text": fields["text"],
+        "author": fields["author"],
+        "createdAt": utc_timestamp(now),
+    }
+
+
+def _parse_timestamp(value: Any) -> str:
+    if isinstance(value, datetime):
+        return utc_timestamp(value)
+    text = str(value).strip().replace(" ", "T")
+    if text.endswith("Z"):
+        text = text[:-1]
+    # SQL datetime2 can carry 7 fractional digits; Python parses at most 6.
+    if "." in text:
+        head, fraction = text.split(".", 1)
+        text = f"{head}.{fraction[:6]}"
+    return utc_timestamp(datetime.fromisoformat(text).replace(tzinfo=UTC))
+
+
+def message_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as clients see it: `{id, key, text, author, createdAt}`."""
+    return {
+        "id": int(row["id"]),
+        "key": str(row["messageKey"]).lower(),
+        "text": row["text"],
+        "author": row.get("author"),
+        "createdAt": _parse_timestamp(row["createdAt"]),
+    }
+
+
+def parse_history_query(after: str | None, take: str | None) -> tuple[int, int]:
+    """Validate `?after=&take=`; return (after, take) or raise ContractError."""
+    after_value = 0
+    if after is not None and after != "":
+        if not after.isdigit() or len(after) > 18:
+            raise ContractError(400, "invalid_after", "after must be a message id (a non-negative integer)")
+        after_value = int(after)
+    take_value = DEFAULT_TAKE
+    if take is not None and take != "":
+        if not take.isdigit() or not 1 <= int(take) <= MAX_TAKE:
+            raise ContractError(400, "invalid_take", f"take must be an integer from 1 to {MAX_TAKE}")
+        take_value = int(take)
+    return after_value, take_value
+
+
+def inserted_items(changes_json: str) -> list[dict[str, Any]]:
+    """The inserted rows of a SQL trigger batch, in id order (updates and deletes are not new)."""
+    changes = json.loads(changes_json)
+    items = [change["Item"] for change in changes if change.get("Operation") == 0]
+    return sorted(items, key=lambda item: int(item["id"]))
+
+
+def signalr_messages(target: str, arguments: list[Any]) -> str:
+    """One SignalR output message per argument, for the `signalR` output binding."""
+    return json.dumps([{"target": target, "arguments": [argument]} for argument in arguments])
+
+
+def connection_id(invocation_json: str) -> str:
+    """The connection id from a SignalR trigger's invocation context."""
+    context = json.loads(invocation_json)
+    value = context.get("ConnectionId") or context.get("connectionId")
+    if not value:
+        raise ValueError("the SignalR invocation context has no ConnectionId")
+    return str(value)

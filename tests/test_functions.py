@@ -1,0 +1,363 @@
+"""The Functions app, each function called directly with the objects the host would pass."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+import function_app
+import pytest
+import wiring
+
+FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def user_function(name: str) -> Callable[..., Any]:
+    return FUNCTIONS[name].get_user_function()
+
+
+class Out:
+    """What the host passes for an output binding: something with `set`."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.calls = 0
+
+    def set(self, value: Any) -> None:
+        self.value = value
+        self.calls += 1
+
+    def get(self) -> Any:
+        return self.value
+
+
+def post(body: bytes | str, content_type: str | None = "application/json") -> func.HttpRequest:
+    headers = {"Content-Type": content_type} if content_type else {}
+    data = body.encode() if isinstance(body, str) else body
+    return func.HttpRequest("POST", "http://localhost/api/messages", headers=headers, body=data)
+
+
+def publish(
+    body: bytes | str, content_type: str | None = "application/json"
+) -> tuple[func.HttpResponse, Out]:
+    row = Out()
+    response = user_function("publish")(post(body, content_type), row)
+    return response, row
+
+
+def error_of(response: func.HttpResponse) -> dict[str, str]:
+    document = json.loads(response.get_body())
+    assert set(document) == {"error"} and set(document["error"]) == {"code", "message"}
+    return document["error"]
+
+
+# negotiate
+
+
+def test_negotiate_returns_the_binding_json_unchanged() -> None:
+    info = '{"url":"https://sigr.service.signalr.net/client/?hub=broadcast","accessToken":"eyJ.x.y"}'
+    request = func.HttpRequest("POST", "http://localhost/api/negotiate", body=b"")
+    response = user_function("negotiate")(request, info)
+    assert response.status_code == 200
+    assert response.get_body().decode() == info
+    assert response.mimetype == "application/json"
+
+
+# publish
+
+
+def test_publish_stores_a_row_and_answers_202_with_the_message() -> None:
+    response, row = publish('{"text": "hello, world", "author": "ada"}')
+    assert response.status_code == 202
+    accepted = json.loads(response.get_body())
+    stored = dict(row.value)
+    assert row.calls == 1
+    assert stored == {
+        "messageKey": accepted["key"],
+        "text": "hello, world",
+        "author": "ada",
+        "createdAt": accepted["createdAt"],
+    }
+    assert accepted["text"] == "hello, world" and accepted["author"] == "ada"
+    assert uuid.UUID(accepted["key"]).version == 4
+    assert accepted["createdAt"].endswith("Z") and len(accepted["createdAt"]) == 24
+
+
+def test_publish_without_author_and_with_charset() -> None:
+    response, row = publish('{"text": "x"}', "application/json; charset=utf-8")
+    assert response.status_code == 202
+    assert dict(row.value)["author"] is None
+
+
+def test_publish_keeps_unicode_and_markup_as_text() -> None:
+    text = "<script>alert(1)</script> 😀 日本"
+    response, row = publish(json.dumps({"text": text}))
+    assert response.status_code == 202 and dict(row.value)["text"] == text
+
+
+def test_each_publish_gets_its_own_key() -> None:
+    keys = {json.loads(publish('{"text": "x"}')[0].get_body())["key"] for _ in range(5)}
+    assert len(keys) == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ('{"text": "x"', "application/json", 400, "malformed_json"),
+        ("", "application/json", 400, "empty_body"),
+        ("   ", "application/json", 400, "empty_body"),
+        ("[1, 2]", "application/json", 400, "invalid_body"),
+        ('"text"', "application/json", 400, "invalid_body"),
+        ('{"text": 5}', "application/json", 400, "invalid_text"),
+        ('{"text": null}', "application/json", 400, "invalid_text"),
+        ('{"author": "a"}', "application/json", 400, "invalid_text"),
+        ('{"text": "   "}', "application/json", 400, "invalid_text"),
+        ('{"text": "a\\u0000b"}', "application/json", 400, "invalid_text"),
+        ('{"text": "' + "x" * 2001 + '"}', "application/json", 400, "text_too_long"),
+        ('{"text": "x", "author": 7}', "application/json", 400, "invalid_author"),
+        ('{"text": "x", "author": "' + "a" * 65 + '"}', "application/json", 400, "invalid_author"),
+        ('{"text": "x", "id": 7}', "application/json", 400, "unknown_field"),
+        ('{"text": "x"}', "text/plain", 415, "unsupported_media_type"),
+        ('{"text": "x"}', None, 415, "unsupported_media_type"),
+        ('{"text": "x"}', "application/json; charset=latin-1", 415, "unsupported_charset"),
+        (b'{"text": "\xff\xfe"}', "application/json", 400, "invalid_encoding"),
+        ('{"text": "' + "x" * 17000 + '"}', "application/json", 413, "payload_too_large"),
+    ],
+)
+def test_publish_rejects_bad_input_and_writes_nothing(
+    body: str | bytes, content_type: str | None, status: int, code: str
+) -> None:
+    response, row = publish(body, content_type)
+    assert response.status_code == status
+    assert error_of(response)["code"] == code
+    assert row.calls == 0
+
+
+def test_publish_error_messages_say_what_to_fix() -> None:
+    assert "allowed: author, text" in error_of(publish('{"text": "x", "title": "t"}')[0])["message"]
+    assert (
+        "2001 characters; at most 2000" in error_of(publish('{"text": "' + "x" * 2001 + '"}')[0])["message"]
+    )
+
+
+def test_text_of_exactly_2000_characters_is_accepted() -> None:
+    assert publish('{"text": "' + "é" * 2000 + '"}')[0].status_code == 202
+
+
+# history
+
+
+def history(query: dict[str, str], rows: list[dict[str, Any]]) -> func.HttpResponse:
+    request = func.HttpRequest("GET", "http://localhost/api/messages", params=query, body=b"")
+    return user_function("history")(request, func.SqlRowList([func.SqlRow.from_dict(r) for r in rows]))
+
+
+def row(id_: int, text: str = "t") -> dict[str, Any]:
+    return {
+        "id": id_,
+        "messageKey": str(uuid.UUID(int=id_)).upper(),
+        "text": text,
+        "author": None,
+        "createdAt": "2026-11-27T20:41:00.1234567",
+    }
+
+
+def test_history_returns_the_contract_shape_in_id_order() -> None:
+    response = history({"after": "0", "take": "50"}, [row(3), row(1), row(2)])
+    assert response.status_code == 200
+    messages = json.loads(response.get_body())["messages"]
+    assert [m["id"] for m in messages] == [1, 2, 3]
+    assert messages[0] == {
+        "id": 1,
+        "key": str(uuid.UUID(int=1)),
+        "text": "t",
+        "author": None,
+        "createdAt": "2026-11-27T20:41:00.123Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"after": "abc", "take": "5"}, "invalid_after"),
+        ({"after": "-1", "take": "5"}, "invalid_after"),
+        ({"after": "1", "take": "0"}, "invalid_take"),
+        ({"after": "1", "take": "101"}, "invalid_take"),
+        ({"after": "1", "take": "ten"}, "invalid_take"),
+    ],
+)
+def test_history_rejects_bad_query_values(query: dict[str, str], code: str) -> None:
+    response = history(query, [])
+    assert response.status_code == 400
+    assert error_of(response)["code"] == code
+
+
+# health
+
+
+def test_health_is_ok_when_the_probe_answers() -> None:
+    request = func.HttpRequest("GET", "http://localhost/api/health", body=b"")
+    probe = func.SqlRowList([func.SqlRow.from_dict({"ok": 1})])
+    response = user_function("health")(request, probe)
+    assert response.status_code == 200 and json.loads(response.get_body())["database"] is True
+    degraded = user_function("health")(request, func.SqlRowList([]))
+    assert degraded.status_code == 503
+
+
+# broadcast
+
+
+def changes(*entries: tuple[int, int]) -> str:
+    return json.dumps([{"Item": row(id_, f"m{id_}"), "Operation": operation} for id_, operation in entries])
+
+
+def test_broadcast_sends_inserted_rows_in_id_order() -> None:
+    signalr = Out()
+    user_function(wiring.BROADCAST_MESSAGES_FUNCTION)(changes((5, 0), (3, 0), (4, 0)), signalr)
+    sent = json.loads(signalr.value)
+    assert [m["target"] for m in sent] == [wiring.NEW_MESSAGE_TARGET] * 3
+    assert [m["arguments"][0]["id"] for m in sent] == [3, 4, 5]
+    assert all(len(m["arguments"]) == 1 for m in sent)
+    assert sent[0]["arguments"][0]["text"] == "m3"
+
+
+def test_updates_and_deletes_are_not_broadcast_as_new_messages() -> None:
+    signalr = Out()
+    user_function(wiring.BROADCAST_MESSAGES_FUNCTION)(changes((1, 1), (2, 2), (3, 0)), signalr)
+    assert [m["arguments"][0]["id"] for m in json.loads(signalr.value)] == [3]
+    only_updates = Out()
+    user_function(wiring.BROADCAST_MESSAGES_FUNCTION)(changes((1, 1)), only_updates)
+    assert only_updates.calls == 0
+
+
+# presence
+
+
+def invocation(connection: str) -> str:
+    return json.dumps({"ConnectionId": connection, "Hub": "broadcast", "Category": "connections"})
+
+
+def test_connected_and_disconnected_upsert_the_connection_row() -> None:
+    row_out = Out()
+    user_function("on_connected")(invocation("c-1"), row_out)
+    assert set(dict(row_out.value)) == {"connectionId", "connectedAt"}
+    assert dict(row_out.value)["connectionId"] == "c-1"
+    gone = Out()
+    user_function("on_disconnected")(invocation("c-1"), gone)
+    assert set(dict(gone.value)) == {"connectionId", "disconnectedAt"}
+
+
+def test_connection_event_without_an_id_fails_loudly() -> None:
+    with pytest.raises(ValueError, match="no ConnectionId"):
+        user_function("on_connected")("{}", Out())
+
+
+@pytest.mark.parametrize("online", [0, 1, 42])
+def test_presence_broadcasts_the_online_count(online: int) -> None:
+    signalr = Out()
+    count = func.SqlRowList([func.SqlRow.from_dict({"online": online})])
+    user_function(wiring.BROADCAST_PRESENCE_FUNCTION)("[]", count, signalr)
+    assert json.loads(signalr.value) == [
+        {"target": wiring.PRESENCE_TARGET, "arguments": [{"online": online}]}
+    ]
+
+
+# metadata: what the host reads; a renamed setting fails here, not in Azure
+
+
+def bindings(name: str) -> dict[str, dict[str, Any]]:
+    document = json.loads(FUNCTIONS[name].get_function_json())
+    return {binding["name"]: binding for binding in document["bindings"]}
+
+
+def test_every_function_the_design_needs_is_registered() -> None:
+    assert set(FUNCTIONS) == {
+        "negotiate",
+        "publish",
+        "history",
+        "health",
+        "on_connected",
+        "on_disconnected",
+        *wiring.SQL_TRIGGERED_FUNCTIONS,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "methods", "auth"),
+    [
+        ("negotiate", "negotiate", ["POST"], "ANONYMOUS"),
+        ("publish", "messages", ["POST"], "FUNCTION"),
+        ("history", "messages", ["GET"], "ANONYMOUS"),
+        ("health", "health", ["GET"], "ANONYMOUS"),
+    ],
+)
+def test_http_triggers(name: str, route: str, methods: list[str], auth: str) -> None:
+    trigger = bindings(name)["req"]
+    assert (trigger["type"], trigger["route"], trigger["methods"], trigger["authLevel"]) == (
+        "httpTrigger",
+        route,
+        methods,
+        auth,
+    )
+
+
+def test_signalr_bindings_use_the_shared_hub_and_setting() -> None:
+    expected = {"hubName": wiring.HUB_NAME, "connectionStringSetting": wiring.SIGNALR_CONNECTION_SETTING}
+    found = [
+        ("negotiate", "connection_info", "signalRConnectionInfo"),
+        (wiring.BROADCAST_MESSAGES_FUNCTION, "signalr", "signalR"),
+        (wiring.BROADCAST_PRESENCE_FUNCTION, "signalr", "signalR"),
+        ("on_connected", "invocation", "signalRTrigger"),
+        ("on_disconnected", "invocation", "signalRTrigger"),
+    ]
+    for function, binding, type_ in found:
+        declared = bindings(function)[binding]
+        assert declared["type"] == type_
+        assert {key: declared[key] for key in expected} == expected, function
+    assert bindings("on_connected")["invocation"]["event"] == "connected"
+    assert bindings("on_disconnected")["invocation"]["event"] == "disconnected"
+    assert bindings("on_connected")["invocation"]["category"] == "connections"
+
+
+def test_sql_bindings_use_the_shared_setting_and_tables() -> None:
+    assert bindings("publish")["row"]["commandText"] == wiring.MESSAGES_TABLE
+    assert bindings("on_connected")["row"]["commandText"] == wiring.CONNECTIONS_TABLE
+    assert bindings(wiring.BROADCAST_MESSAGES_FUNCTION)["changes"]["tableName"] == wiring.MESSAGES_TABLE
+    assert bindings(wiring.BROADCAST_PRESENCE_FUNCTION)["changes"]["tableName"] == wiring.CONNECTIONS_TABLE
+    assert bindings("history")["rows"]["parameters"] == "@After={Query.after},@Take={Query.take}"
+    sql_types = {"sql", "sqlTrigger"}
+    for name in FUNCTIONS:
+        for binding in bindings(name).values():
+            if binding["type"] in sql_types:
+                assert binding["connectionStringSetting"] == wiring.SQL_CONNECTION_SETTING
+
+
+def test_host_json_uses_a_bundle_with_the_sql_and_signalr_extensions() -> None:
+    from pathlib import Path
+
+    host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {
+        "id": "Microsoft.Azure.Functions.ExtensionBundle",
+        "version": "[4.*, 5.0.0)",
+    }
+
+
+def test_the_program_sets_every_setting_the_bindings_read() -> None:
+    from pulumi_harness import run_stack
+
+    settings = {
+        pair["name"]
+        for pair in run_stack("dev").one("azure-native:web:WebApp").inputs["siteConfig"]["appSettings"]
+    }
+    read = set()
+    for name in FUNCTIONS:
+        for binding in bindings(name).values():
+            if "connectionStringSetting" in binding:
+                read.add(binding["connectionStringSetting"])
+    for setting in read:
+        # An identity-based connection is a group of settings under the prefix.
+        assert setting in settings or f"{setting}__serviceUri" in settings, setting

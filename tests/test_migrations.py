@@ -1,0 +1,118 @@
+"""The T-SQL schema: parses, creates what the bindings need, and is idempotent by construction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import queries
+import sqlglot
+import wiring
+from migrations import Migration, load_migrations
+from sqlglot import exp
+
+MIGRATIONS = load_migrations()
+VARIABLES = {"AppIdentityName": "id-bcast-dev-x7k2q9"}
+ALL_BATCHES = [(m.name, batch) for m in MIGRATIONS for batch in m.batches(VARIABLES)]
+
+
+def create_tables() -> dict[str, exp.Create]:
+    tables = {}
+    for _, batch in ALL_BATCHES:
+        match = re.search(r"^\s*CREATE TABLE \w+\.\w+ \(.*", batch, re.DOTALL | re.MULTILINE)
+        if match:
+            statement = sqlglot.parse_one(match.group(0), read="tsql")
+            assert isinstance(statement, exp.Create)
+            tables[statement.this.this.sql(dialect="tsql")] = statement
+    return tables
+
+
+def test_migrations_are_ordered_and_numbered() -> None:
+    assert [m.name[:4] for m in MIGRATIONS] == ["0001", "0002", "0003", "0004"]
+
+
+def test_tables_parse_with_primary_keys() -> None:
+    tables = create_tables()
+    assert set(tables) == {wiring.MESSAGES_TABLE, wiring.CONNECTIONS_TABLE}
+    for name, statement in tables.items():
+        text = statement.sql(dialect="tsql")
+        assert "PRIMARY KEY" in text, name
+    messages = tables[wiring.MESSAGES_TABLE].sql(dialect="tsql")
+    assert "IDENTITY(1, 1)" in messages and "NVARCHAR(2000)" in messages and "NVARCHAR(64)" in messages
+
+
+def test_change_tracking_is_on_for_the_database_and_every_triggered_table() -> None:
+    text = "\n".join(batch for _, batch in ALL_BATCHES)
+    assert re.search(
+        r"^\s*ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON \(CHANGE_RETENTION = \d+ DAYS, "
+        r"AUTO_CLEANUP = ON\);$",
+        text,
+        re.MULTILINE,
+    )
+    for table in (wiring.MESSAGES_TABLE, wiring.CONNECTIONS_TABLE):
+        assert re.search(
+            rf"^\s*ALTER TABLE {re.escape(table)} ENABLE CHANGE_TRACKING;$", text, re.MULTILINE
+        ), table
+    # The database is switched on before any table (a table cannot enable it first).
+    names = [name for name, batch in ALL_BATCHES if "CHANGE_TRACKING" in batch]
+    assert names[0] == "0001_change_tracking.sql"
+
+
+def test_every_batch_is_idempotent_by_construction() -> None:
+    for name, batch in ALL_BATCHES:
+        code = "\n".join(line for line in batch.splitlines() if not line.strip().startswith("--")).strip()
+        if code.startswith("GRANT "):
+            assert all(
+                line.startswith("GRANT ") for line in code.splitlines() if line and not line.startswith("--")
+            )
+            continue
+        guard = code.splitlines()[0]
+        assert re.match(r"IF (NOT EXISTS|OBJECT_ID|SCHEMA_ID|\(SELECT)", guard), (
+            f"{name}: unguarded batch {guard!r}"
+        )
+
+
+def test_app_identity_gets_exactly_the_documented_permissions() -> None:
+    grants = [batch for name, batch in ALL_BATCHES if name == "0004_app_identity.sql"]
+    text = "\n".join(grants)
+    user = "[id-bcast-dev-x7k2q9]"
+    assert f"CREATE USER {user} FROM EXTERNAL PROVIDER;" in text
+    for table in (wiring.MESSAGES_TABLE, wiring.CONNECTIONS_TABLE):
+        assert f"GRANT SELECT, INSERT, UPDATE, VIEW CHANGE TRACKING ON OBJECT::{table} TO {user};" in text
+    assert f"GRANT SELECT, INSERT, UPDATE, DELETE, ALTER ON SCHEMA::az_func TO {user};" in text
+    assert f"GRANT CREATE TABLE TO {user};" in text
+    assert "DELETE ON OBJECT" not in text and "db_owner" not in text and "CONTROL" not in text
+
+
+def test_variables_must_be_supplied() -> None:
+    (identity,) = [m for m in MIGRATIONS if m.variables()]
+    with pytest.raises(KeyError, match=r"0004_app_identity.sql: no value for \$\(AppIdentityName\)"):
+        identity.batches({})
+
+
+def test_checksum_follows_the_text() -> None:
+    one = Migration(name="0001_a.sql", text="SELECT 1;")
+    assert one.checksum == Migration(name="0001_a.sql", text="SELECT 1;").checksum
+    assert one.checksum != Migration(name="0001_a.sql", text="SELECT 2;").checksum
+
+
+def test_badly_named_files_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "1_first.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match=r"1_first\.sql: migration files are named NNNN_lowercase_name\.sql"):
+        load_migrations(tmp_path)
+
+
+@pytest.mark.parametrize("query", [queries.HISTORY, queries.ONLINE_COUNT, queries.HEALTH])
+def test_binding_queries_parse_as_tsql(query: str) -> None:
+    statement = sqlglot.parse_one(query, read="tsql")
+    assert isinstance(statement, exp.Select)
+
+
+def test_history_query_reads_the_messages_table_in_id_order() -> None:
+    statement = sqlglot.parse_one(queries.HISTORY, read="tsql")
+    assert statement.find(exp.Table).sql(dialect="tsql") == wiring.MESSAGES_TABLE
+    assert statement.args["order"].sql(dialect="tsql") == "ORDER BY id"
+    assert {p.name for p in statement.find_all(exp.Parameter)} | set(
+        re.findall(r"@(\w+)", queries.HISTORY)
+    ) >= {"After", "Take"}
