@@ -1,14 +1,19 @@
 # The commands the README gives. `make setup` once on a fresh machine, then any of the others.
 PYTHON := .venv/bin/python
 
-.PHONY: setup test lint local
+.PHONY: setup test lint typecheck
 
 setup:
 	bash scripts/setup.sh
 
-test: lint
+test: lint typecheck
 	$(PYTHON) -m pytest
 
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+
+# functions/ is its own app root (the Functions host imports its modules by file name).
+typecheck:
+	$(PYTHON) -m mypy components settings.py
+	cd functions && ../$(PYTHON) -m mypy --config-file ../pyproject.toml *.py

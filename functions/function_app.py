@@ -58,7 +58,7 @@ def publish(req: func.HttpRequest, row: func.Out[func.SqlRow]) -> func.HttpRespo
     except contract.ContractError as error:
         return _error_response(error)
     stored = contract.new_message_row(fields, datetime.now(UTC), uuid.uuid4())
-    row.set(func.SqlRow.from_dict(stored))
+    row.set(func.SqlRow(stored))
     accepted = {
         "key": stored["messageKey"],
         "text": stored["text"],
@@ -127,7 +127,7 @@ def broadcast_messages(changes: str, signalr: func.Out[str]) -> None:
 
 def _connection_event(invocation: str, row: func.Out[func.SqlRow], column: str) -> None:
     row.set(
-        func.SqlRow.from_dict(
+        func.SqlRow(
             {
                 "connectionId": contract.connection_id(invocation),
                 column: contract.utc_timestamp(datetime.now(UTC)),
