@@ -34,75 +34,77 @@ def host_key_url(app_id: str, key_name: str) -> str:
     return f"{ARM_ENDPOINT}{app_id}/host/default/systemKeys/{key_name}?api-version={API_VERSION}"
 
 
-def _urllib_transport(
-    method: str, url: str, body: bytes | None, headers: dict[str, str]
-) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
+class HostKeyProvider(ResourceProvider):
+    """The dynamic provider behind `FunctionHostKey`: sets and deletes a system key through ARM.
 
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def _arm_token() -> str:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential().get_token(f"{ARM_ENDPOINT}/.default").token
-
-
-class HostKeyClient:
-    """Sets and deletes a system key through ARM, retrying while the host starts."""
+    Pulumi pickles this class by value into the stack's state and runs it in a separate process,
+    so everything it calls is a method of its own and imports happen inside the methods.
+    `transport`, `token` and `sleep` are replaceable for tests.
+    """
 
     def __init__(
         self,
-        transport: Transport = _urllib_transport,
-        token: Callable[[], str] = _arm_token,
+        transport: Transport | None = None,
+        token: Callable[[], str] | None = None,
         timeout_seconds: float = 600,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._transport = transport
         self._token = token
         self._timeout = timeout_seconds
         self._sleep = sleep
 
-    def _call(self, method: str, url: str, payload: dict[str, Any] | None, ok: set[int]) -> int:
-        body = json.dumps(payload).encode() if payload is not None else None
+    @staticmethod
+    def _urllib_transport(
+        method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(url, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    @staticmethod
+    def _arm_token() -> str:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential().get_token(f"{ARM_ENDPOINT}/.default").token
+
+    def _send(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
+        token = (self._token or self._arm_token)()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        return (self._transport or self._urllib_transport)(method, url, body, headers)
+
+    def put_key(self, app_id: str, key_name: str, value: str) -> None:
+        """Create or replace the key, waiting (with back-off) while a new app's host starts."""
+        url = host_key_url(app_id, key_name)
+        body = json.dumps({"properties": {"name": key_name, "value": value}}).encode()
         deadline = time.monotonic() + self._timeout
         delay = 2.0
         while True:
-            headers = {"Authorization": f"Bearer {self._token()}", "Content-Type": "application/json"}
-            status, text = self._transport(method, url, body, headers)
-            if status in ok:
-                return status
+            status, text = self._send("PUT", url, body)
+            if status in (200, 201):
+                return
             if status not in RETRY_STATUSES or time.monotonic() + delay > deadline:
                 detail = text.decode("utf-8", "replace")[:500]
-                raise RuntimeError(f"{method} {url.split('?')[0]} failed with HTTP {status}: {detail}")
-            self._sleep(delay)
+                raise RuntimeError(f"PUT {url.split('?')[0]} failed with HTTP {status}: {detail}")
+            (self._sleep or time.sleep)(delay)
             delay = min(delay * 2, 30.0)
 
-    def put(self, app_id: str, key_name: str, value: str) -> None:
-        """Create or replace the key."""
-        payload = {"properties": {"name": key_name, "value": value}}
-        self._call("PUT", host_key_url(app_id, key_name), payload, {200, 201})
-
-    def delete(self, app_id: str, key_name: str) -> None:
-        """Delete the key; a key or app already gone is fine."""
+    def delete_key(self, app_id: str, key_name: str) -> None:
+        """Delete the key; a key or app already gone is fine (404 here is final, not transient)."""
         url = host_key_url(app_id, key_name)
-        # 404 here is final (the app is gone), so do not wait for it to turn into 200.
-        status, text = self._transport("DELETE", url, None, {"Authorization": f"Bearer {self._token()}"})
+        status, text = self._send("DELETE", url, None)
         if status not in (200, 204, 404):
-            raise RuntimeError(f"DELETE {url.split('?')[0]} failed with HTTP {status}: {text[:500]!r}")
-
-
-class HostKeyProvider(ResourceProvider):
-    """The dynamic provider behind `FunctionHostKey`."""
+            detail = text.decode("utf-8", "replace")[:500]
+            raise RuntimeError(f"DELETE {url.split('?')[0]} failed with HTTP {status}: {detail}")
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        HostKeyClient().put(props["app_id"], props["key_name"], props["value"])
+        self.put_key(props["app_id"], props["key_name"], props["value"])
         return CreateResult(id_=f"{props['app_id']}/host/default/systemKeys/{props['key_name']}", outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -111,11 +113,11 @@ class HostKeyProvider(ResourceProvider):
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        HostKeyClient().put(news["app_id"], news["key_name"], news["value"])
+        self.put_key(news["app_id"], news["key_name"], news["value"])
         return UpdateResult(outs=news)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        HostKeyClient().delete(props["app_id"], props["key_name"])
+        self.delete_key(props["app_id"], props["key_name"])
 
 
 class FunctionHostKey(pulumi.dynamic.Resource):

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pulumi.dynamic.dynamic as pulumi_dynamic
 import pytest
 
-from components.function_host_key import HostKeyClient, HostKeyProvider, host_key_url
+from components.function_host_key import HostKeyProvider, host_key_url
 
 APP_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/func-demo"
 
@@ -25,9 +30,9 @@ class FakeArm:
         return self.statuses.pop(0), b'{"error": {"message": "host is starting"}}'
 
 
-def client(arm: FakeArm, timeout: float = 600) -> tuple[HostKeyClient, list[float]]:
+def client(arm: FakeArm, timeout: float = 600) -> tuple[HostKeyProvider, list[float]]:
     sleeps: list[float] = []
-    return HostKeyClient(
+    return HostKeyProvider(
         transport=arm, token=lambda: "tok", timeout_seconds=timeout, sleep=sleeps.append
     ), sleeps
 
@@ -35,7 +40,7 @@ def client(arm: FakeArm, timeout: float = 600) -> tuple[HostKeyClient, list[floa
 def test_put_sends_the_key_to_the_host_secret_endpoint() -> None:
     arm = FakeArm(200)
     key_client, sleeps = client(arm)
-    key_client.put(APP_ID, "signalr_extension", "s3cret")
+    key_client.put_key(APP_ID, "signalr_extension", "s3cret")
     ((method, url, body, headers),) = arm.calls
     assert method == "PUT"
     assert url == (
@@ -51,7 +56,7 @@ def test_put_sends_the_key_to_the_host_secret_endpoint() -> None:
 def test_put_waits_for_a_starting_host_with_backoff() -> None:
     arm = FakeArm(404, 503, 409, 201)
     key_client, sleeps = client(arm)
-    key_client.put(APP_ID, "signalr_extension", "v")
+    key_client.put_key(APP_ID, "signalr_extension", "v")
     assert len(arm.calls) == 4
     assert sleeps == [2.0, 4.0, 8.0]
 
@@ -62,7 +67,7 @@ def test_put_gives_up_at_the_deadline_with_the_hosts_message() -> None:
     with pytest.raises(
         RuntimeError, match=r"PUT .*/systemKeys/signalr_extension failed with HTTP 503: .*host is starting"
     ):
-        key_client.put(APP_ID, "signalr_extension", "v")
+        key_client.put_key(APP_ID, "signalr_extension", "v")
     assert len(arm.calls) < 10
 
 
@@ -70,20 +75,20 @@ def test_put_fails_at_once_when_not_authorized() -> None:
     arm = FakeArm(403)
     key_client, sleeps = client(arm)
     with pytest.raises(RuntimeError, match="HTTP 403"):
-        key_client.put(APP_ID, "signalr_extension", "v")
+        key_client.put_key(APP_ID, "signalr_extension", "v")
     assert sleeps == []
 
 
 @pytest.mark.parametrize("status", [200, 204, 404])
 def test_delete_accepts_gone(status: int) -> None:
     arm = FakeArm(status)
-    client(arm)[0].delete(APP_ID, "signalr_extension")
+    client(arm)[0].delete_key(APP_ID, "signalr_extension")
     assert arm.calls[0][0] == "DELETE"
 
 
 def test_delete_reports_other_failures() -> None:
     with pytest.raises(RuntimeError, match="HTTP 500"):
-        client(FakeArm(500))[0].delete(APP_ID, "signalr_extension")
+        client(FakeArm(500))[0].delete_key(APP_ID, "signalr_extension")
 
 
 def test_diff_replaces_on_a_new_app_and_updates_on_a_new_value() -> None:
@@ -94,3 +99,27 @@ def test_diff_replaces_on_a_new_app_and_updates_on_a_new_value() -> None:
     assert changed.changes is True and changed.replaces == []
     moved = provider.diff("id", old, {**old, "app_id": APP_ID + "2"})
     assert moved.replaces == ["app_id"]
+
+
+def test_provider_unpickles_in_a_fresh_process_started_like_pulumis_dynamic_plugin() -> None:
+    """Pulumi runs dynamic providers in another process (`python -m pulumi.dynamic`) whose working
+    directory is the program's (pulumi/pulumi#5455), so `components` imports from there."""
+    serialized = pulumi_dynamic.serialize_provider(HostKeyProvider())
+    script = (
+        "import base64, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+        "old = {'app_id': 'a', 'key_name': 'k', 'value': 'v'}\n"
+        "print(type(provider).__name__, provider.diff('id', old, {**old, 'app_id': 'b'}).replaces)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=serialized,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "HostKeyProvider ['app_id']"
