@@ -1,0 +1,345 @@
+"""A small local host for the unchanged `functions/function_app.py`.
+
+It reads the app's own metadata (`app.get_functions()`) and honours each binding the way the
+Azure Functions host does: HTTP triggers with routes, methods and auth levels (function keys
+enforced); `signalRConnectionInfo` input; `signalR` output to the local hub; `sql` input and output
+on the embedded database; `sqlTrigger` as an ordered, at-least-once change feed woken by writes;
+SignalR connection events to `signalRTrigger` functions. It also serves the site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import importlib.util
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from components.site_content import site_files
+from local.database import DELETE, INSERT, BindingError, Database, table_name
+from local.hub import Connection, Hub
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = ROOT / "functions"
+_PARAMETER = re.compile(r"^\s*@(\w+)\s*=\s*(.*?)\s*$")
+_EXPRESSION = re.compile(r"^\{Query\.(\w+)\}$")
+log = logging.getLogger("local.host")
+
+
+@dataclass
+class FunctionSpec:
+    """One function as the host sees it: its callable and its bindings by name."""
+
+    name: str
+    call: Callable[..., Any]
+    bindings: list[dict[str, Any]]
+    trigger: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        (self.trigger,) = [b for b in self.bindings if b["type"].endswith("Trigger")]
+
+
+class Out:
+    """The object an output binding parameter receives."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+
+def load_function_app(functions_dir: Path = FUNCTIONS_DIR) -> func.FunctionApp:
+    """Import `function_app.py` the way the Python worker does: its folder is the script root."""
+    if str(functions_dir) not in sys.path:
+        sys.path.insert(0, str(functions_dir))
+    spec = importlib.util.spec_from_file_location("function_app", functions_dir / "function_app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["function_app"] = module
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def _sql_parameters(text: str | None, query: dict[str, str]) -> dict[str, Any]:
+    """Resolve `@Name={Query.name},...`; a missing query value fails as Azure's host fails."""
+    values: dict[str, Any] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        match = _PARAMETER.match(part)
+        if not match:
+            raise BindingError(f"cannot parse SQL binding parameter {part!r}")
+        name, expression = match.groups()
+        reference = _EXPRESSION.match(expression)
+        if reference:
+            if reference.group(1) not in query:
+                raise BindingError(f"Error while accessing '{reference.group(1)}': property doesn't exist")
+            values[name] = query[reference.group(1)]
+        else:
+            values[name] = expression
+    return values
+
+
+class FunctionsHost:
+    """Runs the function app's functions against the local database and hub."""
+
+    def __init__(
+        self,
+        database: Database,
+        hub: Hub,
+        publish_key: str,
+        app: func.FunctionApp | None = None,
+        max_batch_size: int = 100,
+        polling_interval_ms: int = 1000,
+    ) -> None:
+        self.database = database
+        self.hub = hub
+        self.publish_key = publish_key
+        self.max_batch_size = max_batch_size
+        self.polling_interval = polling_interval_ms / 1000
+        app = app or load_function_app()
+        self.functions = {
+            f.get_function_name(): FunctionSpec(
+                f.get_function_name(), f.get_user_function(), json.loads(f.get_function_json())["bindings"]
+            )
+            for f in app.get_functions()
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wakeups: list[asyncio.Event] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        hub.on_connection_event(self._on_connection_event)
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Start one change-feed consumer per SQL-triggered function."""
+        self._loop = asyncio.get_running_loop()
+        self.database.on_change(self._wake_all)
+        for spec in self.functions.values():
+            if spec.trigger["type"] == "sqlTrigger":
+                wakeup = asyncio.Event()
+                self._wakeups.append(wakeup)
+                self._tasks.append(asyncio.create_task(self._sql_trigger_loop(spec, wakeup)))
+
+    async def stop(self) -> None:
+        """Stop the consumers."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _wake_all(self) -> None:
+        if self._loop is None:
+            return
+        for wakeup in self._wakeups:
+            self._loop.call_soon_threadsafe(wakeup.set)
+
+    # invocation
+
+    def _inputs(self, spec: FunctionSpec, query: dict[str, str]) -> tuple[dict[str, Any], dict[str, Out]]:
+        arguments: dict[str, Any] = {}
+        outputs: dict[str, Out] = {}
+        for binding in spec.bindings:
+            name, kind, direction = binding["name"], binding["type"], binding["direction"]
+            if binding is spec.trigger or name == "$return":
+                continue
+            if direction == "OUT":
+                outputs[name] = Out()
+                arguments[name] = outputs[name]
+            elif kind == "signalRConnectionInfo":
+                arguments[name] = json.dumps(self.hub.connection_info(binding["hubName"]))
+            elif kind == "sql":
+                rows = self.database.query(
+                    binding["commandText"], _sql_parameters(binding.get("parameters"), query)
+                )
+                arguments[name] = func.SqlRowList([func.SqlRow(row) for row in rows])
+            else:
+                raise BindingError(f"{spec.name}: the local host does not support {kind} input bindings")
+        return arguments, outputs
+
+    def _apply_outputs(self, spec: FunctionSpec, outputs: dict[str, Out]) -> None:
+        for binding in spec.bindings:
+            out = outputs.get(binding["name"])
+            if out is None or out.value is None:
+                continue
+            if binding["type"] == "sql":
+                value = out.value
+                rows = (
+                    [dict(value)] if isinstance(value, func.SqlRow | dict) else [dict(row) for row in value]
+                )
+                self.database.upsert(binding["commandText"], rows)
+            elif binding["type"] == "signalR":
+                messages = json.loads(out.value)
+                for message in messages if isinstance(messages, list) else [messages]:
+                    if message.get("userId") or message.get("groupName") or message.get("connectionId"):
+                        raise BindingError(
+                            "the local hub broadcasts to all clients only (no user/group targets)"
+                        )
+                    sent = self.hub.broadcast(
+                        binding["hubName"], message["target"], message.get("arguments", [])
+                    )
+                    log.info("broadcast %s to %d connection(s)", message["target"], sent)
+            else:
+                raise BindingError(f"{spec.name}: the local host does not support {binding['type']} outputs")
+
+    def invoke(self, spec: FunctionSpec, trigger_value: Any, query: dict[str, str] | None = None) -> Any:
+        """Run one function synchronously: inputs, the user code, then outputs (as the host does)."""
+        arguments, outputs = self._inputs(spec, query or {})
+        arguments[spec.trigger["name"]] = trigger_value
+        result = spec.call(**arguments)
+        self._apply_outputs(spec, outputs)
+        return result
+
+    # HTTP
+
+    def routes(self) -> list[web.RouteDef]:
+        """One route per (route, method) of the app's HTTP triggers, under /api/."""
+        routes = []
+        for spec in self.functions.values():
+            if spec.trigger["type"] != "httpTrigger":
+                continue
+            for method in spec.trigger.get("methods") or ["GET", "POST"]:
+                routes.append(web.route(method, f"/api/{spec.trigger['route']}", self._http_handler(spec)))
+        return routes
+
+    def _authorized(self, spec: FunctionSpec, request: web.Request) -> bool:
+        level = str(spec.trigger.get("authLevel", "FUNCTION")).upper()
+        if level == "ANONYMOUS":
+            return True
+        key = request.headers.get("x-functions-key") or request.query.get("code") or ""
+        return hmac.compare_digest(key.encode(), self.publish_key.encode())
+
+    def _http_handler(self, spec: FunctionSpec) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if not self._authorized(spec, request):
+                return web.Response(status=401)
+            body = await request.read()
+            http_request = func.HttpRequest(
+                method=request.method,
+                url=str(request.url),
+                headers=dict(request.headers),
+                params=dict(request.query),
+                route_params=dict(request.match_info),
+                body=body,
+            )
+            try:
+                response = await asyncio.to_thread(self.invoke, spec, http_request, dict(request.query))
+            except BindingError as error:
+                log.error("%s failed: %s", spec.name, error)
+                return web.json_response(
+                    {"error": {"code": "binding_failed", "message": str(error)}}, status=500
+                )
+            except Exception:
+                log.exception("%s failed", spec.name)
+                return web.Response(status=500)
+            headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+            return web.Response(
+                body=response.get_body(),
+                status=response.status_code,
+                headers=headers,
+                content_type=response.mimetype,
+                charset=response.charset,
+            )
+
+        return handle
+
+    # SQL trigger
+
+    def _changes_payload(self, table: str, changes: list[Any]) -> str:
+        """The trigger's argument: `[{"Item": row, "Operation": 0|1|2}]`, one entry per row changed."""
+        net: dict[str, int] = {}
+        for change in changes:
+            first = net.get(change.key)
+            # Change tracking reports the net change: an insert later updated is still an insert.
+            net[change.key] = INSERT if first == INSERT and change.operation != DELETE else change.operation
+        rows = self.database.rows_by_key(table, [key for key, op in net.items() if op != DELETE])
+        key_column = self.database.primary_keys[table]
+        payload = []
+        for key, operation in net.items():
+            if operation != DELETE and key in rows:
+                payload.append({"Item": rows[key], "Operation": operation})
+            else:
+                payload.append({"Item": {key_column: key}, "Operation": DELETE})
+        return json.dumps(payload)
+
+    async def _sql_trigger_loop(self, spec: FunctionSpec, wakeup: asyncio.Event) -> None:
+        table = table_name(spec.trigger["tableName"])
+        lease = self.database.lease(spec.name)
+        delay = 0.1
+        while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the wakeup.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.polling_interval):
+                    await wakeup.wait()
+            wakeup.clear()
+            while changes := self.database.changes_after(table, lease, self.max_batch_size):
+                payload = self._changes_payload(table, changes)
+                try:
+                    await asyncio.to_thread(self.invoke, spec, payload)
+                except Exception:
+                    # At least once: the lease stays, the same changes are delivered again.
+                    log.exception("%s failed; retrying in %.1f s", spec.name, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                delay = 0.1
+                lease = changes[-1].sequence
+                self.database.set_lease(spec.name, lease)
+
+    # SignalR trigger
+
+    async def _on_connection_event(self, event: str, connection: Connection) -> None:
+        for spec in self.functions.values():
+            trigger = spec.trigger
+            if (
+                trigger["type"] == "signalRTrigger"
+                and trigger.get("hubName") == connection.hub
+                and trigger.get("category") == "connections"
+                and trigger.get("event") == event
+            ):
+                invocation = json.dumps(
+                    {
+                        "ConnectionId": connection.connection_id,
+                        "UserId": connection.user_id,
+                        "Hub": connection.hub,
+                        "Category": "connections",
+                        "Event": event,
+                    }
+                )
+                await asyncio.to_thread(self.invoke, spec, invocation)
+
+
+def site_routes(site_dir: Path, config: Callable[[], dict[str, Any]]) -> list[web.RouteDef]:
+    """Serve the site's files (and the generated config.json) like the static website does."""
+    files = site_files(site_dir)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = request.match_info.get("path", "") or "index.html"
+        if path == "config.json":
+            return web.json_response(config(), headers={"Cache-Control": "no-cache"})
+        entry = files.get(path) or files.get(path.rstrip("/") + "/index.html")
+        if entry is None:
+            not_found = files["404.html"]
+            return web.FileResponse(
+                not_found.source, status=404, headers={"Content-Type": not_found.content_type}
+            )
+        return web.FileResponse(
+            entry.source, headers={"Content-Type": entry.content_type, "Cache-Control": entry.cache_control}
+        )
+
+    return [web.get("/", serve), web.get("/{path:.*}", serve)]
