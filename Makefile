@@ -1,7 +1,7 @@
 # The commands the README gives. `make setup` once on a fresh machine, then any of the others.
 PYTHON := .venv/bin/python
 
-.PHONY: setup test lint typecheck
+.PHONY: setup test lint typecheck local benchmark
 
 setup:
 	bash scripts/setup.sh
@@ -17,3 +17,10 @@ lint:
 typecheck:
 	$(PYTHON) -m mypy components settings.py
 	cd functions && ../$(PYTHON) -m mypy --config-file ../pyproject.toml *.py
+
+# The whole system on this machine: site, functions under /api/, SignalR endpoint, SQLite.
+local:
+	$(PYTHON) -m local $(ARGS)
+
+benchmark:
+	$(PYTHON) benchmarks/broadcast.py $(ARGS)

@@ -70,6 +70,8 @@ class Hub:
         self.connections: dict[str, dict[str, Connection]] = {hub: {} for hub in hubs}
         self._listeners: list[ConnectionEvent] = []
         self.delivered = 0
+        self.accepting = True
+        """False while the endpoint is down (see `go_down`): new connections get 503."""
 
     # tokens
 
@@ -103,6 +105,8 @@ class Hub:
         return claims.get("nameid")
 
     def _hub_of(self, request: web.Request) -> str:
+        if not self.accepting:
+            raise web.HTTPServiceUnavailable(text="the service is restarting; retry")
         hub = request.query.get("hub", "")
         if hub not in self.hubs:
             raise web.HTTPNotFound(text=f"unknown hub {hub!r}")
@@ -244,10 +248,14 @@ class Hub:
                     }
                     self._enqueue(connection, json.dumps(reply) + RECORD_SEPARATOR)
 
-    async def _close(self, connection: Connection, error: str | None = None) -> None:
+    async def _close(
+        self, connection: Connection, error: str | None = None, allow_reconnect: bool = False
+    ) -> None:
         payload: dict[str, Any] = {"type": CLOSE}
         if error:
             payload["error"] = error
+        if allow_reconnect:
+            payload["allowReconnect"] = True
         with contextlib.suppress(ConnectionError):
             await connection.socket.send_str(json.dumps(payload) + RECORD_SEPARATOR)
         await connection.socket.close()
@@ -292,8 +300,17 @@ class Hub:
         """Connections currently open on `hub`."""
         return len(self.connections.get(hub, {}))
 
-    async def close_all(self) -> None:
-        """Close every connection (server shutdown)."""
+    async def close_all(self, allow_reconnect: bool = True) -> None:
+        """Close every connection, telling clients they may reconnect (a service restart)."""
         for connections in self.connections.values():
             for connection in list(connections.values()):
-                await self._close(connection)
+                await self._close(connection, "the service is restarting", allow_reconnect)
+
+    async def go_down(self) -> None:
+        """Drop every client and refuse new ones until `come_back`: an outage, for testing reconnects."""
+        self.accepting = False
+        await self.close_all()
+
+    def come_back(self) -> None:
+        """Accept connections again after `go_down`."""
+        self.accepting = True

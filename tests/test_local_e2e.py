@@ -148,6 +148,7 @@ def test_messages_survive_a_restart_with_a_database_file(tmp_path) -> None:
     second = LocalServer(db=path)
     try:
         status, page = second.request("GET", "/api/messages?after=0&take=10")
+        assert status == 200
         assert [m["text"] for m in page["messages"]] == ["kept"]
     finally:
         second.stop()

@@ -1,0 +1,190 @@
+"""The SignalR-compatible endpoint alone: negotiate, tokens, handshake, broadcast, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from local.hub import RECORD_SEPARATOR, Hub
+
+HUB = "broadcast"
+
+
+@asynccontextmanager
+async def running_hub(send_queue_limit: int = 1000) -> AsyncIterator[tuple[Hub, str]]:
+    hub = Hub({HUB}, send_queue_limit=send_queue_limit)
+    app = web.Application()
+    app.add_routes(hub.routes())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    hub.base_url = url
+    try:
+        yield hub, url
+    finally:
+        await hub.close_all()
+        await runner.cleanup()
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())
+
+
+async def negotiate(
+    session: aiohttp.ClientSession, url: str, token: str, hub: str = HUB
+) -> aiohttp.ClientResponse:
+    return await session.post(
+        f"{url}/client/negotiate?hub={hub}&negotiateVersion=1", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def connect(session: aiohttp.ClientSession, hub: Hub, url: str) -> aiohttp.ClientWebSocketResponse:
+    token = hub.issue_token(HUB)
+    negotiated = await (await negotiate(session, url, token)).json()
+    socket = await session.ws_connect(
+        f"{url}/client/?hub={HUB}&id={negotiated['connectionToken']}&access_token={token}"
+    )
+    await socket.send_str(json.dumps({"protocol": "json", "version": 1}) + RECORD_SEPARATOR)
+    assert await socket.receive_str(timeout=5) == "{}" + RECORD_SEPARATOR
+    return socket
+
+
+def test_negotiate_answers_version_1_with_websockets() -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            response = await negotiate(session, url, hub.issue_token(HUB))
+            assert response.status == 200
+            negotiated = await response.json()
+            assert negotiated["negotiateVersion"] == 1
+            assert negotiated["availableTransports"] == [
+                {"transport": "WebSockets", "transferFormats": ["Text"]}
+            ]
+            assert negotiated["connectionId"] and negotiated["connectionToken"]
+
+    run(body)
+
+
+@pytest.mark.parametrize("token_kind", ["missing", "garbage", "other-key", "expired", "other-hub"])
+def test_bad_tokens_get_401(token_kind: str) -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            tokens = {
+                "missing": "",
+                "garbage": "not.a.jwt",
+                "other-key": Hub({HUB}, base_url=url).issue_token(HUB),
+                "expired": hub.issue_token(HUB, lifetime=-10),
+                "other-hub": Hub(
+                    {"chat"}, base_url=url, signing_key="another-signing-key-of-sufficient-length"
+                ).issue_token("chat"),
+            }
+            headers = {"Authorization": f"Bearer {tokens[token_kind]}"} if tokens[token_kind] else {}
+            response = await session.post(f"{url}/client/negotiate?hub={HUB}", headers=headers)
+            assert response.status == 401
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(f"{url}/client/?hub={HUB}&access_token={tokens[token_kind]}")
+            assert refused.value.status == 401
+
+    run(body)
+
+
+def test_unknown_hub_is_404() -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            response = await negotiate(session, url, hub.issue_token(HUB), hub="nope")
+            assert response.status == 404
+
+    run(body)
+
+
+def test_a_connection_token_is_used_once() -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+            negotiated = await (await negotiate(session, url, token)).json()
+            target = f"{url}/client/?hub={HUB}&id={negotiated['connectionToken']}&access_token={token}"
+            first = await session.ws_connect(target)
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(target)
+            assert refused.value.status == 404
+            await first.close()
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    "handshake",
+    [
+        '{"protocol": "messagepack", "version": 1}',
+        '{"protocol": "json", "version": 2}',
+        "not json",
+    ],
+)
+def test_handshake_errors_are_answered_then_closed(handshake: str) -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&access_token={token}")
+            await socket.send_str(handshake + RECORD_SEPARATOR)
+            reply = await socket.receive_str(timeout=5)
+            assert "error" in json.loads(reply.rstrip(RECORD_SEPARATOR))
+            closing = await socket.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert hub.online(HUB) == 0
+
+    run(body)
+
+
+def test_broadcast_reaches_every_connection_and_events_fire() -> None:
+    async def body() -> None:
+        events: list[str] = []
+
+        async def record(event: str, _connection: object) -> None:
+            events.append(event)
+
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            hub.on_connection_event(record)
+            sockets = [await connect(session, hub, url) for _ in range(3)]
+            assert hub.online(HUB) == 3
+            assert hub.broadcast(HUB, "newMessage", [{"id": 1}]) == 3
+            for socket in sockets:
+                frame = json.loads((await socket.receive_str(timeout=5)).rstrip(RECORD_SEPARATOR))
+                assert frame == {"type": 1, "target": "newMessage", "arguments": [{"id": 1}]}
+            await sockets[0].send_str(json.dumps({"type": 7}) + RECORD_SEPARATOR)
+            await sockets[0].receive(timeout=5)
+            for socket in sockets[1:]:
+                await socket.close()
+        assert events.count("connected") == 3 and events.count("disconnected") == 3
+
+    run(body)
+
+
+def test_a_client_that_stops_reading_is_dropped_without_stalling_the_others() -> None:
+    async def body() -> None:
+        async with running_hub(send_queue_limit=8) as (hub, url), aiohttp.ClientSession() as session:
+            slow = await connect(session, hub, url)
+            (slow_id,) = list(hub.connections[HUB])
+            fast = await connect(session, hub, url)
+            (fast_id,) = [c for c in hub.connections[HUB] if c != slow_id]
+            payload = "x" * 256 * 1024
+            received = 0
+            for index in range(120):
+                hub.broadcast(HUB, "newMessage", [{"id": index, "text": payload}])
+                # The fast client keeps reading; the slow one never does.
+                frame = await fast.receive_str(timeout=5)
+                received += frame.count(RECORD_SEPARATOR)
+            assert received == 120
+            slow_state = hub.connections[HUB].get(slow_id)
+            assert slow_state is None or slow_state.dropped, "the client that stopped reading was kept"
+            assert not hub.connections[HUB][fast_id].dropped
+            await slow.close()
+            await fast.close()
+
+    run(body)

@@ -1,0 +1,68 @@
+"""What the site serves: every file, its content type and cache policy, and a page that works
+under its own Content-Security-Policy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from components.site_content import ASSET, REVALIDATE, SITE_DIR, content_type, site_files
+
+
+def test_the_site_has_its_pages_and_the_vendored_client() -> None:
+    files = site_files()
+    assert {"index.html", "404.html", "app.js", "styles.css", "favicon.svg", "vendor/signalr.min.js"} <= set(
+        files
+    )
+    assert not any(
+        path.startswith(("node_modules/", "tests/")) or path.startswith("package") for path in files
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "expected_type", "expected_cache"),
+    [
+        ("index.html", "text/html; charset=utf-8", REVALIDATE),
+        ("404.html", "text/html; charset=utf-8", REVALIDATE),
+        ("app.js", "text/javascript; charset=utf-8", ASSET),
+        ("styles.css", "text/css; charset=utf-8", ASSET),
+        ("favicon.svg", "image/svg+xml", ASSET),
+        ("vendor/signalr.min.js", "text/javascript; charset=utf-8", ASSET),
+    ],
+)
+def test_content_type_and_cache_control(path: str, expected_type: str, expected_cache: str) -> None:
+    entry = site_files()[path]
+    assert (entry.content_type, entry.cache_control) == (expected_type, expected_cache)
+
+
+def test_an_unknown_file_type_is_refused_with_its_name() -> None:
+    with pytest.raises(ValueError, match=r"site/notes\.docx: no content type for \.docx"):
+        content_type("notes.docx")
+
+
+def test_a_missing_npm_install_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    with pytest.raises(FileNotFoundError, match="run `npm ci` in site/"):
+        site_files(tmp_path)
+
+
+def test_the_page_loads_nothing_from_another_origin() -> None:
+    html = (SITE_DIR / "index.html").read_text()
+    for reference in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert not re.match(r"(https?:)?//", reference), reference
+        assert reference in site_files(), reference
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert policy is not None
+    directives = dict(part.strip().split(" ", 1) for part in policy.group(1).split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'" and "unsafe" not in policy.group(1)
+
+
+def test_the_signalr_client_is_pinned_by_the_lock_file() -> None:
+    import json
+
+    lock = json.loads((SITE_DIR / "package-lock.json").read_text())
+    declared = json.loads((SITE_DIR / "package.json").read_text())["dependencies"]["@microsoft/signalr"]
+    assert lock["packages"]["node_modules/@microsoft/signalr"]["version"] == declared
