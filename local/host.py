@@ -190,12 +190,24 @@ class FunctionsHost:
                         raise BindingError(
                             "the local hub broadcasts to all clients only (no user/group targets)"
                         )
-                    sent = self.hub.broadcast(
+                    self._broadcast_on_loop(
                         binding["hubName"], message["target"], message.get("arguments", [])
                     )
-                    log.info("broadcast %s to %d connection(s)", message["target"], sent)
             else:
                 raise BindingError(f"{spec.name}: the local host does not support {binding['type']} outputs")
+
+    def _broadcast_on_loop(self, hub: str, target: str, arguments: list[Any]) -> None:
+        """Functions run in worker threads; the hub's queues belong to the event loop's thread.
+        call_soon_threadsafe keeps the order in which the functions sent."""
+
+        def send() -> None:
+            sent = self.hub.broadcast(hub, target, arguments)
+            log.info("broadcast %s to %d connection(s)", target, sent)
+
+        if self._loop is None:
+            send()
+        else:
+            self._loop.call_soon_threadsafe(send)
 
     def invoke(self, spec: FunctionSpec, trigger_value: Any, query: dict[str, str] | None = None) -> Any:
         """Run one function synchronously: inputs, the user code, then outputs (as the host does)."""

@@ -35,6 +35,9 @@ TOKEN_LIFETIME_SECONDS = 3600
 HANDSHAKE_TIMEOUT_SECONDS = 15
 KEEPALIVE_SECONDS = 15
 SEND_QUEUE_LIMIT = 1000
+# Below this many bytes waiting in a socket's buffer a frame is written at once by the broadcast
+# itself; above it (a client that reads slowly) frames go through that client's own queue.
+DIRECT_WRITE_LIMIT = 32 * 1024
 log = logging.getLogger("local.hub")
 
 ConnectionEvent = Callable[[str, "Connection"], Awaitable[None]]
@@ -49,7 +52,10 @@ class Connection:
     user_id: str | None
     socket: web.WebSocketResponse
     queue: asyncio.Queue[str | None]
+    transport: asyncio.BaseTransport | None = None
     dropped: bool = False
+    busy: bool = False
+    """True while the connection's writer task is sending its backlog."""
 
 
 class Hub:
@@ -72,6 +78,8 @@ class Hub:
         self.delivered = 0
         self.accepting = True
         """False while the endpoint is down (see `go_down`): new connections get 503."""
+        self._frames: asyncio.Queue[tuple[str, list[Connection]]] | None = None
+        self._pump: asyncio.Task[None] | None = None
 
     # tokens
 
@@ -263,7 +271,9 @@ class Hub:
     async def _write(self, connection: Connection) -> None:
         try:
             while (frame := await connection.queue.get()) is not None:
+                connection.busy = True
                 await connection.socket.send_str(frame)
+                connection.busy = connection.queue.qsize() > 0
                 self.delivered += frame.count(RECORD_SEPARATOR)
         except (ConnectionError, RuntimeError):
             pass
@@ -289,12 +299,38 @@ class Hub:
             asyncio.get_running_loop().create_task(connection.socket.close(code=1008, message=b"too slow"))
 
     def broadcast(self, hub: str, target: str, arguments: list[Any]) -> int:
-        """Send one invocation to every connection of `hub`; returns how many were queued."""
+        """Send one invocation to every connection of `hub`, in call order; returns how many."""
         frame = json.dumps({"type": INVOCATION, "target": target, "arguments": arguments}) + RECORD_SEPARATOR
         connections = list(self.connections.get(hub, {}).values())
-        for connection in connections:
-            self._enqueue(connection, frame)
+        if self._frames is None:
+            self._frames = asyncio.Queue()
+            self._pump = asyncio.get_running_loop().create_task(self._fan_out(self._frames))
+        self._frames.put_nowait((frame, connections))
         return len(connections)
+
+    async def _fan_out(self, frames: asyncio.Queue[tuple[str, list[Connection]]]) -> None:
+        """Write each frame to every connection in one pass, as a plain broadcast loop would;
+        a connection with a backlog gets it through its queue, so it cannot stall the pass."""
+        while True:
+            frame, connections = await frames.get()
+            for connection in connections:
+                if connection.dropped:
+                    continue
+                transport = connection.transport
+                if (
+                    connection.queue.empty()
+                    and not connection.busy
+                    and transport is not None
+                    and not transport.is_closing()
+                    and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
+                ):  # type: ignore[attr-defined]
+                    try:
+                        await connection.socket.send_str(frame)
+                        self.delivered += 1
+                    except (ConnectionError, RuntimeError):
+                        continue
+                else:
+                    self._enqueue(connection, frame)
 
     def online(self, hub: str) -> int:
         """Connections currently open on `hub`."""
@@ -305,6 +341,14 @@ class Hub:
         for connections in self.connections.values():
             for connection in list(connections.values()):
                 await self._close(connection, "the service is restarting", allow_reconnect)
+
+    async def shutdown(self) -> None:
+        """Close every connection and stop broadcasting (server shutdown)."""
+        await self.close_all(allow_reconnect=False)
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
 
     async def go_down(self) -> None:
         """Drop every client and refuse new ones until `come_back`: an outage, for testing reconnects."""

@@ -31,7 +31,7 @@ class LocalMode:
 
     async def stop(self) -> None:
         """Close clients, stop the triggers, the server and the database."""
-        await self.hub.close_all()
+        await self.hub.shutdown()
         await self.host.stop()
         await self.runner.cleanup()
         self.database.close()

@@ -30,7 +30,7 @@ async def running_hub(send_queue_limit: int = 1000) -> AsyncIterator[tuple[Hub, 
     try:
         yield hub, url
     finally:
-        await hub.close_all()
+        await hub.shutdown()
         await runner.cleanup()
 
 

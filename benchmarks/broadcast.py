@@ -1,0 +1,359 @@
+"""Broadcast benchmark: N SignalR clients, M published messages, end-to-end latency and throughput.
+
+It starts the local mode in a subprocess (or uses `--url` of a deployment with `--key`), connects
+N WebSocket clients that speak the SignalR JSON hub protocol after the serverless negotiate
+redirect, then:
+  1. publishes M messages at R per second and measures publish-request-start -> client-receipt
+     latency for every delivery (p50, p99) and counts deliveries (expected N x M);
+  2. publishes a burst of B messages as fast as the API takes them and measures deliveries/s;
+and, beside it, the same N clients against a bare aiohttp WebSocket broadcast server (the limit of
+this machine for this stack): the same burst, as frames of the same size.
+
+    python benchmarks/broadcast.py                    # 1,000 clients against the local mode
+    python benchmarks/broadcast.py --clients 200 --messages 50
+    python benchmarks/broadcast.py --url https://func-x.azurewebsites.net --key <function key>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+SEPARATOR = "\x1e"
+BARE_SERVER = r"""
+import asyncio, sys
+from aiohttp import web, WSMsgType
+clients = set()
+async def ws(request):
+    socket = web.WebSocketResponse()
+    await socket.prepare(request)
+    clients.add(socket)
+    try:
+        async for _ in socket:
+            pass
+    finally:
+        clients.discard(socket)
+    return socket
+async def send(request):
+    frame = await request.text()
+    for client in list(clients):
+        await client.send_str(frame)
+    return web.Response(status=202)
+app = web.Application()
+app.add_routes([web.get("/ws", ws), web.post("/send", send)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+@dataclass
+class Client:
+    """One benchmark client: the sequence numbers it got and when."""
+
+    received: dict[int, float] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def raise_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+async def wait_until_up(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
+
+def record(client: Client, sequence: int, now: float) -> None:
+    if sequence in client.received:
+        client.duplicates += 1
+    else:
+        client.received[sequence] = now
+
+
+async def signalr_client(
+    session: aiohttp.ClientSession,
+    api: str,
+    client: Client,
+    ready: asyncio.Event,
+    counter: list[int],
+    total: int,
+) -> None:
+    """Negotiate through the API (Azure's redirect), negotiate with the hub, then read frames."""
+    async with session.post(f"{api}/negotiate") as response:
+        info = await response.json()
+    headers = {"Authorization": f"Bearer {info['accessToken']}"}
+    hub_url, _, query = info["url"].partition("?")
+    async with session.post(
+        f"{hub_url.rstrip('/')}/negotiate?{query}&negotiateVersion=1", headers=headers
+    ) as r:
+        negotiated = await r.json()
+    target = info["url"].replace("http", "ws", 1) + f"&id={negotiated['connectionToken']}"
+    async with session.ws_connect(target, headers=headers, heartbeat=None, max_msg_size=0) as socket:
+        await socket.send_str(json.dumps({"protocol": "json", "version": 1}) + SEPARATOR)
+        await socket.receive_str()
+        counter[0] += 1
+        if counter[0] == total:
+            ready.set()
+        async for message in socket:
+            now = time.perf_counter()
+            for record_text in message.data.split(SEPARATOR):
+                if '"newMessage"' in record_text:
+                    payload = json.loads(record_text)
+                    record(client, int(payload["arguments"][0]["text"].split()[1]), now)
+
+
+async def bare_client(
+    session: aiohttp.ClientSession,
+    url: str,
+    client: Client,
+    ready: asyncio.Event,
+    counter: list[int],
+    total: int,
+) -> None:
+    async with session.ws_connect(url, heartbeat=None, max_msg_size=0) as socket:
+        counter[0] += 1
+        if counter[0] == total:
+            ready.set()
+        async for message in socket:
+            now = time.perf_counter()
+            payload = json.loads(message.data.rstrip(SEPARATOR))
+            record(client, int(payload["arguments"][0]["text"].split()[1]), now)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def summarize(name: str, clients: list[Client], sent: dict[int, float], sequences: range) -> dict[str, float]:
+    latencies = [
+        (client.received[s] - sent[s]) * 1000 for client in clients for s in sequences if s in client.received
+    ]
+    delivered = len(latencies)
+    expected = len(clients) * len(sequences)
+    first = min(sent[s] for s in sequences)
+    last = max(
+        (client.received[s] for client in clients for s in sequences if s in client.received), default=first
+    )
+    return {
+        "name": name,
+        "delivered": delivered,
+        "expected": expected,
+        "duplicates": sum(c.duplicates for c in clients),
+        "p50_ms": statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": percentile(latencies, 0.99) if latencies else float("nan"),
+        "deliveries_per_s": delivered / (last - first) if last > first else float("nan"),
+    }
+
+
+async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[dict[str, float]]:
+    clients = [Client() for _ in range(args.clients)]
+    ready, counter = asyncio.Event(), [0]
+    connector = aiohttp.TCPConnector(limit=0)
+    results = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        tasks = [
+            asyncio.create_task(signalr_client(session, api, c, ready, counter, args.clients))
+            for c in clients
+        ]
+        await asyncio.wait_for(ready.wait(), timeout=120)
+        print(f"  {args.clients} clients connected in {time.perf_counter() - started:.1f} s", flush=True)
+        sent: dict[int, float] = {}
+        headers = {"Content-Type": "application/json", "x-functions-key": key}
+
+        async def publish(sequence: int) -> None:
+            body = json.dumps({"text": f"bench {sequence} " + "x" * args.size, "author": "bench"})
+            sent[sequence] = time.perf_counter()
+            async with session.post(f"{api}/messages", data=body, headers=headers) as response:
+                if response.status != 202:
+                    raise RuntimeError(f"publish {sequence}: HTTP {response.status} {await response.text()}")
+
+        paced = range(args.messages)
+        for sequence in paced:
+            started_at = time.perf_counter()
+            await publish(sequence)
+            await asyncio.sleep(max(0.0, started_at + 1 / args.rate - time.perf_counter()))
+        await drain(clients, paced, args.settle)
+        results.append(summarize(f"local mode, {args.rate:g} msg/s", clients, sent, paced))
+
+        burst = range(args.messages, args.messages + args.burst)
+        await asyncio.gather(*(publish(s) for s in burst))
+        await drain(clients, burst, args.settle)
+        results.append(summarize("local mode, burst", clients, sent, burst))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return results
+
+
+async def run_bare(url: str, args: argparse.Namespace) -> list[dict[str, float]]:
+    clients = [Client() for _ in range(args.clients)]
+    ready, counter = asyncio.Event(), [0]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        tasks = [
+            asyncio.create_task(bare_client(session, f"{url}/ws", c, ready, counter, args.clients))
+            for c in clients
+        ]
+        await asyncio.wait_for(ready.wait(), timeout=120)
+        sent: dict[int, float] = {}
+
+        async def send(sequence: int) -> None:
+            frame = (
+                json.dumps(
+                    {
+                        "type": 1,
+                        "target": "newMessage",
+                        "arguments": [{"id": sequence, "text": f"bench {sequence} " + "x" * args.size}],
+                    }
+                )
+                + SEPARATOR
+            )
+            sent[sequence] = time.perf_counter()
+            async with session.post(f"{url}/send", data=frame) as response:
+                assert response.status == 202
+
+        paced = range(args.messages)
+        for sequence in paced:
+            started_at = time.perf_counter()
+            await send(sequence)
+            await asyncio.sleep(max(0.0, started_at + 1 / args.rate - time.perf_counter()))
+        await drain(clients, paced, args.settle)
+        results = [summarize(f"bare WebSocket, {args.rate:g} msg/s", clients, sent, paced)]
+        burst = range(args.messages, args.messages + args.burst)
+        await asyncio.gather(*(send(s) for s in burst))
+        await drain(clients, burst, args.settle)
+        results.append(summarize("bare WebSocket, burst", clients, sent, burst))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return results
+
+
+async def drain(clients: list[Client], sequences: range, settle: float) -> None:
+    """Wait until every client has every sequence, or `settle` seconds pass without progress."""
+    wanted = set(sequences)
+    last_total, last_change = -1, time.monotonic()
+    while True:
+        total = sum(len(wanted & client.received.keys()) for client in clients)
+        if total == len(clients) * len(wanted):
+            return
+        if total != last_total:
+            last_total, last_change = total, time.monotonic()
+        elif time.monotonic() - last_change > settle:
+            return
+        await asyncio.sleep(0.05)
+
+
+def print_table(results: list[dict[str, float]]) -> None:
+    print(f"\n{'run':32} {'delivered':>17} {'dup':>4} {'p50 ms':>8} {'p99 ms':>8} {'deliveries/s':>13}")
+    for r in results:
+        delivered = f"{r['delivered']}/{r['expected']}"
+        print(
+            f"{r['name']:32} {delivered:>17} {r['duplicates']:>4} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+            f"{r['deliveries_per_s']:>13,.0f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=100, help="paced messages (latency phase)")
+    parser.add_argument("--rate", type=float, default=10.0, help="paced messages per second")
+    parser.add_argument(
+        "--burst", type=int, default=200, help="messages published at once (throughput phase)"
+    )
+    parser.add_argument("--size", type=int, default=100, help="extra characters per message text")
+    parser.add_argument(
+        "--settle", type=float, default=10.0, help="seconds without progress before giving up"
+    )
+    parser.add_argument(
+        "--url", help="base URL of a deployment's Functions app (default: start the local mode)"
+    )
+    parser.add_argument("--key", help="function key for POST /api/messages (with --url)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare WebSocket baseline")
+    args = parser.parse_args()
+    if args.url and not args.key:
+        parser.error("--url needs --key (the function key of POST /api/messages)")
+    limit = raise_file_limit()
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"open files {limit}",
+        flush=True,
+    )
+    processes = []
+    try:
+        if args.url:
+            api, key = args.url.rstrip("/") + "/api", args.key
+        else:
+            port, key = free_port(), secrets.token_urlsafe(16)
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "local", "--port", str(port), "--publish-key", key],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            api = f"http://127.0.0.1:{port}/api"
+            asyncio.run(wait_until_up(f"{api}/health"))
+        print(
+            f"target: {api}, {args.clients} clients, {args.messages} messages at {args.rate:g}/s, "
+            f"burst {args.burst}",
+            flush=True,
+        )
+        results = asyncio.run(run_against_api(api, key, args))
+        if not args.no_baseline:
+            bare_port = free_port()
+            processes.append(subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)]))
+            asyncio.run(wait_until_up(f"http://127.0.0.1:{bare_port}/ws"))
+            print("baseline: bare aiohttp WebSocket broadcast, same clients and frames", flush=True)
+            results += asyncio.run(run_bare(f"http://127.0.0.1:{bare_port}", args))
+        print_table(results)
+        if not args.no_baseline:
+            ratio = results[1]["deliveries_per_s"] / results[3]["deliveries_per_s"]
+            print(f"\nburst throughput: local mode / bare baseline = {ratio:.2f}")
+    finally:
+        for process in processes:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
