@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -76,7 +77,7 @@ def free_port() -> int:
 
 
 def raise_file_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
     resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return target
@@ -155,10 +156,10 @@ async def bare_client(
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def summarize(name: str, clients: list[Client], sent: dict[int, float], sequences: range) -> dict[str, float]:
+def summarize(name: str, clients: list[Client], sent: dict[int, float], sequences: range) -> dict[str, Any]:
     latencies = [
         (client.received[s] - sent[s]) * 1000 for client in clients for s in sequences if s in client.received
     ]
@@ -179,7 +180,7 @@ def summarize(name: str, clients: list[Client], sent: dict[int, float], sequence
     }
 
 
-async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[dict[str, float]]:
+async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     clients = [Client() for _ in range(args.clients)]
     ready, counter = asyncio.Event(), [0]
     connector = aiohttp.TCPConnector(limit=0)
@@ -220,7 +221,7 @@ async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[
     return results
 
 
-async def run_bare(url: str, args: argparse.Namespace) -> list[dict[str, float]]:
+async def run_bare(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     clients = [Client() for _ in range(args.clients)]
     ready, counter = asyncio.Event(), [0]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -278,7 +279,7 @@ async def drain(clients: list[Client], sequences: range, settle: float) -> None:
         await asyncio.sleep(0.05)
 
 
-def print_table(results: list[dict[str, float]]) -> None:
+def print_table(results: list[dict[str, Any]]) -> None:
     print(f"\n{'run':32} {'delivered':>17} {'dup':>4} {'p50 ms':>8} {'p99 ms':>8} {'deliveries/s':>13}")
     for r in results:
         delivered = f"{r['delivered']}/{r['expected']}"

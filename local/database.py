@@ -32,7 +32,7 @@ class BindingError(RuntimeError):
     """A binding could not run (as the Functions host would report it)."""
 
 
-def _strip_schema(expression: exp.Expression) -> exp.Expression:
+def _strip_schema(expression: exp.Expr) -> exp.Expr:
     """`dbo.Messages` -> `Messages`: SQLite has no schemas (a prefix would name another database)."""
     for table in expression.find_all(exp.Table):
         table.set("db", None)

@@ -112,12 +112,11 @@ class FunctionsHost:
         self.max_batch_size = max_batch_size
         self.polling_interval = polling_interval_ms / 1000
         app = app or load_function_app()
-        self.functions = {
-            f.get_function_name(): FunctionSpec(
-                f.get_function_name(), f.get_user_function(), json.loads(f.get_function_json())["bindings"]
-            )
-            for f in app.get_functions()
-        }
+        self.functions: dict[str, FunctionSpec] = {}
+        for function in app.get_functions():
+            name = str(function.get_function_name())
+            bindings = json.loads(function.get_function_json())["bindings"]
+            self.functions[name] = FunctionSpec(name, function.get_user_function(), bindings)
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -52,7 +52,7 @@ class Connection:
     user_id: str | None
     socket: web.WebSocketResponse
     queue: asyncio.Queue[str | None]
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     dropped: bool = False
     busy: bool = False
     """True while the connection's writer task is sending its backlog."""
@@ -323,7 +323,7 @@ class Hub:
                     and transport is not None
                     and not transport.is_closing()
                     and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
-                ):  # type: ignore[attr-defined]
+                ):
                     try:
                         await connection.socket.send_str(frame)
                         self.delivered += 1
