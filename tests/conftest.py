@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pulumi_harness import ProgramRun, run_stack
+
+from preview.mocks import ProgramRun, run_stack
 
 
 @pytest.fixture(scope="session")

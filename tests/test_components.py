@@ -6,7 +6,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi_harness import SUBSCRIPTION, ProgramRun, run
 
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
@@ -14,6 +13,7 @@ from components.function_app import FunctionApp, FunctionAppArgs
 from components.signalr import SignalR, SignalRArgs
 from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
+from preview.mocks import SUBSCRIPTION, ProgramRun, run
 from settings import parse_sql_sku
 
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test"

@@ -7,10 +7,10 @@ import re
 import uuid
 
 import pytest
-from pulumi_harness import DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
 
 from components.common import Role, role_assignment_name
 from functions import wiring
+from preview.mocks import DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
 
 WEB_APP = "azure-native:web:WebApp"
 SIGNALR = "azure-native:signalrservice:SignalR"

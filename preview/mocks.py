@@ -133,7 +133,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
         return resource_id, state
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        # The SDK's annotation says (outputs, failures), but its MockMonitor also takes a plain dict.
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": "22222222-0000-0000-0000-000000000000",

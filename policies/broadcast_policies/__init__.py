@@ -1,0 +1,14 @@
+"""The broadcast policy rules, one module per concern; `ALL_POLICIES` is what the pack enforces."""
+
+from pulumi_policy import Policy
+
+from . import general, signalr, sql, stack, storage, web
+
+ALL_POLICIES: list[Policy] = [
+    *storage.POLICIES,
+    *web.POLICIES,
+    *signalr.POLICIES,
+    *sql.POLICIES,
+    *general.POLICIES,
+    *stack.POLICIES,
+]

@@ -1,0 +1,122 @@
+"""Run the policy pack's rules against what the program declares under mocks: an offline
+`pulumi preview --policy-pack policies`, for pull requests from forks (no cloud credentials)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from preview.mocks import ProgramRun, Registration
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "policies"))
+from broadcast_policies import ALL_POLICIES  # noqa: E402  (the pack's folder is its own root)
+
+SKIPPED_TYPES = ("pulumi:pulumi:Stack", "pulumi:providers:")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reported violation."""
+
+    policy: str
+    enforcement: EnforcementLevel
+    resource: str
+    message: str
+
+
+def _options(resource: Registration) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+        parent=resource.parent or None,
+    )
+
+
+def _policy_config(policy: Policy, config: Mapping[str, Any]) -> tuple[EnforcementLevel, dict[str, Any]]:
+    entry = config.get(policy.name, {})
+    if isinstance(entry, str):
+        return EnforcementLevel(entry), {}
+    level = EnforcementLevel(
+        entry.get("enforcementLevel", (policy.enforcement_level or EnforcementLevel.MANDATORY).value)
+    )
+    defaults = {
+        key: schema.get("default")
+        for key, schema in (policy.config_schema.properties.items() if policy.config_schema else [])
+    }
+    values = {key: value for key, value in entry.items() if key != "enforcementLevel"}
+    return level, {**defaults, **values}
+
+
+def _validators(policy: Any) -> list[Any]:
+    validate = policy.validate
+    return list(validate) if isinstance(validate, list) else [validate]
+
+
+def check(run: ProgramRun, config: Mapping[str, Any] | None = None) -> list[Violation]:
+    """Every violation of every policy against one program run."""
+    config = config or {}
+    resources = [
+        r
+        for r in run.resources
+        if not r.type.startswith(SKIPPED_TYPES) and not r.type.startswith("broadcast:")
+    ]
+    violations: list[Violation] = []
+    for policy in ALL_POLICIES:
+        level, values = _policy_config(policy, config)
+        if level == EnforcementLevel.DISABLED:
+            continue
+        if isinstance(policy, ResourceValidationPolicy):
+            for resource in resources:
+                args = ResourceValidationArgs(
+                    resource.type,
+                    resource.inputs,
+                    resource.urn,
+                    resource.name,
+                    _options(resource),
+                    None,
+                    values,
+                )
+                for validate in _validators(policy):
+                    validate(
+                        args,
+                        lambda message, urn=None, r=resource, p=policy, lv=level: violations.append(
+                            Violation(p.name, lv, urn or r.urn, message)
+                        ),
+                    )
+        elif isinstance(policy, StackValidationPolicy):
+            policy_resources = [_policy_resource(r) for r in resources]
+            stack_args = StackValidationArgs(policy_resources, values)
+            for validate in _validators(policy):
+                validate(
+                    stack_args,
+                    lambda message, urn=None, p=policy, lv=level: violations.append(
+                        Violation(p.name, lv, urn or "stack", message)
+                    ),
+                )
+    return violations
+
+
+def _policy_resource(resource: Registration) -> PolicyResource:
+    return PolicyResource(
+        resource.type, resource.inputs, resource.urn, resource.name, _options(resource), None, None, [], {}
+    )
