@@ -12,6 +12,7 @@ test: lint typecheck
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	.venv/bin/actionlint .github/workflows/*.yml
 
 # functions/ is its own app root (the Functions host imports its modules by file name).
 typecheck:

@@ -10,13 +10,16 @@ for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing system packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})" >&2
-    exit 1
+    if ! command -v sudo >/dev/null; then
+      echo "setup: missing system packages: ${missing[*]} (install them as root: apt-get install -y ${missing[*]})" >&2
+      exit 1
+    fi
+    sudo="sudo"
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 python=${PYTHON:-python3}
