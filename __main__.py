@@ -9,6 +9,9 @@ The data flow, in the order this program builds it:
   6. SignalR pushes it to every connected client at once.
 """
 
+import os
+from pathlib import Path
+
 import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity, resources
@@ -16,7 +19,10 @@ from pulumi_azure_native import authorization, managedidentity, resources
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity
 from components.function_app import FunctionApp, FunctionAppArgs
+from components.function_package import build_package, pip_installer
 from components.signalr import SignalR, SignalRArgs, service_uri
+from components.site_content import site_files
+from components.site_upload import config_document, file_manifest
 from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
@@ -24,6 +30,13 @@ from settings import load_settings
 
 settings = load_settings()
 client = authorization.get_client_config_output()
+# The code ships with `pulumi up`: the function package (built for the Functions host's Linux and
+# Python, cached by content hash) and the site's files. BROADCAST_WHEELHOUSE points pip at local wheels.
+wheelhouse = os.environ.get("BROADCAST_WHEELHOUSE")
+package = build_package(
+    settings.python_version, installer=pip_installer(Path(wheelhouse) if wheelhouse else None)
+)
+site_content = file_manifest(site_files(), Path(__file__).resolve().parent)
 
 resource_group = resources.ResourceGroup(
     "resource-group",
@@ -56,7 +69,8 @@ app_identity = UserAssignedIdentity(
     name=identity_resource.name,
 )
 
-# 1. The browser loads the web app's static files from Blob Storage.
+# 1. The browser loads the web app's static files from Blob Storage (uploaded at the end, once the
+# API's address is known for its config.json).
 site = StaticSite("site", StaticSiteArgs(**common, redundancy=settings.storage_redundancy))
 allowed_origins = pulumi.Output.all(site.origin, *settings.cors_origins)
 
@@ -77,6 +91,7 @@ database = SqlDatabase(
         zone_redundant=settings.sql_zone_redundant,
         backup_retention_days=settings.sql_backup_retention_days,
         client_ip_ranges=settings.sql_client_ip_ranges,
+        app_identity_name=app_identity.name,
     ),
 )
 
@@ -103,6 +118,10 @@ functions = FunctionApp(
         sql_trigger_max_batch_size=settings.sql_trigger_max_batch_size,
         log_retention_days=settings.log_retention_days,
         storage_redundancy=settings.storage_redundancy,
+        package=package,
+        deploy_after=[database.schema] if database.schema else [],
+        deployer_principal_id=client.object_id,
+        deployer_principal_type=settings.deployer_principal_type,
     ),
 )
 
@@ -122,6 +141,14 @@ signalr = SignalR(
             RoleAssignment(principal_id=app_identity.principal_id, role=Role.SIGNALR_SERVICE_OWNER)
         ],
     ),
+)
+
+# The site's files, with a config.json that points the page at this stack's API and hub.
+site.publish(
+    content=site_content,
+    config=functions.api_base_url.apply(lambda api: config_document(api, wiring.HUB_NAME)),
+    deployer_principal_id=client.object_id,
+    deployer_principal_type=settings.deployer_principal_type,
 )
 
 pulumi.export("resourceGroupName", resource_group.name)

@@ -35,6 +35,7 @@ SIGNALR_UNITS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90, 
 SQL_SKU_PATTERN = re.compile(r"^(GP_S|GP|BC|HS)_Gen5_(\d+)$")
 SQL_VCORES = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 40, 80)
 SQL_ADMIN_PRINCIPAL_TYPES = ("User", "Group", "Application")
+DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 STORAGE_REDUNDANCY = ("LRS", "ZRS", "GRS", "GZRS")
 # A firewall rule wider than this is not "a client's address range"; open networks are refused.
 MAX_FIREWALL_RANGE_ADDRESSES = 65_536
@@ -107,6 +108,7 @@ class Settings:
     log_retention_days: int
     cors_origins: tuple[str, ...]
     owner: str | None
+    deployer_principal_type: str
 
     @property
     def tags(self) -> dict[str, str]:
@@ -364,6 +366,14 @@ SETTINGS: tuple[Setting, ...] = (
         check=_check_origins,
     ),
     Setting(
+        key="deployerPrincipalType",
+        type="string",
+        description="What runs `pulumi up` (it gets data-plane roles to upload the site and code): User "
+        "on a workstation, ServicePrincipal in CI (the workflows set it).",
+        default="User",
+        check=_one_of(DEPLOYER_PRINCIPAL_TYPES),
+    ),
+    Setting(
         key="owner",
         type="string",
         description="Optional 'owner' tag value (team or e-mail).",
@@ -530,4 +540,5 @@ def load_settings(
         log_retention_days=values["logRetentionDays"],
         cors_origins=tuple(values["corsOrigins"]),
         owner=values["owner"] or None,
+        deployer_principal_type=values["deployerPrincipalType"],
     )

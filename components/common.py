@@ -69,7 +69,8 @@ class RoleAssignment:
     principal_id: pulumi.Input[str]
     role: Role
     principal_type: str = "ServicePrincipal"
-    """`ServicePrincipal` for managed identities (skips Entra replication delays), `User` or `Group`."""
+    """`ServicePrincipal` for managed identities (skips Entra replication delays), `User` or `Group`.
+    Always set: azure-native sends `User` when it is left out."""
     description: str = ""
 
 

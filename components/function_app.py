@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_random as random
@@ -21,6 +22,7 @@ from pulumi_azure_native import applicationinsights, operationalinsights, storag
 
 from components._storage import secure_storage_account
 from components.app_service import FLEX_CONSUMPTION
+from components.code_deployment import OneDeploy, PackageBlob
 from components.common import (
     ComponentArgs,
     Role,
@@ -30,9 +32,11 @@ from components.common import (
     assign_roles,
 )
 from components.function_host_key import FunctionHostKey
+from components.function_package import FunctionPackage
 from functions import wiring
 
 PACKAGE_CONTAINER = "app-package"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(kw_only=True)
@@ -67,11 +71,31 @@ class FunctionAppArgs(ComponentArgs):
     """Optional. Log Analytics retention. Default: 30."""
     storage_redundancy: str = "LRS"
     """Optional. Host storage replication. Default: LRS."""
-    package_url: pulumi.Input[str] | None = None
-    """Optional. Elastic Premium/Dedicated: private blob URL of the code package
-    (`WEBSITE_RUN_FROM_PACKAGE`, read with the app's identity). Default: none."""
+    package: FunctionPackage | None = None
+    """Optional. The code to deploy: OneDeploy on Flex Consumption, a run-from-package blob on
+    Elastic Premium/Dedicated. Default: none (infrastructure only)."""
+    deploy_after: Sequence[pulumi.Resource] = ()
+    """Optional. What must exist before the code starts (its SQL triggers need the schema). Default: none."""
+    deployer_principal_id: pulumi.Input[str] | None = None
+    """Optional. The deploying identity; on Elastic Premium/Dedicated it uploads the package blob and
+    is granted Storage Blob Data Contributor on the host storage for that. Default: none."""
+    deployer_principal_type: str = "User"
+    """Optional. `User`, `ServicePrincipal` or `Group`: the deploying identity's kind. Default: User."""
     extra_app_settings: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Optional. More app settings. Default: none."""
+
+
+def _scm_host(host_names: Sequence[str]) -> str:
+    """The app's Kudu (SCM) host among its enabled host names."""
+    for host in host_names:
+        if ".scm." in host:
+            return host
+    raise ValueError(f"the app has no SCM host name among {host_names}")
+
+
+def _project_relative(path: Path) -> str:
+    """Paths in resource inputs are relative to the project, so state does not depend on a checkout."""
+    return path.resolve().relative_to(PROJECT_ROOT).as_posix()
 
 
 class FunctionApp(pulumi.ComponentResource):
@@ -93,6 +117,8 @@ class FunctionApp(pulumi.ComponentResource):
     """The host storage account's name."""
     identity_roles: list[pulumi.Resource]
     """Role assignments the app needs before its code may start."""
+    code_deployments: list[pulumi.Resource]
+    """The OneDeploy deployment (Flex Consumption), when a package was given."""
 
     def __init__(self, name: str, args: FunctionAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:function_app:FunctionApp", name, None, opts)
@@ -177,8 +203,9 @@ class FunctionApp(pulumi.ComponentResource):
             # Flex Consumption rejects these two: its runtime comes from functionAppConfig.
             settings["FUNCTIONS_EXTENSION_VERSION"] = "~4"
             settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
-            if args.package_url is not None:
-                settings["WEBSITE_RUN_FROM_PACKAGE"] = args.package_url
+            if args.package is not None:
+                blob = self._package_blob(name, args, host_storage, container)
+                settings["WEBSITE_RUN_FROM_PACKAGE"] = blob.url
                 settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] = identity.resource_id
         settings.update(args.extra_app_settings)
 
@@ -250,14 +277,32 @@ class FunctionApp(pulumi.ComponentResource):
             )
         assign_roles(name, app.id, args.role_assignments, self)
 
+        code: list[pulumi.Resource] = []
+        if flex and args.package is not None:
+            # OneDeploy starts the functions, SQL triggers included: only once what they need exists.
+            code.append(
+                OneDeploy(
+                    f"{name}-code",
+                    app_id=app.id,
+                    scm_host=app.enabled_host_names.apply(_scm_host),
+                    package_path=_project_relative(args.package.path),
+                    package_sha256=args.package.sha256,
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[app, *self.identity_roles, *args.deploy_after]
+                    ),
+                )
+            )
+
         webhook_key = random.RandomPassword(f"{name}-signalr-key", length=48, special=False, opts=child)
         host_key = FunctionHostKey(
             f"{name}-signalr-extension-key",
             app_id=app.id,
             key_name=wiring.SIGNALR_EXTENSION_KEY,
             value=webhook_key.result,
-            opts=child,
+            # The host answers key requests once it runs the app's code.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=code),
         )
+        self.code_deployments = code
 
         self.name = app.name
         self.resource_id = app.id
@@ -277,4 +322,37 @@ class FunctionApp(pulumi.ComponentResource):
                 "default_host_name": self.default_host_name,
                 "api_base_url": self.api_base_url,
             }
+        )
+
+    def _package_blob(
+        self,
+        name: str,
+        args: FunctionAppArgs,
+        host_storage: storage.StorageAccount,
+        container: storage.BlobContainer,
+    ) -> PackageBlob:
+        assert args.package is not None
+        uploader_roles: list[pulumi.Resource] = []
+        if args.deployer_principal_id is not None:
+            uploader_roles.append(
+                assign_role(
+                    f"{name}-deployer-blob",
+                    host_storage.id,
+                    RoleAssignment(
+                        principal_id=args.deployer_principal_id,
+                        role=Role.STORAGE_BLOB_DATA_CONTRIBUTOR,
+                        principal_type=args.deployer_principal_type,
+                    ),
+                    self,
+                )
+            )
+        return PackageBlob(
+            f"{name}-package",
+            account_url=host_storage.primary_endpoints.blob,
+            container=container.name,
+            package_path=_project_relative(args.package.path),
+            package_sha256=args.package.sha256,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[container, *uploader_roles, *args.deploy_after]
+            ),
         )

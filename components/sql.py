@@ -2,7 +2,8 @@
 
 Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Database` (vCore,
 serverless in dev), `sql.BackupShortTermRetentionPolicy` and `sql.FirewallRule`s (Azure services,
-plus explicit client ranges). No SQL password exists anywhere.
+plus explicit client ranges), and the schema (T-SQL migrations applied with pyodbc and an Entra
+token). No SQL password exists anywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pulumi
 from pulumi_azure_native import sql
 
 from components.common import ComponentArgs, assign_roles
+from components.schema_migrations import DatabaseSchema
 from settings import IpRange, SqlSku
 
 # The documented special rule: start and end 0.0.0.0 admits Azure services, not the internet.
@@ -47,6 +49,10 @@ class SqlDatabaseArgs(ComponentArgs):
     """Optional. Point-in-time restore window, 1-35 days. Default: 7."""
     client_ip_ranges: Sequence[IpRange] = ()
     """Optional. Client ranges allowed besides Azure services. Default: none."""
+    app_identity_name: pulumi.Input[str] | None = None
+    """Optional. The app's identity, made a database user by the schema migrations; when set, the
+    schema is applied during `pulumi up` (the deploying identity must be the Entra admin or in its
+    group, and reach the server through the firewall). Default: none (no schema)."""
 
 
 class SqlDatabase(pulumi.ComponentResource):
@@ -64,6 +70,8 @@ class SqlDatabase(pulumi.ComponentResource):
     """The database's resource id."""
     firewall_rules: list[sql.FirewallRule]
     """The firewall rules; schema migrations must wait for them."""
+    schema: DatabaseSchema | None
+    """The applied schema, when `app_identity_name` was given: the app's code waits for it."""
 
     def __init__(self, name: str, args: SqlDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:sql:SqlDatabase", name, None, opts)
@@ -133,6 +141,17 @@ class SqlDatabase(pulumi.ComponentResource):
             for rule_name, ip_range in rules
         ]
         assign_roles(name, server.id, args.role_assignments, self)
+
+        self.schema: DatabaseSchema | None = None
+        if args.app_identity_name is not None:
+            self.schema = DatabaseSchema(
+                f"{name}-schema",
+                server=server.fully_qualified_domain_name,
+                server_id=server.id,
+                database=database.name,
+                app_identity_name=args.app_identity_name,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[server, database, *self.firewall_rules]),
+            )
 
         self.name = server.name
         self.resource_id = server.id

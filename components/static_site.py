@@ -1,6 +1,7 @@
 """Static site storage: the web app's files, served by Blob Storage's static website.
 
-Azure resources: `storage.StorageAccount` (StorageV2) and `storage.StorageAccountStaticWebsite`.
+Azure resources: `storage.StorageAccount` (StorageV2), `storage.StorageAccountStaticWebsite`, and
+the site's files in `$web` (uploaded by `site_upload.SiteContent` with the deployer's identity).
 The `$web` container is served read-only by the web endpoint; no blob container is public and
 shared-key access is off, so uploads need an Entra identity with a Storage Blob Data role.
 """
@@ -13,7 +14,8 @@ import pulumi
 from pulumi_azure_native import storage
 
 from components._storage import secure_storage_account
-from components.common import ComponentArgs, assign_roles
+from components.common import ComponentArgs, Role, RoleAssignment, assign_role, assign_roles
+from components.site_upload import SiteContent
 
 INDEX_DOCUMENT = "index.html"
 ERROR_DOCUMENT = "404.html"
@@ -49,7 +51,7 @@ class StaticSite(pulumi.ComponentResource):
         account = secure_storage_account(
             f"{name}-storage", args.naming.compact_name("stweb"), args, args.redundancy, self
         )
-        storage.StorageAccountStaticWebsite(
+        website = storage.StorageAccountStaticWebsite(
             f"{name}-website",
             account_name=account.name,
             resource_group_name=args.resource_group_name,
@@ -58,6 +60,9 @@ class StaticSite(pulumi.ComponentResource):
             opts=child,
         )
         assign_roles(name, account.id, args.role_assignments, self)
+        self._name = name
+        self._account = account
+        self._website = website
 
         self.name = account.name
         self.resource_id = account.id
@@ -66,4 +71,35 @@ class StaticSite(pulumi.ComponentResource):
         self.blob_endpoint = account.primary_endpoints.blob
         self.register_outputs(
             {"name": self.name, "resource_id": self.resource_id, "url": self.url, "origin": self.origin}
+        )
+
+    def publish(
+        self,
+        content: dict[str, dict[str, str]],
+        config: pulumi.Input[str],
+        deployer_principal_id: pulumi.Input[str],
+        deployer_principal_type: str,
+    ) -> SiteContent:
+        """Upload the site's files and its config.json with the deploying identity.
+
+        A method rather than an argument: config.json names the API, which exists only after the
+        Functions app, and the app's CORS needs this site's origin first.
+        """
+        uploader = assign_role(
+            f"{self._name}-deployer-blob",
+            self._account.id,
+            RoleAssignment(
+                principal_id=deployer_principal_id,
+                role=Role.STORAGE_BLOB_DATA_CONTRIBUTOR,
+                principal_type=deployer_principal_type,
+                description="uploads the site during pulumi up",
+            ),
+            self,
+        )
+        return SiteContent(
+            f"{self._name}-content",
+            account_url=self._account.primary_endpoints.blob,
+            files=content,
+            config=config,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._website, uploader]),
         )

@@ -71,10 +71,10 @@ class ProgramRun:
 def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
     # The most specific name input first: a database also names its server, a rule its server.
     for key in (
+        "containerName",
         "accountName",
         "databaseName",
         "firewallRuleName",
-        "containerName",
         "policyName",
         "roleAssignmentName",
         "workspaceName",
@@ -116,6 +116,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             }
         elif args.typ == "azure-native:web:WebApp":
             state["defaultHostName"] = f"{name}.azurewebsites.net"
+            state["enabledHostNames"] = [f"{name}.azurewebsites.net", f"{name}.scm.azurewebsites.net"]
         elif args.typ == "azure-native:signalrservice:SignalR":
             state["hostName"] = f"{name}.service.signalr.net"
         elif args.typ == "azure-native:sql:Server":
@@ -129,6 +130,14 @@ class AzureMocks(pulumi.runtime.Mocks):
             state["result"] = "x7k2q9"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "p" * int(args.inputs.get("length", 16))
+        elif (
+            args.typ == "pulumi-python:dynamic:Resource"
+            and "package_sha256" in args.inputs
+            and "container" in args.inputs
+        ):
+            state["url"] = (
+                f"{args.inputs['account_url'].rstrip('/')}/{args.inputs['container']}/functions-{args.inputs['package_sha256']}.zip"
+            )
         elif args.typ == "azure-native:resources:ResourceGroup":
             resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
         return resource_id, state

@@ -28,6 +28,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements-dev.txt
+# The function package's dependencies as Linux wheels for the Functions host, kept locally so the
+# tests build the package without reaching PyPI.
+for version in 3.11 3.12; do
+  .venv/bin/python -m pip download -q --only-binary=:all: --platform manylinux2014_x86_64 --implementation cp \
+    --python-version "$version" -r functions/requirements.txt -d build/wheels
+done
 
 if [ -f site/package-lock.json ]; then
   (cd site && npm ci --no-audit --no-fund --loglevel=error)

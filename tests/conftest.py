@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from preview.mocks import ProgramRun, run_stack
+
+# The program builds the function package; tests install its dependencies from the wheelhouse that
+# `make setup` downloads, so they need no network.
+WHEELHOUSE = Path(__file__).resolve().parent.parent / "build" / "wheels"
+os.environ.setdefault("BROADCAST_WHEELHOUSE", str(WHEELHOUSE))
 
 
 @pytest.fixture(scope="session")

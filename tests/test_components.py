@@ -6,14 +6,16 @@ from typing import Any
 
 import pulumi
 import pytest
+from conftest import WHEELHOUSE
 
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
 from components.function_app import FunctionApp, FunctionAppArgs
+from components.function_package import build_package, pip_installer
 from components.signalr import SignalR, SignalRArgs
 from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
-from preview.mocks import SUBSCRIPTION, ProgramRun, run
+from preview.mocks import ROOT, SUBSCRIPTION, ProgramRun, run
 from settings import parse_sql_sku
 
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test"
@@ -157,13 +159,14 @@ def test_sql_database() -> None:
     assert outputs["database_name"] == "sqldb-demo-dev-abc123"
 
 
-def test_function_app_alone() -> None:
+def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
     identity = UserAssignedIdentity(
         resource_id=f"{RG_ID}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id",
         client_id="cid",
         principal_id="pid",
         name="id",
     )
+    package = build_package("3.11", installer=pip_installer(WHEELHOUSE))
     result, outputs = declare(
         lambda: FunctionApp(
             "fn",
@@ -175,7 +178,9 @@ def test_function_app_alone() -> None:
                 signalr_service_uri="https://s.service.signalr.net",
                 sql_connection_string="Server=x",
                 allowed_origins=["https://site.example"],
-                package_url="https://st.blob.core.windows.net/app-package/app.zip",
+                package=package,
+                deployer_principal_id="deployer-oid",
+                deployer_principal_type="ServicePrincipal",
             ),
         )
     )
@@ -183,12 +188,22 @@ def test_function_app_alone() -> None:
         p["name"]: p["value"]
         for p in result.one("azure-native:web:WebApp").inputs["siteConfig"]["appSettings"]
     }
-    assert settings["WEBSITE_RUN_FROM_PACKAGE"] == "https://st.blob.core.windows.net/app-package/app.zip"
+    blob = result.one("pulumi-python:dynamic:Resource", "fn-package")
+    assert blob.inputs["package_sha256"] == package.sha256
+    assert blob.inputs["package_path"] == package.path.relative_to(ROOT).as_posix()
+    assert settings["WEBSITE_RUN_FROM_PACKAGE"] == (
+        f"https://stfuncdemodevabc123.blob.core.windows.net/app-package/functions-{package.sha256}.zip"
+    )
     assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == identity.resource_id
     assert outputs["api_base_url"] == "https://func-demo-dev-abc123.azurewebsites.net/api"
-    children = children_of(result, "broadcast:function_app:FunctionApp")
-    assert children.count("azure-native:authorization:RoleAssignment") == 4
-    assert "pulumi-python:dynamic:Resource" in children
+    roles = [r for r in result.of_type("azure-native:authorization:RoleAssignment")]
+    deployer = [r for r in roles if r.inputs["principalId"] == "deployer-oid"]
+    assert len(roles) == 5 and len(deployer) == 1
+    assert deployer[0].inputs["principalType"] == "ServicePrincipal"
+    assert deployer[0].urn in blob.dependencies
+    assert result.of_type("pulumi-python:dynamic:Resource") and not [
+        r for r in result.of_type("pulumi-python:dynamic:Resource") if r.name == "fn-code"
+    ], "no OneDeploy outside Flex Consumption"
 
 
 def test_role_definition_id_needs_a_subscription_scope() -> None:

@@ -210,7 +210,10 @@ def _assignments(run: ProgramRun) -> set[tuple[str, str, str]]:
         assert inputs["roleDefinitionId"] == (
             f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{role}"
         )
-        assert inputs["principalType"] == "ServicePrincipal"
+        # Identities are service principals; the deployer is what deployerPrincipalType says (User here).
+        assert inputs["principalType"] == (
+            "ServicePrincipal" if inputs["principalId"] != DEPLOYER_OBJECT_ID else "User"
+        )
         assert inputs["roleAssignmentName"] == role_assignment_name(
             inputs["scope"], inputs["principalId"], Role(role)
         )
@@ -218,7 +221,7 @@ def _assignments(run: ProgramRun) -> set[tuple[str, str, str]]:
     return found
 
 
-def test_role_assignments_grant_the_app_identity_exactly_what_it_needs(stack: ProgramRun) -> None:
+def test_role_assignments_grant_exactly_what_each_identity_needs(stack: ProgramRun) -> None:
     _, _, principal = identity(stack)
     host = storage_named(stack, "functions-")
     insights = stack.one("azure-native:applicationinsights:Component").inputs["resourceName"]
@@ -229,6 +232,8 @@ def test_role_assignments_grant_the_app_identity_exactly_what_it_needs(stack: Pr
         (host, principal, "STORAGE_TABLE_DATA_CONTRIBUTOR"),
         (insights, principal, "MONITORING_METRICS_PUBLISHER"),
         (signalr, principal, "SIGNALR_SERVICE_OWNER"),
+        # The deploying identity uploads the site (shared keys are off).
+        (storage_named(stack, "site-"), DEPLOYER_OBJECT_ID, "STORAGE_BLOB_DATA_CONTRIBUTOR"),
     }
 
 

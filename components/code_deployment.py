@@ -1,0 +1,226 @@
+"""Deploying the function package during `pulumi up`, the way each hosting plan documents it.
+
+- Flex Consumption: OneDeploy, `POST https://<app>.scm.azurewebsites.net/api/publish?type=zip`, with
+  the deploying identity's Entra token; the call is asynchronous, so the provider follows the
+  deployment until it succeeds or fails, and fails `pulumi up` with the host's message.
+- Elastic Premium / Dedicated: the zip is uploaded as a blob named by its hash into the app's private
+  package container; `WEBSITE_RUN_FROM_PACKAGE` points at it and the app reads it with its identity.
+
+Both key on the package's SHA-256: a new hash redeploys, the same hash does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+ARM_SCOPE = "https://management.azure.com/.default"
+# Kudu's deployment status codes.
+DEPLOY_SUCCESS, DEPLOY_FAILED = 4, 3
+
+Transport = Callable[[str, str, bytes | None, dict[str, str]], tuple[int, dict[str, str], bytes]]
+"""(method, url, body, headers) -> (status, response headers, body)."""
+
+
+class OneDeployProvider(ResourceProvider):
+    """The dynamic provider behind `OneDeploy` (pickled by value: methods only, imports inside)."""
+
+    def __init__(
+        self,
+        transport: Transport | None = None,
+        token: Callable[[], str] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        timeout_seconds: float = 1200,
+    ) -> None:
+        self._transport = transport
+        self._token = token
+        self._sleep = sleep
+        self._timeout = timeout_seconds
+
+    @staticmethod
+    def _urllib_transport(
+        method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(url, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    @staticmethod
+    def _arm_token() -> str:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential().get_token(ARM_SCOPE).token
+
+    def _send(
+        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {
+            "Authorization": f"Bearer {(self._token or self._arm_token)()}",
+            "Content-Type": content_type,
+        }
+        return (self._transport or self._urllib_transport)(method, url, body, headers)
+
+    def deploy(self, scm_host: str, package_path: str, package_sha256: str) -> str:
+        """Publish the zip and wait for the deployment to finish; returns its id."""
+        import hashlib
+
+        data = Path(package_path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != package_sha256:
+            raise RuntimeError(f"{package_path} changed after `pulumi preview`; run `pulumi up` again")
+        url = f"https://{scm_host}/api/publish?type=zip&RemoteBuild=false"
+        status, headers, body = self._send("POST", url, data, "application/zip")
+        if status not in (200, 202):
+            raise RuntimeError(
+                f"OneDeploy to {scm_host} was refused with HTTP {status}: "
+                f"{body.decode('utf-8', 'replace')[:500]}"
+            )
+        location = next((v for k, v in headers.items() if k.lower() == "location"), None)
+        status_url = location or f"https://{scm_host}/api/deployments/latest"
+        deadline = time.monotonic() + self._timeout
+        while True:
+            code, _, text = self._send("GET", status_url)
+            if code == 200:
+                deployment = json.loads(text or b"{}")
+                state = deployment.get("status")
+                if state == DEPLOY_SUCCESS:
+                    return str(deployment.get("id", "latest"))
+                if state == DEPLOY_FAILED:
+                    raise RuntimeError(
+                        f"the deployment to {scm_host} failed: {deployment.get('status_text') or ''} "
+                        f"{deployment.get('log_url') or ''}".strip()
+                    )
+            elif code not in (202, 404):
+                raise RuntimeError(f"reading the deployment status at {status_url} failed with HTTP {code}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the deployment to {scm_host} did not finish within {self._timeout:.0f} s"
+                )
+            (self._sleep or time.sleep)(5)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        deployment = self.deploy(props["scm_host"], props["package_path"], props["package_sha256"])
+        return CreateResult(id_=f"{props['app_id']}/deployments", outs={**props, "deployment_id": deployment})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = any(olds.get(key) != news.get(key) for key in ("app_id", "scm_host", "package_sha256"))
+        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        deployment = self.deploy(news["scm_host"], news["package_path"], news["package_sha256"])
+        return UpdateResult(outs={**news, "deployment_id": deployment})
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """The code goes with the app."""
+
+
+class OneDeploy(pulumi.dynamic.Resource):
+    """The function package deployed to a Flex Consumption app with OneDeploy."""
+
+    deployment_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        app_id: pulumi.Input[str],
+        scm_host: pulumi.Input[str],
+        package_path: str,
+        package_sha256: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            OneDeployProvider(),
+            name,
+            {
+                "app_id": app_id,
+                "scm_host": scm_host,
+                "package_path": package_path,
+                "package_sha256": package_sha256,
+                "deployment_id": None,
+            },
+            opts,
+        )
+
+
+class PackageBlobProvider(ResourceProvider):
+    """Uploads the package zip as a private blob (Elastic Premium / Dedicated run-from-package)."""
+
+    def __init__(self, blob_factory: Callable[[str, str, str], Any] | None = None) -> None:
+        self._blob_factory = blob_factory
+
+    @staticmethod
+    def _azure_blob(account_url: str, container: str, name: str) -> Any:
+        from azure.identity import DefaultAzureCredential
+        from azure.storage.blob import BlobClient
+
+        return BlobClient(account_url, container, name, credential=DefaultAzureCredential())
+
+    def _upload(self, props: dict[str, Any]) -> dict[str, Any]:
+        import hashlib
+
+        data = Path(props["package_path"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != props["package_sha256"]:
+            raise RuntimeError(
+                f"{props['package_path']} changed after `pulumi preview`; run `pulumi up` again"
+            )
+        name = f"functions-{props['package_sha256']}.zip"
+        blob = (self._blob_factory or self._azure_blob)(props["account_url"], props["container"], name)
+        blob.upload_blob(data, overwrite=True)
+        return {**props, "url": f"{props['account_url'].rstrip('/')}/{props['container']}/{name}"}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._upload(props)
+        return CreateResult(id_=outs["url"], outs=outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        keys = ("account_url", "container", "package_sha256")
+        return DiffResult(
+            changes=any(olds.get(k) != news.get(k) for k in keys),
+            replaces=list(keys[:2]) if any(olds.get(k) != news.get(k) for k in keys[:2]) else [],
+            delete_before_replace=False,
+        )
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._upload(news))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """Old packages stay until the container goes: an app may still be reading one."""
+
+
+class PackageBlob(pulumi.dynamic.Resource):
+    """The package as a blob named by its hash; `url` is what WEBSITE_RUN_FROM_PACKAGE points at."""
+
+    url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        account_url: pulumi.Input[str],
+        container: pulumi.Input[str],
+        package_path: str,
+        package_sha256: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            PackageBlobProvider(),
+            name,
+            {
+                "account_url": account_url,
+                "container": container,
+                "package_path": package_path,
+                "package_sha256": package_sha256,
+                "url": None,
+            },
+            opts,
+        )

@@ -1,0 +1,144 @@
+"""Uploading the site to the static website's `$web` container, file by file, with Entra auth.
+
+Pulumi's `storage.Blob` signs with the account key (this project turns shared keys off) and has no
+Cache-Control input, so this small dynamic resource syncs the container with azure-storage-blob and
+the deploying identity's token instead. Its inputs list every file with its hash, content type and
+cache control, so `pulumi preview` shows exactly which files change; files gone from `site/` are
+deleted from `$web`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from components.site_content import REVALIDATE, SiteFile
+
+CONTAINER = "$web"
+CONFIG_PATH = "config.json"
+# A role assignment made in the same `pulumi up` can take minutes to reach the data plane.
+PERMISSION_WAIT_SECONDS = 600
+
+
+def file_manifest(files: Mapping[str, SiteFile], root: Path) -> dict[str, dict[str, str]]:
+    """What the resource plans to upload: per path, the source (relative to the project), hash, headers."""
+    return {
+        path: {
+            "source": entry.source.resolve().relative_to(root.resolve()).as_posix(),
+            "sha256": hashlib.sha256(entry.source.read_bytes()).hexdigest(),
+            "content_type": entry.content_type,
+            "cache_control": entry.cache_control,
+        }
+        for path, entry in sorted(files.items())
+    }
+
+
+def config_document(api_base_url: str, hub: str) -> str:
+    """The site's config.json (stable key order, so an unchanged config is an unchanged blob)."""
+    return json.dumps({"apiBaseUrl": api_base_url, "hub": hub}, sort_keys=True)
+
+
+class SiteUploadProvider(ResourceProvider):
+    """The dynamic provider behind `SiteContent` (pickled by value: methods only, imports inside)."""
+
+    def __init__(
+        self,
+        container_factory: Callable[[str], Any] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._container_factory = container_factory
+        self._sleep = sleep
+
+    @staticmethod
+    def _azure_container(account_url: str) -> Any:
+        from azure.identity import DefaultAzureCredential
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient(account_url, credential=DefaultAzureCredential()).get_container_client(
+            CONTAINER
+        )
+
+    def _container(self, props: dict[str, Any]) -> Any:
+        return (self._container_factory or self._azure_container)(props["account_url"])
+
+    def _with_permission_retry(self, action: Callable[[], None]) -> None:
+        deadline = time.monotonic() + PERMISSION_WAIT_SECONDS
+        while True:
+            try:
+                action()
+                return
+            except Exception as error:
+                denied = "AuthorizationPermissionMismatch" in str(error) or "403" in str(error)
+                if not denied or time.monotonic() > deadline:
+                    raise
+                (self._sleep or time.sleep)(15)
+
+    def _upload(self, container: Any, path: str, data: bytes, content_type: str, cache_control: str) -> None:
+        from azure.storage.blob import ContentSettings
+
+        settings = ContentSettings(content_type=content_type, cache_control=cache_control)
+        self._with_permission_retry(
+            lambda: container.upload_blob(path, data, overwrite=True, content_settings=settings)
+        )
+
+    def _sync(self, olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
+        container = self._container(news)
+        old_files: dict[str, Any] = dict((olds or {}).get("files") or {})
+        for path, entry in sorted(news["files"].items()):
+            if old_files.get(path) == entry and olds and olds.get("account_url") == news["account_url"]:
+                continue
+            data = Path(entry["source"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise RuntimeError(f"{entry['source']} changed after `pulumi preview`; run `pulumi up` again")
+            self._upload(container, path, data, entry["content_type"], entry["cache_control"])
+        if not olds or olds.get("config") != news["config"] or olds.get("account_url") != news["account_url"]:
+            self._upload(container, CONFIG_PATH, news["config"].encode(), "application/json", REVALIDATE)
+        for path in sorted(set(old_files) - set(news["files"])):
+
+            def delete(blob_path: str = path) -> None:
+                container.delete_blob(blob_path)
+
+            self._with_permission_retry(delete)
+        return news
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=f"{props['account_url']}{CONTAINER}", outs=self._sync(None, props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = any(olds.get(key) != news.get(key) for key in ("account_url", "files", "config"))
+        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._sync(olds, news))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        container = self._container(props)
+        for path in [*sorted(props.get("files") or {}), CONFIG_PATH]:
+            try:
+                container.delete_blob(path)
+            except Exception as error:
+                if "BlobNotFound" not in str(error) and "404" not in str(error):
+                    raise
+
+
+class SiteContent(pulumi.dynamic.Resource):
+    """Every file of the site (and the generated config.json) in the `$web` container."""
+
+    def __init__(
+        self,
+        name: str,
+        account_url: pulumi.Input[str],
+        files: dict[str, dict[str, str]],
+        config: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            SiteUploadProvider(), name, {"account_url": account_url, "files": files, "config": config}, opts
+        )

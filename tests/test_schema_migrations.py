@@ -1,0 +1,246 @@
+"""The migration runner against a real database through pyodbc (SQLite's ODBC driver), with test
+migrations in SQLite's dialect; and the dynamic resource's provider around it."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pyodbc
+import pytest
+
+from components.schema_migrations import (
+    SQLITE,
+    MigrationError,
+    SchemaProvider,
+    access_token_struct,
+    apply_migrations,
+)
+from functions.migrations import Migration, load_migrations
+
+
+def connect(path: Path) -> pyodbc.Connection:
+    return pyodbc.connect(f"Driver=SQLite3;Database={path}", autocommit=False)
+
+
+def write(directory: Path, name: str, text: str) -> None:
+    (directory / name).write_text(text)
+
+
+@pytest.fixture
+def migrations_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    write(
+        directory,
+        "0001_messages.sql",
+        "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, text TEXT);\nGO\n",
+    )
+    write(
+        directory,
+        "0002_seed.sql",
+        "-- a seed row\nINSERT OR IGNORE INTO messages (id, text) VALUES (1, '$(Greeting)');\nGO\n",
+    )
+    return directory
+
+
+def tables(connection: pyodbc.Connection) -> dict[str, str]:
+    cursor = connection.cursor()
+    cursor.execute("SELECT name, checksum FROM schema_migrations ORDER BY name")
+    return {name: checksum for name, checksum in cursor.fetchall()}
+
+
+def test_applies_in_order_records_and_skips_on_the_second_run(tmp_path: Path, migrations_dir: Path) -> None:
+    connection = connect(tmp_path / "db.sqlite")
+    migrations = load_migrations(migrations_dir)
+    first = apply_migrations(connection, migrations, {"Greeting": "hello"}, SQLITE)
+    assert (first.applied, first.skipped) == (["0001_messages.sql", "0002_seed.sql"], [])
+    assert tables(connection) == {m.name: m.checksum for m in migrations}
+    second = apply_migrations(connection, migrations, {"Greeting": "hello"}, SQLITE)
+    assert (second.applied, second.skipped) == ([], ["0001_messages.sql", "0002_seed.sql"])
+    cursor = connection.cursor()
+    cursor.execute("SELECT text FROM messages")
+    assert cursor.fetchall()[0][0] == "hello"
+
+
+def test_a_changed_migration_runs_again(tmp_path: Path, migrations_dir: Path) -> None:
+    connection = connect(tmp_path / "db.sqlite")
+    apply_migrations(connection, load_migrations(migrations_dir), {"Greeting": "hi"}, SQLITE)
+    write(
+        migrations_dir,
+        "0002_seed.sql",
+        "INSERT OR REPLACE INTO messages (id, text) VALUES (1, 'changed');\nGO\n",
+    )
+    result = apply_migrations(connection, load_migrations(migrations_dir), {}, SQLITE)
+    assert (result.applied, result.skipped) == (["0002_seed.sql"], ["0001_messages.sql"])
+    assert tables(connection)["0002_seed.sql"] == load_migrations(migrations_dir)[1].checksum
+
+
+def test_a_failing_migration_names_the_file_and_statement_and_is_not_recorded(
+    tmp_path: Path, migrations_dir: Path
+) -> None:
+    write(migrations_dir, "0003_broken.sql", "-- oops\nINSERT INTO no_such_table VALUES (1);\nGO\n")
+    connection = connect(tmp_path / "db.sqlite")
+    with pytest.raises(MigrationError, match=r"0003_broken\.sql: batch 1 failed \(INSERT INTO no_such_table"):
+        apply_migrations(connection, load_migrations(migrations_dir), {"Greeting": "x"}, SQLITE)
+    assert "0003_broken.sql" not in tables(connection)
+    assert set(tables(connection)) == {"0001_messages.sql", "0002_seed.sql"}
+
+
+def test_provider_applies_the_projects_migrations_through_its_connection(tmp_path: Path) -> None:
+    connections: list[dict[str, str]] = []
+    executed: list[str] = []
+
+    class Cursor:
+        def execute(self, sql: str, *params: object) -> None:
+            executed.append(sql)
+
+        def fetchall(self) -> list[tuple[str, str]]:
+            return []
+
+        def nextset(self) -> bool:
+            return False
+
+    class Connection:
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    def fake_connect(props: dict[str, str]) -> Connection:
+        connections.append(props)
+        return Connection()
+
+    provider = SchemaProvider(connect=fake_connect)
+    migrations = [{"name": m.name, "checksum": m.checksum} for m in load_migrations()]
+    props = {
+        "server": "sql-x.database.windows.net",
+        "database": "sqldb-x",
+        "migrations": migrations,
+        "variables": {"AppIdentityName": "id-bcast-dev-x"},
+    }
+    result = provider.create(props)
+    assert result.outs["applied"] == [m["name"] for m in migrations]
+    assert any("CREATE USER [id-bcast-dev-x] FROM EXTERNAL PROVIDER" in sql for sql in executed)
+    assert connections[0]["server"] == "sql-x.database.windows.net"
+    stale = {**props, "migrations": migrations[:-1]}
+    with pytest.raises(MigrationError, match="differ from the ones this update planned"):
+        provider.create(stale)
+
+
+def test_diff_reruns_only_when_migrations_or_target_change() -> None:
+    provider = SchemaProvider()
+    old = {
+        "server": "s",
+        "database": "d",
+        "migrations": [{"name": "0001_a.sql", "checksum": "1"}],
+        "variables": {"AppIdentityName": "id"},
+    }
+    assert provider.diff("id", old, dict(old)).changes is False
+    assert provider.diff("id", old, {**old, "migrations": [{"name": "0001_a.sql", "checksum": "2"}]}).changes
+    assert provider.diff("id", old, {**old, "server": "t"}).replaces == ["server"]
+
+
+def test_access_token_is_length_prefixed_utf16() -> None:
+    packed = access_token_struct("ab")
+    assert struct.unpack("<I", packed[:4])[0] == 4 and packed[4:] == "ab".encode("utf-16-le")
+
+
+def test_migration_checksum_is_of_the_file(migrations_dir: Path) -> None:
+    (first,) = [m for m in load_migrations(migrations_dir) if m.name.startswith("0001")]
+    assert first == Migration(first.name, (migrations_dir / first.name).read_text())
+
+
+class RefusingConnection:
+    """A connect() that refuses the first call as Azure SQL does for an address outside the firewall."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.calls = 0
+
+    def __call__(self, props: dict[str, str]) -> object:
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise RuntimeError(
+                "[42000] Cannot open server 'sql-x' requested by the login. Client with IP address "
+                "'203.0.113.9' is not allowed to access the server."
+            )
+        return sqlite_connection()
+
+
+def sqlite_connection() -> object:
+    class Cursor:
+        def execute(self, sql: str, *params: object) -> None:
+            pass
+
+        def fetchall(self) -> list[tuple[str, str]]:
+            return []
+
+        def nextset(self) -> bool:
+            return False
+
+    class Connection:
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    return Connection()
+
+
+def test_opens_a_temporary_firewall_rule_for_the_deploying_machine_and_removes_it() -> None:
+    calls: list[tuple[str, str, object]] = []
+    connect = RefusingConnection(refusals=2)
+    provider = SchemaProvider(
+        connect=connect, arm=lambda m, u, b: calls.append((m, u, b)) or 200, sleep=lambda s: None
+    )
+    migrations = [{"name": m.name, "checksum": m.checksum} for m in load_migrations()]
+    props = {
+        "server": "sql-x.database.windows.net",
+        "server_id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Sql/servers/sql-x",
+        "database": "d",
+        "migrations": migrations,
+        "variables": {"AppIdentityName": "id"},
+    }
+    provider.create(props)
+    rule = (
+        "https://management.azure.com/subscriptions/s/resourceGroups/r/providers/Microsoft.Sql/servers/sql-x/"
+        "firewallRules/pulumi-schema-203-0-113-9?api-version=2021-11-01"
+    )
+    assert calls == [
+        ("PUT", rule, {"properties": {"startIpAddress": "203.0.113.9", "endIpAddress": "203.0.113.9"}}),
+        ("DELETE", rule, None),
+    ]
+    assert connect.calls == 3
+
+
+def test_other_connection_errors_are_not_hidden() -> None:
+    def refuse(props: dict[str, str]) -> object:
+        raise RuntimeError("Login failed for user '<token-identified principal>'")
+
+    provider = SchemaProvider(connect=refuse, arm=lambda m, u, b: pytest.fail("no firewall change expected"))
+    migrations = [{"name": m.name, "checksum": m.checksum} for m in load_migrations()]
+    with pytest.raises(RuntimeError, match="Login failed"):
+        provider.create(
+            {
+                "server": "s",
+                "server_id": "/x",
+                "database": "d",
+                "migrations": migrations,
+                "variables": {"AppIdentityName": "id"},
+            }
+        )

@@ -1,0 +1,376 @@
+"""Shipping the code inside `pulumi up`: the function package, its deployment, the site upload, and
+the order in which they happen."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import WHEELHOUSE
+
+from components.code_deployment import OneDeployProvider, PackageBlobProvider
+from components.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
+from components.site_content import site_files
+from components.site_upload import SiteUploadProvider, config_document, file_manifest
+from preview.mocks import ROOT, ProgramRun
+
+DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "functions"
+    shutil.copytree(FUNCTIONS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def build(app: Path, cache: Path) -> Any:
+    return build_package("3.11", functions_dir=app, cache_dir=cache, installer=pip_installer(WHEELHOUSE))
+
+
+# the package
+
+
+def test_package_builds_are_byte_identical_and_cached(app_copy: Path, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    first = build(app_copy, tmp_path / "cache-a")
+    cold = time.perf_counter() - started
+    second = build(app_copy, tmp_path / "cache-b")
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert (first.sha256, first.cached, second.cached) == (second.sha256, False, False)
+    started = time.perf_counter()
+    again = build(app_copy, tmp_path / "cache-a")
+    cached = time.perf_counter() - started
+    assert again.cached and again.sha256 == first.sha256
+    print(f"\npackage: {first.size / 1024:.0f} KiB, cold build {cold:.2f} s, cached {cached * 1000:.1f} ms")
+
+
+def test_changing_one_source_file_changes_the_package(app_copy: Path, tmp_path: Path) -> None:
+    before = build(app_copy, tmp_path / "cache")
+    (app_copy / "queries.py").write_text((app_copy / "queries.py").read_text() + "\n# changed\n")
+    after = build(app_copy, tmp_path / "cache")
+    assert after.sha256 != before.sha256 and not after.cached
+
+
+def test_package_layout_is_what_the_functions_host_expects(app_copy: Path, tmp_path: Path) -> None:
+    (app_copy / "local.settings.json").write_text("{}")
+    (app_copy / "tests").mkdir()
+    (app_copy / "tests" / "test_x.py").write_text("")
+    (app_copy / "__pycache__").mkdir(exist_ok=True)
+    (app_copy / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    package = build(app_copy, tmp_path / "cache")
+    with zipfile.ZipFile(package.path) as archive:
+        names = archive.namelist()
+        infos = archive.infolist()
+    assert {
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "wiring.py",
+        "contract.py",
+        "queries.py",
+        "sql/migrations/0001_change_tracking.sql",
+    } <= set(names)
+    assert f"{SITE_PACKAGES}/azure/functions/__init__.py" in names
+    assert any(name.startswith(f"{SITE_PACKAGES}/azure_functions-1.26.0.dist-info/") for name in names)
+    assert not [n for n in names if n.endswith((".pyc",)) or "__pycache__" in n or n.startswith("tests/")]
+    assert "local.settings.json" not in names
+    assert names == sorted(names)
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {info.external_attr >> 16 for info in infos} == {0o100644}
+
+
+def test_missing_host_json_is_named(app_copy: Path, tmp_path: Path) -> None:
+    (app_copy / "host.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"host\.json is missing"):
+        build(app_copy, tmp_path / "cache")
+
+
+def test_a_failed_install_says_what_failed(app_copy: Path, tmp_path: Path) -> None:
+    (app_copy / "requirements.txt").write_text("no-such-package-broadcast==9.9.9\n")
+    with pytest.raises(
+        RuntimeError, match=r"installing .*requirements.txt for Python 3.11 on manylinux2014_x86_64"
+    ):
+        build(app_copy, tmp_path / "cache")
+
+
+# the plan under mocks
+
+
+def dynamic(run: ProgramRun, name: str) -> Any:
+    return run.one(DYNAMIC, name)
+
+
+def test_every_site_file_is_planned_with_its_type_and_cache_control(stack: ProgramRun) -> None:
+    content = dynamic(stack, "site-content")
+    files = content.inputs["files"]
+    expected = site_files()
+    assert set(files) == set(expected)
+    for path, entry in files.items():
+        assert entry["content_type"] == expected[path].content_type, path
+        assert entry["cache_control"] == expected[path].cache_control, path
+        assert entry["sha256"] == hashlib.sha256((ROOT / entry["source"]).read_bytes()).hexdigest()
+    assert files["index.html"]["cache_control"] == "no-cache"
+    assert (
+        files["vendor/signalr.min.js"]["source"]
+        == "site/node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
+    )
+    config = json.loads(content.inputs["config"])
+    assert config == {"apiBaseUrl": stack.exports["apiBaseUrl"], "hub": "broadcast"}
+    assert content.inputs["account_url"] == stack.exports["siteUrl"].replace(".z6.web.", ".blob.")
+
+
+def test_site_upload_waits_for_the_website_and_the_uploaders_role(stack: ProgramRun) -> None:
+    content = dynamic(stack, "site-content")
+    website = stack.one("azure-native:storage:StorageAccountStaticWebsite")
+    role = next(
+        r
+        for r in stack.of_type("azure-native:authorization:RoleAssignment")
+        if r.name == "site-deployer-blob"
+    )
+    assert {website.urn, role.urn} <= set(content.dependencies)
+
+
+def test_flex_code_deployment_points_at_the_package(stack: ProgramRun) -> None:
+    code = dynamic(stack, "functions-code")
+    package = build_package("3.11", installer=pip_installer(WHEELHOUSE))
+    app_name = stack.exports["functionAppName"]
+    assert code.inputs["package_sha256"] == package.sha256
+    assert code.inputs["package_path"] == package.path.relative_to(ROOT).as_posix()
+    assert code.inputs["scm_host"] == f"{app_name}.scm.azurewebsites.net"
+    assert code.inputs["app_id"].endswith("/" + app_name)
+
+
+def test_migration_runs_after_server_database_firewall_and_identity(stack: ProgramRun) -> None:
+    schema = dynamic(stack, "sql-schema")
+    needed = [
+        stack.one("azure-native:sql:Server"),
+        stack.one("azure-native:sql:Database"),
+        *stack.of_type("azure-native:sql:FirewallRule"),
+        stack.one("azure-native:managedidentity:UserAssignedIdentity"),
+    ]
+    assert {r.urn for r in needed} <= set(schema.dependencies)
+    identity = stack.one("azure-native:managedidentity:UserAssignedIdentity").inputs["resourceName"]
+    assert schema.inputs["variables"] == {"AppIdentityName": identity}
+    assert [m["name"] for m in schema.inputs["migrations"]] == [
+        "0001_change_tracking.sql",
+        "0002_messages.sql",
+        "0003_connections.sql",
+        "0004_app_identity.sql",
+    ]
+
+
+def test_code_starts_only_after_the_schema_and_the_apps_roles(stack: ProgramRun) -> None:
+    code = dynamic(stack, "functions-code")
+    schema = dynamic(stack, "sql-schema")
+    roles = [
+        r.urn
+        for r in stack.of_type("azure-native:authorization:RoleAssignment")
+        if "functions-identity" in r.name
+    ]
+    assert schema.urn in code.dependencies
+    assert set(roles) <= set(code.dependencies)
+    host_key = dynamic(stack, "functions-signalr-extension-key")
+    assert code.urn in host_key.dependencies
+
+
+def test_dedicated_stack_runs_from_a_package_blob_uploaded_after_the_schema() -> None:
+    from preview.mocks import run_stack
+
+    run = run_stack("dev", {"hostingPlan": "Dedicated"})
+    blob = dynamic(run, "functions-package")
+    assert dynamic(run, "sql-schema").urn in blob.dependencies
+    settings = {
+        p["name"]: p["value"] for p in run.one("azure-native:web:WebApp").inputs["siteConfig"]["appSettings"]
+    }
+    assert settings["WEBSITE_RUN_FROM_PACKAGE"].endswith(
+        f"/app-package/functions-{blob.inputs['package_sha256']}.zip"
+    )
+    assert [r for r in run.resources if r.name == "functions-code"] == []
+
+
+# the providers
+
+
+class FakeContainer:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.blobs: dict[str, tuple[bytes, str, str]] = {}
+        self.deleted: list[str] = []
+        self.fail_first = fail_first
+
+    def upload_blob(self, name: str, data: bytes, overwrite: bool, content_settings: Any) -> None:
+        assert overwrite
+        if self.fail_first:
+            self.fail_first -= 1
+            raise PermissionError("403 AuthorizationPermissionMismatch")
+        self.blobs[name] = (data, content_settings.content_type, content_settings.cache_control)
+
+    def delete_blob(self, name: str) -> None:
+        self.deleted.append(name)
+        self.blobs.pop(name, None)
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    site = tmp_path / "site"
+    (site / "node_modules/@microsoft/signalr/dist/browser").mkdir(parents=True)
+    (site / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js").write_text("signalr")
+    (site / "index.html").write_text("<!doctype html>")
+    (site / "404.html").write_text("<!doctype html>")
+    (site / "app.js").write_text("1")
+    return site
+
+
+def test_site_upload_sends_every_file_then_only_changes_and_deletes_removed(site_dir: Path) -> None:
+    container = FakeContainer()
+    provider = SiteUploadProvider(container_factory=lambda url: container, sleep=lambda s: None)
+    config = config_document("https://func.azurewebsites.net/api", "broadcast")
+    first = {
+        "account_url": "https://st.blob.core.windows.net/",
+        "config": config,
+        "files": file_manifest(site_files(site_dir), site_dir.parent),
+    }
+    provider.create(first)
+    assert set(container.blobs) == {
+        "index.html",
+        "404.html",
+        "app.js",
+        "vendor/signalr.min.js",
+        "config.json",
+    }
+    assert container.blobs["index.html"][1:] == ("text/html; charset=utf-8", "no-cache")
+    assert container.blobs["app.js"][1:] == (
+        "text/javascript; charset=utf-8",
+        "public, max-age=3600, must-revalidate",
+    )
+    assert json.loads(container.blobs["config.json"][0]) == {
+        "apiBaseUrl": "https://func.azurewebsites.net/api",
+        "hub": "broadcast",
+    }
+    container.blobs.clear()
+    (site_dir / "app.js").write_text("2")
+    (site_dir / "404.html").unlink()
+    second = {**first, "files": file_manifest(site_files(site_dir), site_dir.parent)}
+    assert provider.diff("id", first, second).changes
+    provider.update("id", first, second)
+    assert set(container.blobs) == {"app.js"} and container.deleted == ["404.html"]
+    assert provider.diff("id", second, dict(second)).changes is False
+
+
+def test_site_upload_refuses_a_file_changed_since_the_plan(site_dir: Path) -> None:
+    provider = SiteUploadProvider(container_factory=lambda url: FakeContainer())
+    planned = {
+        "account_url": "u",
+        "config": "{}",
+        "files": file_manifest(site_files(site_dir), site_dir.parent),
+    }
+    (site_dir / "app.js").write_text("edited after preview")
+    with pytest.raises(RuntimeError, match=r"site/app\.js changed after `pulumi preview`"):
+        provider.create(planned)
+
+
+def test_site_upload_waits_for_a_new_role_assignment(site_dir: Path) -> None:
+    container = FakeContainer(fail_first=2)
+    waits: list[float] = []
+    provider = SiteUploadProvider(container_factory=lambda url: container, sleep=waits.append)
+    provider.create(
+        {"account_url": "u", "config": "{}", "files": file_manifest(site_files(site_dir), site_dir.parent)}
+    )
+    assert waits == [15, 15] and "index.html" in container.blobs
+
+
+class FakeKudu:
+    def __init__(self, publish_status: int, states: list[dict[str, Any]]) -> None:
+        self.publish_status = publish_status
+        self.states = states
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict, bytes]:
+        self.calls.append((method, url))
+        assert headers["Authorization"] == "Bearer arm-token"
+        if method == "POST":
+            return (
+                self.publish_status,
+                {"Location": "https://app.scm.azurewebsites.net/api/deployments/abc"},
+                b"busy",
+            )
+        return 200, {}, json.dumps(self.states.pop(0)).encode()
+
+
+@pytest.fixture
+def zip_file(tmp_path: Path) -> tuple[str, str]:
+    path = tmp_path / "app.zip"
+    path.write_bytes(b"PK zip")
+    return str(path), hashlib.sha256(b"PK zip").hexdigest()
+
+
+def test_onedeploy_publishes_and_follows_the_deployment(zip_file: tuple[str, str]) -> None:
+    kudu = FakeKudu(202, [{"status": 1}, {"status": 4, "id": "abc"}])
+    provider = OneDeployProvider(transport=kudu, token=lambda: "arm-token", sleep=lambda s: None)
+    result = provider.create(
+        {
+            "app_id": "/sub/app",
+            "scm_host": "app.scm.azurewebsites.net",
+            "package_path": zip_file[0],
+            "package_sha256": zip_file[1],
+        }
+    )
+    assert result.outs["deployment_id"] == "abc"
+    assert kudu.calls[0] == (
+        "POST",
+        "https://app.scm.azurewebsites.net/api/publish?type=zip&RemoteBuild=false",
+    )
+    assert kudu.calls[1:] == [("GET", "https://app.scm.azurewebsites.net/api/deployments/abc")] * 2
+
+
+def test_onedeploy_fails_with_the_hosts_message(zip_file: tuple[str, str]) -> None:
+    kudu = FakeKudu(
+        202, [{"status": 3, "status_text": "ModuleNotFoundError: pyodbc", "log_url": "https://log"}]
+    )
+    provider = OneDeployProvider(transport=kudu, token=lambda: "arm-token", sleep=lambda s: None)
+    with pytest.raises(RuntimeError, match="failed: ModuleNotFoundError: pyodbc https://log"):
+        provider.deploy("app.scm.azurewebsites.net", *zip_file)
+    refused = OneDeployProvider(transport=FakeKudu(403, []), token=lambda: "arm-token")
+    with pytest.raises(RuntimeError, match="refused with HTTP 403: busy"):
+        refused.deploy("app.scm.azurewebsites.net", *zip_file)
+
+
+def test_onedeploy_redeploys_only_on_a_new_package() -> None:
+    provider = OneDeployProvider()
+    old = {"app_id": "a", "scm_host": "h", "package_path": "p", "package_sha256": "1"}
+    assert provider.diff("id", old, {**old, "package_path": "elsewhere"}).changes is False
+    assert provider.diff("id", old, {**old, "package_sha256": "2"}).changes is True
+
+
+def test_package_blob_is_named_by_its_hash(zip_file: tuple[str, str]) -> None:
+    uploads: list[tuple[str, str, str, bytes]] = []
+
+    class Blob:
+        def __init__(self, account: str, container: str, name: str) -> None:
+            self.where = (account, container, name)
+
+        def upload_blob(self, data: bytes, overwrite: bool) -> None:
+            uploads.append((*self.where, data))
+
+    provider = PackageBlobProvider(blob_factory=Blob)
+    result = provider.create(
+        {
+            "account_url": "https://st.blob.core.windows.net/",
+            "container": "app-package",
+            "package_path": zip_file[0],
+            "package_sha256": zip_file[1],
+        }
+    )
+    assert result.outs["url"] == f"https://st.blob.core.windows.net/app-package/functions-{zip_file[1]}.zip"
+    assert uploads == [
+        ("https://st.blob.core.windows.net/", "app-package", f"functions-{zip_file[1]}.zip", b"PK zip")
+    ]
