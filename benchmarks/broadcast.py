@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,6 @@ async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[
     clients = [Client() for _ in range(args.clients)]
     ready, counter = asyncio.Event(), [0]
     connector = aiohttp.TCPConnector(limit=0)
-    results = []
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         tasks = [
@@ -203,18 +203,7 @@ async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[
                 if response.status != 202:
                     raise RuntimeError(f"publish {sequence}: HTTP {response.status} {await response.text()}")
 
-        paced = range(args.messages)
-        for sequence in paced:
-            started_at = time.perf_counter()
-            await publish(sequence)
-            await asyncio.sleep(max(0.0, started_at + 1 / args.rate - time.perf_counter()))
-        await drain(clients, paced, args.settle)
-        results.append(summarize(f"local mode, {args.rate:g} msg/s", clients, sent, paced))
-
-        burst = range(args.messages, args.messages + args.burst)
-        await asyncio.gather(*(publish(s) for s in burst))
-        await drain(clients, burst, args.settle)
-        results.append(summarize("local mode, burst", clients, sent, burst))
+        results = await measure("local mode", clients, publish, sent, args)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -247,20 +236,32 @@ async def run_bare(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             async with session.post(f"{url}/send", data=frame) as response:
                 assert response.status == 202
 
-        paced = range(args.messages)
-        for sequence in paced:
-            started_at = time.perf_counter()
-            await send(sequence)
-            await asyncio.sleep(max(0.0, started_at + 1 / args.rate - time.perf_counter()))
-        await drain(clients, paced, args.settle)
-        results = [summarize(f"bare WebSocket, {args.rate:g} msg/s", clients, sent, paced)]
-        burst = range(args.messages, args.messages + args.burst)
-        await asyncio.gather(*(send(s) for s in burst))
-        await drain(clients, burst, args.settle)
-        results.append(summarize("bare WebSocket, burst", clients, sent, burst))
+        results = await measure("bare WebSocket", clients, send, sent, args)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    return results
+
+
+async def measure(
+    label: str,
+    clients: list[Client],
+    send: Callable[[int], Awaitable[None]],
+    sent: dict[int, float],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """The two phases: M messages at R per second (latency), then a burst of B (throughput)."""
+    paced = range(args.messages)
+    for sequence in paced:
+        started_at = time.perf_counter()
+        await send(sequence)
+        await asyncio.sleep(max(0.0, started_at + 1 / args.rate - time.perf_counter()))
+    await drain(clients, paced, args.settle)
+    results = [summarize(f"{label}, {args.rate:g} msg/s", clients, sent, paced)]
+    burst = range(args.messages, args.messages + args.burst)
+    await asyncio.gather(*(send(sequence) for sequence in burst))
+    await drain(clients, burst, args.settle)
+    results.append(summarize(f"{label}, burst", clients, sent, burst))
     return results
 
 

@@ -20,16 +20,14 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-ARM_SCOPE = "https://management.azure.com/.default"
+from components._azure_http import Transport, entra_token, urllib_transport
+
 # Kudu's deployment status codes.
 DEPLOY_SUCCESS, DEPLOY_FAILED = 4, 3
 
-Transport = Callable[[str, str, bytes | None, dict[str, str]], tuple[int, dict[str, str], bytes]]
-"""(method, url, body, headers) -> (status, response headers, body)."""
-
 
 class OneDeployProvider(ResourceProvider):
-    """The dynamic provider behind `OneDeploy` (pickled by value: methods only, imports inside)."""
+    """The dynamic provider behind `OneDeploy`; `transport`, `token` and `sleep` are replaceable for tests."""
 
     def __init__(
         self,
@@ -43,34 +41,14 @@ class OneDeployProvider(ResourceProvider):
         self._sleep = sleep
         self._timeout = timeout_seconds
 
-    @staticmethod
-    def _urllib_transport(
-        method: str, url: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=300) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
-
-    @staticmethod
-    def _arm_token() -> str:
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential().get_token(ARM_SCOPE).token
-
     def _send(
         self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
     ) -> tuple[int, dict[str, str], bytes]:
         headers = {
-            "Authorization": f"Bearer {(self._token or self._arm_token)()}",
+            "Authorization": f"Bearer {(self._token or entra_token)()}",
             "Content-Type": content_type,
         }
-        return (self._transport or self._urllib_transport)(method, url, body, headers)
+        return (self._transport or urllib_transport)(method, url, body, headers)
 
     def deploy(self, scm_host: str, package_path: str, package_sha256: str) -> str:
         """Publish the zip and wait for the deployment to finish; returns its id."""

@@ -20,25 +20,21 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-ARM_ENDPOINT = "https://management.azure.com"
+from components._azure_http import ARM, Transport, entra_token, urllib_transport
+
 API_VERSION = "2024-04-01"
 # The host of a newly created app answers 404/409/5xx until it has started; keep asking.
 RETRY_STATUSES = frozenset({404, 408, 409, 429, 500, 502, 503, 504})
 
-Transport = Callable[[str, str, bytes | None, dict[str, str]], tuple[int, bytes]]
-"""(method, url, body, headers) -> (status, body): the one HTTP call the provider makes."""
-
 
 def host_key_url(app_id: str, key_name: str) -> str:
     """The ARM URL of a system key of the app `app_id`."""
-    return f"{ARM_ENDPOINT}{app_id}/host/default/systemKeys/{key_name}?api-version={API_VERSION}"
+    return f"{ARM}{app_id}/host/default/systemKeys/{key_name}?api-version={API_VERSION}"
 
 
 class HostKeyProvider(ResourceProvider):
     """The dynamic provider behind `FunctionHostKey`: sets and deletes a system key through ARM.
 
-    Pulumi pickles this class by value into the stack's state and runs it in a separate process,
-    so everything it calls is a method of its own and imports happen inside the methods.
     `transport`, `token` and `sleep` are replaceable for tests.
     """
 
@@ -54,30 +50,11 @@ class HostKeyProvider(ResourceProvider):
         self._timeout = timeout_seconds
         self._sleep = sleep
 
-    @staticmethod
-    def _urllib_transport(
-        method: str, url: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    @staticmethod
-    def _arm_token() -> str:
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential().get_token(f"{ARM_ENDPOINT}/.default").token
-
     def _send(self, method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-        token = (self._token or self._arm_token)()
+        token = (self._token or entra_token)()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        return (self._transport or self._urllib_transport)(method, url, body, headers)
+        status, _, text = (self._transport or urllib_transport)(method, url, body, headers)
+        return status, text
 
     def put_key(self, app_id: str, key_name: str, value: str) -> None:
         """Create or replace the key, waiting (with back-off) while a new app's host starts."""

@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from components._azure_http import ARM, SQL_SCOPE, entra_token, urllib_transport
 from functions.migrations import Migration, load_migrations
 
 TRACKING_TABLE = "dbo.SchemaMigrations"
@@ -118,7 +119,7 @@ def access_token_struct(token: str) -> bytes:
 
 
 class SchemaProvider(ResourceProvider):
-    """The dynamic provider behind `DatabaseSchema` (pickled by value: methods only, imports inside).
+    """The dynamic provider behind `DatabaseSchema`.
 
     The machine running `pulumi up` is rarely inside the server's firewall. When Azure SQL refuses
     it ("Client with IP address ... is not allowed"), the provider opens a rule for exactly that
@@ -140,9 +141,8 @@ class SchemaProvider(ResourceProvider):
     @staticmethod
     def _azure_sql_connection(props: dict[str, Any]) -> Any:
         import pyodbc
-        from azure.identity import DefaultAzureCredential
 
-        token = DefaultAzureCredential().get_token("https://database.windows.net/.default").token
+        token = entra_token(SQL_SCOPE)
         connection_string = (
             f"Driver={{ODBC Driver 18 for SQL Server}};Server=tcp:{props['server']},1433;"
             f"Database={props['database']};Encrypt=yes;TrustServerCertificate=no;Connection Timeout=60;"
@@ -156,27 +156,15 @@ class SchemaProvider(ResourceProvider):
     @staticmethod
     def _arm_request(method: str, url: str, body: dict[str, Any] | None) -> int:
         import json
-        import urllib.error
-        import urllib.request
 
-        from azure.identity import DefaultAzureCredential
-
-        token = DefaultAzureCredential().get_token("https://management.azure.com/.default").token
-        request = urllib.request.Request(
-            url,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            return int(error.code)
+        headers = {"Authorization": f"Bearer {entra_token()}", "Content-Type": "application/json"}
+        data = json.dumps(body).encode() if body is not None else None
+        status, _, _ = urllib_transport(method, url, data, headers)
+        return status
 
     def _firewall_rule_url(self, props: dict[str, Any], address: str) -> str:
         name = "pulumi-schema-" + address.replace(".", "-")
-        return f"https://management.azure.com{props['server_id']}/firewallRules/{name}?api-version=2021-11-01"
+        return f"{ARM}{props['server_id']}/firewallRules/{name}?api-version=2021-11-01"
 
     def _connect_through_firewall(self, props: dict[str, Any]) -> tuple[Any, str | None]:
         import re

@@ -46,7 +46,7 @@ def config_document(api_base_url: str, hub: str) -> str:
 
 
 class SiteUploadProvider(ResourceProvider):
-    """The dynamic provider behind `SiteContent` (pickled by value: methods only, imports inside)."""
+    """The dynamic provider behind `SiteContent`; the container client and sleep are replaceable for tests."""
 
     def __init__(
         self,

@@ -25,9 +25,9 @@ class FakeArm:
 
     def __call__(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, dict[str, str], bytes]:
         self.calls.append((method, url, body, headers))
-        return self.statuses.pop(0), b'{"error": {"message": "host is starting"}}'
+        return self.statuses.pop(0), {}, b'{"error": {"message": "host is starting"}}'
 
 
 def client(arm: FakeArm, timeout: float = 600) -> tuple[HostKeyProvider, list[float]]:

@@ -87,36 +87,41 @@ def test_a_failing_migration_names_the_file_and_statement_and_is_not_recorded(
     assert set(tables(connection)) == {"0001_messages.sql", "0002_seed.sql"}
 
 
+class RecordingConnection:
+    """A DB-API connection double that records the SQL it is given."""
+
+    def __init__(self, executed: list[str]) -> None:
+        self.executed = executed
+
+    def cursor(self) -> RecordingConnection:
+        return self
+
+    def execute(self, sql: str, *params: object) -> None:
+        self.executed.append(sql)
+
+    def fetchall(self) -> list[tuple[str, str]]:
+        return []
+
+    def nextset(self) -> bool:
+        return False
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def test_provider_applies_the_projects_migrations_through_its_connection(tmp_path: Path) -> None:
     connections: list[dict[str, str]] = []
     executed: list[str] = []
 
-    class Cursor:
-        def execute(self, sql: str, *params: object) -> None:
-            executed.append(sql)
-
-        def fetchall(self) -> list[tuple[str, str]]:
-            return []
-
-        def nextset(self) -> bool:
-            return False
-
-    class Connection:
-        def cursor(self) -> Cursor:
-            return Cursor()
-
-        def commit(self) -> None:
-            pass
-
-        def rollback(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    def fake_connect(props: dict[str, str]) -> Connection:
+    def fake_connect(props: dict[str, str]) -> RecordingConnection:
         connections.append(props)
-        return Connection()
+        return RecordingConnection(executed)
 
     provider = SchemaProvider(connect=fake_connect)
     migrations = [{"name": m.name, "checksum": m.checksum} for m in load_migrations()]
@@ -172,34 +177,7 @@ class RefusingConnection:
                 "[42000] Cannot open server 'sql-x' requested by the login. Client with IP address "
                 "'203.0.113.9' is not allowed to access the server."
             )
-        return sqlite_connection()
-
-
-def sqlite_connection() -> object:
-    class Cursor:
-        def execute(self, sql: str, *params: object) -> None:
-            pass
-
-        def fetchall(self) -> list[tuple[str, str]]:
-            return []
-
-        def nextset(self) -> bool:
-            return False
-
-    class Connection:
-        def cursor(self) -> Cursor:
-            return Cursor()
-
-        def commit(self) -> None:
-            pass
-
-        def rollback(self) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    return Connection()
+        return RecordingConnection([])
 
 
 def test_opens_a_temporary_firewall_rule_for_the_deploying_machine_and_removes_it() -> None:
