@@ -23,7 +23,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -35,8 +35,9 @@ TOKEN_LIFETIME_SECONDS = 3600
 HANDSHAKE_TIMEOUT_SECONDS = 15
 KEEPALIVE_SECONDS = 15
 SEND_QUEUE_LIMIT = 1000
-# Below this many bytes waiting in a socket's buffer a frame is written at once by the broadcast
-# itself; above it (a client that reads slowly) frames go through that client's own queue.
+# While a socket's buffer plus the frame stay below this, the broadcast writes the frame at once: well
+# under the transport's 64 KiB high-water mark, so the write never waits. Otherwise (a client that
+# reads slowly, a big frame) the frame goes through that client's own queue and writer task.
 DIRECT_WRITE_LIMIT = 32 * 1024
 log = logging.getLogger("local.hub")
 
@@ -54,6 +55,7 @@ class Connection:
     queue: asyncio.Queue[str | None]
     transport: asyncio.Transport | None = None
     dropped: bool = False
+    last_sent: float = field(default_factory=time.monotonic)
     busy: bool = False
     """True while the connection's writer task is sending its backlog."""
 
@@ -80,6 +82,7 @@ class Hub:
         """False while the endpoint is down (see `go_down`): new connections get 503."""
         self._frames: asyncio.Queue[tuple[str, list[Connection]]] | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
 
     # tokens
 
@@ -186,19 +189,24 @@ class Hub:
         await socket.prepare(request)
         if not await self._handshake(socket):
             return socket
+        transport = request.transport
         connection = Connection(
-            connection_id, hub, user_id or negotiated_user, socket, asyncio.Queue(self.send_queue_limit)
+            connection_id,
+            hub,
+            user_id or negotiated_user,
+            socket,
+            asyncio.Queue(self.send_queue_limit),
+            transport if isinstance(transport, asyncio.Transport) else None,
         )
         self.connections[hub][connection_id] = connection
         writer = asyncio.create_task(self._write(connection))
-        keepalive = asyncio.create_task(self._keepalive(connection))
+        self._start_background_tasks()
         log.info("connected %s to %s (%d online)", connection_id, hub, len(self.connections[hub]))
         await self._emit("connected", connection)
         try:
             await self._read(connection)
         finally:
             self.connections[hub].pop(connection_id, None)
-            keepalive.cancel()
             writer.cancel()
             await socket.close()
             log.info("disconnected %s from %s (%d online)", connection_id, hub, len(self.connections[hub]))
@@ -273,16 +281,31 @@ class Hub:
             while (frame := await connection.queue.get()) is not None:
                 connection.busy = True
                 await connection.socket.send_str(frame)
+                connection.last_sent = time.monotonic()
                 connection.busy = connection.queue.qsize() > 0
                 self.delivered += frame.count(RECORD_SEPARATOR)
         except (ConnectionError, RuntimeError):
             pass
 
-    async def _keepalive(self, connection: Connection) -> None:
+    async def _keepalive(self) -> None:
+        """Ping the connections that were sent nothing for a while (the protocol's keep-alive): one
+        pass for all of them, instead of a timer per connection."""
         ping = json.dumps({"type": PING}) + RECORD_SEPARATOR
         while True:
-            await asyncio.sleep(KEEPALIVE_SECONDS)
-            self._enqueue(connection, ping)
+            await asyncio.sleep(KEEPALIVE_SECONDS / 3)
+            idle_since = time.monotonic() - KEEPALIVE_SECONDS
+            for connections in self.connections.values():
+                for connection in list(connections.values()):
+                    if connection.last_sent < idle_since:
+                        connection.last_sent = time.monotonic()
+                        self._enqueue(connection, ping)
+
+    def _start_background_tasks(self) -> None:
+        if self._frames is None:
+            self._frames = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            self._pump = loop.create_task(self._fan_out(self._frames))
+            self._pinger = loop.create_task(self._keepalive())
 
     def _enqueue(self, connection: Connection, frame: str) -> None:
         if connection.dropped:
@@ -302,9 +325,8 @@ class Hub:
         """Send one invocation to every connection of `hub`, in call order; returns how many."""
         frame = json.dumps({"type": INVOCATION, "target": target, "arguments": arguments}) + RECORD_SEPARATOR
         connections = list(self.connections.get(hub, {}).values())
-        if self._frames is None:
-            self._frames = asyncio.Queue()
-            self._pump = asyncio.get_running_loop().create_task(self._fan_out(self._frames))
+        self._start_background_tasks()
+        assert self._frames is not None
         self._frames.put_nowait((frame, connections))
         return len(connections)
 
@@ -322,10 +344,11 @@ class Hub:
                     and not connection.busy
                     and transport is not None
                     and not transport.is_closing()
-                    and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
+                    and transport.get_write_buffer_size() + len(frame) < DIRECT_WRITE_LIMIT
                 ):
                     try:
                         await connection.socket.send_str(frame)
+                        connection.last_sent = time.monotonic()
                         self.delivered += 1
                     except (ConnectionError, RuntimeError):
                         continue
@@ -345,10 +368,11 @@ class Hub:
     async def shutdown(self) -> None:
         """Close every connection and stop broadcasting (server shutdown)."""
         await self.close_all(allow_reconnect=False)
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        for task in (self._pump, self._pinger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def go_down(self) -> None:
         """Drop every client and refuse new ones until `come_back`: an outage, for testing reconnects."""

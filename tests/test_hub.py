@@ -188,3 +188,18 @@ def test_a_client_that_stops_reading_is_dropped_without_stalling_the_others() ->
             await fast.close()
 
     run(body)
+
+
+def test_idle_connections_get_keepalive_pings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import local.hub
+
+    monkeypatch.setattr(local.hub, "KEEPALIVE_SECONDS", 0.3)
+
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            frame = json.loads((await socket.receive_str(timeout=5)).rstrip(RECORD_SEPARATOR))
+            assert frame == {"type": 6}
+            await socket.close()
+
+    run(body)
