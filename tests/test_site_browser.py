@@ -79,6 +79,14 @@ def test_history_loads_on_first_visit_newest_first(browser: Browser, server: Loc
     assert page.is_hidden("#empty")
 
 
+def test_first_visit_shows_the_most_recent_page_of_a_long_history(browser: Browser, server: LocalServer) -> None:
+    for index in range(250):
+        server.publish(f"old {index}")
+    page = open_live(browser, server)
+    page.wait_for_selector("#feed li[data-id='250']", timeout=TIMEOUT)
+    assert feed_ids(page) == list(range(250, 150, -1))
+
+
 def test_a_page_cut_off_and_restored_shows_the_gap_exactly_once(
     browser: Browser, server: LocalServer
 ) -> None:
