@@ -79,7 +79,9 @@ def test_history_loads_on_first_visit_newest_first(browser: Browser, server: Loc
     assert page.is_hidden("#empty")
 
 
-def test_first_visit_shows_the_most_recent_page_of_a_long_history(browser: Browser, server: LocalServer) -> None:
+def test_first_visit_shows_the_most_recent_page_of_a_long_history(
+    browser: Browser, server: LocalServer
+) -> None:
     for index in range(250):
         server.publish(f"old {index}")
     page = open_live(browser, server)
