@@ -203,3 +203,20 @@ def test_idle_connections_get_keepalive_pings(monkeypatch: pytest.MonkeyPatch) -
             await socket.close()
 
     run(body)
+
+
+def test_rest_broadcast_shape_reaches_clients() -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            headers = {"Authorization": f"Bearer {hub.issue_token(HUB)}"}
+            payload = {"target": "newMessage", "arguments": [{"id": 7}]}
+            response = await session.post(f"{url}/api/v1/hubs/{HUB}", json=payload, headers=headers)
+            assert response.status == 202
+            frame = json.loads((await socket.receive_str(timeout=5)).rstrip(RECORD_SEPARATOR))
+            assert frame == {"type": 1, **payload}
+            refused = await session.post(f"{url}/api/v1/hubs/{HUB}", json=payload)
+            assert refused.status == 401
+            await socket.close()
+
+    run(body)
