@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from components._azure_http import Transport, entra_token, urllib_transport
+from components._dynamic import diff_on, read_planned
 
 # Kudu's deployment status codes.
 DEPLOY_SUCCESS, DEPLOY_FAILED = 4, 3
@@ -52,11 +52,7 @@ class OneDeployProvider(ResourceProvider):
 
     def deploy(self, scm_host: str, package_path: str, package_sha256: str) -> str:
         """Publish the zip and wait for the deployment to finish; returns its id."""
-        import hashlib
-
-        data = Path(package_path).read_bytes()
-        if hashlib.sha256(data).hexdigest() != package_sha256:
-            raise RuntimeError(f"{package_path} changed after `pulumi preview`; run `pulumi up` again")
+        data = read_planned(package_path, package_sha256)
         url = f"https://{scm_host}/api/publish?type=zip&RemoteBuild=false"
         status, headers, body = self._send("POST", url, data, "application/zip")
         if status not in (200, 202):
@@ -92,8 +88,7 @@ class OneDeployProvider(ResourceProvider):
         return CreateResult(id_=f"{props['app_id']}/deployments", outs={**props, "deployment_id": deployment})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = any(olds.get(key) != news.get(key) for key in ("app_id", "scm_host", "package_sha256"))
-        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+        return diff_on(olds, news, watched=("app_id", "scm_host", "package_sha256"))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         deployment = self.deploy(news["scm_host"], news["package_path"], news["package_sha256"])
@@ -145,13 +140,7 @@ class PackageBlobProvider(ResourceProvider):
         return BlobClient(account_url, container, name, credential=DefaultAzureCredential())
 
     def _upload(self, props: dict[str, Any]) -> dict[str, Any]:
-        import hashlib
-
-        data = Path(props["package_path"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != props["package_sha256"]:
-            raise RuntimeError(
-                f"{props['package_path']} changed after `pulumi preview`; run `pulumi up` again"
-            )
+        data = read_planned(props["package_path"], props["package_sha256"])
         name = f"functions-{props['package_sha256']}.zip"
         blob = (self._blob_factory or self._azure_blob)(props["account_url"], props["container"], name)
         blob.upload_blob(data, overwrite=True)
@@ -162,12 +151,7 @@ class PackageBlobProvider(ResourceProvider):
         return CreateResult(id_=outs["url"], outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("account_url", "container", "package_sha256")
-        return DiffResult(
-            changes=any(olds.get(k) != news.get(k) for k in keys),
-            replaces=list(keys[:2]) if any(olds.get(k) != news.get(k) for k in keys[:2]) else [],
-            delete_before_replace=False,
-        )
+        return diff_on(olds, news, watched=("package_sha256",), replace_on=("account_url", "container"))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._upload(news))

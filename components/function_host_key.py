@@ -21,6 +21,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from components._azure_http import ARM, Transport, entra_token, urllib_transport
+from components._dynamic import diff_on
 
 API_VERSION = "2024-04-01"
 # The host of a newly created app answers 404/409/5xx until it has started; keep asking.
@@ -85,9 +86,9 @@ class HostKeyProvider(ResourceProvider):
         return CreateResult(id_=f"{props['app_id']}/host/default/systemKeys/{props['key_name']}", outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in ("app_id", "key_name") if olds.get(key) != news.get(key)]
-        changed = bool(replaces) or olds.get("value") != news.get("value")
-        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
+        return diff_on(
+            olds, news, watched=("value",), replace_on=("app_id", "key_name"), delete_before_replace=True
+        )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         self.put_key(news["app_id"], news["key_name"], news["value"])

@@ -22,6 +22,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from components._azure_http import ARM, SQL_SCOPE, entra_token, urllib_transport
+from components._dynamic import diff_on
 from functions.migrations import Migration, load_migrations
 
 TRACKING_TABLE = "dbo.SchemaMigrations"
@@ -216,13 +217,7 @@ class SchemaProvider(ResourceProvider):
         return CreateResult(id_=f"{props['server']}/{props['database']}/schema", outs=self._apply(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("server", "database", "migrations", "variables")
-        replaces = [key for key in ("server", "database") if olds.get(key) != news.get(key)]
-        return DiffResult(
-            changes=any(olds.get(k) != news.get(k) for k in keys),
-            replaces=replaces,
-            delete_before_replace=False,
-        )
+        return diff_on(olds, news, watched=("migrations", "variables"), replace_on=("server", "database"))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._apply(news))

@@ -19,6 +19,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from components._dynamic import diff_on, read_planned
 from components.site_content import REVALIDATE, SiteFile
 
 CONTAINER = "$web"
@@ -94,9 +95,7 @@ class SiteUploadProvider(ResourceProvider):
         for path, entry in sorted(news["files"].items()):
             if old_files.get(path) == entry and olds and olds.get("account_url") == news["account_url"]:
                 continue
-            data = Path(entry["source"]).read_bytes()
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                raise RuntimeError(f"{entry['source']} changed after `pulumi preview`; run `pulumi up` again")
+            data = read_planned(entry["source"], entry["sha256"])
             self._upload(container, path, data, entry["content_type"], entry["cache_control"])
         if not olds or olds.get("config") != news["config"] or olds.get("account_url") != news["account_url"]:
             self._upload(container, CONFIG_PATH, news["config"].encode(), "application/json", REVALIDATE)
@@ -112,8 +111,7 @@ class SiteUploadProvider(ResourceProvider):
         return CreateResult(id_=f"{props['account_url']}{CONTAINER}", outs=self._sync(None, props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = any(olds.get(key) != news.get(key) for key in ("account_url", "files", "config"))
-        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+        return diff_on(olds, news, watched=("account_url", "files", "config"))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._sync(olds, news))
