@@ -378,7 +378,12 @@ def test_package_blob_is_named_by_its_hash(zip_file: tuple[str, str]) -> None:
 
 def test_package_blob_reuploads_on_a_new_hash_and_moves_with_its_container() -> None:
     provider = PackageBlobProvider()
-    old = {"account_url": "https://a/", "container": "app-package", "package_path": "p", "package_sha256": "1"}
+    old = {
+        "account_url": "https://a/",
+        "container": "app-package",
+        "package_path": "p",
+        "package_sha256": "1",
+    }
     assert provider.diff("id", old, {**old, "package_path": "elsewhere"}).changes is False
     new_hash = provider.diff("id", old, {**old, "package_sha256": "2"})
     assert (new_hash.changes, new_hash.replaces) == (True, [])
