@@ -16,6 +16,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "sql" / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _GO = re.compile(r"^\s*GO\s*$", re.IGNORECASE | re.MULTILINE)
 _VARIABLE = re.compile(r"\$\((\w+)\)")
+_CREATE_TABLE = re.compile(r"^\s*CREATE TABLE \w+\.\w+ \(.*", re.DOTALL | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Migration:
             _VARIABLE.sub(substitute, batch).strip()
             for batch in _GO.split(self.text)
             if _strip_comments(batch)
+        ]
+
+    def table_definitions(self) -> list[str]:
+        """The CREATE TABLE statements of the file (each from its guard to the end of its batch)."""
+        return [
+            match.group(0).strip() for batch in _GO.split(self.text) if (match := _CREATE_TABLE.search(batch))
         ]
 
     def variables(self) -> set[str]:

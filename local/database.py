@@ -8,7 +8,6 @@ insert, update and delete to `_changes`, read in order by the local SQL trigger.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -23,8 +22,6 @@ from sqlglot import exp
 
 from functions.migrations import load_migrations
 
-_CREATE_TABLE = re.compile(r"^\s*CREATE TABLE \w+\.\w+ \(.*", re.DOTALL | re.MULTILINE)
-_GO = re.compile(r"^\s*GO\s*$", re.IGNORECASE | re.MULTILINE)
 INSERT, UPDATE, DELETE = 0, 1, 2
 
 
@@ -82,9 +79,8 @@ class Database:
                 "(function_name TEXT PRIMARY KEY, sequence INTEGER NOT NULL)"
             )
             for migration in load_migrations():
-                for batch in _GO.split(migration.text):
-                    if match := _CREATE_TABLE.search(batch):
-                        self._create_table(connection, match.group(0))
+                for definition in migration.table_definitions():
+                    self._create_table(connection, definition)
 
     def _create_table(self, connection: sqlite3.Connection, tsql: str) -> None:
         statement = _strip_schema(sqlglot.parse_one(tsql, read="tsql"))

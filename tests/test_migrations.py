@@ -19,10 +19,9 @@ ALL_BATCHES = [(m.name, batch) for m in MIGRATIONS for batch in m.batches(VARIAB
 
 def create_tables() -> dict[str, exp.Create]:
     tables = {}
-    for _, batch in ALL_BATCHES:
-        match = re.search(r"^\s*CREATE TABLE \w+\.\w+ \(.*", batch, re.DOTALL | re.MULTILINE)
-        if match:
-            statement = sqlglot.parse_one(match.group(0), read="tsql")
+    for migration in MIGRATIONS:
+        for definition in migration.table_definitions():
+            statement = sqlglot.parse_one(definition, read="tsql")
             assert isinstance(statement, exp.Create)
             tables[statement.this.this.sql(dialect="tsql")] = statement
     return tables
