@@ -16,13 +16,12 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, managedidentity, resources
 
+from artifacts.function_package import build_package, pip_installer
+from artifacts.site_files import config_document, file_manifest, site_files
 from components.app_service import HostingPlan, HostingPlanArgs
-from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity
-from components.function_app import FunctionApp, FunctionAppArgs
-from components.function_package import build_package, pip_installer
+from components.functions_app import FunctionApp, FunctionAppArgs
+from components.shared import Naming, Role, RoleAssignment, UserAssignedIdentity
 from components.signalr import SignalR, SignalRArgs, service_uri
-from components.site_content import site_files
-from components.site_upload import config_document, file_manifest
 from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
@@ -137,9 +136,13 @@ signalr = SignalR(
         sku=settings.signalr_sku,
         units=settings.signalr_units,
         upstream_url=functions.signalr_webhook_url,
-        role_assignments=[
-            RoleAssignment(principal_id=app_identity.principal_id, role=Role.SIGNALR_SERVICE_OWNER)
-        ],
+        role_assignments={
+            "app-signalr-owner": RoleAssignment(
+                principal_id=app_identity.principal_id,
+                role=Role.SIGNALR_SERVICE_OWNER,
+                aliases=["signalr-role-0"],  # its name while role assignments were a list
+            )
+        },
     ),
 )
 

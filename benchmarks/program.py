@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-from components.function_package import build_package, pip_installer  # noqa: E402
-from preview.mocks import run_stack  # noqa: E402
+from artifacts.function_package import build_package, pip_installer  # noqa: E402
+from mocks import run_stack  # noqa: E402
 
 
 def main() -> None:

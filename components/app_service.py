@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import web
 
-from components.common import ComponentArgs
+from components.shared import ComponentArgs
 
 FLEX_CONSUMPTION = "FlexConsumption"
 ELASTIC_PREMIUM = "ElasticPremium"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import signalrservice
 
-from components.common import ComponentArgs, assign_roles
+from components.shared import ComponentArgs, assign_roles
 
 _SKU_TIERS = {"Free_F1": "Free", "Standard_S1": "Standard", "Premium_P1": "Premium"}
 
@@ -99,5 +99,10 @@ class SignalR(pulumi.ComponentResource):
         self.host_name = service.host_name
         self.service_uri = service.host_name.apply(lambda host: f"https://{host}")
         self.register_outputs(
-            {"name": self.name, "resource_id": self.resource_id, "host_name": self.host_name}
+            {
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "host_name": self.host_name,
+                "service_uri": self.service_uri,
+            }
         )

@@ -8,18 +8,63 @@ token). No SQL password exists anywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import sql
 
-from components.common import ComponentArgs, assign_roles
-from components.schema_migrations import DatabaseSchema
-from settings import IpRange, SqlSku
+from components.shared import ComponentArgs, assign_roles
+from data_plane.database_schema import DatabaseSchema
+
+_SKU_PATTERN = re.compile(r"^(GP_S|GP|BC|HS)_Gen5_(\d+)$")
+_TIERS = {"GP_S": "GeneralPurpose", "GP": "GeneralPurpose", "BC": "BusinessCritical", "HS": "Hyperscale"}
+VCORES = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 40, 80)
+"""The vCore sizes Azure SQL Database offers for Gen5 hardware."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSku:
+    """An Azure SQL Database vCore SKU such as `GP_S_Gen5_1`, split into its ARM fields."""
+
+    name: str
+    """The SKU name ARM expects, e.g. `GP_S_Gen5`."""
+    tier: str
+    """`GeneralPurpose`, `BusinessCritical` or `Hyperscale`."""
+    family: str
+    """Hardware generation, `Gen5`."""
+    capacity: int
+    """vCores (the maximum vCores for serverless)."""
+
+    @property
+    def serverless(self) -> bool:
+        """True for the serverless compute tier, which auto-pauses and bills per second."""
+        return self.name.startswith("GP_S_")
+
+    @classmethod
+    def parse(cls, value: str) -> DatabaseSku:
+        """`GP_S_Gen5_1` as a SKU, or ValueError saying what is allowed."""
+        match = _SKU_PATTERN.fullmatch(value)
+        if not match:
+            raise ValueError("allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>, e.g. GP_S_Gen5_1 or GP_Gen5_2")
+        edition, vcores = match.group(1), int(match.group(2))
+        if vcores not in VCORES or (edition != "GP_S" and vcores < 2):
+            allowed = ", ".join(str(v) for v in VCORES if edition == "GP_S" or v >= 2)
+            raise ValueError(f"allowed vCores for {edition}_Gen5: {allowed}")
+        return cls(name=f"{edition}_Gen5", tier=_TIERS[edition], family="Gen5", capacity=vcores)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirewallRange:
+    """An inclusive IPv4 range for an Azure SQL firewall rule."""
+
+    start: str
+    end: str
+
 
 # The documented special rule: start and end 0.0.0.0 admits Azure services, not the internet.
-_AZURE_SERVICES = IpRange(start="0.0.0.0", end="0.0.0.0")
+_AZURE_SERVICES = FirewallRange(start="0.0.0.0", end="0.0.0.0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +84,7 @@ class SqlDatabaseArgs(ComponentArgs):
 
     administrator: SqlAdministrator
     """Required. The server's Entra admin (the only way to sign in besides granted identities)."""
-    sku: SqlSku
+    sku: DatabaseSku
     """Required. The database's vCore SKU."""
     auto_pause_delay_minutes: int = 60
     """Optional. Serverless only: idle minutes before pausing, -1 never. Default: 60."""
@@ -47,7 +92,7 @@ class SqlDatabaseArgs(ComponentArgs):
     """Optional. Spread replicas across zones (and keep backups zone-redundant). Default: false."""
     backup_retention_days: int = 7
     """Optional. Point-in-time restore window, 1-35 days. Default: 7."""
-    client_ip_ranges: Sequence[IpRange] = ()
+    client_ip_ranges: Sequence[FirewallRange] = ()
     """Optional. Client ranges allowed besides Azure services. Default: none."""
     app_identity_name: pulumi.Input[str] | None = None
     """Optional. The app's identity, made a database user by the schema migrations; when set, the
@@ -164,6 +209,7 @@ class SqlDatabase(pulumi.ComponentResource):
                 "resource_id": self.resource_id,
                 "fully_qualified_domain_name": self.fully_qualified_domain_name,
                 "database_name": self.database_name,
+                "database_id": self.database_id,
             }
         )
 

@@ -1,7 +1,7 @@
 """Static site storage: the web app's files, served by Blob Storage's static website.
 
 Azure resources: `storage.StorageAccount` (StorageV2), `storage.StorageAccountStaticWebsite`, and
-the site's files in `$web` (uploaded by `site_upload.SiteContent` with the deployer's identity).
+the site's files in `$web` (uploaded by `data_plane.site_upload.SiteContent` with the deployer's identity).
 The `$web` container is served read-only by the web endpoint; no blob container is public and
 shared-key access is off, so uploads need an Entra identity with a Storage Blob Data role.
 """
@@ -13,9 +13,15 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import storage
 
-from components._storage import secure_storage_account
-from components.common import ComponentArgs, Role, RoleAssignment, assign_role, assign_roles
-from components.site_upload import SiteContent
+from components.shared import (
+    ComponentArgs,
+    Role,
+    RoleAssignment,
+    assign_role,
+    assign_roles,
+    secure_storage_account,
+)
+from data_plane.site_upload import SiteContent
 
 INDEX_DOCUMENT = "index.html"
 ERROR_DOCUMENT = "404.html"
@@ -70,7 +76,13 @@ class StaticSite(pulumi.ComponentResource):
         self.origin = self.url.apply(lambda url: url.rstrip("/"))
         self.blob_endpoint = account.primary_endpoints.blob
         self.register_outputs(
-            {"name": self.name, "resource_id": self.resource_id, "url": self.url, "origin": self.origin}
+            {
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "url": self.url,
+                "origin": self.origin,
+                "blob_endpoint": self.blob_endpoint,
+            }
         )
 
     def publish(

@@ -26,7 +26,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from components.site_content import site_files
+from artifacts.site_files import site_files
 from local.database import DELETE, INSERT, BindingError, Database, table_name
 from local.hub import Connection, Hub
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from components.site_content import SITE_DIR
+from artifacts.site_files import SITE_DIR
 from functions import wiring
 from local.database import Database
 from local.host import FunctionsHost, site_routes

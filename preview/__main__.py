@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel
 
-from preview.mocks import ROOT, run_stack
+from mocks import ROOT, run_stack
 from preview.policy_check import check
 
 

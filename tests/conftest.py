@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preview.mocks import ProgramRun, run_stack
+from mocks import ProgramRun, run_stack
 
 # The program builds the function package; tests install its dependencies from the wheelhouse that
 # `make setup` downloads, so they need no network.

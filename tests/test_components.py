@@ -8,15 +8,14 @@ import pulumi
 import pytest
 from conftest import WHEELHOUSE
 
+from artifacts.function_package import build_package, pip_installer
 from components.app_service import HostingPlan, HostingPlanArgs
-from components.common import Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
-from components.function_app import FunctionApp, FunctionAppArgs
-from components.function_package import build_package, pip_installer
+from components.functions_app import FunctionApp, FunctionAppArgs
+from components.shared import Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
 from components.signalr import SignalR, SignalRArgs
-from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
+from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
-from preview.mocks import ROOT, SUBSCRIPTION, ProgramRun, run
-from settings import parse_sql_sku
+from mocks import ROOT, SUBSCRIPTION, ProgramRun, run
 
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test"
 
@@ -79,15 +78,19 @@ def test_static_site_grants_roles_on_its_account() -> None:
             "site",
             StaticSiteArgs(
                 **common(),
-                role_assignments=[
-                    RoleAssignment(
+                role_assignments={
+                    "reader": RoleAssignment(principal_id=principal, role=Role.STORAGE_BLOB_DATA_READER),
+                    "editor": RoleAssignment(
                         principal_id=principal, role=Role.STORAGE_BLOB_DATA_CONTRIBUTOR, principal_type="User"
-                    )
-                ],
+                    ),
+                },
             ),
         )
     )
-    assignment = result.one("azure-native:authorization:RoleAssignment").inputs
+    # Named by key, so reordering the mapping never changes a resource's identity.
+    names = sorted(r.name for r in result.of_type("azure-native:authorization:RoleAssignment"))
+    assert names == ["site-role-editor", "site-role-reader"]
+    assignment = result.one("azure-native:authorization:RoleAssignment", "editor").inputs
     assert assignment["scope"].endswith("/stwebdemodevabc123")
     assert (assignment["principalId"], assignment["principalType"]) == (principal, "User")
     assert assignment["roleDefinitionId"].endswith(Role.STORAGE_BLOB_DATA_CONTRIBUTOR.value)
@@ -141,7 +144,7 @@ def test_sql_database() -> None:
             "sql",
             SqlDatabaseArgs(
                 **common(),
-                sku=parse_sql_sku("GP_S_Gen5_2"),
+                sku=DatabaseSku.parse("GP_S_Gen5_2"),
                 auto_pause_delay_minutes=-1,
                 administrator=SqlAdministrator(login="dba", object_id="oid", tenant_id="tid"),
             ),

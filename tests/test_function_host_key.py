@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi.dynamic.dynamic as pulumi_dynamic
 import pytest
 
-from components.function_host_key import HostKeyProvider, host_key_url
+from data_plane.host_key import HostKeyProvider, host_key_url
 
 APP_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/func-demo"
 

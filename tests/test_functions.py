@@ -347,7 +347,7 @@ def test_host_json_uses_a_bundle_with_the_sql_and_signalr_extensions() -> None:
 
 
 def test_the_program_sets_every_setting_the_bindings_read() -> None:
-    from preview.mocks import run_stack
+    from mocks import run_stack
 
     settings = {
         pair["name"]

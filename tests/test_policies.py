@@ -19,7 +19,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from preview.mocks import ProgramRun
+from mocks import ProgramRun
 from preview.policy_check import check
 
 POLICIES = {policy.name: policy for policy in ALL_POLICIES}

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from components.common import Role, role_assignment_name
+from components.shared import Role, role_assignment_name
 from functions import wiring
-from preview.mocks import DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
+from mocks import DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
 
 WEB_APP = "azure-native:web:WebApp"
 SIGNALR = "azure-native:signalrservice:SignalR"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyodbc
 import pytest
 
-from components.schema_migrations import (
+from data_plane.database_schema import (
     SQLITE,
     MigrationError,
     SchemaProvider,

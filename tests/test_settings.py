@@ -9,14 +9,8 @@ import pulumi
 import pytest
 import yaml
 
-from settings import (
-    SETTINGS,
-    IpRange,
-    SettingsError,
-    load_settings,
-    parse_ip_ranges,
-    parse_sql_sku,
-)
+from components.sql import DatabaseSku, FirewallRange
+from settings import SETTINGS, SettingsError, load_settings, parse_ip_ranges
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +111,7 @@ def test_sql_admin_and_ranges_parse() -> None:
         sqlClientIpRanges=["203.0.113.0/30"],
     )
     assert settings.sql_admin is not None and settings.sql_admin.principal_type is None
-    assert settings.sql_client_ip_ranges == (IpRange(start="203.0.113.0", end="203.0.113.3"),)
+    assert settings.sql_client_ip_ranges == (FirewallRange(start="203.0.113.0", end="203.0.113.3"),)
 
 
 @pytest.mark.parametrize(
@@ -137,9 +131,9 @@ def test_firewall_ranges_refused(value: str, problem: str) -> None:
 
 
 def test_sql_sku_tiers() -> None:
-    assert parse_sql_sku("BC_Gen5_4").tier == "BusinessCritical"
-    assert parse_sql_sku("HS_Gen5_2").tier == "Hyperscale"
-    assert not parse_sql_sku("GP_Gen5_2").serverless
+    assert DatabaseSku.parse("BC_Gen5_4").tier == "BusinessCritical"
+    assert DatabaseSku.parse("HS_Gen5_2").tier == "Hyperscale"
+    assert not DatabaseSku.parse("GP_Gen5_2").serverless
 
 
 def test_every_setting_is_declared_in_pulumi_yaml_with_its_type_and_description() -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from conftest import WHEELHOUSE
 
-from components.code_deployment import OneDeployProvider, PackageBlobProvider
-from components.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
-from components.site_content import site_files
-from components.site_upload import SiteUploadProvider, config_document, file_manifest
-from preview.mocks import ROOT, ProgramRun
+from artifacts.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
+from artifacts.site_files import config_document, file_manifest, site_files
+from data_plane.code_deployment import OneDeployProvider, PackageBlobProvider
+from data_plane.site_upload import SiteUploadProvider
+from mocks import ROOT, ProgramRun
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 
@@ -181,7 +181,7 @@ def test_code_starts_only_after_the_schema_and_the_apps_roles(stack: ProgramRun)
 
 
 def test_dedicated_stack_runs_from_a_package_blob_uploaded_after_the_schema() -> None:
-    from preview.mocks import run_stack
+    from mocks import run_stack
 
     run = run_stack("dev", {"hostingPlan": "Dedicated"})
     blob = dynamic(run, "functions-package")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.site_content import ASSET, REVALIDATE, SITE_DIR, content_type, site_files
+from artifacts.site_files import ASSET, REVALIDATE, SITE_DIR, content_type, site_files
 
 
 def test_the_site_has_its_pages_and_the_vendored_client() -> None:

@@ -21,8 +21,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components._azure_http import ARM, SQL_SCOPE, entra_token, urllib_transport
-from components._dynamic import diff_on
+from data_plane.azure_http import ARM, SQL_SCOPE, entra_token, urllib_transport
+from data_plane.provider_support import diff_on
 from functions.migrations import Migration, load_migrations
 
 TRACKING_TABLE = "dbo.SchemaMigrations"

@@ -1,22 +1,19 @@
-"""Typed, validated stack settings: every key the program reads, its type, defaults and rules.
+"""Every stack config key the program reads: its type, description, default per environment and rule.
 
-`load_settings` runs once, before any resource is declared. It checks every key and raises one
-`SettingsError` that lists each bad key with the value it got and the values it accepts, so a
-typo in `Pulumi.<stack>.yaml` fails `pulumi preview` in a second instead of half-way into `up`.
-The same keys are declared in `Pulumi.yaml` (type and description) so `pulumi config` shows them.
+The same keys are declared in `Pulumi.yaml` (type and description) so `pulumi config` shows them; a
+test keeps the two, the stack files and the README's config reference in step.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
+from components.sql import DatabaseSku, FirewallRange
 
 PROJECT = "broadcast"
 ENVIRONMENTS = ("dev", "test", "prod")
@@ -32,91 +29,11 @@ INSTANCE_MEMORY_MB = (512, 2048, 4096)
 SIGNALR_SKUS = ("Free_F1", "Standard_S1", "Premium_P1")
 # Unit counts Azure SignalR Service accepts for Standard and Premium.
 SIGNALR_UNITS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
-SQL_SKU_PATTERN = re.compile(r"^(GP_S|GP|BC|HS)_Gen5_(\d+)$")
-SQL_VCORES = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 40, 80)
 SQL_ADMIN_PRINCIPAL_TYPES = ("User", "Group", "Application")
 DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 STORAGE_REDUNDANCY = ("LRS", "ZRS", "GRS", "GZRS")
 # A firewall rule wider than this is not "a client's address range"; open networks are refused.
 MAX_FIREWALL_RANGE_ADDRESSES = 65_536
-
-
-class SettingsError(ValueError):
-    """One or more stack settings are invalid; the message lists each key and how to fix it."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class SqlSku:
-    """An Azure SQL Database vCore SKU such as `GP_S_Gen5_1`, split into its ARM fields."""
-
-    name: str
-    """The SKU name ARM expects, e.g. `GP_S_Gen5`."""
-    tier: str
-    """`GeneralPurpose`, `BusinessCritical` or `Hyperscale`."""
-    family: str
-    """Hardware generation, `Gen5`."""
-    capacity: int
-    """vCores (the maximum vCores for serverless)."""
-
-    @property
-    def serverless(self) -> bool:
-        """True for the serverless compute tier, which auto-pauses and bills per second."""
-        return self.name.startswith("GP_S_")
-
-
-@dataclass(frozen=True, kw_only=True)
-class IpRange:
-    """An inclusive IPv4 range for an Azure SQL firewall rule."""
-
-    start: str
-    end: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class SqlAdmin:
-    """The Entra principal that administers the SQL server."""
-
-    login: str
-    object_id: str
-    principal_type: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything the program reads from stack config, typed and already validated."""
-
-    environment: str
-    workload: str
-    location: str
-    hosting_plan: str
-    hosting_sku: str
-    python_version: str
-    instance_memory_mb: int
-    maximum_instance_count: int
-    always_ready_instances: int
-    signalr_sku: str
-    signalr_units: int
-    sql_sku: SqlSku
-    sql_auto_pause_delay_minutes: int
-    sql_zone_redundant: bool
-    sql_backup_retention_days: int
-    sql_admin: SqlAdmin | None
-    sql_client_ip_ranges: tuple[IpRange, ...]
-    sql_trigger_polling_interval_ms: int
-    sql_trigger_max_batch_size: int
-    storage_redundancy: str
-    log_retention_days: int
-    cors_origins: tuple[str, ...]
-    owner: str | None
-    deployer_principal_type: str
-
-    @property
-    def tags(self) -> dict[str, str]:
-        """Tags every taggable resource carries (the policy pack requires the first three)."""
-        tags = {"workload": self.workload, "environment": self.environment, "managed-by": "pulumi"}
-        if self.owner:
-            tags["owner"] = self.owner
-        return tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,10 +83,9 @@ def _matches(pattern: str, meaning: str) -> Callable[[Any], str | None]:
 
 def _check_sql_sku(value: str) -> str | None:
     try:
-        sku = parse_sql_sku(value)
+        DatabaseSku.parse(value)
     except ValueError as error:
         return str(error)
-    del sku
     return None
 
 
@@ -383,20 +299,7 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 
 
-def parse_sql_sku(value: str) -> SqlSku:
-    """Split `GP_S_Gen5_1` into name, tier, family and capacity, or raise ValueError."""
-    match = SQL_SKU_PATTERN.fullmatch(value)
-    if not match:
-        raise ValueError("allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>, e.g. GP_S_Gen5_1 or GP_Gen5_2")
-    edition, vcores = match.group(1), int(match.group(2))
-    if vcores not in SQL_VCORES or (edition != "GP_S" and vcores < 2):
-        allowed = ", ".join(str(v) for v in SQL_VCORES if edition == "GP_S" or v >= 2)
-        raise ValueError(f"allowed vCores for {edition}_Gen5: {allowed}")
-    tier = {"GP_S": "GeneralPurpose", "GP": "GeneralPurpose", "BC": "BusinessCritical", "HS": "Hyperscale"}
-    return SqlSku(name=f"{edition}_Gen5", tier=tier[edition], family="Gen5", capacity=vcores)
-
-
-def parse_ip_ranges(values: list[Any]) -> tuple[IpRange, ...]:
+def parse_ip_ranges(values: list[Any]) -> tuple[FirewallRange, ...]:
     """Turn addresses, CIDR blocks and `first-last` strings into firewall ranges, or raise ValueError."""
     ranges = []
     for value in values:
@@ -421,124 +324,5 @@ def parse_ip_ranges(values: list[Any]) -> tuple[IpRange, ...]:
                 f"{value!r} opens {int(last) - int(first) + 1} addresses; allowed: at most "
                 f"{MAX_FIREWALL_RANGE_ADDRESSES} (a /16) per range; never the whole internet"
             )
-        ranges.append(IpRange(start=str(first), end=str(last)))
+        ranges.append(FirewallRange(start=str(first), end=str(last)))
     return tuple(ranges)
-
-
-def _read(config: pulumi.Config, setting: Setting) -> Any:
-    """Read one key with its declared type; None when unset."""
-    raw = config.get(setting.key)
-    if raw is None:
-        return None
-    if setting.type == "string":
-        return raw
-    if setting.type == "integer":
-        return int(raw)
-    if setting.type == "boolean":
-        if raw.lower() not in ("true", "false"):
-            raise ValueError("allowed: true or false")
-        return raw.lower() == "true"
-    value = json.loads(raw)
-    if not isinstance(value, list):
-        raise ValueError("allowed: a list (set it with `pulumi config set --path 'key[0]' value`)")
-    return value
-
-
-def load_settings(
-    config: pulumi.Config | None = None, stack: str | None = None, location: str | None = None
-) -> Settings:
-    """Read and validate every stack setting; raise SettingsError naming each bad key."""
-    config = config or pulumi.Config(PROJECT)
-    stack = stack if stack is not None else pulumi.get_stack()
-    location = location if location is not None else pulumi.Config("azure-native").get("location")
-    errors: list[str] = []
-    values: dict[str, Any] = {}
-
-    environment_raw = config.get("environment")
-    environment = environment_raw if environment_raw is not None else stack
-    if environment not in ENVIRONMENTS:
-        source = "" if environment_raw is not None else f" (from the stack name '{stack}')"
-        errors.append(
-            f"{PROJECT}:environment = {environment!r}{source}: allowed: {', '.join(ENVIRONMENTS)}; "
-            f"set it with `pulumi config set environment dev`"
-        )
-        environment = "dev"  # keep validating the other keys against some defaults
-    values["environment"] = environment
-
-    for setting in SETTINGS:
-        if setting.key == "environment":
-            continue
-        try:
-            value = _read(config, setting)
-        except ValueError as error:
-            reason = (
-                str(error) if str(error).startswith("allowed") else f"allowed: a value of type {setting.type}"
-            )
-            errors.append(f"{PROJECT}:{setting.key} = {config.get(setting.key)!r}: {reason}")
-            continue
-        if value is None:
-            value = setting.default_for(environment)
-        elif (problem := setting.check(value)) is not None:
-            errors.append(f"{PROJECT}:{setting.key} = {value!r}: {problem}")
-            continue
-        values[setting.key] = value
-
-    if not location:
-        errors.append(
-            "azure-native:location is not set: "
-            "set it with `pulumi config set azure-native:location westeurope`"
-        )
-    elif not re.fullmatch(r"[a-z0-9]+", location):
-        errors.append(
-            f"azure-native:location = {location!r}: allowed: an Azure region name such as westeurope"
-        )
-
-    plan = values.get("hostingPlan", "FlexConsumption")
-    skus = HOSTING_SKUS.get(plan, ())
-    sku = values.get("hostingSku") or (skus[0] if skus else "")
-    if skus and sku not in skus:
-        errors.append(f"{PROJECT}:hostingSku = {sku!r}: allowed for {plan}: {', '.join(skus)}")
-    if values.get("signalrSku") == "Free_F1" and values.get("signalrUnits", 1) != 1:
-        errors.append(f"{PROJECT}:signalrUnits = {values['signalrUnits']!r}: allowed for Free_F1: 1")
-
-    login, object_id = values.get("sqlAdminLogin", ""), values.get("sqlAdminObjectId", "")
-    if bool(login) != bool(object_id):
-        errors.append(
-            f"{PROJECT}:sqlAdminLogin and {PROJECT}:sqlAdminObjectId: set both, or neither "
-            "(then the deploying identity administers the SQL server)"
-        )
-
-    if errors:
-        raise SettingsError(f"invalid stack configuration for stack '{stack}':\n  - " + "\n  - ".join(errors))
-
-    admin = None
-    if login:
-        admin = SqlAdmin(
-            login=login, object_id=object_id, principal_type=values["sqlAdminPrincipalType"] or None
-        )
-    return Settings(
-        environment=environment,
-        workload=values["workload"],
-        location=str(location),
-        hosting_plan=plan,
-        hosting_sku=sku,
-        python_version=values["pythonVersion"],
-        instance_memory_mb=values["instanceMemoryMb"],
-        maximum_instance_count=values["maximumInstanceCount"],
-        always_ready_instances=values["alwaysReadyInstances"],
-        signalr_sku=values["signalrSku"],
-        signalr_units=values["signalrUnits"],
-        sql_sku=parse_sql_sku(values["sqlSku"]),
-        sql_auto_pause_delay_minutes=values["sqlAutoPauseDelayMinutes"],
-        sql_zone_redundant=values["sqlZoneRedundant"],
-        sql_backup_retention_days=values["sqlBackupRetentionDays"],
-        sql_admin=admin,
-        sql_client_ip_ranges=parse_ip_ranges(values["sqlClientIpRanges"]),
-        sql_trigger_polling_interval_ms=values["sqlTriggerPollingIntervalMs"],
-        sql_trigger_max_batch_size=values["sqlTriggerMaxBatchSize"],
-        storage_redundancy=values["storageRedundancy"],
-        log_retention_days=values["logRetentionDays"],
-        cors_origins=tuple(values["corsOrigins"]),
-        owner=values["owner"] or None,
-        deployer_principal_type=values["deployerPrincipalType"],
-    )

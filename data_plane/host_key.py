@@ -20,8 +20,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components._azure_http import ARM, Transport, entra_token, urllib_transport
-from components._dynamic import diff_on
+from data_plane.azure_http import ARM, Transport, entra_token, urllib_transport
+from data_plane.provider_support import diff_on
 
 API_VERSION = "2024-04-01"
 # The host of a newly created app answers 404/409/5xx until it has started; keep asking.

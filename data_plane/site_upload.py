@@ -3,47 +3,25 @@
 Pulumi's `storage.Blob` signs with the account key (this project turns shared keys off) and has no
 Cache-Control input, so this small dynamic resource syncs the container with azure-storage-blob and
 the deploying identity's token instead. Its inputs list every file with its hash, content type and
-cache control, so `pulumi preview` shows exactly which files change; files gone from `site/` are
-deleted from `$web`.
+cache control (`artifacts.site_files.file_manifest`), so `pulumi preview` shows exactly which files
+change; files gone from `site/` are deleted from `$web`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components._dynamic import diff_on, read_planned
-from components.site_content import REVALIDATE, SiteFile
+from artifacts.site_files import CONFIG_PATH, REVALIDATE
+from data_plane.provider_support import diff_on, read_planned
 
 CONTAINER = "$web"
-CONFIG_PATH = "config.json"
 # A role assignment made in the same `pulumi up` can take minutes to reach the data plane.
 PERMISSION_WAIT_SECONDS = 600
-
-
-def file_manifest(files: Mapping[str, SiteFile], root: Path) -> dict[str, dict[str, str]]:
-    """What the resource plans to upload: per path, the source (relative to the project), hash, headers."""
-    return {
-        path: {
-            "source": entry.source.resolve().relative_to(root.resolve()).as_posix(),
-            "sha256": hashlib.sha256(entry.source.read_bytes()).hexdigest(),
-            "content_type": entry.content_type,
-            "cache_control": entry.cache_control,
-        }
-        for path, entry in sorted(files.items())
-    }
-
-
-def config_document(api_base_url: str, hub: str) -> str:
-    """The site's config.json (stable key order, so an unchanged config is an unchanged blob)."""
-    return json.dumps({"apiBaseUrl": api_base_url, "hub": hub}, sort_keys=True)
 
 
 class SiteUploadProvider(ResourceProvider):

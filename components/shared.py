@@ -1,8 +1,9 @@
-"""The interface every component shares: naming, common args, identity and role assignments.
+"""The interface every component shares, and the resources every component creates the same way.
 
 In the manner of Azure Verified Modules' shared interfaces, each component takes the same
-`resource_group_name`, `location`, `tags`, `naming` and `role_assignments`, and exposes the same
-`name` and `resource_id` outputs beside its own.
+`resource_group_name`, `location`, `tags`, `naming` and `role_assignments` (keyed by a stable name,
+never by position), and exposes the same `name` and `resource_id` outputs beside its own. Role
+assignments and storage accounts are built here once, so every component makes them alike.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import pulumi
-from pulumi_azure_native import authorization
+from pulumi_azure_native import authorization, storage
 
 # uuid5 namespace for role assignment names: stable across runs, unique per scope/principal/role.
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f6c3d8e-5a43-4a51-9a7f-3c5d2b7e9a10")
@@ -72,6 +73,9 @@ class RoleAssignment:
     """`ServicePrincipal` for managed identities (skips Entra replication delays), `User` or `Group`.
     Always set: azure-native sends `User` when it is left out."""
     description: str = ""
+    aliases: Sequence[str] = ()
+    """Optional. Logical names this assignment had before (e.g. a positional `signalr-role-0`), so a
+    rename keeps the resource instead of replacing it. Default: none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,8 +100,9 @@ class ComponentArgs:
     """Required. How the component names its Azure resources."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Optional. Tags for every taggable resource. Default: none."""
-    role_assignments: Sequence[RoleAssignment] = ()
-    """Optional. Roles to grant on the component's main resource. Default: none."""
+    role_assignments: Mapping[str, RoleAssignment] = field(default_factory=dict)
+    """Optional. Roles to grant on the component's main resource, by a key that names each one in its
+    resource's logical name (`<component>-role-<key>`), so reordering never replaces one. Default: none."""
 
 
 def role_assignment_name(scope: str, principal_id: str, role: Role) -> str:
@@ -131,18 +136,47 @@ def assign_role(
             lambda args: role_assignment_name(args[0], args[1], assignment.role)
         ),
         description=assignment.description or None,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(
+            parent=parent, aliases=[pulumi.Alias(name=alias) for alias in assignment.aliases]
+        ),
     )
 
 
 def assign_roles(
     name: str,
     scope: pulumi.Input[str],
-    assignments: Sequence[RoleAssignment],
+    assignments: Mapping[str, RoleAssignment],
     parent: pulumi.Resource,
 ) -> list[authorization.RoleAssignment]:
-    """Apply a component's `role_assignments` to its main resource."""
+    """Apply a component's `role_assignments` to its main resource, each named by its key."""
+    for key in assignments:
+        if not key or not all(c.isalnum() or c == "-" for c in key):
+            raise ValueError(f"role assignment key {key!r}: use letters, digits and '-'")
     return [
-        assign_role(f"{name}-role-{index}", scope, assignment, parent)
-        for index, assignment in enumerate(assignments)
+        assign_role(f"{name}-role-{key}", scope, assignment, parent)
+        for key, assignment in assignments.items()
     ]
+
+
+def secure_storage_account(
+    name: str, account_name: pulumi.Input[str], args: ComponentArgs, redundancy: str, parent: pulumi.Resource
+) -> storage.StorageAccount:
+    """The one way a component creates a storage account: StorageV2 with shared keys off, HTTPS
+    only, TLS 1.2 and no public containers."""
+    return storage.StorageAccount(
+        name,
+        account_name=account_name,
+        resource_group_name=args.resource_group_name,
+        location=args.location,
+        tags=dict(args.tags),
+        kind=storage.Kind.STORAGE_V2,
+        sku=storage.SkuArgs(name=f"Standard_{redundancy}"),
+        access_tier=storage.AccessTier.HOT,
+        enable_https_traffic_only=True,
+        minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+        allow_blob_public_access=False,
+        allow_shared_key_access=False,
+        default_to_o_auth_authentication=True,
+        allow_cross_tenant_replication=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -1,4 +1,5 @@
-"""What the static website serves: every file of `site/`, its content type and cache policy.
+"""What the static website serves: every file of `site/`, its content type and cache policy, and
+the manifest and `config.json` the deployment uploads.
 
 The deployment and the local mode both read this, so the two serve the same files the same way.
 The npm-installed SignalR client ships with the site under `vendor/` (nothing is loaded from a
@@ -7,10 +8,15 @@ third-party origin at run time).
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"
+CONFIG_PATH = "config.json"
+"""The generated file that points the page at a stack's API and hub."""
 VENDOR_FILES = {
     "vendor/signalr.min.js": "node_modules/@microsoft/signalr/dist/browser/signalr.min.js",
 }
@@ -78,3 +84,21 @@ def site_files(site_dir: Path = SITE_DIR) -> dict[str, SiteFile]:
             raise FileNotFoundError(f"{source} is missing: run `npm ci` in site/ (make setup does)")
         files[path] = SiteFile(path, source, content_type(path), cache_control(path))
     return files
+
+
+def file_manifest(files: Mapping[str, SiteFile], root: Path) -> dict[str, dict[str, str]]:
+    """What the site upload plans: per path, the source (relative to the project), hash, headers."""
+    return {
+        path: {
+            "source": entry.source.resolve().relative_to(root.resolve()).as_posix(),
+            "sha256": hashlib.sha256(entry.source.read_bytes()).hexdigest(),
+            "content_type": entry.content_type,
+            "cache_control": entry.cache_control,
+        }
+        for path, entry in sorted(files.items())
+    }
+
+
+def config_document(api_base_url: str, hub: str) -> str:
+    """The site's config.json (stable key order, so an unchanged config is an unchanged blob)."""
+    return json.dumps({"apiBaseUrl": api_base_url, "hub": hub}, sort_keys=True)

@@ -1,9 +1,9 @@
 """Run the Pulumi program (or one component) under `pulumi.runtime.set_mocks` and capture it.
 
-The mocks answer like Azure would (endpoints, host names, identity ids derived from the names the
-program chose), and the monitor records each registered resource's type, logical name, parent,
-dependencies and inputs (camelCase, as the engine would send them to the provider). Stack exports
-are captured with their values and whether they are secret.
+The monitor records each registered resource's type, logical name, URN, parent, dependencies,
+inputs (camelCase, as the engine would send them to the provider), which inputs are secret, its
+aliases (resolved to URNs, as the engine resolves them), `protect`, and the outputs a component
+registers. Stack exports are captured with their values and whether they are secret.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,10 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from mocks.azure import AzureMocks
+
 ROOT = Path(__file__).resolve().parent.parent
-SUBSCRIPTION = "00000000-0000-0000-0000-00000000a11c"
-TENANT = "00000000-0000-0000-0000-0000000be5e7"
-DEPLOYER_OBJECT_ID = "11111111-2222-3333-4444-555555555555"
+PROJECT = "broadcast"
 SECRET_SIG = rpc._special_sig_key  # type: ignore[attr-defined]
 
 
@@ -41,6 +40,12 @@ class Registration:
     dependencies: list[str]
     inputs: dict[str, Any]
     secret_inputs: set[str] = field(default_factory=set)
+    aliases: list[str] = field(default_factory=list)
+    """URNs this resource had before, as the engine resolves its alias specs."""
+    protect: bool = False
+    retain_on_delete: bool = False
+    outputs: dict[str, Any] | None = None
+    """What a component passed to `register_outputs` (None for custom resources)."""
 
 
 @dataclass
@@ -67,91 +72,9 @@ class ProgramRun:
         """The resource with this URN."""
         return next(r for r in self.resources if r.urn == urn)
 
-
-def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
-    # The most specific name input first: a database also names its server, a rule its server.
-    for key in (
-        "containerName",
-        "accountName",
-        "databaseName",
-        "firewallRuleName",
-        "policyName",
-        "roleAssignmentName",
-        "workspaceName",
-        "resourceName",
-        "serverName",
-        "name",
-        "resourceGroupName",
-    ):
-        value = args.inputs.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return args.name
-
-
-class AzureMocks(pulumi.runtime.Mocks):
-    """Answers resource registrations and invokes the way Azure would."""
-
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        name = _physical_name(args)
-        provider = args.typ.split(":")[1] if args.typ.count(":") >= 2 else "custom"
-        resource_id = (
-            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.{provider}/{name}"
-        )
-        state = dict(args.inputs)
-        state.setdefault("name", name)
-        identity = state.get("identity")
-        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
-            # Inputs list the identities; Azure answers with a map keyed by their ids.
-            state["identity"] = {
-                **identity,
-                "userAssignedIdentities": {i: {} for i in identity["userAssignedIdentities"]},
-            }
-        if args.typ == "azure-native:storage:StorageAccount":
-            state["primaryEndpoints"] = {
-                "web": f"https://{name}.z6.web.core.windows.net/",
-                "blob": f"https://{name}.blob.core.windows.net/",
-                "queue": f"https://{name}.queue.core.windows.net/",
-                "table": f"https://{name}.table.core.windows.net/",
-            }
-        elif args.typ == "azure-native:web:WebApp":
-            state["defaultHostName"] = f"{name}.azurewebsites.net"
-            state["enabledHostNames"] = [f"{name}.azurewebsites.net", f"{name}.scm.azurewebsites.net"]
-        elif args.typ == "azure-native:signalrservice:SignalR":
-            state["hostName"] = f"{name}.service.signalr.net"
-        elif args.typ == "azure-native:sql:Server":
-            state["fullyQualifiedDomainName"] = f"{name}.database.windows.net"
-        elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
-            state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{name}"))
-            state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{name}"))
-        elif args.typ == "azure-native:applicationinsights:Component":
-            state["connectionString"] = f"InstrumentationKey={uuid.uuid5(uuid.NAMESPACE_URL, name)}"
-        elif args.typ == "random:index/randomString:RandomString":
-            state["result"] = "x7k2q9"
-        elif args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = "p" * int(args.inputs.get("length", 16))
-        elif (
-            args.typ == "pulumi-python:dynamic:Resource"
-            and "package_sha256" in args.inputs
-            and "container" in args.inputs
-        ):
-            state["url"] = (
-                f"{args.inputs['account_url'].rstrip('/')}/{args.inputs['container']}/functions-{args.inputs['package_sha256']}.zip"
-            )
-        elif args.typ == "azure-native:resources:ResourceGroup":
-            resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
-        return resource_id, state
-
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
-        # The SDK's annotation says (outputs, failures), but its MockMonitor also takes a plain dict.
-        if args.token == "azure-native:authorization:getClientConfig":
-            return {
-                "clientId": "22222222-0000-0000-0000-000000000000",
-                "objectId": DEPLOYER_OBJECT_ID,
-                "subscriptionId": SUBSCRIPTION,
-                "tenantId": TENANT,
-            }
-        raise AssertionError(f"unexpected invoke {args.token}")
+    def children_of(self, parent: Registration) -> list[Registration]:
+        """The resources registered with `parent` as their parent."""
+        return [r for r in self.resources if r.parent == parent.urn]
 
 
 def _secret_paths(struct_value: Any, prefix: str = "") -> set[str]:
@@ -179,18 +102,54 @@ def _unwrap_secrets(value: Any) -> Any:
     return value
 
 
-class CapturingMonitor(pulumi_mocks.MockMonitor):
-    """A mock monitor that also records parents, dependencies and secret inputs."""
+def _qualified_type(urn: str) -> str:
+    """`urn:pulumi:stack::project::parent$type::name` -> `parent$type`."""
+    return urn.split("::")[2]
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """A URN as the Pulumi engine forms it (resource.NewURN): the parent's qualified type, then the
+    type; resources directly under the stack carry no parent type. (Pulumi's MockMonitor prefixes
+    only the parent's last type, stack included, so its URNs are not the ones state would hold.)"""
+    if parent and _qualified_type(parent) != ROOT_STACK_TYPE:
+        type_ = f"{_qualified_type(parent)}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def alias_urn(spec: Any, name: str, type_: str, parent: str, stack: str, project: str) -> str:
+    """The URN an alias spec names, resolved the way the engine does: unset fields keep the
+    resource's current name, type, stack, project and parent."""
+    old_parent = "" if spec.noParent else (spec.parentUrn or parent)
+    return engine_urn(
+        spec.stack or stack, spec.project or project, old_parent, spec.type or type_, spec.name or name
+    )
+
+
+class CapturingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that also records parents, dependencies, secret inputs, aliases, options and
+    component outputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks, stack: str) -> None:
         super().__init__(mocks)
+        self.stack = stack
         self.registrations: list[Registration] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return engine_urn(self.stack, PROJECT, parent, type_, name)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
         from google.protobuf import json_format
 
         raw = json_format.MessageToDict(request.object)
+        aliases = [
+            alias.urn
+            or alias_urn(alias.spec, request.name, request.type, request.parent, self.stack, PROJECT)
+            for alias in request.aliases
+        ] + list(request.aliasURNs)
         self.registrations.append(
             Registration(
                 type=request.type,
@@ -200,9 +159,19 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 inputs=_unwrap_secrets(rpc.deserialize_properties(request.object, keep_internal=True)),
                 secret_inputs=_secret_paths(raw),
+                aliases=aliases,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
             )
         )
         return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        outputs = _unwrap_secrets(rpc.deserialize_properties(request.outputs, keep_internal=True))
+        for registration in self.registrations:
+            if registration.urn == request.urn:
+                registration.outputs = outputs
+        return super().RegisterResourceOutputs(request)
 
 
 def stack_config(stack: str) -> dict[str, str]:
@@ -226,8 +195,8 @@ def run(
     registered before it) instead of raised.
     """
     mocks = AzureMocks()
-    monitor = CapturingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="broadcast", stack=stack, preview=False, monitor=monitor)
+    monitor = CapturingMonitor(mocks, stack)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), [])
     exports: dict[str, Any] = {}
     secret_exports: set[str] = set()

@@ -19,8 +19,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components._azure_http import Transport, entra_token, urllib_transport
-from components._dynamic import diff_on, read_planned
+from data_plane.azure_http import Transport, entra_token, urllib_transport
+from data_plane.provider_support import diff_on, read_planned
 
 # Kudu's deployment status codes.
 DEPLOY_SUCCESS, DEPLOY_FAILED = 4, 3

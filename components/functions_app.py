@@ -3,8 +3,9 @@
 Azure resources: `web.WebApp` (kind `functionapp,linux`), its host `storage.StorageAccount` with
 the deployment container, `operationalinsights.Workspace`, `applicationinsights.Component`
 (workspace-based, Entra-only ingestion), role assignments for the app's user-assigned identity,
-`web.WebAppFtpAllowed`/`web.WebAppScmAllowed` (basic publishing credentials off), and the
-`signalr_extension` system key SignalR's upstream calls with.
+`web.WebAppFtpAllowed`/`web.WebAppScmAllowed` (basic publishing credentials off), the code
+(OneDeploy or a run-from-package blob) and the `signalr_extension` system key SignalR's upstream
+calls with.
 
 Every connection is identity-based: no account key, connection-string secret or password is in
 an app setting.
@@ -20,23 +21,26 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import applicationinsights, operationalinsights, storage, web
 
-from components._storage import secure_storage_account
+from artifacts.function_package import FunctionPackage
 from components.app_service import FLEX_CONSUMPTION
-from components.code_deployment import OneDeploy, PackageBlob
-from components.common import (
+from components.shared import (
     ComponentArgs,
     Role,
     RoleAssignment,
     UserAssignedIdentity,
     assign_role,
     assign_roles,
+    secure_storage_account,
 )
-from components.function_host_key import FunctionHostKey
-from components.function_package import FunctionPackage
+from data_plane.code_deployment import OneDeploy, PackageBlob
+from data_plane.host_key import FunctionHostKey
 from functions import wiring
 
 PACKAGE_CONTAINER = "app-package"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The token predates this module's name (it was components/function_app.py): a component's type is
+# part of every child's URN, so it stays as it was deployed.
+TYPE_TOKEN = "broadcast:function_app:FunctionApp"
 
 
 @dataclass(kw_only=True)
@@ -121,188 +125,21 @@ class FunctionApp(pulumi.ComponentResource):
     """The OneDeploy deployment (Flex Consumption), when a package was given."""
 
     def __init__(self, name: str, args: FunctionAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("broadcast:function_app:FunctionApp", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        identity = args.identity
-        flex = args.hosting_plan == FLEX_CONSUMPTION
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self._name = name
+        self._args = args
+        self._flex = args.hosting_plan == FLEX_CONSUMPTION
 
-        host_storage = secure_storage_account(
-            f"{name}-storage", args.naming.compact_name("stfunc"), args, args.storage_redundancy, self
-        )
-        container = storage.BlobContainer(
-            f"{name}-package-container",
-            container_name=PACKAGE_CONTAINER,
-            account_name=host_storage.name,
-            resource_group_name=args.resource_group_name,
-            public_access=storage.PublicAccess.NONE,
-            opts=child,
-        )
+        host_storage, container = self._host_storage()
         package_container_url = pulumi.Output.concat(host_storage.primary_endpoints.blob, PACKAGE_CONTAINER)
-
-        workspace = operationalinsights.Workspace(
-            f"{name}-logs",
-            workspace_name=args.naming.name("log"),
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            sku=operationalinsights.WorkspaceSkuArgs(
-                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
-            ),
-            retention_in_days=args.log_retention_days,
-            opts=child,
-        )
-        insights = applicationinsights.Component(
-            f"{name}-insights",
-            resource_name_=args.naming.name("appi"),
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            kind="web",
-            application_type=applicationinsights.ApplicationType.WEB,
-            workspace_resource_id=workspace.id,
-            ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
-            # Telemetry is accepted only with an Entra token (the app's identity), not the ikey alone.
-            disable_local_auth=True,
-            opts=child,
-        )
-
-        grants = [
-            ("blob", host_storage.id, Role.STORAGE_BLOB_DATA_OWNER),
-            ("queue", host_storage.id, Role.STORAGE_QUEUE_DATA_CONTRIBUTOR),
-            ("table", host_storage.id, Role.STORAGE_TABLE_DATA_CONTRIBUTOR),
-            ("metrics", insights.id, Role.MONITORING_METRICS_PUBLISHER),
-        ]
-        self.identity_roles = [
-            assign_role(
-                f"{name}-identity-{suffix}",
-                scope,
-                RoleAssignment(principal_id=identity.principal_id, role=role),
-                self,
-            )
-            for suffix, scope, role in grants
-        ]
-
-        settings: dict[str, pulumi.Input[str]] = {
-            "AzureWebJobsStorage__credential": "managedidentity",
-            "AzureWebJobsStorage__clientId": identity.client_id,
-            "AzureWebJobsStorage__blobServiceUri": host_storage.primary_endpoints.blob,
-            "AzureWebJobsStorage__queueServiceUri": host_storage.primary_endpoints.queue,
-            "AzureWebJobsStorage__tableServiceUri": host_storage.primary_endpoints.table,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": insights.connection_string,
-            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": pulumi.Output.concat(
-                "ClientId=", identity.client_id, ";Authorization=AAD"
-            ),
-            f"{wiring.SIGNALR_CONNECTION_SETTING}__serviceUri": args.signalr_service_uri,
-            f"{wiring.SIGNALR_CONNECTION_SETTING}__credential": "managedidentity",
-            f"{wiring.SIGNALR_CONNECTION_SETTING}__clientId": identity.client_id,
-            wiring.SQL_CONNECTION_SETTING: args.sql_connection_string,
-            wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(args.sql_trigger_polling_interval_ms),
-            wiring.SQL_TRIGGER_MAX_BATCH_SIZE_SETTING: str(args.sql_trigger_max_batch_size),
-        }
-        if not flex:
-            # Flex Consumption rejects these two: its runtime comes from functionAppConfig.
-            settings["FUNCTIONS_EXTENSION_VERSION"] = "~4"
-            settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
-            if args.package is not None:
-                blob = self._package_blob(name, args, host_storage, container)
-                settings["WEBSITE_RUN_FROM_PACKAGE"] = blob.url
-                settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] = identity.resource_id
-        settings.update(args.extra_app_settings)
-
-        function_app_config = None
-        if flex:
-            function_app_config = web.FunctionAppConfigArgs(
-                deployment=web.FunctionsDeploymentArgs(
-                    storage=web.FunctionsDeploymentStorageArgs(
-                        type=web.FunctionsDeploymentStorageType.BLOB_CONTAINER,
-                        value=package_container_url,
-                        authentication=web.FunctionsDeploymentStorageAuthenticationArgs(
-                            type=web.AuthenticationType.USER_ASSIGNED_IDENTITY,
-                            user_assigned_identity_resource_id=identity.resource_id,
-                        ),
-                    )
-                ),
-                runtime=web.FunctionsRuntimeArgs(name=web.RuntimeName.PYTHON, version=args.python_version),
-                scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
-                    instance_memory_mb=args.instance_memory_mb,
-                    maximum_instance_count=args.maximum_instance_count,
-                    # An identity-based SQL trigger cannot wake a Flex app from zero: keep one warm.
-                    always_ready=[
-                        web.FunctionsAlwaysReadyConfigArgs(
-                            name=f"function:{function}", instance_count=args.always_ready_instances
-                        )
-                        for function in wiring.SQL_TRIGGERED_FUNCTIONS
-                    ],
-                ),
-            )
-
-        app = web.WebApp(
-            f"{name}-app",
-            name=args.naming.name("func"),
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            kind="functionapp,linux",
-            reserved=True,
-            server_farm_id=args.server_farm_id,
-            https_only=True,
-            client_affinity_enabled=False,
-            identity=web.ManagedServiceIdentityArgs(
-                type=web.ManagedServiceIdentityType.USER_ASSIGNED,
-                user_assigned_identities=[identity.resource_id],
-            ),
-            key_vault_reference_identity=identity.resource_id,
-            function_app_config=function_app_config,
-            site_config=web.SiteConfigArgs(
-                app_settings=[
-                    web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()
-                ],
-                cors=web.CorsSettingsArgs(allowed_origins=args.allowed_origins, support_credentials=True),
-                min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                ftps_state=web.FtpsState.DISABLED,
-                http20_enabled=True,
-                linux_fx_version=None if flex else f"Python|{args.python_version}",
-                always_on=None if flex or args.hosting_plan != "Dedicated" else True,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[container, *self.identity_roles]),
-        )
-        for kind, resource in (("ftp", web.WebAppFtpAllowed), ("scm", web.WebAppScmAllowed)):
-            resource(
-                f"{name}-{kind}-basic-auth",
-                name=app.name,
-                resource_group_name=args.resource_group_name,
-                allow=False,
-                opts=child,
-            )
+        insights = self._monitoring()
+        self.identity_roles = self._identity_roles(host_storage, insights)
+        settings = self._app_settings(host_storage, insights, container)
+        app = self._app(settings, container, package_container_url)
+        self._disable_basic_auth(app)
         assign_roles(name, app.id, args.role_assignments, self)
-
-        code: list[pulumi.Resource] = []
-        if flex and args.package is not None:
-            # OneDeploy starts the functions, SQL triggers included: only once what they need exists.
-            code.append(
-                OneDeploy(
-                    f"{name}-code",
-                    app_id=app.id,
-                    scm_host=app.enabled_host_names.apply(_scm_host),
-                    package_path=_project_relative(args.package.path),
-                    package_sha256=args.package.sha256,
-                    opts=pulumi.ResourceOptions(
-                        parent=self, depends_on=[app, *self.identity_roles, *args.deploy_after]
-                    ),
-                )
-            )
-
-        webhook_key = random.RandomPassword(f"{name}-signalr-key", length=48, special=False, opts=child)
-        host_key = FunctionHostKey(
-            f"{name}-signalr-extension-key",
-            app_id=app.id,
-            key_name=wiring.SIGNALR_EXTENSION_KEY,
-            value=webhook_key.result,
-            # The host answers key requests once it runs the app's code.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=code),
-        )
-        self.code_deployments = code
+        self.code_deployments = self._deploy_code(app)
+        host_key = self._signalr_extension_key(app)
 
         self.name = app.name
         self.resource_id = app.id
@@ -321,22 +158,242 @@ class FunctionApp(pulumi.ComponentResource):
                 "resource_id": self.resource_id,
                 "default_host_name": self.default_host_name,
                 "api_base_url": self.api_base_url,
+                "signalr_webhook_url": self.signalr_webhook_url,
+                "package_container_url": self.package_container_url,
+                "host_storage_account_name": self.host_storage_account_name,
             }
         )
 
-    def _package_blob(
+    def _child(self, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+
+    def _host_storage(self) -> tuple[storage.StorageAccount, storage.BlobContainer]:
+        """The host's storage account and the private container the code package lives in."""
+        args = self._args
+        account = secure_storage_account(
+            f"{self._name}-storage", args.naming.compact_name("stfunc"), args, args.storage_redundancy, self
+        )
+        container = storage.BlobContainer(
+            f"{self._name}-package-container",
+            container_name=PACKAGE_CONTAINER,
+            account_name=account.name,
+            resource_group_name=args.resource_group_name,
+            public_access=storage.PublicAccess.NONE,
+            opts=self._child(),
+        )
+        return account, container
+
+    def _monitoring(self) -> applicationinsights.Component:
+        """Log Analytics and workspace-based Application Insights that accepts Entra tokens only."""
+        args = self._args
+        workspace = operationalinsights.Workspace(
+            f"{self._name}-logs",
+            workspace_name=args.naming.name("log"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            sku=operationalinsights.WorkspaceSkuArgs(
+                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
+            ),
+            retention_in_days=args.log_retention_days,
+            opts=self._child(),
+        )
+        return applicationinsights.Component(
+            f"{self._name}-insights",
+            resource_name_=args.naming.name("appi"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            kind="web",
+            application_type=applicationinsights.ApplicationType.WEB,
+            workspace_resource_id=workspace.id,
+            ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
+            # Telemetry is accepted only with an Entra token (the app's identity), not the ikey alone.
+            disable_local_auth=True,
+            opts=self._child(),
+        )
+
+    def _identity_roles(
+        self, host_storage: storage.StorageAccount, insights: applicationinsights.Component
+    ) -> list[pulumi.Resource]:
+        """What the app's identity needs before the host starts: its storage, and telemetry."""
+        grants = [
+            ("blob", host_storage.id, Role.STORAGE_BLOB_DATA_OWNER),
+            ("queue", host_storage.id, Role.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+            ("table", host_storage.id, Role.STORAGE_TABLE_DATA_CONTRIBUTOR),
+            ("metrics", insights.id, Role.MONITORING_METRICS_PUBLISHER),
+        ]
+        principal = self._args.identity.principal_id
+        return [
+            assign_role(
+                f"{self._name}-identity-{suffix}",
+                scope,
+                RoleAssignment(principal_id=principal, role=role),
+                self,
+            )
+            for suffix, scope, role in grants
+        ]
+
+    def _app_settings(
         self,
-        name: str,
-        args: FunctionAppArgs,
         host_storage: storage.StorageAccount,
+        insights: applicationinsights.Component,
         container: storage.BlobContainer,
+    ) -> dict[str, pulumi.Input[str]]:
+        """Identity-based connections to host storage, telemetry, SignalR and SQL; SQL trigger tuning."""
+        args, identity = self._args, self._args.identity
+        settings: dict[str, pulumi.Input[str]] = {
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": identity.client_id,
+            "AzureWebJobsStorage__blobServiceUri": host_storage.primary_endpoints.blob,
+            "AzureWebJobsStorage__queueServiceUri": host_storage.primary_endpoints.queue,
+            "AzureWebJobsStorage__tableServiceUri": host_storage.primary_endpoints.table,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": insights.connection_string,
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": pulumi.Output.concat(
+                "ClientId=", identity.client_id, ";Authorization=AAD"
+            ),
+            f"{wiring.SIGNALR_CONNECTION_SETTING}__serviceUri": args.signalr_service_uri,
+            f"{wiring.SIGNALR_CONNECTION_SETTING}__credential": "managedidentity",
+            f"{wiring.SIGNALR_CONNECTION_SETTING}__clientId": identity.client_id,
+            wiring.SQL_CONNECTION_SETTING: args.sql_connection_string,
+            wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(args.sql_trigger_polling_interval_ms),
+            wiring.SQL_TRIGGER_MAX_BATCH_SIZE_SETTING: str(args.sql_trigger_max_batch_size),
+        }
+        if not self._flex:
+            # Flex Consumption rejects these two: its runtime comes from functionAppConfig.
+            settings["FUNCTIONS_EXTENSION_VERSION"] = "~4"
+            settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
+            if args.package is not None:
+                blob = self._package_blob(host_storage, container)
+                settings["WEBSITE_RUN_FROM_PACKAGE"] = blob.url
+                settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] = identity.resource_id
+        settings.update(args.extra_app_settings)
+        return settings
+
+    def _flex_config(self, package_container_url: pulumi.Input[str]) -> web.FunctionAppConfigArgs:
+        """Flex Consumption's runtime, scale and deployment source (the package container, read with
+        the app's identity)."""
+        args = self._args
+        return web.FunctionAppConfigArgs(
+            deployment=web.FunctionsDeploymentArgs(
+                storage=web.FunctionsDeploymentStorageArgs(
+                    type=web.FunctionsDeploymentStorageType.BLOB_CONTAINER,
+                    value=package_container_url,
+                    authentication=web.FunctionsDeploymentStorageAuthenticationArgs(
+                        type=web.AuthenticationType.USER_ASSIGNED_IDENTITY,
+                        user_assigned_identity_resource_id=args.identity.resource_id,
+                    ),
+                )
+            ),
+            runtime=web.FunctionsRuntimeArgs(name=web.RuntimeName.PYTHON, version=args.python_version),
+            scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
+                instance_memory_mb=args.instance_memory_mb,
+                maximum_instance_count=args.maximum_instance_count,
+                # An identity-based SQL trigger cannot wake a Flex app from zero: keep one warm.
+                always_ready=[
+                    web.FunctionsAlwaysReadyConfigArgs(
+                        name=f"function:{function}", instance_count=args.always_ready_instances
+                    )
+                    for function in wiring.SQL_TRIGGERED_FUNCTIONS
+                ],
+            ),
+        )
+
+    def _app(
+        self,
+        settings: dict[str, pulumi.Input[str]],
+        container: storage.BlobContainer,
+        package_container_url: pulumi.Input[str],
+    ) -> web.WebApp:
+        """The app itself: HTTPS only, TLS 1.2, CORS for the site, running as the user-assigned identity."""
+        args = self._args
+        return web.WebApp(
+            f"{self._name}-app",
+            name=args.naming.name("func"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            kind="functionapp,linux",
+            reserved=True,
+            server_farm_id=args.server_farm_id,
+            https_only=True,
+            client_affinity_enabled=False,
+            identity=web.ManagedServiceIdentityArgs(
+                type=web.ManagedServiceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[args.identity.resource_id],
+            ),
+            key_vault_reference_identity=args.identity.resource_id,
+            function_app_config=self._flex_config(package_container_url) if self._flex else None,
+            site_config=web.SiteConfigArgs(
+                app_settings=[
+                    web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()
+                ],
+                cors=web.CorsSettingsArgs(allowed_origins=args.allowed_origins, support_credentials=True),
+                min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+                scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+                ftps_state=web.FtpsState.DISABLED,
+                http20_enabled=True,
+                linux_fx_version=None if self._flex else f"Python|{args.python_version}",
+                always_on=None if self._flex or args.hosting_plan != "Dedicated" else True,
+            ),
+            opts=self._child([container, *self.identity_roles]),
+        )
+
+    def _disable_basic_auth(self, app: web.WebApp) -> None:
+        """No FTP or SCM basic-auth publishing credentials: deployments use Entra tokens."""
+        for kind, resource in (("ftp", web.WebAppFtpAllowed), ("scm", web.WebAppScmAllowed)):
+            resource(
+                f"{self._name}-{kind}-basic-auth",
+                name=app.name,
+                resource_group_name=self._args.resource_group_name,
+                allow=False,
+                opts=self._child(),
+            )
+
+    def _deploy_code(self, app: web.WebApp) -> list[pulumi.Resource]:
+        """OneDeploy on Flex Consumption (other plans run from the package blob set in the settings).
+
+        OneDeploy starts the functions, SQL triggers included: only once what they need exists."""
+        args = self._args
+        if not self._flex or args.package is None:
+            return []
+        return [
+            OneDeploy(
+                f"{self._name}-code",
+                app_id=app.id,
+                scm_host=app.enabled_host_names.apply(_scm_host),
+                package_path=_project_relative(args.package.path),
+                package_sha256=args.package.sha256,
+                opts=self._child([app, *self.identity_roles, *args.deploy_after]),
+            )
+        ]
+
+    def _signalr_extension_key(self, app: web.WebApp) -> FunctionHostKey:
+        """The host key SignalR's upstream authenticates with, generated here so SignalR can be
+        created in the same `pulumi up`; the host answers key requests once it runs the code."""
+        value = random.RandomPassword(
+            f"{self._name}-signalr-key", length=48, special=False, opts=self._child()
+        )
+        return FunctionHostKey(
+            f"{self._name}-signalr-extension-key",
+            app_id=app.id,
+            key_name=wiring.SIGNALR_EXTENSION_KEY,
+            value=value.result,
+            opts=self._child(self.code_deployments),
+        )
+
+    def _package_blob(
+        self, host_storage: storage.StorageAccount, container: storage.BlobContainer
     ) -> PackageBlob:
+        """The package as a private blob (Elastic Premium / Dedicated), uploaded by the deploying
+        identity, which gets Storage Blob Data Contributor on the host storage for it."""
+        args = self._args
         assert args.package is not None
         uploader_roles: list[pulumi.Resource] = []
         if args.deployer_principal_id is not None:
             uploader_roles.append(
                 assign_role(
-                    f"{name}-deployer-blob",
+                    f"{self._name}-deployer-blob",
                     host_storage.id,
                     RoleAssignment(
                         principal_id=args.deployer_principal_id,
@@ -347,12 +404,10 @@ class FunctionApp(pulumi.ComponentResource):
                 )
             )
         return PackageBlob(
-            f"{name}-package",
+            f"{self._name}-package",
             account_url=host_storage.primary_endpoints.blob,
             container=container.name,
             package_path=_project_relative(args.package.path),
             package_sha256=args.package.sha256,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[container, *uploader_roles, *args.deploy_after]
-            ),
+            opts=self._child([container, *uploader_roles, *args.deploy_after]),
         )

@@ -1,0 +1,13 @@
+"""What runs during `pulumi up` against Azure's data planes: Pulumi dynamic resources.
+
+- `code_deployment`: `OneDeploy` and `PackageBlob` deploy the function package (Kudu OneDeploy on
+  Flex Consumption, a run-from-package blob elsewhere);
+- `site_upload`: `SiteContent` syncs `site/` and its `config.json` to the static website's `$web`;
+- `database_schema`: `DatabaseSchema` applies the T-SQL migrations with pyodbc and an Entra token;
+- `host_key`: `FunctionHostKey` sets the Functions host's `signalr_extension` system key through ARM;
+- `azure_http`, `provider_support`: the HTTP, token and diff helpers they share.
+
+Pulumi pickles each provider into the stack's state by reference to its module, and runs it in its
+own process started in the project's directory: a provider's module path is part of what is
+deployed (a test pins it), and Azure SDK imports happen inside the methods that use them.
+"""

@@ -1,0 +1,81 @@
+"""The URN of every resource a stack declares, against a committed list: the guard that a refactor
+does not replace deployed resources.
+
+A resource's URN is its identity in Pulumi state: a new logical name, type token or parent makes
+Pulumi delete the old resource and create a new one, unless `aliases` name where it was. The lists
+in `tests/snapshots/urns.<stack>.txt` hold what is deployed; a change that renames something must
+add an alias to the old URN, and a change that adds resources updates the list:
+
+    .venv/bin/python -m mocks.urns --update dev prod
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mocks.capture import ROOT, ROOT_STACK_TYPE, ProgramRun, run_stack
+
+SNAPSHOTS = ROOT / "tests" / "snapshots"
+
+
+@dataclass(frozen=True)
+class UrnChanges:
+    """How a run differs from the committed list."""
+
+    lost: list[str]
+    """Committed URNs that no resource has, nor names as an alias: Pulumi would delete them."""
+    added: list[str]
+    """URNs of resources that are new (not committed, no alias to a committed one)."""
+    renamed: dict[str, str]
+    """Committed URN -> the URN of the resource that now carries it as an alias."""
+
+
+def snapshot_path(stack: str) -> Path:
+    """Where the committed URN list of a stack lives."""
+    return SNAPSHOTS / f"urns.{stack}.txt"
+
+
+def committed(stack: str) -> list[str]:
+    """The committed URNs of a stack."""
+    return [line for line in snapshot_path(stack).read_text().splitlines() if line.strip()]
+
+
+def deployed(run: ProgramRun) -> list[str]:
+    """The URNs of the resources a run declares (the stack itself is not one)."""
+    return sorted(resource.urn for resource in run.resources if resource.type != ROOT_STACK_TYPE)
+
+
+def compare(run: ProgramRun, committed_urns: list[str]) -> UrnChanges:
+    """Which committed URNs a run keeps, carries by alias, or loses, and what it adds."""
+    current = set(deployed(run))
+    carried = {alias: resource.urn for resource in run.resources for alias in resource.aliases}
+    known = set(committed_urns)
+    lost = sorted(urn for urn in known if urn not in current and urn not in carried)
+    renamed = {urn: carried[urn] for urn in sorted(known) if urn not in current and urn in carried}
+    added = sorted(urn for urn in current - known if urn not in renamed.values())
+    return UrnChanges(lost=lost, added=added, renamed=renamed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print (or with --update, write) the URN list of each stack."""
+    parser = argparse.ArgumentParser(prog="python -m mocks.urns", description=__doc__.split("\n\n")[0])
+    parser.add_argument("stacks", nargs="+", help="stack names (Pulumi.<stack>.yaml)")
+    parser.add_argument("--update", action="store_true", help="write tests/snapshots/urns.<stack>.txt")
+    arguments = parser.parse_args(argv)
+    os.environ.setdefault("BROADCAST_WHEELHOUSE", str(ROOT / "build" / "wheels"))
+    for stack in arguments.stacks:
+        urns = deployed(run_stack(stack))
+        if arguments.update:
+            snapshot_path(stack).write_text("".join(f"{urn}\n" for urn in urns))
+            print(f"{snapshot_path(stack).relative_to(ROOT)}: {len(urns)} URNs")
+        else:
+            print("\n".join(urns))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Reading the stack config: each key on its own, then the rules between keys, then one Settings.
+
+`load_settings` runs once, before any resource is declared. It checks every key and raises one
+`SettingsError` that lists each bad key with the value it got and the values it accepts, so a typo
+in `Pulumi.<stack>.yaml` fails `pulumi preview` in a second instead of half-way into `up`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+
+from components.sql import DatabaseSku
+from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
+from settings.model import Settings, SqlAdmin
+
+Values = dict[str, Any]
+"""Every key's value once read and checked on its own (the default where unset)."""
+
+
+class SettingsError(ValueError):
+    """One or more stack settings are invalid; the message lists each key and how to fix it."""
+
+
+def _typed(raw: str, setting: Setting) -> Any:
+    """A raw config string as the key's declared type, or ValueError saying what is allowed."""
+    if setting.type == "string":
+        return raw
+    if setting.type == "integer":
+        return int(raw)
+    if setting.type == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise ValueError("allowed: true or false")
+        return raw.lower() == "true"
+    value = json.loads(raw)
+    if not isinstance(value, list):
+        raise ValueError("allowed: a list (set it with `pulumi config set --path 'key[0]' value`)")
+    return value
+
+
+def read_environment(config: pulumi.Config, stack: str) -> tuple[str, str | None]:
+    """The environment (the `environment` key, else the stack name) and the error, if any."""
+    raw = config.get("environment")
+    environment = raw if raw is not None else stack
+    if environment in ENVIRONMENTS:
+        return environment, None
+    source = "" if raw is not None else f" (from the stack name '{stack}')"
+    return "dev", (
+        f"{PROJECT}:environment = {environment!r}{source}: allowed: {', '.join(ENVIRONMENTS)}; "
+        "set it with `pulumi config set environment dev`"
+    )
+
+
+def read_key(config: pulumi.Config, setting: Setting, environment: str) -> tuple[Any, str | None]:
+    """One key: its typed value (the environment's default when unset) and the error, if any."""
+    raw = config.get(setting.key)
+    if raw is None:
+        return setting.default_for(environment), None
+    try:
+        value = _typed(raw, setting)
+    except ValueError as error:
+        reason = (
+            str(error) if str(error).startswith("allowed") else f"allowed: a value of type {setting.type}"
+        )
+        return None, f"{PROJECT}:{setting.key} = {raw!r}: {reason}"
+    problem = setting.check(value)
+    if problem is not None:
+        return None, f"{PROJECT}:{setting.key} = {value!r}: {problem}"
+    return value, None
+
+
+def _location_rule(location: str | None) -> list[str]:
+    if not location:
+        return ["azure-native:location is not set: `pulumi config set azure-native:location westeurope`"]
+    if not re.fullmatch(r"[a-z0-9]+", location):
+        return [f"azure-native:location = {location!r}: allowed: an Azure region name such as westeurope"]
+    return []
+
+
+def hosting_sku(values: Values) -> str:
+    """The plan's SKU: the configured one, else the plan's smallest."""
+    skus = HOSTING_SKUS.get(values.get("hostingPlan", ""), ())
+    return str(values.get("hostingSku") or (skus[0] if skus else ""))
+
+
+def _hosting_sku_rule(values: Values) -> list[str]:
+    plan = values.get("hostingPlan", "FlexConsumption")
+    skus = HOSTING_SKUS.get(plan, ())
+    sku = hosting_sku(values)
+    if skus and sku not in skus:
+        return [f"{PROJECT}:hostingSku = {sku!r}: allowed for {plan}: {', '.join(skus)}"]
+    return []
+
+
+def _signalr_units_rule(values: Values) -> list[str]:
+    if values.get("signalrSku") == "Free_F1" and values.get("signalrUnits", 1) != 1:
+        return [f"{PROJECT}:signalrUnits = {values['signalrUnits']!r}: allowed for Free_F1: 1"]
+    return []
+
+
+def _sql_admin_rule(values: Values) -> list[str]:
+    if bool(values.get("sqlAdminLogin", "")) != bool(values.get("sqlAdminObjectId", "")):
+        return [
+            f"{PROJECT}:sqlAdminLogin and {PROJECT}:sqlAdminObjectId: set both, or neither "
+            "(then the deploying identity administers the SQL server)"
+        ]
+    return []
+
+
+CROSS_KEY_RULES: tuple[Callable[[Values], list[str]], ...] = (
+    _hosting_sku_rule,
+    _signalr_units_rule,
+    _sql_admin_rule,
+)
+"""Rules that involve more than one key; each returns its errors (only keys that read well are set)."""
+
+
+def _build(environment: str, location: str, values: Values) -> Settings:
+    admin = None
+    if values["sqlAdminLogin"]:
+        admin = SqlAdmin(
+            login=values["sqlAdminLogin"],
+            object_id=values["sqlAdminObjectId"],
+            principal_type=values["sqlAdminPrincipalType"] or None,
+        )
+    return Settings(
+        environment=environment,
+        workload=values["workload"],
+        location=location,
+        hosting_plan=values["hostingPlan"],
+        hosting_sku=hosting_sku(values),
+        python_version=values["pythonVersion"],
+        instance_memory_mb=values["instanceMemoryMb"],
+        maximum_instance_count=values["maximumInstanceCount"],
+        always_ready_instances=values["alwaysReadyInstances"],
+        signalr_sku=values["signalrSku"],
+        signalr_units=values["signalrUnits"],
+        sql_sku=DatabaseSku.parse(values["sqlSku"]),
+        sql_auto_pause_delay_minutes=values["sqlAutoPauseDelayMinutes"],
+        sql_zone_redundant=values["sqlZoneRedundant"],
+        sql_backup_retention_days=values["sqlBackupRetentionDays"],
+        sql_admin=admin,
+        sql_client_ip_ranges=parse_ip_ranges(values["sqlClientIpRanges"]),
+        sql_trigger_polling_interval_ms=values["sqlTriggerPollingIntervalMs"],
+        sql_trigger_max_batch_size=values["sqlTriggerMaxBatchSize"],
+        storage_redundancy=values["storageRedundancy"],
+        log_retention_days=values["logRetentionDays"],
+        cors_origins=tuple(values["corsOrigins"]),
+        owner=values["owner"] or None,
+        deployer_principal_type=values["deployerPrincipalType"],
+    )
+
+
+def load_settings(
+    config: pulumi.Config | None = None, stack: str | None = None, location: str | None = None
+) -> Settings:
+    """Read and validate every stack setting; raise SettingsError naming each bad key."""
+    config = config or pulumi.Config(PROJECT)
+    stack = stack if stack is not None else pulumi.get_stack()
+    location = location if location is not None else pulumi.Config("azure-native").get("location")
+
+    environment, error = read_environment(config, stack)
+    errors = [error] if error else []
+    values: Values = {}
+    for setting in SETTINGS:
+        if setting.key == "environment":
+            continue
+        value, error = read_key(config, setting, environment)
+        if error:
+            errors.append(error)
+        else:
+            values[setting.key] = value
+    errors += _location_rule(location)
+    for rule in CROSS_KEY_RULES:
+        errors += rule(values)
+    if errors:
+        raise SettingsError(f"invalid stack configuration for stack '{stack}':\n  - " + "\n  - ".join(errors))
+    return _build(environment, str(location), values)

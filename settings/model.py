@@ -1,0 +1,54 @@
+"""The validated settings as the program reads them: one frozen dataclass, already checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.sql import DatabaseSku, FirewallRange
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlAdmin:
+    """The Entra principal that administers the SQL server."""
+
+    login: str
+    object_id: str
+    principal_type: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the program reads from stack config, typed and already validated."""
+
+    environment: str
+    workload: str
+    location: str
+    hosting_plan: str
+    hosting_sku: str
+    python_version: str
+    instance_memory_mb: int
+    maximum_instance_count: int
+    always_ready_instances: int
+    signalr_sku: str
+    signalr_units: int
+    sql_sku: DatabaseSku
+    sql_auto_pause_delay_minutes: int
+    sql_zone_redundant: bool
+    sql_backup_retention_days: int
+    sql_admin: SqlAdmin | None
+    sql_client_ip_ranges: tuple[FirewallRange, ...]
+    sql_trigger_polling_interval_ms: int
+    sql_trigger_max_batch_size: int
+    storage_redundancy: str
+    log_retention_days: int
+    cors_origins: tuple[str, ...]
+    owner: str | None
+    deployer_principal_type: str
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable resource carries (the policy pack requires the first three)."""
+        tags = {"workload": self.workload, "environment": self.environment, "managed-by": "pulumi"}
+        if self.owner:
+            tags["owner"] = self.owner
+        return tags

@@ -1,0 +1,156 @@
+"""The layout shows the architecture, and keeps doing so: which package may import which, what a
+component registers, and the provider module paths that Pulumi state records."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import inspect
+import pickletools
+
+import pulumi
+import pytest
+
+import components.app_service
+import components.functions_app
+import components.signalr
+import components.sql
+import components.static_site
+from mocks import ROOT, ProgramRun, run_stack
+
+COMPONENT_MODULES = [
+    components.app_service,
+    components.functions_app,
+    components.signalr,
+    components.sql,
+    components.static_site,
+]
+# The dynamic providers whose classes Pulumi pickles into state by module path: moving one breaks
+# `pulumi destroy` and updates of stacks deployed before the move, so a move must be deliberate.
+PROVIDER_CLASSES = {
+    ("data_plane.code_deployment", "OneDeployProvider"),
+    ("data_plane.code_deployment", "PackageBlobProvider"),
+    ("data_plane.database_schema", "SchemaProvider"),
+    ("data_plane.host_key", "HostKeyProvider"),
+    ("data_plane.site_upload", "SiteUploadProvider"),
+}
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Each module of a package (by file) and the top-level packages it imports."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[path.relative_to(ROOT).as_posix()] = names
+    return found
+
+
+def roots(names: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in names}
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        # Building blocks take args; the program translates settings into them.
+        ("components", {"settings", "local", "mocks", "preview"}),
+        # Data-plane resources are handed everything they need; they build no Azure resources.
+        ("data_plane", {"settings", "components", "local", "mocks"}),
+        # Artifacts are built without Pulumi, for the program and for the local mode alike.
+        ("artifacts", {"pulumi", "pulumi_azure_native", "settings", "components", "data_plane"}),
+        # The function app ships alone: it knows nothing of Pulumi or the project around it.
+        ("functions", {"pulumi", "pulumi_azure_native", "components", "data_plane", "artifacts", "settings"}),
+        # The local mode runs the function app through its metadata, never the deployment.
+        ("local", {"pulumi", "pulumi_azure_native", "components", "data_plane", "settings"}),
+    ],
+)
+def test_imports_point_down(package: str, forbidden: set[str]) -> None:
+    offenders = {
+        module: sorted(roots(names) & forbidden)
+        for module, names in imported_modules(package).items()
+        if roots(names) & forbidden
+    }
+    assert not offenders, f"{package}/ must not import {sorted(forbidden)}: {offenders}"
+
+
+def test_components_hold_only_component_resources() -> None:
+    for module in COMPONENT_MODULES:
+        classes = [
+            c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__
+        ]
+        resources = [c for c in classes if issubclass(c, pulumi.Resource)]
+        assert len(resources) == 1 and issubclass(resources[0], pulumi.ComponentResource), (
+            f"{module.__name__}: one ComponentResource per module, found {[c.__name__ for c in resources]}"
+        )
+        assert any(c.__name__ == resources[0].__name__ + "Args" for c in classes), (
+            f"{module.__name__}: {resources[0].__name__}Args is missing"
+        )
+    stray = sorted(p.name for p in (ROOT / "components").glob("*.py"))
+    assert stray == [
+        "__init__.py",
+        "app_service.py",
+        "functions_app.py",
+        "shared.py",
+        "signalr.py",
+        "sql.py",
+        "static_site.py",
+    ], "components/ holds the building blocks and their shared interface only"
+
+
+def declared_outputs(component: type) -> set[str]:
+    hints = getattr(component, "__annotations__", {})
+    return {name for name, hint in hints.items() if "Output" in str(hint)}
+
+
+def test_every_declared_output_is_registered_with_the_shared_names(dev: ProgramRun) -> None:
+    by_type = {}
+    for module in COMPONENT_MODULES:
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, pulumi.ComponentResource) and cls.__module__ == module.__name__:
+                by_type[cls.__name__] = cls
+    registered = [r for r in dev.resources if r.type.startswith("broadcast:")]
+    assert {r.type.split(":")[-1] for r in registered} == set(by_type)
+    for registration in registered:
+        cls = by_type[registration.type.split(":")[-1]]
+        outputs = set(registration.outputs or {})
+        assert declared_outputs(cls) == outputs, f"{cls.__name__}: declared vs registered outputs differ"
+        assert {"name", "resource_id"} <= outputs, f"{cls.__name__} lacks the shared outputs"
+
+
+def pickled_globals(serialized: str) -> set[tuple[str, str]]:
+    """The (module, name) pairs a serialized dynamic provider references."""
+    strings: list[str] = []
+    found = set()
+    for op, argument, _ in pickletools.genops(base64.b64decode(serialized)):
+        if isinstance(argument, str):
+            strings.append(argument)
+        if op.name == "STACK_GLOBAL":
+            found.add((strings[-2], strings[-1]))
+    return found
+
+
+def test_dynamic_providers_are_pickled_by_their_pinned_module_paths(dev: ProgramRun) -> None:
+    dedicated = run_stack("dev", {"hostingPlan": "Dedicated"})
+    providers = {
+        pair
+        for run in (dev, dedicated)
+        for resource in run.of_type("pulumi-python:dynamic:Resource")
+        for pair in pickled_globals(resource.inputs["__provider"])
+        if pair[1].endswith("Provider")
+    }
+    assert providers == PROVIDER_CLASSES
+
+
+def test_the_program_reads_like_the_data_flow() -> None:
+    """`__main__.py` builds the components in the order of the data flow it documents."""
+    source = (ROOT / "__main__.py").read_text()
+    order = [
+        source.index(f"{component}(") for component in ("StaticSite", "SqlDatabase", "FunctionApp", "SignalR")
+    ]
+    assert order == sorted(order)

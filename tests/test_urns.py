@@ -1,0 +1,58 @@
+"""No refactor replaces a deployed resource: every URN in the committed lists is still declared, or
+carried by an alias (how Pulumi keeps a renamed or moved resource), per stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from mocks import ProgramRun, Registration
+from mocks.urns import committed, compare
+
+ROLE = "azure-native:authorization:RoleAssignment"
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_no_deployed_resource_is_lost_and_additions_are_committed(
+    stack_name: str, dev: ProgramRun, prod: ProgramRun
+) -> None:
+    changes = compare({"dev": dev, "prod": prod}[stack_name], committed(stack_name))
+    assert not changes.lost, (
+        "these resources would be deleted and created again; add `aliases` that name their old URNs:\n"
+        + "\n".join(changes.lost)
+    )
+    assert not changes.added, (
+        "new resources: run `.venv/bin/python -m mocks.urns --update dev prod` and commit the lists:\n"
+        + "\n".join(changes.added)
+    )
+
+
+def test_a_keyed_role_assignment_carries_its_positional_urn(dev: ProgramRun) -> None:
+    (assignment,) = [r for r in dev.of_type(ROLE) if r.name.startswith("signalr-role-")]
+    assert assignment.name == "signalr-role-app-signalr-owner"
+    old = (
+        "urn:pulumi:dev::broadcast::broadcast:signalr:SignalR"
+        "$azure-native:authorization:RoleAssignment::signalr-role-0"
+    )
+    assert old in assignment.aliases
+    assert compare(dev, committed("dev")).renamed == {old: assignment.urn}
+
+
+def test_a_rename_without_an_alias_is_reported_as_lost(dev: ProgramRun) -> None:
+    renamed = [
+        Registration(r.type, r.name + "-renamed", r.urn + "-renamed", r.parent, [], {})
+        if r.type == ROLE
+        else r
+        for r in dev.resources
+    ]
+    changes = compare(ProgramRun(renamed, {}, set()), committed("dev"))
+    assert changes.lost and all(urn.split("$")[-1].startswith(ROLE) for urn in changes.lost)
+    assert len(changes.added) == len(changes.lost)
+
+
+def test_urns_are_the_engines_top_level_resources_carry_no_stack_type(dev: ProgramRun) -> None:
+    group = dev.one("azure-native:resources:ResourceGroup")
+    assert group.urn == "urn:pulumi:dev::broadcast::azure-native:resources:ResourceGroup::resource-group"
+    site = dev.one("azure-native:storage:StorageAccount", "site-")
+    assert site.urn == (
+        "urn:pulumi:dev::broadcast::broadcast:static_site:StaticSite$azure-native:storage:StorageAccount::site-storage"
+    )
