@@ -26,6 +26,7 @@ from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
 from settings import load_settings
+from settings.deployer import sql_administrator
 
 settings = load_settings()
 client = authorization.get_client_config_output()
@@ -74,23 +75,17 @@ site = StaticSite("site", StaticSiteArgs(**common, redundancy=settings.storage_r
 allowed_origins = pulumi.Output.all(site.origin, *settings.cors_origins)
 
 # 4. Every event becomes a row in Azure SQL Database, the source of truth for every broadcast.
-admin = settings.sql_admin
 database = SqlDatabase(
     "sql",
     SqlDatabaseArgs(
         **common,
-        administrator=SqlAdministrator(
-            login=admin.login if admin else "pulumi-deployer",
-            object_id=admin.object_id if admin else client.object_id,
-            tenant_id=client.tenant_id,
-            principal_type=admin.principal_type if admin else None,
-        ),
+        administrator=sql_administrator(settings, client),
         sku=settings.sql_sku,
         auto_pause_delay_minutes=settings.sql_auto_pause_delay_minutes,
         zone_redundant=settings.sql_zone_redundant,
         backup_retention_days=settings.sql_backup_retention_days,
         client_ip_ranges=settings.sql_client_ip_ranges,
-        app_identity_name=app_identity.name,
+        app_identity=app_identity,
     ),
 )
 

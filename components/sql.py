@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import sql
 
-from components.shared import ComponentArgs, assign_roles
+from components.shared import ComponentArgs, UserAssignedIdentity, assign_roles
 from data_plane.database_schema import DatabaseSchema
 
 _SKU_PATTERN = re.compile(r"^(GP_S|GP|BC|HS)_Gen5_(\d+)$")
@@ -72,10 +72,13 @@ class SqlAdministrator:
     """The Entra principal that administers the server."""
 
     login: pulumi.Input[str]
-    object_id: pulumi.Input[str]
+    """Its display name in the server (any label; Entra matches on `sid`)."""
+    sid: pulumi.Input[str]
+    """The object id of a user or group; the application (client) id of a service principal or
+    managed identity (sys.server_principals: an application's SID is its client id)."""
     tenant_id: pulumi.Input[str]
-    principal_type: str | None = None
-    """`User`, `Group` or `Application`; None when unknown (the deploying identity)."""
+    principal_type: str
+    """`User`, `Group` or `Application` (service principals and managed identities)."""
 
 
 @dataclass(kw_only=True)
@@ -94,10 +97,10 @@ class SqlDatabaseArgs(ComponentArgs):
     """Optional. Point-in-time restore window, 1-35 days. Default: 7."""
     client_ip_ranges: Sequence[FirewallRange] = ()
     """Optional. Client ranges allowed besides Azure services. Default: none."""
-    app_identity_name: pulumi.Input[str] | None = None
-    """Optional. The app's identity, made a database user by the schema migrations; when set, the
-    schema is applied during `pulumi up` (the deploying identity must be the Entra admin or in its
-    group, and reach the server through the firewall). Default: none (no schema)."""
+    app_identity: UserAssignedIdentity | None = None
+    """Optional. The app's identity, made a database user (from its client id, no Graph lookup) by
+    the schema migrations; when set, the schema is applied during `pulumi up` (the deploying identity
+    must be the Entra admin or in its group, and reach the server). Default: none (no schema)."""
 
 
 class SqlDatabase(pulumi.ComponentResource):
@@ -136,7 +139,7 @@ class SqlDatabase(pulumi.ComponentResource):
                 administrator_type=sql.AdministratorType.ACTIVE_DIRECTORY,
                 azure_ad_only_authentication=True,
                 login=admin.login,
-                sid=admin.object_id,
+                sid=admin.sid,
                 tenant_id=admin.tenant_id,
                 principal_type=admin.principal_type,
             ),
@@ -188,13 +191,14 @@ class SqlDatabase(pulumi.ComponentResource):
         assign_roles(name, server.id, args.role_assignments, self)
 
         self.schema: DatabaseSchema | None = None
-        if args.app_identity_name is not None:
+        if args.app_identity is not None:
             self.schema = DatabaseSchema(
                 f"{name}-schema",
                 server=server.fully_qualified_domain_name,
                 server_id=server.id,
                 database=database.name,
-                app_identity_name=args.app_identity_name,
+                app_identity_name=args.app_identity.name,
+                app_identity_client_id=args.app_identity.client_id,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[server, database, *self.firewall_rules]),
             )
 

@@ -1,8 +1,14 @@
 """Applying the T-SQL migrations during `pulumi up`: the runner, and the dynamic resource around it.
 
-The runner records each applied migration (name, checksum, time) in a table of the database, skips
-what is recorded with the same checksum, and runs a changed migration again (they are idempotent
-by construction). An error names the migration file, the batch and its first line.
+The runner records each applied migration (name, checksum of its text with the variables filled in,
+time) in a table of the database, skips what is recorded with the same checksum, and runs a changed
+migration again (they are idempotent by construction). An error names the migration file, the batch
+and its first line.
+
+Every batch runs in autocommit mode: SQL Server refuses `ALTER DATABASE` inside an explicit or
+implicit transaction (error 226), and pyodbc's default `autocommit=False` makes the ODBC driver open
+an implicit transaction at the first SELECT (ALTER DATABASE reference; mkleehammer/pyodbc#910). Only
+the bookkeeping of one migration (delete and insert its tracking row) is one transaction.
 
 The resource connects with pyodbc and ODBC Driver 18 using an Entra access token of the deploying
 identity (no SQL password exists), after the server, database and firewall rules, and before the
@@ -11,8 +17,11 @@ Functions app's code starts its SQL triggers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,21 +75,32 @@ class MigrationResult:
     skipped: list[str]
 
 
+def applied_checksum(migration: Migration, variables: dict[str, str] | None) -> str:
+    """What the tracking table records: the file's text and the values of the variables it uses, so
+    a new value (say, a recreated identity's id) runs the migration again."""
+    used = {name: (variables or {}).get(name, "") for name in sorted(migration.variables())}
+    return hashlib.sha256(f"{migration.text}\0{json.dumps(used, sort_keys=True)}".encode()).hexdigest()
+
+
 def apply_migrations(
     connection: Any,
     migrations: Sequence[Migration],
     variables: dict[str, str] | None = None,
     dialect: Dialect = TSQL,
 ) -> MigrationResult:
-    """Run what is new or changed, in order, recording each; `connection` is a DB-API connection."""
+    """Run what is new or changed, in order, recording each; `connection` is a pyodbc connection.
+
+    Batches run in autocommit mode (ALTER DATABASE refuses any transaction); the tracking row of a
+    migration is written in one transaction once all its batches succeeded."""
+    connection.autocommit = True
     cursor = connection.cursor()
     cursor.execute(dialect.create_tracking_table)
-    connection.commit()
     cursor.execute(f"SELECT name, checksum FROM {dialect.tracking_table}")
     recorded = {str(name): str(checksum) for name, checksum in cursor.fetchall()}
     applied, skipped = [], []
     for migration in migrations:
-        if recorded.get(migration.name) == migration.checksum:
+        checksum = applied_checksum(migration, variables)
+        if recorded.get(migration.name) == checksum:
             skipped.append(migration.name)
             continue
         for number, batch in enumerate(migration.batches(variables), start=1):
@@ -89,7 +109,6 @@ def apply_migrations(
                 while cursor.nextset():  # drain every result of a multi-statement batch
                     pass
             except Exception as error:
-                connection.rollback()
                 first_line = next(
                     (
                         line.strip()
@@ -101,16 +120,36 @@ def apply_migrations(
                 raise MigrationError(
                     f"{migration.name}: batch {number} failed ({first_line[:120]}): {error}"
                 ) from error
-        cursor.execute(f"DELETE FROM {dialect.tracking_table} WHERE name = ?", migration.name)
+        _record(connection, dialect, migration.name, checksum)
+        applied.append(migration.name)
+    return MigrationResult(applied, skipped)
+
+
+def _record(connection: Any, dialect: Dialect, name: str, checksum: str) -> None:
+    """Replace a migration's tracking row in one transaction, then return to autocommit."""
+    connection.autocommit = False
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"DELETE FROM {dialect.tracking_table} WHERE name = ?", name)
         cursor.execute(
             f"INSERT INTO {dialect.tracking_table} (name, checksum, applied_at) VALUES (?, ?, ?)",
-            migration.name,
-            migration.checksum,
+            name,
+            checksum,
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
         connection.commit()
-        applied.append(migration.name)
-    return MigrationResult(applied, skipped)
+    except Exception:
+        connection.rollback()
+        raise
+    finally:
+        connection.autocommit = True
+
+
+def entra_sid(client_id: str) -> str:
+    """The SID of a service principal or managed identity as a T-SQL binary literal: its client
+    (application) id as SQL Server stores a uniqueidentifier (the first three fields little-endian,
+    as `CONVERT(VARBINARY(16), CAST('<id>' AS UNIQUEIDENTIFIER))` gives)."""
+    return "0x" + uuid.UUID(client_id).bytes_le.hex().upper()
 
 
 def access_token_struct(token: str) -> bytes:
@@ -148,10 +187,11 @@ class SchemaProvider(ResourceProvider):
             f"Driver={{ODBC Driver 18 for SQL Server}};Server=tcp:{props['server']},1433;"
             f"Database={props['database']};Encrypt=yes;TrustServerCertificate=no;Connection Timeout=60;"
         )
+        # autocommit=True: ALTER DATABASE fails with error 226 in the driver's implicit transactions.
         return pyodbc.connect(
             connection_string,
             attrs_before={SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(token)},
-            autocommit=False,
+            autocommit=True,
         )
 
     @staticmethod
@@ -238,6 +278,7 @@ class DatabaseSchema(pulumi.dynamic.Resource):
         server_id: pulumi.Input[str],
         database: pulumi.Input[str],
         app_identity_name: pulumi.Input[str],
+        app_identity_client_id: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         migrations = [{"name": m.name, "checksum": m.checksum} for m in load_migrations()]
@@ -249,7 +290,12 @@ class DatabaseSchema(pulumi.dynamic.Resource):
                 "server_id": server_id,
                 "database": database,
                 "migrations": migrations,
-                "variables": {"AppIdentityName": app_identity_name},
+                "variables": {
+                    "AppIdentityName": app_identity_name,
+                    # The user is created from the identity's SID: no Microsoft Graph lookup, which a
+                    # service principal could only do through a server identity with Directory Readers.
+                    "AppIdentitySid": pulumi.Output.from_input(app_identity_client_id).apply(entra_sid),
+                },
                 "applied": None,
             },
             opts,

@@ -30,7 +30,8 @@ SIGNALR_SKUS = ("Free_F1", "Standard_S1", "Premium_P1")
 # Unit counts Azure SignalR Service accepts for Standard and Premium.
 SIGNALR_UNITS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 SQL_ADMIN_PRINCIPAL_TYPES = ("User", "Group", "Application")
-DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
+# A group cannot sign in: what runs `pulumi up` is a user or a service principal.
+DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
 STORAGE_REDUNDANCY = ("LRS", "ZRS", "GRS", "GZRS")
 # A firewall rule wider than this is not "a client's address range"; open networks are refused.
 MAX_FIREWALL_RANGE_ADDRESSES = 65_536
@@ -95,7 +96,7 @@ def _check_guid_or_empty(value: str) -> str | None:
     try:
         uuid.UUID(value)
     except ValueError:
-        return "allowed: an Entra object id (a GUID), or unset"
+        return "allowed: an Entra object id or client id (a GUID), or unset"
     return None
 
 
@@ -219,21 +220,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="sqlAdminLogin",
         type="string",
-        description="Display name of the SQL server's Entra admin. With sqlAdminObjectId; when both "
-        "are unset the deploying identity becomes the admin.",
+        description="Display name of the SQL server's Entra admin. With sqlAdminObjectId and "
+        "sqlAdminPrincipalType; when all three are unset the deploying identity becomes the admin.",
         default="",
     ),
     Setting(
         key="sqlAdminObjectId",
         type="string",
-        description="Entra object id of the SQL server's admin (user, group or service principal).",
+        description="The SQL server's Entra admin: the object id of a user or group, or the application "
+        "(client) id of a service principal or managed identity.",
         default="",
         check=_check_guid_or_empty,
     ),
     Setting(
         key="sqlAdminPrincipalType",
         type="string",
-        description="Kind of the SQL admin principal: User, Group or Application.",
+        description="Kind of the SQL admin principal: User, Group, or Application (a service principal "
+        "or managed identity).",
         default="",
         check=lambda v: None if v == "" else _one_of(SQL_ADMIN_PRINCIPAL_TYPES)(v),
     ),

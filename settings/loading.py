@@ -103,10 +103,14 @@ def _signalr_units_rule(values: Values) -> list[str]:
 
 
 def _sql_admin_rule(values: Values) -> list[str]:
-    if bool(values.get("sqlAdminLogin", "")) != bool(values.get("sqlAdminObjectId", "")):
+    keys = ("sqlAdminLogin", "sqlAdminObjectId", "sqlAdminPrincipalType")
+    given = [key for key in keys if values.get(key)]
+    if given and len(given) != len(keys):
+        missing = ", ".join(f"{PROJECT}:{key}" for key in keys if key not in given)
         return [
-            f"{PROJECT}:sqlAdminLogin and {PROJECT}:sqlAdminObjectId: set both, or neither "
-            "(then the deploying identity administers the SQL server)"
+            f"{PROJECT}:sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType: set all three, or none "
+            f"(then the deploying identity administers the SQL server); missing: {missing}. For a service "
+            "principal, sqlAdminObjectId is its application (client) id and sqlAdminPrincipalType Application"
         ]
     return []
 
@@ -124,8 +128,8 @@ def _build(environment: str, location: str, values: Values) -> Settings:
     if values["sqlAdminLogin"]:
         admin = SqlAdmin(
             login=values["sqlAdminLogin"],
-            object_id=values["sqlAdminObjectId"],
-            principal_type=values["sqlAdminPrincipalType"] or None,
+            sid=values["sqlAdminObjectId"],
+            principal_type=values["sqlAdminPrincipalType"],
         )
     return Settings(
         environment=environment,

@@ -12,8 +12,10 @@ class SqlAdmin:
     """The Entra principal that administers the SQL server."""
 
     login: str
-    object_id: str
-    principal_type: str | None
+    sid: str
+    """The object id of a user or group, the application (client) id of a service principal."""
+    principal_type: str
+    """`User`, `Group` or `Application`."""
 
 
 @dataclass(frozen=True, kw_only=True)

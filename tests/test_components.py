@@ -146,7 +146,9 @@ def test_sql_database() -> None:
                 **common(),
                 sku=DatabaseSku.parse("GP_S_Gen5_2"),
                 auto_pause_delay_minutes=-1,
-                administrator=SqlAdministrator(login="dba", object_id="oid", tenant_id="tid"),
+                administrator=SqlAdministrator(
+                    login="dba", sid="oid", tenant_id="tid", principal_type="Group"
+                ),
             ),
         )
     )

@@ -13,7 +13,7 @@ from migrations import Migration, load_migrations
 from sqlglot import exp
 
 MIGRATIONS = load_migrations()
-VARIABLES = {"AppIdentityName": "id-bcast-dev-x7k2q9"}
+VARIABLES = {"AppIdentityName": "id-bcast-dev-x7k2q9", "AppIdentitySid": "0x33221100554477668899AABBCCDDEEFF"}
 ALL_BATCHES = [(m.name, batch) for m in MIGRATIONS for batch in m.batches(VARIABLES)]
 
 
@@ -67,7 +67,7 @@ def test_every_batch_is_idempotent_by_construction() -> None:
             )
             continue
         guard = code.splitlines()[0]
-        assert re.match(r"IF (NOT EXISTS|OBJECT_ID|SCHEMA_ID|\(SELECT)", guard), (
+        assert re.match(r"IF (NOT EXISTS|EXISTS|OBJECT_ID|SCHEMA_ID|\(SELECT)", guard), (
             f"{name}: unguarded batch {guard!r}"
         )
 
@@ -76,7 +76,12 @@ def test_app_identity_gets_exactly_the_documented_permissions() -> None:
     grants = [batch for name, batch in ALL_BATCHES if name == "0004_app_identity.sql"]
     text = "\n".join(grants)
     user = "[id-bcast-dev-x7k2q9]"
-    assert f"CREATE USER {user} FROM EXTERNAL PROVIDER;" in text
+    sid = VARIABLES["AppIdentitySid"]
+    # From the identity's client id: no Graph lookup, which a deploying service principal cannot do.
+    assert f"CREATE USER {user} WITH SID = {sid}, TYPE = E;" in text
+    code = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+    assert "FROM EXTERNAL PROVIDER" not in code
+    assert f"sid <> {sid})\n    DROP USER {user};" in text
     for table in (wiring.MESSAGES_TABLE, wiring.CONNECTIONS_TABLE):
         assert f"GRANT SELECT, INSERT, UPDATE, VIEW CHANGE TRACKING ON OBJECT::{table} TO {user};" in text
     assert f"GRANT SELECT, INSERT, UPDATE, DELETE, ALTER ON SCHEMA::az_func TO {user};" in text

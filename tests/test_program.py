@@ -10,7 +10,7 @@ import pytest
 
 from components.shared import Role, role_assignment_name
 from functions import wiring
-from mocks import DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
+from mocks import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
 
 WEB_APP = "azure-native:web:WebApp"
 SIGNALR = "azure-native:signalrservice:SignalR"
@@ -290,7 +290,16 @@ def test_sql_server_is_entra_only_with_the_deployer_as_admin_by_default(dev: Pro
     assert admins["azureADOnlyAuthentication"] is True
     assert admins["administratorType"] == "ActiveDirectory"
     assert admins["sid"] == DEPLOYER_OBJECT_ID
+    assert admins["principalType"] == "User"
     assert admins["tenantId"] == TENANT
+
+
+def test_a_deploying_service_principal_is_the_sql_admin_by_its_client_id() -> None:
+    """sys.server_principals: "A Microsoft Entra application's SID is the binary representation of its
+    Microsoft Entra client ID"; ARM wants principalType Application for it."""
+    run = run_stack("dev", {"deployerPrincipalType": "ServicePrincipal"})
+    admins = run.one("azure-native:sql:Server").inputs["administrators"]
+    assert (admins["sid"], admins["principalType"]) == (DEPLOYER_CLIENT_ID, "Application")
 
 
 def test_sql_admin_from_config() -> None:

@@ -1,22 +1,32 @@
 """The migration runner against a real database through pyodbc (SQLite's ODBC driver), with test
-migrations in SQLite's dialect; and the dynamic resource's provider around it."""
+migrations in SQLite's dialect; against a double that keeps SQL Server's transaction rules, with the
+project's T-SQL migrations; and the dynamic resource's provider around it."""
 
 from __future__ import annotations
 
 import struct
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pyodbc
 import pytest
+from sql_server_double import SqlServerSession
 
+from data_plane import database_schema
 from data_plane.database_schema import (
     SQLITE,
     MigrationError,
     SchemaProvider,
     access_token_struct,
+    applied_checksum,
     apply_migrations,
+    entra_sid,
 )
 from functions.migrations import Migration, load_migrations
+
+CLIENT_ID = "00112233-4455-6677-8899-aabbccddeeff"
+VARIABLES = {"AppIdentityName": "id-bcast-dev-x", "AppIdentitySid": entra_sid(CLIENT_ID)}
 
 
 def connect(path: Path) -> pyodbc.Connection:
@@ -55,7 +65,7 @@ def test_applies_in_order_records_and_skips_on_the_second_run(tmp_path: Path, mi
     migrations = load_migrations(migrations_dir)
     first = apply_migrations(connection, migrations, {"Greeting": "hello"}, SQLITE)
     assert (first.applied, first.skipped) == (["0001_messages.sql", "0002_seed.sql"], [])
-    assert tables(connection) == {m.name: m.checksum for m in migrations}
+    assert tables(connection) == {m.name: applied_checksum(m, {"Greeting": "hello"}) for m in migrations}
     second = apply_migrations(connection, migrations, {"Greeting": "hello"}, SQLITE)
     assert (second.applied, second.skipped) == ([], ["0001_messages.sql", "0002_seed.sql"])
     cursor = connection.cursor()
@@ -73,7 +83,7 @@ def test_a_changed_migration_runs_again(tmp_path: Path, migrations_dir: Path) ->
     )
     result = apply_migrations(connection, load_migrations(migrations_dir), {}, SQLITE)
     assert (result.applied, result.skipped) == (["0002_seed.sql"], ["0001_messages.sql"])
-    assert tables(connection)["0002_seed.sql"] == load_migrations(migrations_dir)[1].checksum
+    assert tables(connection)["0002_seed.sql"] == applied_checksum(load_migrations(migrations_dir)[1], {})
 
 
 def test_a_failing_migration_names_the_file_and_statement_and_is_not_recorded(
@@ -92,6 +102,7 @@ class RecordingConnection:
 
     def __init__(self, executed: list[str]) -> None:
         self.executed = executed
+        self.autocommit = False
 
     def cursor(self) -> RecordingConnection:
         return self
@@ -129,11 +140,12 @@ def test_provider_applies_the_projects_migrations_through_its_connection(tmp_pat
         "server": "sql-x.database.windows.net",
         "database": "sqldb-x",
         "migrations": migrations,
-        "variables": {"AppIdentityName": "id-bcast-dev-x"},
+        "variables": VARIABLES,
     }
     result = provider.create(props)
     assert result.outs["applied"] == [m["name"] for m in migrations]
-    assert any("CREATE USER [id-bcast-dev-x] FROM EXTERNAL PROVIDER" in sql for sql in executed)
+    create_user = f"CREATE USER [id-bcast-dev-x] WITH SID = {VARIABLES['AppIdentitySid']}, TYPE = E;"
+    assert any(create_user in sql for sql in executed)
     assert connections[0]["server"] == "sql-x.database.windows.net"
     stale = {**props, "migrations": migrations[:-1]}
     with pytest.raises(MigrationError, match="differ from the ones this update planned"):
@@ -192,7 +204,7 @@ def test_opens_a_temporary_firewall_rule_for_the_deploying_machine_and_removes_i
         "server_id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Sql/servers/sql-x",
         "database": "d",
         "migrations": migrations,
-        "variables": {"AppIdentityName": "id"},
+        "variables": VARIABLES,
     }
     provider.create(props)
     rule = (
@@ -219,6 +231,82 @@ def test_other_connection_errors_are_not_hidden() -> None:
                 "server_id": "/x",
                 "database": "d",
                 "migrations": migrations,
-                "variables": {"AppIdentityName": "id"},
+                "variables": VARIABLES,
             }
         )
+
+
+def test_the_projects_migrations_pass_sql_servers_transaction_rules_from_pyodbcs_default() -> None:
+    """pyodbc connects with autocommit=False unless told otherwise; the runner must still run every
+    ALTER DATABASE outside a transaction (ALTER DATABASE reference: error 226 otherwise)."""
+    session = SqlServerSession(autocommit=False)
+    result = apply_migrations(session, load_migrations(), VARIABLES)
+    assert result.applied == [m.name for m in load_migrations()]
+    assert set(session.tracking) == set(result.applied)
+    assert session.trancount == 0 and session.autocommit is True
+    assert any(sql.startswith("IF NOT EXISTS") and "ALTER DATABASE" in sql for sql in session.executed)
+    again = apply_migrations(session, load_migrations(), VARIABLES)
+    assert again.applied == [] and again.skipped == result.applied
+
+
+def test_the_double_refuses_alter_database_inside_an_implicit_transaction() -> None:
+    """The double is as strict as SQL Server: the first SELECT from a table opens an implicit
+    transaction when autocommit is off, and ALTER DATABASE then fails with 226 (pyodbc#910)."""
+    session = SqlServerSession(autocommit=False)
+    session.execute("SELECT name, checksum FROM dbo.SchemaMigrations")
+    with pytest.raises(
+        pyodbc.ProgrammingError, match=r"not allowed within multi-statement transaction\. \(226\)"
+    ):
+        session.execute("ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON")
+    guarded = "IF (SELECT compatibility_level FROM sys.databases) < 130\n ALTER DATABASE CURRENT SET X"
+    with pytest.raises(pyodbc.ProgrammingError, match=r"\(226\)"):
+        SqlServerSession(autocommit=False).execute(guarded)
+    SqlServerSession(autocommit=True).execute(guarded)
+    committed = SqlServerSession(autocommit=False)
+    committed.execute("SELECT 1 FROM sys.databases")
+    committed.autocommit = True  # ODBC commits the open transaction when autocommit is switched on
+    committed.execute("ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON")
+
+
+def test_the_deploy_time_connection_is_opened_in_autocommit(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[dict[str, Any]] = []
+
+    def fake_connect(connection_string: str, **kwargs: Any) -> object:
+        opened.append({"connection_string": connection_string, **kwargs})
+        return object()
+
+    monkeypatch.setattr(pyodbc, "connect", fake_connect)
+    monkeypatch.setattr(database_schema, "entra_token", lambda scope: "token")
+    SchemaProvider._azure_sql_connection({"server": "sql-x.database.windows.net", "database": "d"})
+    (connection,) = opened
+    assert connection["autocommit"] is True
+    assert (
+        "Driver={ODBC Driver 18 for SQL Server};Server=tcp:sql-x.database.windows.net,1433;"
+        in (connection["connection_string"])
+    )
+    assert database_schema.SQL_COPT_SS_ACCESS_TOKEN in connection["attrs_before"]
+
+
+def test_the_app_user_is_created_from_its_client_id_without_a_graph_lookup() -> None:
+    """A service principal deploys: FROM EXTERNAL PROVIDER would need the server to read Microsoft
+    Graph (error 33134); WITH SID = <client id as binary(16)>, TYPE = E needs nothing."""
+    session = SqlServerSession(autocommit=False, caller_is_application=True, server_reads_graph=False)
+    apply_migrations(session, load_migrations(), VARIABLES)
+    assert session.users == {"id-bcast-dev-x": uuid.UUID(CLIENT_ID).bytes_le}
+    with pytest.raises(pyodbc.ProgrammingError, match=r"could not be resolved.*\(33134\)"):
+        SqlServerSession(autocommit=True).execute("CREATE USER [id-x] FROM EXTERNAL PROVIDER;")
+
+
+def test_entra_sid_is_the_client_id_in_sql_servers_uniqueidentifier_byte_order() -> None:
+    # CONVERT(VARBINARY(16), CAST('00112233-4455-6677-8899-aabbccddeeff' AS UNIQUEIDENTIFIER))
+    assert entra_sid(CLIENT_ID) == "0x33221100554477668899AABBCCDDEEFF"
+
+
+def test_a_new_identity_runs_the_user_migration_again() -> None:
+    (identity,) = [m for m in load_migrations() if "AppIdentitySid" in m.variables()]
+    other = {**VARIABLES, "AppIdentitySid": entra_sid(str(uuid.uuid4()))}
+    assert applied_checksum(identity, VARIABLES) != applied_checksum(identity, other)
+    session = SqlServerSession(autocommit=True)
+    apply_migrations(session, load_migrations(), VARIABLES)
+    rerun = apply_migrations(session, load_migrations(), other)
+    assert rerun.applied == [identity.name]

@@ -82,7 +82,7 @@ def test_type_errors_name_the_key() -> None:
         ),
         ({"signalrUnits": 2}, "signalrUnits = 2: allowed for Free_F1: 1"),
         ({"signalrUnits": 11, "signalrSku": "Standard_S1"}, "signalrUnits = 11: allowed: 1, 2, 3"),
-        ({"sqlAdminLogin": "admins"}, "set both, or neither"),
+        ({"sqlAdminLogin": "admins"}, "set all three, or none"),
         ({"sqlAdminObjectId": "not-a-guid"}, "allowed: an Entra object id"),
         ({"sqlSku": "GP_Gen5_1"}, "allowed vCores for GP_Gen5: 2, 4"),
         ({"sqlSku": "Basic"}, "allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>"),
@@ -108,9 +108,10 @@ def test_sql_admin_and_ranges_parse() -> None:
         "dev",
         sqlAdminLogin="dba",
         sqlAdminObjectId="0b6ef3a4-8d4c-4bd5-9a47-9d2a3c1b2e10",
+        sqlAdminPrincipalType="Group",
         sqlClientIpRanges=["203.0.113.0/30"],
     )
-    assert settings.sql_admin is not None and settings.sql_admin.principal_type is None
+    assert settings.sql_admin is not None and settings.sql_admin.principal_type == "Group"
     assert settings.sql_client_ip_ranges == (FirewallRange(start="203.0.113.0", end="203.0.113.3"),)
 
 
@@ -158,3 +159,29 @@ def test_readme_config_reference_lists_every_key() -> None:
     readme = (ROOT / "README.md").read_text()
     for setting in SETTINGS:
         assert f"| `{setting.key}` | {setting.type} |" in readme, setting.key
+
+
+def test_a_named_sql_admin_needs_its_kind() -> None:
+    """An application is named by its client id, a user or group by its object id: the kind decides."""
+    with pytest.raises(SettingsError) as raised:
+        load("dev", sqlAdminLogin="deployer", sqlAdminObjectId="0b6ef3a4-8d4c-4bd5-9a47-9d2a3c1b2e10")
+    assert "missing: broadcast:sqlAdminPrincipalType" in str(raised.value)
+    assert "application (client) id" in str(raised.value)
+
+
+def test_a_group_cannot_deploy() -> None:
+    with pytest.raises(
+        SettingsError, match=r"deployerPrincipalType = 'Group': allowed: User, ServicePrincipal"
+    ):
+        load("dev", deployerPrincipalType="Group")
+
+
+def test_the_generated_config_reference_is_current() -> None:
+    """Pulumi.yaml's config block and the README's table are generated from the declarations."""
+    from settings.reference import render_pulumi_yaml, render_readme
+
+    for path, render in (("README.md", render_readme), ("Pulumi.yaml", render_pulumi_yaml)):
+        text = (ROOT / path).read_text()
+        assert render(text) == text, (
+            f"{path} is out of date: run `.venv/bin/python -m settings.reference --write`"
+        )

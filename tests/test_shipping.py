@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import time
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from conftest import WHEELHOUSE
 from artifacts.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
 from artifacts.site_files import config_document, file_manifest, site_files
 from data_plane.code_deployment import OneDeployProvider, PackageBlobProvider
+from data_plane.database_schema import entra_sid
 from data_plane.site_upload import SiteUploadProvider
 from mocks import ROOT, ProgramRun
 
@@ -157,7 +159,8 @@ def test_migration_runs_after_server_database_firewall_and_identity(stack: Progr
     ]
     assert {r.urn for r in needed} <= set(schema.dependencies)
     identity = stack.one("azure-native:managedidentity:UserAssignedIdentity").inputs["resourceName"]
-    assert schema.inputs["variables"] == {"AppIdentityName": identity}
+    client_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{identity}"))  # as the mocks assign it
+    assert schema.inputs["variables"] == {"AppIdentityName": identity, "AppIdentitySid": entra_sid(client_id)}
     assert [m["name"] for m in schema.inputs["migrations"]] == [
         "0001_change_tracking.sql",
         "0002_messages.sql",

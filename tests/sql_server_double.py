@@ -1,0 +1,158 @@
+"""A stand-in for an Azure SQL Database session over pyodbc that keeps SQL Server's transaction
+rules, for the deploy-time schema runner (SQLite accepts what SQL Server refuses).
+
+Rules modelled, each from Microsoft's documentation:
+- Autocommit off is implicit-transaction mode: "When SQL_AUTOCOMMIT_OFF is set by an ODBC
+  application, the SQL Server ODBC driver issues a SET IMPLICIT_TRANSACTION ON statement" (SQL Server
+  docs, "API Implicit Transactions"); pyodbc's default is autocommit=False (pyodbc wiki, Connection).
+- With @@TRANCOUNT = 0 in that mode, ALTER TABLE, CREATE, DELETE, DENY, DROP, FETCH, GRANT, INSERT,
+  MERGE, OPEN, REVOKE, SELECT (from a table), TRUNCATE and UPDATE begin a transaction; "SELECT
+  statements that do not select from a table do not start implicit transactions" (SET
+  IMPLICIT_TRANSACTIONS). An IF whose condition reads a table reads it, so it begins one too.
+- "The ALTER DATABASE statement must run in auto-commit mode ... and is not allowed in an explicit or
+  implicit transaction": error 226, "ALTER DATABASE statement not allowed within multi-statement
+  transaction." (ALTER DATABASE reference; message as in mkleehammer/pyodbc#910).
+- "Switching from manual-commit mode to auto-commit mode automatically commits any open transaction"
+  (ODBC, Setting the Commit Mode).
+- CREATE USER ... FROM EXTERNAL PROVIDER run by a service principal resolves the name through
+  Microsoft Graph with the server's identity; without one that can read the directory it fails with
+  error 33134 (Azure SQL: Microsoft Entra service principals). CREATE USER ... WITH SID = <binary(16)>,
+  TYPE = E needs no lookup (Azure SQL: managed identities, "Permissions for SMI"); SID must be 16 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyodbc
+
+_STARTS_TRANSACTION = re.compile(
+    r"^\s*(ALTER\s+TABLE|CREATE|DELETE|DENY|DROP|FETCH|GRANT|INSERT|MERGE|OPEN|REVOKE|TRUNCATE|UPDATE)\b",
+    re.IGNORECASE,
+)
+_SELECT_FROM = re.compile(r"\bSELECT\b[^;]*?\bFROM\b", re.IGNORECASE | re.DOTALL)
+_ALTER_DATABASE = re.compile(r"\bALTER\s+DATABASE\b", re.IGNORECASE)
+_FROM_EXTERNAL_PROVIDER = re.compile(
+    r"CREATE\s+USER\s+\[([^\]]+)\]\s+FROM\s+EXTERNAL\s+PROVIDER", re.IGNORECASE
+)
+_WITH_SID = re.compile(
+    r"CREATE\s+USER\s+\[([^\]]+)\]\s+WITH\s+SID\s*=\s*(0x[0-9A-Fa-f]*)\s*,\s*TYPE\s*=\s*([EX])\b",
+    re.IGNORECASE,
+)
+_TRACKING_TABLE = "dbo.SchemaMigrations"
+
+
+def _error(sqlstate: str, message: str, number: int) -> pyodbc.ProgrammingError:
+    return pyodbc.ProgrammingError(
+        sqlstate,
+        f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{message} ({number}) "
+        "(SQLExecDirectW)",
+    )
+
+
+def _strip_comments(batch: str) -> str:
+    return "\n".join(line for line in batch.splitlines() if not line.strip().startswith("--"))
+
+
+class SqlServerSession:
+    """A pyodbc-shaped connection (and its cursor) with SQL Server's transaction rules.
+
+    `caller_is_application` and `server_reads_graph` describe who signed in and whether the server
+    has an identity allowed to read Microsoft Graph.
+    """
+
+    def __init__(
+        self, autocommit: bool = False, caller_is_application: bool = True, server_reads_graph: bool = False
+    ) -> None:
+        self._autocommit = autocommit
+        self.caller_is_application = caller_is_application
+        self.server_reads_graph = server_reads_graph
+        self.trancount = 0
+        self.executed: list[str] = []
+        self.users: dict[str, bytes] = {}
+        self.tracking: dict[str, str] = {}
+        self._pending_tracking: dict[str, str | None] = {}
+        self._rows: list[tuple[Any, ...]] = []
+        self.closed = False
+
+    # the connection
+
+    @property
+    def autocommit(self) -> bool:
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        if value and not self._autocommit and self.trancount:
+            self.commit()
+        self._autocommit = value
+
+    def cursor(self) -> SqlServerSession:
+        return self
+
+    def commit(self) -> None:
+        for name, checksum in self._pending_tracking.items():
+            if checksum is None:
+                self.tracking.pop(name, None)
+            else:
+                self.tracking[name] = checksum
+        self._pending_tracking.clear()
+        self.trancount = 0
+
+    def rollback(self) -> None:
+        self._pending_tracking.clear()
+        self.trancount = 0
+
+    def close(self) -> None:
+        self.closed = True
+
+    # the cursor
+
+    def execute(self, sql: str, *params: Any) -> SqlServerSession:
+        text = _strip_comments(sql).strip()
+        self.executed.append(text)
+        self._rows = []
+        opens = _STARTS_TRANSACTION.match(text) or _SELECT_FROM.search(text.split("\n", 1)[0])
+        if not self._autocommit and self.trancount == 0 and opens:
+            self.trancount = 1
+        if _ALTER_DATABASE.search(text) and (self.trancount or (not self._autocommit and opens)):
+            raise _error(
+                "25000", "ALTER DATABASE statement not allowed within multi-statement transaction.", 226
+            )
+        self._users(text)
+        self._bookkeeping(text, params)
+        if self._autocommit:
+            self.commit()
+        return self
+
+    def _users(self, text: str) -> None:
+        match = _FROM_EXTERNAL_PROVIDER.search(text)
+        if match and self.caller_is_application and not self.server_reads_graph:
+            raise _error(
+                "42000",
+                f"Principal '{match.group(1)}' could not be resolved. Error message: 'Server identity is "
+                'not configured. Please follow the steps in "Assign an Azure AD identity to your server '
+                "and add Directory Reader permission to your identity\"'",
+                33134,
+            )
+        if match := _WITH_SID.search(text):
+            name, literal = match.group(1), match.group(2)
+            sid = bytes.fromhex(literal[2:])
+            if len(sid) != 16:
+                raise _error("42000", f"Invalid SID {literal}: a Microsoft Entra SID is binary(16).", 15419)
+            self.users[name] = sid
+
+    def _bookkeeping(self, text: str, params: tuple[Any, ...]) -> None:
+        if text.startswith(f"SELECT name, checksum FROM {_TRACKING_TABLE}"):
+            self._rows = sorted(self.tracking.items())
+        elif text.startswith(f"DELETE FROM {_TRACKING_TABLE}"):
+            self._pending_tracking[str(params[0])] = None
+        elif text.startswith(f"INSERT INTO {_TRACKING_TABLE}"):
+            self._pending_tracking[str(params[0])] = str(params[1])
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._rows)
+
+    def nextset(self) -> bool:
+        return False
