@@ -22,7 +22,7 @@ from components.app_service import HostingPlan, HostingPlanArgs
 from components.functions_app import FunctionApp, FunctionAppArgs
 from components.shared import Naming, Role, RoleAssignment, UserAssignedIdentity
 from components.signalr import SignalR, SignalRArgs, service_uri
-from components.sql import SqlAdministrator, SqlDatabase, SqlDatabaseArgs
+from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
 from settings import load_settings

@@ -28,7 +28,10 @@ def sql_administrator(
         )
     if settings.deployer_principal_type == "ServicePrincipal":
         return SqlAdministrator(
-            login=DEPLOYER_LOGIN, sid=client.client_id, tenant_id=client.tenant_id, principal_type="Application"
+            login=DEPLOYER_LOGIN,
+            sid=client.client_id,
+            tenant_id=client.tenant_id,
+            principal_type="Application",
         )
     return SqlAdministrator(
         login=DEPLOYER_LOGIN, sid=client.object_id, tenant_id=client.tenant_id, principal_type="User"

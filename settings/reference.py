@@ -74,7 +74,9 @@ def render_pulumi_yaml(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Check (default) or rewrite the generated parts."""
-    parser = argparse.ArgumentParser(prog="python -m settings.reference", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m settings.reference", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--write", action="store_true", help="rewrite README.md and Pulumi.yaml")
     arguments = parser.parse_args(argv)
     stale = []
