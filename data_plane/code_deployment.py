@@ -19,11 +19,27 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from data_plane.azure_http import Transport, entra_token, urllib_transport
+from data_plane.azure_http import Transport, credential, entra_token, urllib_transport
 from data_plane.provider_support import diff_on, read_planned
 
-# Kudu's deployment status codes.
-DEPLOY_SUCCESS, DEPLOY_FAILED = 4, 3
+# Kudu's deployment states (OneDeploy's DeploymentStatus; the Azure CLI's Flex deployment check ends
+# on -1, 3, 4, 5 and 6). Anything else is still running, unless the deployment says `complete`.
+DEPLOY_SUCCESS = 4
+DEPLOY_ENDINGS = {
+    -1: "was cancelled",
+    3: "failed",
+    5: "was cancelled: another deployment is in progress",
+    6: "was only partly successful",
+}
+# A new role assignment can take minutes to reach Kudu (the caller) or the deployment storage (the
+# app's identity): such refusals are waited out, for a bounded time.
+AUTHORIZATION_WAIT_SECONDS = 600
+RETRY_SECONDS = 15
+_STORAGE_REFUSAL = ("403", "Forbidden", "not authorized", "AuthorizationPermissionMismatch")
+
+
+class AuthorizationPendingError(RuntimeError):
+    """Refused for want of a permission that may still be propagating."""
 
 
 class OneDeployProvider(ResourceProvider):
@@ -35,11 +51,15 @@ class OneDeployProvider(ResourceProvider):
         token: Callable[[], str] | None = None,
         sleep: Callable[[float], None] | None = None,
         timeout_seconds: float = 1200,
+        authorization_wait_seconds: float = AUTHORIZATION_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._token = token
         self._sleep = sleep
         self._timeout = timeout_seconds
+        self._authorization_wait = authorization_wait_seconds
+        self._clock = clock
 
     def _send(
         self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
@@ -50,19 +70,55 @@ class OneDeployProvider(ResourceProvider):
         }
         return (self._transport or urllib_transport)(method, url, body, headers)
 
+    def _pause(self, seconds: float) -> None:
+        (self._sleep or time.sleep)(seconds)
+
     def deploy(self, scm_host: str, package_path: str, package_sha256: str) -> str:
-        """Publish the zip and wait for the deployment to finish; returns its id."""
+        """Publish the zip and wait for the deployment to end; returns its id. Refusals for want of
+        a permission are retried until AUTHORIZATION_WAIT_SECONDS have passed."""
         data = read_planned(package_path, package_sha256)
-        url = f"https://{scm_host}/api/publish?type=zip&RemoteBuild=false"
-        status, headers, body = self._send("POST", url, data, "application/zip")
-        if status not in (200, 202):
-            raise RuntimeError(
-                f"OneDeploy to {scm_host} was refused with HTTP {status}: "
-                f"{body.decode('utf-8', 'replace')[:500]}"
+        deadline = self._clock() + self._authorization_wait
+        while True:
+            try:
+                return self._follow(scm_host, self._publish(scm_host, data))
+            except AuthorizationPendingError as refusal:
+                if self._clock() + RETRY_SECONDS > deadline:
+                    raise RuntimeError(
+                        f"{refusal} (still refused after {self._authorization_wait:.0f} s: check the role "
+                        "assignments of the deploying identity and of the app's identity)"
+                    ) from None
+                self._pause(RETRY_SECONDS)
+
+    def _publish(self, scm_host: str, data: bytes) -> str:
+        """POST the zip; returns the URL of the deployment's status."""
+        status, headers, body = self._send(
+            "POST", f"https://{scm_host}/api/publish?type=zip&RemoteBuild=false", data, "application/zip"
+        )
+        text = body.decode("utf-8", "replace")[:500]
+        if status in (401, 403):
+            raise AuthorizationPendingError(f"OneDeploy to {scm_host} was refused with HTTP {status}: {text}")
+        if status == 409:
+            raise AuthorizationPendingError(
+                f"OneDeploy to {scm_host} met another deployment (HTTP 409): {text}"
             )
+        if status not in (200, 202):
+            raise RuntimeError(f"OneDeploy to {scm_host} was refused with HTTP {status}: {text}")
+        # Flex answers 202 with the deployment id as a JSON string (azd reads it so); other hosts
+        # give a Location header.
+        try:
+            deployment_id = json.loads(body) if body.strip() else None
+        except ValueError:
+            deployment_id = None
+        if isinstance(deployment_id, str) and deployment_id:
+            return f"https://{scm_host}/api/deployments/{deployment_id}"
         location = next((v for k, v in headers.items() if k.lower() == "location"), None)
-        status_url = location or f"https://{scm_host}/api/deployments/latest"
-        deadline = time.monotonic() + self._timeout
+        if location:
+            return location if location.startswith("https://") else f"https://{scm_host}{location}"
+        return f"https://{scm_host}/api/deployments/latest"
+
+    def _follow(self, scm_host: str, status_url: str) -> str:
+        """Poll the deployment until it ends; returns its id or raises with the host's message."""
+        deadline = self._clock() + self._timeout
         while True:
             code, _, text = self._send("GET", status_url)
             if code == 200:
@@ -70,18 +126,32 @@ class OneDeployProvider(ResourceProvider):
                 state = deployment.get("status")
                 if state == DEPLOY_SUCCESS:
                     return str(deployment.get("id", "latest"))
-                if state == DEPLOY_FAILED:
-                    raise RuntimeError(
-                        f"the deployment to {scm_host} failed: {deployment.get('status_text') or ''} "
-                        f"{deployment.get('log_url') or ''}".strip()
-                    )
-            elif code not in (202, 404):
+                if state in DEPLOY_ENDINGS or deployment.get("complete") is True:
+                    self._raise_ending(scm_host, deployment)
+            elif code not in (202, 404):  # 404: a new deployment is not visible yet
                 raise RuntimeError(f"reading the deployment status at {status_url} failed with HTTP {code}")
-            if time.monotonic() > deadline:
+            if self._clock() > deadline:
                 raise RuntimeError(
                     f"the deployment to {scm_host} did not finish within {self._timeout:.0f} s"
                 )
-            (self._sleep or time.sleep)(5)
+            self._pause(5)
+
+    @staticmethod
+    def _raise_ending(scm_host: str, deployment: dict[str, Any]) -> None:
+        state = deployment.get("status")
+        ending = (
+            DEPLOY_ENDINGS.get(state, f"ended with status {state}")
+            if isinstance(state, int)
+            else (f"ended with status {state!r}")
+        )
+        message = (
+            f"the deployment to {scm_host} {ending}: {deployment.get('status_text') or ''} "
+            f"{deployment.get('log_url') or ''}".strip()
+        )
+        if state == 3 and any(word in str(deployment.get("status_text")) for word in _STORAGE_REFUSAL):
+            # The app's identity could not yet write to its deployment storage: a fresh role.
+            raise AuthorizationPendingError(message)
+        raise RuntimeError(message)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         deployment = self.deploy(props["scm_host"], props["package_path"], props["package_sha256"])
@@ -134,10 +204,9 @@ class PackageBlobProvider(ResourceProvider):
 
     @staticmethod
     def _azure_blob(account_url: str, container: str, name: str) -> Any:
-        from azure.identity import DefaultAzureCredential
         from azure.storage.blob import BlobClient
 
-        return BlobClient(account_url, container, name, credential=DefaultAzureCredential())
+        return BlobClient(account_url, container, name, credential=credential())
 
     def _upload(self, props: dict[str, Any]) -> dict[str, Any]:
         data = read_planned(props["package_path"], props["package_sha256"])

@@ -17,6 +17,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from artifacts.site_files import CONFIG_PATH, REVALIDATE
+from data_plane.azure_http import credential
 from data_plane.provider_support import diff_on, read_planned
 
 CONTAINER = "$web"
@@ -37,12 +38,9 @@ class SiteUploadProvider(ResourceProvider):
 
     @staticmethod
     def _azure_container(account_url: str) -> Any:
-        from azure.identity import DefaultAzureCredential
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient(account_url, credential=DefaultAzureCredential()).get_container_client(
-            CONTAINER
-        )
+        return BlobServiceClient(account_url, credential=credential()).get_container_client(CONTAINER)
 
     def _container(self, props: dict[str, Any]) -> Any:
         return (self._container_factory or self._azure_container)(props["account_url"])

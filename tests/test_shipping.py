@@ -290,10 +290,21 @@ def test_site_upload_waits_for_a_new_role_assignment(site_dir: Path) -> None:
 
 
 class FakeKudu:
-    def __init__(self, publish_status: int, states: list[dict[str, Any]]) -> None:
-        self.publish_status = publish_status
-        self.states = states
+    """Kudu's OneDeploy on a Flex Consumption app, as its clients document it: `POST /api/publish`
+    answers 202 with the deployment id as a JSON string (azd's funcapp_host_client) and a Location
+    header; `GET /api/deployments/<id>` answers 200 with `{id, status, status_text, complete, log_url}`
+    whatever the state, or 404 until the deployment is visible. States: -1 cancelled, 0 pending,
+    1 building, 2 deploying, 3 failed, 4 success, 5 conflict, 6 partial success (OneDeploy's
+    DeploymentStatus; terminal for the Azure CLI: -1, 3, 4, 5, 6). A caller without the role gets 403.
+
+    `publishes` lists, per POST, either an HTTP status (a refusal) or the states its deployment goes
+    through (the last one repeats)."""
+
+    def __init__(self, publishes: list[int | list[dict[str, Any]]]) -> None:
+        self.publishes = publishes
         self.calls: list[tuple[str, str]] = []
+        self.deployment: list[dict[str, Any]] = []
+        self.serial = 0
 
     def __call__(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
@@ -301,12 +312,35 @@ class FakeKudu:
         self.calls.append((method, url))
         assert headers["Authorization"] == "Bearer arm-token"
         if method == "POST":
-            return (
-                self.publish_status,
-                {"Location": "https://app.scm.azurewebsites.net/api/deployments/abc"},
-                b"busy",
-            )
-        return 200, {}, json.dumps(self.states.pop(0)).encode()
+            outcome = self.publishes.pop(0)
+            if isinstance(outcome, int):
+                return outcome, {}, b"refused"
+            self.serial += 1
+            self.deployment = [{"id": f"d{self.serial}", "complete": False, **state} for state in outcome]
+            location = f"/api/deployments/latest?deployer=OneDeploy&time={self.serial}"
+            return 202, {"Location": location}, json.dumps(f"d{self.serial}").encode()
+        assert url.endswith(f"/api/deployments/d{self.serial}"), url
+        state = self.deployment.pop(0) if len(self.deployment) > 1 else self.deployment[0]
+        if state.get("status") == "404":
+            return 404, {}, b"Deployment not found"
+        if state["status"] in (-1, 3, 4, 5, 6):
+            state = {**state, "complete": True}
+        return 200, {}, json.dumps(state).encode()
+
+
+class Clock:
+    """A monotonic clock that sleeping advances."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 @pytest.fixture
@@ -316,10 +350,14 @@ def zip_file(tmp_path: Path) -> tuple[str, str]:
     return str(path), hashlib.sha256(b"PK zip").hexdigest()
 
 
+def onedeploy(kudu: FakeKudu, clock: Clock | None = None) -> OneDeployProvider:
+    clock = clock or Clock()
+    return OneDeployProvider(transport=kudu, token=lambda: "arm-token", sleep=clock.sleep, clock=clock)
+
+
 def test_onedeploy_publishes_and_follows_the_deployment(zip_file: tuple[str, str]) -> None:
-    kudu = FakeKudu(202, [{"status": 1}, {"status": 4, "id": "abc"}])
-    provider = OneDeployProvider(transport=kudu, token=lambda: "arm-token", sleep=lambda s: None)
-    result = provider.create(
+    kudu = FakeKudu([[{"status": "404"}, {"status": 1}, {"status": 2}, {"status": 4}]])
+    result = onedeploy(kudu).create(
         {
             "app_id": "/sub/app",
             "scm_host": "app.scm.azurewebsites.net",
@@ -327,24 +365,64 @@ def test_onedeploy_publishes_and_follows_the_deployment(zip_file: tuple[str, str
             "package_sha256": zip_file[1],
         }
     )
-    assert result.outs["deployment_id"] == "abc"
+    assert result.outs["deployment_id"] == "d1"
     assert kudu.calls[0] == (
         "POST",
         "https://app.scm.azurewebsites.net/api/publish?type=zip&RemoteBuild=false",
     )
-    assert kudu.calls[1:] == [("GET", "https://app.scm.azurewebsites.net/api/deployments/abc")] * 2
+    assert kudu.calls[1:] == [("GET", "https://app.scm.azurewebsites.net/api/deployments/d1")] * 4
 
 
-def test_onedeploy_fails_with_the_hosts_message(zip_file: tuple[str, str]) -> None:
-    kudu = FakeKudu(
-        202, [{"status": 3, "status_text": "ModuleNotFoundError: pyodbc", "log_url": "https://log"}]
-    )
-    provider = OneDeployProvider(transport=kudu, token=lambda: "arm-token", sleep=lambda s: None)
-    with pytest.raises(RuntimeError, match="failed: ModuleNotFoundError: pyodbc https://log"):
-        provider.deploy("app.scm.azurewebsites.net", *zip_file)
-    refused = OneDeployProvider(transport=FakeKudu(403, []), token=lambda: "arm-token")
-    with pytest.raises(RuntimeError, match="refused with HTTP 403: busy"):
-        refused.deploy("app.scm.azurewebsites.net", *zip_file)
+@pytest.mark.parametrize(
+    ("state", "ending"),
+    [
+        (3, "failed"),
+        (-1, "was cancelled"),
+        (5, "another deployment is in progress"),
+        (6, "was only partly successful"),
+    ],
+)
+def test_every_terminal_state_ends_the_wait_with_the_hosts_message(
+    zip_file: tuple[str, str], state: int, ending: str
+) -> None:
+    """Kudu's terminal states besides success end the deployment at once (today they would be
+    polled until the 20-minute timeout)."""
+    text = "ModuleNotFoundError: pyodbc"
+    kudu = FakeKudu([[{"status": 1}, {"status": state, "status_text": text, "log_url": "https://log"}]])
+    clock = Clock()
+    with pytest.raises(RuntimeError, match=f"{ending}: {text} https://log"):
+        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", *zip_file)
+    assert len(kudu.calls) == 3 and clock.now < 60
+
+
+def test_a_deployment_marked_complete_ends_whatever_its_status(zip_file: tuple[str, str]) -> None:
+    kudu = FakeKudu([[{"status": 2, "complete": True, "status_text": "worker recycled"}]])
+    with pytest.raises(RuntimeError, match="ended with status 2: worker recycled"):
+        onedeploy(kudu).deploy("app.scm.azurewebsites.net", *zip_file)
+
+
+def test_a_fresh_role_is_waited_for_then_the_publish_succeeds(zip_file: tuple[str, str]) -> None:
+    """Right after the role assignments: the caller is refused (403), then the app's identity cannot
+    yet write its deployment storage (the deployment fails with a 403 from Storage); both pass."""
+    storage_refusal = {
+        "status": 3,
+        "status_text": "Failed to upload because Azure Storage responded with Forbidden : Response status "
+        "code does not indicate success: 403 (This request is not authorized to perform this operation.)",
+    }
+    kudu = FakeKudu([403, [storage_refusal], [{"status": 4}]])
+    clock = Clock()
+    assert onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", *zip_file) == "d2"
+    assert clock.sleeps == [15, 15]
+
+
+def test_a_refusal_that_outlasts_the_wait_names_the_roles(zip_file: tuple[str, str]) -> None:
+    kudu = FakeKudu([403] * 100)
+    clock = Clock()
+    with pytest.raises(RuntimeError, match=r"HTTP 403: refused \(still refused after 600 s: check the role"):
+        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", *zip_file)
+    assert 585 <= clock.now <= 600
+    with pytest.raises(RuntimeError, match="refused with HTTP 400"):
+        onedeploy(FakeKudu([400])).deploy("app.scm.azurewebsites.net", *zip_file)
 
 
 def test_onedeploy_redeploys_only_on_a_new_package() -> None:
