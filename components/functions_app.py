@@ -324,19 +324,37 @@ class FunctionApp(pulumi.ComponentResource):
             ),
             key_vault_reference_identity=args.identity.resource_id,
             function_app_config=self._flex_config(package_container_url) if self._flex else None,
-            site_config=web.SiteConfigArgs(
-                app_settings=[
-                    web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()
-                ],
-                cors=web.CorsSettingsArgs(allowed_origins=args.allowed_origins, support_credentials=True),
-                min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                ftps_state=web.FtpsState.DISABLED,
-                http20_enabled=True,
-                linux_fx_version=None if self._flex else f"Python|{args.python_version}",
-                always_on=None if self._flex or args.hosting_plan != "Dedicated" else True,
-            ),
+            site_config=self._flex_site_config(settings)
+            if self._flex
+            else self._classic_site_config(settings),
             opts=self._child([container, *self.identity_roles]),
+        )
+
+    def _flex_site_config(self, settings: dict[str, pulumi.Input[str]]) -> web.SiteConfigArgsDict:
+        """Only what Flex Consumption accepts. It refuses netFrameworkVersion, ftpsState,
+        use32BitWorkerProcess, linuxFxVersion, preWarmedInstanceCount, functionAppScaleLimit and
+        functionsRuntimeScaleMonitoringEnabled (ARM error 51021, region by region, West Europe included:
+        microsoft/azure-pipelines-tasks#21032, pulumi/pulumi-azure-native#4168). A plain dict, because
+        SiteConfigArgs fills in netFrameworkVersion "v4.6", http20Enabled and localMySqlEnabled."""
+        return {
+            "app_settings": [{"name": key, "value": value} for key, value in settings.items()],
+            "cors": {"allowed_origins": self._args.allowed_origins, "support_credentials": True},
+            "min_tls_version": web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+            "scm_min_tls_version": web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        }
+
+    def _classic_site_config(self, settings: dict[str, pulumi.Input[str]]) -> web.SiteConfigArgs:
+        """Elastic Premium and Dedicated: the runtime in linuxFxVersion, FTP off, Always On on Dedicated."""
+        args = self._args
+        return web.SiteConfigArgs(
+            app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()],
+            cors=web.CorsSettingsArgs(allowed_origins=args.allowed_origins, support_credentials=True),
+            min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+            scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+            ftps_state=web.FtpsState.DISABLED,
+            http20_enabled=True,
+            linux_fx_version=f"Python|{args.python_version}",
+            always_on=True if args.hosting_plan == "Dedicated" else None,
         )
 
     def _disable_basic_auth(self, app: web.WebApp) -> None:

@@ -55,12 +55,17 @@ APP = {
     "siteConfig": {
         "minTlsVersion": "1.2",
         "scmMinTlsVersion": "1.2",
-        "ftpsState": "Disabled",
         "cors": {"allowedOrigins": ["https://site.example"]},
         "appSettings": [{"name": "AzureWebJobsStorage__credential", "value": "managedidentity"}],
     },
     "functionAppConfig": {"runtime": {"name": "python", "version": "3.11"}},
 }
+"""A Flex Consumption app (functionAppConfig): no FTP, and none of the siteConfig Flex refuses."""
+CLASSIC_APP = {
+    **{key: value for key, value in APP.items() if key != "functionAppConfig"},
+    "siteConfig": {**APP["siteConfig"], "ftpsState": "Disabled", "linuxFxVersion": "Python|3.11"},  # type: ignore[dict-item]
+}
+"""An Elastic Premium or Dedicated app."""
 SIGNALR_PROPS = {
     "features": [{"flag": "ServiceMode", "value": "Serverless"}],
     "disableLocalAuth": True,
@@ -145,10 +150,18 @@ def changed(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         (
             "app-ftps-disabled",
             "azure-native:web:WebApp",
-            APP,
+            CLASSIC_APP,
             "siteConfig.ftpsState",
             "AllAllowed",
             "DISABLED",
+        ),
+        (
+            "app-flex-site-config",
+            "azure-native:web:WebApp",
+            APP,
+            "siteConfig.netFrameworkVersion",
+            "v4.6",
+            "siteConfig.netFrameworkVersion (ARM error 51021)",
         ),
         ("app-managed-identity", "azure-native:web:WebApp", APP, "identity", None, "managed identity"),
         (
@@ -241,6 +254,13 @@ def test_rule_passes_the_good_resource_and_reports_the_bad_one(
     reported = violations(policy, type_, changed(good, path, bad_value))
     assert reported, f"{policy} missed {path}={bad_value!r}"
     assert any(hint in message for message in reported), reported
+
+
+def test_flex_apps_are_not_asked_for_ftps_and_classic_apps_may_keep_it() -> None:
+    assert violations("app-ftps-disabled", "azure-native:web:WebApp", APP) == []
+    assert violations("app-flex-site-config", "azure-native:web:WebApp", CLASSIC_APP) == []
+    flex_with_ftps = changed(APP, "siteConfig.ftpsState", "Disabled")
+    assert violations("app-flex-site-config", "azure-native:web:WebApp", flex_with_ftps)
 
 
 def test_rules_ignore_other_resource_types() -> None:

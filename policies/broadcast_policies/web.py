@@ -44,9 +44,41 @@ def _tls(args: ResourceValidationArgs, report: Report) -> None:
             )
 
 
+def _flex(args: ResourceValidationArgs) -> bool:
+    """Flex Consumption apps carry functionAppConfig; FTP does not exist there."""
+    return bool(args.props.get("functionAppConfig"))
+
+
 def _ftps_disabled(args: ResourceValidationArgs, report: Report) -> None:
-    if args.resource_type == WEB_APP and _site_config(args).get("ftpsState") != "Disabled":
+    if args.resource_type != WEB_APP or _flex(args):
+        return
+    if _site_config(args).get("ftpsState") != "Disabled":
         report("FTP(S) deployment is enabled. Set site_config.ftps_state=FtpsState.DISABLED.")
+
+
+# ARM error 51021 on Flex Consumption (microsoft/azure-pipelines-tasks#21032,
+# Azure/terraform-azurerm-avm-res-web-site#283, Azure/azure-functions-host#10643).
+FLEX_REJECTED_SITE_CONFIG = (
+    "netFrameworkVersion",
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "linuxFxVersion",
+    "preWarmedInstanceCount",
+    "functionAppScaleLimit",
+    "functionsRuntimeScaleMonitoringEnabled",
+)
+
+
+def _flex_site_config(args: ResourceValidationArgs, report: Report) -> None:
+    if args.resource_type != WEB_APP or not _flex(args):
+        return
+    rejected = [key for key in FLEX_REJECTED_SITE_CONFIG if key in _site_config(args)]
+    if rejected:
+        report(
+            f"Flex Consumption refuses siteConfig.{', siteConfig.'.join(rejected)} (ARM error 51021). "
+            "Send a plain dict with app settings, CORS and TLS only: SiteConfigArgs fills in "
+            "netFrameworkVersion."
+        )
 
 
 def _managed_identity(args: ResourceValidationArgs, report: Report) -> None:
@@ -117,9 +149,15 @@ POLICIES = [
     ),
     ResourceValidationPolicy(
         name="app-ftps-disabled",
-        description="FTP and FTPS deployment are off.",
+        description="FTP and FTPS deployment are off (Flex Consumption has no FTP).",
         enforcement_level=EnforcementLevel.MANDATORY,
         validate=_ftps_disabled,
+    ),
+    ResourceValidationPolicy(
+        name="app-flex-site-config",
+        description="Flex Consumption apps send no site configuration that Flex refuses.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_flex_site_config,
     ),
     ResourceValidationPolicy(
         name="app-managed-identity",
