@@ -42,6 +42,12 @@ class DatabaseSku:
         """True for the serverless compute tier, which auto-pauses and bills per second."""
         return self.name.startswith("GP_S_")
 
+    @property
+    def min_capacity(self) -> float | None:
+        """The fewest vCores a serverless database keeps: one eighth of its maximum, at least 0.5
+        ("Resource limits for single databases": 0.5-4, 0.75-6, 1-8, ... 10-80). None when provisioned."""
+        return max(0.5, self.capacity / 8) if self.serverless else None
+
     @classmethod
     def parse(cls, value: str) -> DatabaseSku:
         """`GP_S_Gen5_1` as a SKU, or ValueError saying what is allowed."""
@@ -158,7 +164,7 @@ class SqlDatabase(pulumi.ComponentResource):
                 name=args.sku.name, tier=args.sku.tier, family=args.sku.family, capacity=args.sku.capacity
             ),
             auto_pause_delay=args.auto_pause_delay_minutes if serverless else None,
-            min_capacity=0.5 if serverless else None,
+            min_capacity=args.sku.min_capacity,
             zone_redundant=args.zone_redundant,
             requested_backup_storage_redundancy="Zone" if args.zone_redundant else "Local",
             collation="SQL_Latin1_General_CP1_CI_AS",

@@ -224,3 +224,35 @@ def test_naming_refuses_an_invalid_storage_name() -> None:
     naming = Naming(workload="averylongworkload", environment="dev", suffix="abcdef")
     result = run(lambda: pulumi.export("n", naming.compact_name("stweb")), {}, expect_error=True)
     assert "must be 3-24 lowercase letters and digits" in str(result.error)
+
+
+# "Resource limits for single databases using the vCore purchasing model", General Purpose serverless:
+# min-max vCores per size.
+SERVERLESS_MINIMUM_VCORES = {
+    1: 0.5, 2: 0.5, 4: 0.5, 6: 0.75, 8: 1.0, 10: 1.25, 12: 1.5, 14: 1.75,
+    16: 2.0, 18: 2.25, 20: 2.5, 24: 3.0, 32: 4.0, 40: 5.0, 80: 10.0,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("vcores", "minimum"), sorted(SERVERLESS_MINIMUM_VCORES.items()))
+def test_serverless_min_capacity_follows_the_documented_floor_for_every_size(
+    vcores: int, minimum: float
+) -> None:
+    result, _ = declare(
+        lambda: SqlDatabase(
+            "sql",
+            SqlDatabaseArgs(
+                **common(),
+                sku=DatabaseSku.parse(f"GP_S_Gen5_{vcores}"),
+                administrator=SqlAdministrator(
+                    login="dba", sid="oid", tenant_id="tid", principal_type="Group"
+                ),
+            ),
+        )
+    )
+    database = result.one("azure-native:sql:Database").inputs
+    assert (database["sku"]["capacity"], database["minCapacity"]) == (vcores, minimum)
+
+
+def test_provisioned_databases_have_no_min_capacity() -> None:
+    assert DatabaseSku.parse("GP_Gen5_8").min_capacity is None
