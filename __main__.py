@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import authorization, managedidentity, resources
+from pulumi_azure_native import authorization, resources
 
 from artifacts.function_package import build_package, pip_installer
 from artifacts.site_files import config_document, file_manifest, site_files
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.functions_app import FunctionApp, FunctionAppArgs
-from components.shared import Naming, Role, RoleAssignment, UserAssignedIdentity
+from components.shared import Naming, Role, RoleAssignment, create_identity
 from components.signalr import SignalR, SignalRArgs, service_uri
 from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
@@ -54,20 +54,11 @@ common = {
     "naming": naming,
 }
 
-# The Functions app's identity exists before the app, so every service can grant it access first.
-identity_resource = managedidentity.UserAssignedIdentity(
-    "app-identity",
-    resource_name_=naming.name("id"),
-    resource_group_name=resource_group.name,
-    location=settings.location,
-    tags=settings.tags,
-)
-app_identity = UserAssignedIdentity(
-    resource_id=identity_resource.id,
-    client_id=identity_resource.client_id,
-    principal_id=identity_resource.principal_id,
-    name=identity_resource.name,
-)
+# The identities exist before the services, so every service can grant them access first: the
+# Functions app's (storage, SignalR, SQL), and SignalR's (it reads the upstream key from Key Vault).
+in_group = (resource_group.name, settings.location, settings.tags)
+app_identity = create_identity("app-identity", naming.name("id"), *in_group)
+signalr_identity = create_identity("signalr-identity", naming.name("id-sigr"), *in_group)
 
 # 1. The browser loads the web app's static files from Blob Storage (uploaded at the end, once the
 # API's address is known for its config.json).
@@ -116,6 +107,9 @@ functions = FunctionApp(
         deploy_after=[database.schema] if database.schema else [],
         deployer_principal_id=client.object_id,
         deployer_principal_type=settings.deployer_principal_type,
+        tenant_id=client.tenant_id,
+        signalr_identity=signalr_identity,
+        protect_data=settings.protect_data,
     ),
 )
 
@@ -130,7 +124,8 @@ signalr = SignalR(
         hub=wiring.HUB_NAME,
         sku=settings.signalr_sku,
         units=settings.signalr_units,
-        upstream_url=functions.signalr_webhook_url,
+        upstream_url=functions.signalr_upstream_url,
+        identity=signalr_identity,
         role_assignments={
             "app-signalr-owner": RoleAssignment(
                 principal_id=app_identity.principal_id,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import applicationinsights, operationalinsights, storage, web
+from pulumi_azure_native import applicationinsights, keyvault, operationalinsights, storage, web
 
 from artifacts.function_package import FunctionPackage
 from components.app_service import FLEX_CONSUMPTION
@@ -87,6 +87,16 @@ class FunctionAppArgs(ComponentArgs):
     """Optional. `User`, `ServicePrincipal` or `Group`: the deploying identity's kind. Default: User."""
     extra_app_settings: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Optional. More app settings. Default: none."""
+    tenant_id: pulumi.Input[str] | None = None
+    """Optional. The Entra tenant of the Key Vault that holds the upstream key; required with
+    `signalr_identity`. Default: none."""
+    signalr_identity: UserAssignedIdentity | None = None
+    """Optional. The identity SignalR Service reads the upstream key with: the key then lives in a
+    Key Vault and `signalr_upstream_url` references it instead of carrying it. Default: none (the key
+    is in the URL, which is a secret)."""
+    protect_data: bool = False
+    """Optional. Purge protection on the Key Vault (irreversible) and 90 days of soft delete, instead
+    of 7. Default: false."""
 
 
 def _scm_host(host_names: Sequence[str]) -> str:
@@ -113,8 +123,10 @@ class FunctionApp(pulumi.ComponentResource):
     """E.g. `func-bcast-dev-x7k2q9.azurewebsites.net`."""
     api_base_url: pulumi.Output[str]
     """`https://<host>/api`: what the site calls."""
-    signalr_webhook_url: pulumi.Output[str]
-    """SignalR upstream target for connection events, with the system key (secret)."""
+    signalr_upstream_url: pulumi.Output[str]
+    """SignalR's upstream URL template for connection events: with `signalr_identity`, the system key
+    is a Key Vault reference SignalR resolves itself, so nobody with Reader on SignalR sees it;
+    without it, the key is in the URL and the output is a secret."""
     package_container_url: pulumi.Output[str]
     """Blob container holding the code package."""
     host_storage_account_name: pulumi.Output[str]
@@ -139,17 +151,12 @@ class FunctionApp(pulumi.ComponentResource):
         self._disable_basic_auth(app)
         assign_roles(name, app.id, args.role_assignments, self)
         self.code_deployments = self._deploy_code(app)
-        host_key = self._signalr_extension_key(app)
+        self.signalr_upstream_url = self._signalr_upstream(app)
 
         self.name = app.name
         self.resource_id = app.id
         self.default_host_name = app.default_host_name
         self.api_base_url = pulumi.Output.concat("https://", app.default_host_name, "/api")
-        self.signalr_webhook_url = pulumi.Output.secret(
-            pulumi.Output.concat(
-                "https://", app.default_host_name, "/runtime/webhooks/signalr?code=", host_key.value
-            )
-        )
         self.package_container_url = package_container_url
         self.host_storage_account_name = host_storage.name
         self.register_outputs(
@@ -158,7 +165,7 @@ class FunctionApp(pulumi.ComponentResource):
                 "resource_id": self.resource_id,
                 "default_host_name": self.default_host_name,
                 "api_base_url": self.api_base_url,
-                "signalr_webhook_url": self.signalr_webhook_url,
+                "signalr_upstream_url": self.signalr_upstream_url,
                 "package_container_url": self.package_container_url,
                 "host_storage_account_name": self.host_storage_account_name,
             }
@@ -386,18 +393,75 @@ class FunctionApp(pulumi.ComponentResource):
             )
         ]
 
-    def _signalr_extension_key(self, app: web.WebApp) -> FunctionHostKey:
-        """The host key SignalR's upstream authenticates with, generated here so SignalR can be
-        created in the same `pulumi up`; the host answers key requests once it runs the code."""
+    def _signalr_upstream(self, app: web.WebApp) -> pulumi.Output[str]:
+        """Where SignalR sends connection events, with the `signalr_extension` system key the host
+        requires (managed-identity upstream auth is refused there: Azure/Azure-Functions#2531).
+
+        The key is generated here so SignalR can be created in the same `pulumi up`, and set on the
+        host once it runs the code. SignalR's upstream URL is not encrypted and anyone with Reader on
+        SignalR can read it (Azure SignalR, "Upstream endpoints"), so the key goes into a Key Vault
+        and the URL holds `{@Microsoft.KeyVault(SecretUri=...)}`, which SignalR resolves with its own
+        identity."""
         value = random.RandomPassword(
             f"{self._name}-signalr-key", length=48, special=False, opts=self._child()
         )
-        return FunctionHostKey(
+        key = FunctionHostKey(
             f"{self._name}-signalr-extension-key",
             app_id=app.id,
             key_name=wiring.SIGNALR_EXTENSION_KEY,
             value=value.result,
             opts=self._child(self.code_deployments),
+        )
+        webhook = pulumi.Output.concat("https://", app.default_host_name, "/runtime/webhooks/signalr?code=")
+        if self._args.signalr_identity is None:
+            return pulumi.Output.secret(pulumi.Output.concat(webhook, key.value))
+        secret_uri = self._key_vault_secret(key.value, self._args.signalr_identity)
+        return pulumi.Output.concat(webhook, "{@Microsoft.KeyVault(SecretUri=", secret_uri, ")}")
+
+    def _key_vault_secret(self, value: pulumi.Input[str], reader: UserAssignedIdentity) -> pulumi.Output[str]:
+        """A Key Vault (RBAC, soft delete; purge protection when data is protected) holding the key,
+        readable by `reader` only; returns the secret's URI. The secret is written through ARM
+        (`vaults/secrets/write`, part of Contributor): the deploying identity needs no data-plane role."""
+        args = self._args
+        if args.tenant_id is None:
+            raise ValueError("FunctionAppArgs.tenant_id is required with signalr_identity")
+        vault = keyvault.Vault(
+            f"{self._name}-vault",
+            vault_name=args.naming.name("kv"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=args.tenant_id,
+                sku=keyvault.SkuArgs(family=keyvault.SkuFamily.A, name=keyvault.SkuName.STANDARD),
+                enable_rbac_authorization=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=90 if args.protect_data else 7,
+                # Irreversible, and the API refuses `false`: only ever sent as true.
+                enable_purge_protection=True if args.protect_data else None,
+                public_network_access="Enabled",
+            ),
+            opts=self._child(),
+        )
+        secret = keyvault.Secret(
+            f"{self._name}-signalr-key-secret",
+            secret_name="signalr-extension-key",
+            vault_name=vault.name,
+            resource_group_name=args.resource_group_name,
+            properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(value)),
+            opts=self._child(),
+        )
+        read = assign_role(
+            f"{self._name}-signalr-key-reader",
+            secret.id,
+            RoleAssignment(principal_id=reader.principal_id, role=Role.KEY_VAULT_SECRETS_USER),
+            self,
+        )
+        # The versionless URI (SignalR rereads it every 30 minutes), built from outputs that are not
+        # secret: the secret's own outputs are, since its value input is. The role's id carries the
+        # dependency, so SignalR is created once it may read the key.
+        return pulumi.Output.all(vault.properties.vault_uri, secret.name, read.id).apply(
+            lambda parts: f"{parts[0].rstrip('/')}/secrets/{parts[1]}"
         )
 
     def _package_blob(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import pulumi
-from pulumi_azure_native import authorization, storage
+from pulumi_azure_native import authorization, managedidentity, storage
 
 # uuid5 namespace for role assignment names: stable across runs, unique per scope/principal/role.
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f6c3d8e-5a43-4a51-9a7f-3c5d2b7e9a10")
@@ -31,6 +31,7 @@ class Role(StrEnum):
     # App Server alone cannot serve negotiation in Serverless mode; Owner covers it and the REST API.
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+    KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +104,30 @@ class ComponentArgs:
     role_assignments: Mapping[str, RoleAssignment] = field(default_factory=dict)
     """Optional. Roles to grant on the component's main resource, by a key that names each one in its
     resource's logical name (`<component>-role-<key>`), so reordering never replaces one. Default: none."""
+
+
+def create_identity(
+    name: str,
+    resource_name: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    location: pulumi.Input[str],
+    tags: Mapping[str, str],
+) -> UserAssignedIdentity:
+    """A user-assigned managed identity, created before the services that grant it access (so their
+    role assignments exist before anything runs as it)."""
+    identity = managedidentity.UserAssignedIdentity(
+        name,
+        resource_name_=resource_name,
+        resource_group_name=resource_group_name,
+        location=location,
+        tags=tags,
+    )
+    return UserAssignedIdentity(
+        resource_id=identity.id,
+        client_id=identity.client_id,
+        principal_id=identity.principal_id,
+        name=identity.name,
+    )
 
 
 def role_assignment_name(scope: str, principal_id: str, role: Role) -> str:

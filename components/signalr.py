@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import signalrservice
 
-from components.shared import ComponentArgs, assign_roles
+from components.shared import ComponentArgs, UserAssignedIdentity, assign_roles
 
 _SKU_TIERS = {"Free_F1": "Free", "Standard_S1": "Standard", "Premium_P1": "Premium"}
 
@@ -38,8 +38,12 @@ class SignalRArgs(ComponentArgs):
     units: int = 1
     """Optional. Unit count (1,000 connections each). Default: 1."""
     upstream_url: pulumi.Input[str] | None = None
-    """Optional. Where connection events (`connected`, `disconnected`) are sent; a secret when it
-    carries a key. Default: none (no connection events)."""
+    """Optional. Where connection events (`connected`, `disconnected`) are sent: a URL template, whose
+    key should be a Key Vault reference (`{@Microsoft.KeyVault(SecretUri=...)}`) that SignalR reads
+    with `identity`. Default: none (no connection events)."""
+    identity: UserAssignedIdentity | None = None
+    """Optional. The service's managed identity (SignalR takes one): what it resolves Key Vault
+    references in upstream URLs with. Default: none."""
 
 
 class SignalR(pulumi.ComponentResource):
@@ -90,6 +94,14 @@ class SignalR(pulumi.ComponentResource):
             public_network_access="Enabled",
             tls=signalrservice.SignalRTlsSettingsArgs(client_cert_enabled=False),
             upstream=upstream,
+            identity=(
+                signalrservice.ManagedIdentityArgs(
+                    type=signalrservice.ManagedIdentityType.USER_ASSIGNED,
+                    user_assigned_identities=[args.identity.resource_id],
+                )
+                if args.identity
+                else None
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         assign_roles(name, service.id, args.role_assignments, self)

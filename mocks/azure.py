@@ -27,6 +27,8 @@ def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
         "firewallRuleName",
         "policyName",
         "roleAssignmentName",
+        "secretName",
+        "vaultName",
         "workspaceName",
         "resourceName",
         "serverName",
@@ -69,6 +71,11 @@ class AzureMocks(pulumi.runtime.Mocks):
             state["enabledHostNames"] = [f"{name}.azurewebsites.net", f"{name}.scm.azurewebsites.net"]
         elif args.typ == "azure-native:signalrservice:SignalR":
             state["hostName"] = f"{name}.service.signalr.net"
+        elif args.typ == "azure-native:keyvault:Vault":
+            state["properties"] = {
+                **state.get("properties", {}),
+                "vaultUri": f"https://{name}.vault.azure.net/",
+            }
         elif args.typ == "azure-native:sql:Server":
             state["fullyQualifiedDomainName"] = f"{name}.database.windows.net"
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":

@@ -293,6 +293,13 @@ SETTINGS: tuple[Setting, ...] = (
         check=_one_of(DEPLOYER_PRINCIPAL_TYPES),
     ),
     Setting(
+        key="protectData",
+        type="boolean",
+        description="Guard the data against deletion: Key Vault purge protection (irreversible) and 90 days "
+        "of soft delete; on in prod.",
+        default={"dev": False, "test": False, "prod": True},
+    ),
+    Setting(
         key="owner",
         type="string",
         description="Optional 'owner' tag value (team or e-mail).",

@@ -156,6 +156,7 @@ def _build(environment: str, location: str, values: Values) -> Settings:
         cors_origins=tuple(values["corsOrigins"]),
         owner=values["owner"] or None,
         deployer_principal_type=values["deployerPrincipalType"],
+        protect_data=values["protectData"],
     )
 
 

@@ -46,6 +46,7 @@ class Settings:
     cors_origins: tuple[str, ...]
     owner: str | None
     deployer_principal_type: str
+    protect_data: bool
 
     @property
     def tags(self) -> dict[str, str]:

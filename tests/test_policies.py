@@ -470,3 +470,38 @@ def test_offline_check_reports_a_broken_resource(dev: ProgramRun) -> None:
     assert found[0].resource == signalr.urn
     disabled = check(broken, {"signalr-local-auth-disabled": "disabled"})
     assert disabled == []
+
+
+UPSTREAM = "https://func-x.azurewebsites.net/runtime/webhooks/signalr?code="
+REFERENCE = "{@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/signalr-extension-key)}"
+
+
+@pytest.mark.parametrize(
+    ("url", "identity", "hint"),
+    [
+        (UPSTREAM + REFERENCE, {"type": "UserAssigned"}, None),
+        (UPSTREAM + "p4ssw0rdp4ssw0rd", {"type": "UserAssigned"}, "carries a key in clear"),
+        ("https://func-x.azurewebsites.net/api/hook?sig=abc&x=1", None, "carries a key in clear"),
+        (UPSTREAM + REFERENCE, None, "no managed identity to read it"),
+    ],
+)
+def test_signalr_upstream_urls_carry_no_key(
+    url: str, identity: dict[str, str] | None, hint: str | None
+) -> None:
+    props = {**SIGNALR_PROPS, "upstream": {"templates": [{"urlTemplate": url}]}, "identity": identity}
+    found = violations("signalr-upstream-no-keys", "azure-native:signalrservice:SignalR", props)
+    assert (hint is None and found == []) or (hint is not None and any(hint in m for m in found)), found
+
+
+KEY_VAULT = {"tags": {**TAGS, "environment": "prod"}, "properties": {"enableRbacAuthorization": True}}
+
+
+def test_key_vaults_use_roles_and_production_ones_cannot_be_purged() -> None:
+    vault = "azure-native:keyvault:Vault"
+    assert violations("keyvault-rbac", vault, KEY_VAULT) == []
+    assert violations("keyvault-rbac", vault, changed(KEY_VAULT, "properties.enableRbacAuthorization", False))
+    assert violations("keyvault-production-purge-protection", vault, KEY_VAULT)
+    protected = changed(KEY_VAULT, "properties.enablePurgeProtection", True)
+    assert violations("keyvault-production-purge-protection", vault, protected) == []
+    dev = changed(KEY_VAULT, "tags.environment", "dev")
+    assert violations("keyvault-production-purge-protection", vault, dev) == []

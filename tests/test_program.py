@@ -27,9 +27,9 @@ def app_settings(run: ProgramRun) -> dict[str, str]:
     return {pair["name"]: pair["value"] for pair in pairs}
 
 
-def identity(run: ProgramRun) -> tuple[str, str, str]:
-    """The app identity's (resource id, client id, principal id) as the mocks assigned them."""
-    registration = run.one(IDENTITY)
+def identity(run: ProgramRun, logical: str = "app-identity") -> tuple[str, str, str]:
+    """An identity's (resource id, client id, principal id) as the mocks assigned them."""
+    registration = run.one(IDENTITY, logical)
     name = registration.inputs["resourceName"]
     resource_id = (
         f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-test/providers/Microsoft.managedidentity/{name}"
@@ -253,6 +253,8 @@ def test_role_assignments_grant_exactly_what_each_identity_needs(stack: ProgramR
         (host, principal, "STORAGE_TABLE_DATA_CONTRIBUTOR"),
         (insights, principal, "MONITORING_METRICS_PUBLISHER"),
         (signalr, principal, "SIGNALR_SERVICE_OWNER"),
+        # SignalR reads the upstream key, and nothing else, from Key Vault.
+        ("signalr-extension-key", identity(stack, "signalr-identity")[2], "KEY_VAULT_SECRETS_USER"),
         # The deploying identity uploads the site (shared keys are off).
         (storage_named(stack, "site-"), DEPLOYER_OBJECT_ID, "STORAGE_BLOB_DATA_CONTRIBUTOR"),
     }
@@ -285,22 +287,53 @@ def test_signalr_units_follow_config() -> None:
     assert service["sku"]["capacity"] == 5
 
 
-def test_signalr_upstream_calls_this_apps_webhook_with_a_secret_key(stack: ProgramRun) -> None:
+def test_signalr_upstream_references_the_key_in_key_vault_and_holds_none(stack: ProgramRun) -> None:
+    """Azure SignalR's upstream URL is not encrypted and Reader can read it ("Upstream endpoints"): the
+    `signalr_extension` key is a Key Vault reference SignalR resolves with its own identity."""
     service = stack.one(SIGNALR)
     app_name = stack.one(WEB_APP).inputs["name"]
     key = stack.one("pulumi-python:dynamic:Resource", "signalr-extension-key")
+    vault = stack.one("azure-native:keyvault:Vault").inputs
+    secret = stack.one("azure-native:keyvault:Secret")
     (template,) = service.inputs["upstream"]["templates"]
     assert template["urlTemplate"] == (
-        f"https://{app_name}.azurewebsites.net/runtime/webhooks/signalr?code={key.inputs['value']}"
+        f"https://{app_name}.azurewebsites.net/runtime/webhooks/signalr?code={{@Microsoft.KeyVault("
+        f"SecretUri=https://{vault['vaultName']}.vault.azure.net/secrets/signalr-extension-key)}}"
     )
+    assert key.inputs["value"] not in template["urlTemplate"]
+    assert "upstream" not in service.secret_inputs
+    # The same generated key is set on the host and stored in the vault, secret in both.
     assert len(key.inputs["value"]) == 48
+    assert secret.inputs["properties"]["value"] == key.inputs["value"]
+    assert "properties" in secret.secret_inputs and "value" in key.secret_inputs
+    assert key.inputs["key_name"] == wiring.SIGNALR_EXTENSION_KEY
+    assert key.inputs["app_id"].endswith("/" + app_name)
     assert template["hubPattern"] == wiring.HUB_NAME
     assert template["categoryPattern"] == "connections"
     assert template["eventPattern"] == "connected,disconnected"
-    assert "upstream" in service.secret_inputs
-    assert key.inputs["key_name"] == wiring.SIGNALR_EXTENSION_KEY
-    assert key.inputs["app_id"].endswith("/" + app_name)
-    assert "value" in key.secret_inputs
+    # SignalR resolves the reference as its user-assigned identity, which may read that secret only.
+    signalr_identity, _, _ = identity(stack, "signalr-identity")
+    assert service.inputs["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": [signalr_identity],
+    }
+    reader = stack.one(ROLE, "signalr-key-reader")
+    assert reader.inputs["scope"].endswith("/signalr-extension-key")
+    assert reader.urn in service.dependencies
+
+
+@pytest.mark.parametrize(("stack_name", "protected"), [("dev", False), ("prod", True)])
+def test_the_key_vault_is_rbac_only_and_protected_in_production(
+    stack_name: str, protected: bool, dev: ProgramRun, prod: ProgramRun
+) -> None:
+    properties = (
+        {"dev": dev, "prod": prod}[stack_name].one("azure-native:keyvault:Vault").inputs["properties"]
+    )
+    assert properties["enableRbacAuthorization"] is True and properties["tenantId"] == TENANT
+    assert properties["enableSoftDelete"] is True
+    assert properties["softDeleteRetentionInDays"] == (90 if protected else 7)
+    # Purge protection is irreversible and ARM refuses `false`: absent unless on.
+    assert properties.get("enablePurgeProtection") is (True if protected else None)
 
 
 def test_sql_server_is_entra_only_with_the_deployer_as_admin_by_default(dev: ProgramRun) -> None:

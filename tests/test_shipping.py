@@ -155,10 +155,10 @@ def test_migration_runs_after_server_database_firewall_and_identity(stack: Progr
         stack.one("azure-native:sql:Server"),
         stack.one("azure-native:sql:Database"),
         *stack.of_type("azure-native:sql:FirewallRule"),
-        stack.one("azure-native:managedidentity:UserAssignedIdentity"),
+        stack.one("azure-native:managedidentity:UserAssignedIdentity", "app-"),
     ]
     assert {r.urn for r in needed} <= set(schema.dependencies)
-    identity = stack.one("azure-native:managedidentity:UserAssignedIdentity").inputs["resourceName"]
+    identity = stack.one("azure-native:managedidentity:UserAssignedIdentity", "app-").inputs["resourceName"]
     client_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{identity}"))  # as the mocks assign it
     assert schema.inputs["variables"] == {"AppIdentityName": identity, "AppIdentitySid": entra_sid(client_id)}
     assert [m["name"] for m in schema.inputs["migrations"]] == [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mocks import ProgramRun, Registration
-from mocks.urns import committed, compare
+from mocks.urns import committed, compare, deployed
 
 ROLE = "azure-native:authorization:RoleAssignment"
 
@@ -34,7 +34,10 @@ def test_a_keyed_role_assignment_carries_its_positional_urn(dev: ProgramRun) -> 
         "$azure-native:authorization:RoleAssignment::signalr-role-0"
     )
     assert old in assignment.aliases
-    assert compare(dev, committed("dev")).renamed == {old: assignment.urn}
+    # A stack deployed before the role assignments were keyed holds the old URN: Pulumi moves it.
+    before = [old if urn == assignment.urn else urn for urn in committed("dev")]
+    changes = compare(dev, before)
+    assert changes.renamed == {old: assignment.urn} and not changes.lost and not changes.added
 
 
 def test_a_rename_without_an_alias_is_reported_as_lost(dev: ProgramRun) -> None:
@@ -44,7 +47,7 @@ def test_a_rename_without_an_alias_is_reported_as_lost(dev: ProgramRun) -> None:
         else r
         for r in dev.resources
     ]
-    changes = compare(ProgramRun(renamed, {}, set()), committed("dev"))
+    changes = compare(ProgramRun(renamed, {}, set()), deployed(dev))
     assert changes.lost and all(urn.split("$")[-1].startswith(ROLE) for urn in changes.lost)
     assert len(changes.added) == len(changes.lost)
 

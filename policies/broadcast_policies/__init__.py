@@ -2,13 +2,14 @@
 
 from pulumi_policy import Policy
 
-from . import general, signalr, sql, stack, storage, web
+from . import general, keyvault, signalr, sql, stack, storage, web
 
 ALL_POLICIES: list[Policy] = [
     *storage.POLICIES,
     *web.POLICIES,
     *signalr.POLICIES,
     *sql.POLICIES,
+    *keyvault.POLICIES,
     *general.POLICIES,
     *stack.POLICIES,
 ]

@@ -20,6 +20,7 @@ RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
 USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 APP_INSIGHTS = "azure-native:applicationinsights:Component"
+KEY_VAULT = "azure-native:keyvault:Vault"
 
 Report = Callable[..., None]
 """How a rule reports: `report(message)` or `report(message, urn)` (the SDK's ReportViolation)."""
@@ -36,6 +37,7 @@ TAGGABLE = frozenset(
         USER_ASSIGNED_IDENTITY,
         WORKSPACE,
         APP_INSIGHTS,
+        KEY_VAULT,
     }
 )
 DEFAULT_REQUIRED_TAGS = ["workload", "environment", "managed-by"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -39,6 +41,27 @@ def _cors(args: ResourceValidationArgs, report: Report) -> None:
         report("SignalR CORS allows every origin ('*', also the default when unset). List the site's origin.")
 
 
+_KEY_IN_QUERY = re.compile(r"[?&](code|key|sig|token)=(?!\{@Microsoft\.KeyVault\()", re.IGNORECASE)
+
+
+def _upstream_without_keys(args: ResourceValidationArgs, report: Report) -> None:
+    if args.resource_type != SIGNALR:
+        return
+    templates = (args.props.get("upstream") or {}).get("templates") or []
+    for template in templates:
+        url = str(template.get("urlTemplate", ""))
+        if _KEY_IN_QUERY.search(url):
+            report(
+                "A SignalR upstream URL carries a key in clear, and anyone with Reader on SignalR can read "
+                "it. Put the key in Key Vault and write `code={@Microsoft.KeyVault(SecretUri=...)}`; give "
+                "SignalR a managed identity with Key Vault Secrets User on the secret."
+            )
+        if "{@Microsoft.KeyVault(" in url and not (args.props.get("identity") or {}).get("type"):
+            report(
+                "A SignalR upstream URL references Key Vault, but SignalR has no managed identity to read it."
+            )
+
+
 def _sku_allowed(args: ResourceValidationArgs, report: Report) -> None:
     if args.resource_type != SIGNALR:
         return
@@ -72,6 +95,12 @@ POLICIES = [
         description="SignalR CORS never allows '*'.",
         enforcement_level=EnforcementLevel.MANDATORY,
         validate=_cors,
+    ),
+    ResourceValidationPolicy(
+        name="signalr-upstream-no-keys",
+        description="SignalR upstream URLs carry no key in clear (Key Vault references instead).",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_upstream_without_keys,
     ),
     ResourceValidationPolicy(
         name="signalr-sku-allowed",
