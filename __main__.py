@@ -26,10 +26,11 @@ from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
 from settings import load_settings
-from settings.deployer import sql_administrator
+from settings.deployer import deploying_identity, sql_administrator
 
 settings = load_settings()
 client = authorization.get_client_config_output()
+deployer = deploying_identity(settings, client)
 # The code ships with `pulumi up`: the function package (built for the Functions host's Linux and
 # Python, cached by content hash) and the site's files. BROADCAST_WHEELHOUSE points pip at local wheels.
 wheelhouse = os.environ.get("BROADCAST_WHEELHOUSE")
@@ -62,7 +63,7 @@ signalr_identity = create_identity("signalr-identity", naming.name("id-sigr"), *
 
 # 1. The browser loads the web app's static files from Blob Storage (uploaded at the end, once the
 # API's address is known for its config.json).
-site = StaticSite("site", StaticSiteArgs(**common, redundancy=settings.storage_redundancy))
+site = StaticSite("site", StaticSiteArgs(**common, redundancy=settings.storage_redundancy, deployer=deployer))
 allowed_origins = pulumi.Output.all(site.origin, *settings.cors_origins)
 
 # 4. Every event becomes a row in Azure SQL Database, the source of truth for every broadcast.
@@ -105,8 +106,7 @@ functions = FunctionApp(
         storage_redundancy=settings.storage_redundancy,
         package=package,
         deploy_after=[database.schema] if database.schema else [],
-        deployer_principal_id=client.object_id,
-        deployer_principal_type=settings.deployer_principal_type,
+        deployer=deployer,
         tenant_id=client.tenant_id,
         signalr_identity=signalr_identity,
         protect_data=settings.protect_data,
@@ -140,8 +140,6 @@ signalr = SignalR(
 site.publish(
     content=site_content,
     config=functions.api_base_url.apply(lambda api: config_document(api, wiring.HUB_NAME)),
-    deployer_principal_id=client.object_id,
-    deployer_principal_type=settings.deployer_principal_type,
 )
 
 pulumi.export("resourceGroupName", resource_group.name)

@@ -25,6 +25,7 @@ from artifacts.function_package import FunctionPackage
 from components.app_service import FLEX_CONSUMPTION
 from components.shared import (
     ComponentArgs,
+    Deployer,
     Role,
     RoleAssignment,
     UserAssignedIdentity,
@@ -80,11 +81,9 @@ class FunctionAppArgs(ComponentArgs):
     Elastic Premium/Dedicated. Default: none (infrastructure only)."""
     deploy_after: Sequence[pulumi.Resource] = ()
     """Optional. What must exist before the code starts (its SQL triggers need the schema). Default: none."""
-    deployer_principal_id: pulumi.Input[str] | None = None
-    """Optional. The deploying identity; on Elastic Premium/Dedicated it uploads the package blob and
-    is granted Storage Blob Data Contributor on the host storage for that. Default: none."""
-    deployer_principal_type: str = "User"
-    """Optional. `User`, `ServicePrincipal` or `Group`: the deploying identity's kind. Default: User."""
+    deployer: Deployer | None = None
+    """Optional. The identity running `pulumi up`; on Elastic Premium/Dedicated it uploads the package
+    blob and is granted Storage Blob Data Contributor on the host storage for that. Default: none."""
     extra_app_settings: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Optional. More app settings. Default: none."""
     tenant_id: pulumi.Input[str] | None = None
@@ -472,16 +471,12 @@ class FunctionApp(pulumi.ComponentResource):
         args = self._args
         assert args.package is not None
         uploader_roles: list[pulumi.Resource] = []
-        if args.deployer_principal_id is not None:
+        if args.deployer is not None:
             uploader_roles.append(
                 assign_role(
                     f"{self._name}-deployer-blob",
                     host_storage.id,
-                    RoleAssignment(
-                        principal_id=args.deployer_principal_id,
-                        role=Role.STORAGE_BLOB_DATA_CONTRIBUTOR,
-                        principal_type=args.deployer_principal_type,
-                    ),
+                    args.deployer.role(Role.STORAGE_BLOB_DATA_CONTRIBUTOR, ""),
                     self,
                 )
             )

@@ -89,6 +89,25 @@ class UserAssignedIdentity:
     name: pulumi.Input[str]
 
 
+@dataclass(frozen=True, kw_only=True)
+class Deployer:
+    """The identity running `pulumi up`, for the data-plane work it does during the deployment."""
+
+    principal_id: pulumi.Input[str]
+    """Its Entra object id."""
+    principal_type: str = "User"
+    """`User` on a workstation, `ServicePrincipal` in CI: role assignments must say which."""
+
+    def role(self, role: Role, description: str) -> RoleAssignment:
+        """A role assignment of `role` to this identity."""
+        return RoleAssignment(
+            principal_id=self.principal_id,
+            role=role,
+            principal_type=self.principal_type,
+            description=description,
+        )
+
+
 @dataclass(kw_only=True)
 class ComponentArgs:
     """Arguments every component takes."""

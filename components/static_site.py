@@ -13,14 +13,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import storage
 
-from components.shared import (
-    ComponentArgs,
-    Role,
-    RoleAssignment,
-    assign_role,
-    assign_roles,
-    secure_storage_account,
-)
+from components.shared import ComponentArgs, Deployer, Role, assign_role, assign_roles, secure_storage_account
 from data_plane.site_upload import SiteContent
 
 INDEX_DOCUMENT = "index.html"
@@ -33,6 +26,10 @@ class StaticSiteArgs(ComponentArgs):
 
     redundancy: str = "LRS"
     """Optional. Storage replication: LRS, ZRS, GRS or GZRS. Default: LRS."""
+    deployer: Deployer | None = None
+    """Optional. The identity running `pulumi up`: it enables the static website and uploads the site
+    through the data plane (shared keys are off), with Storage Blob Data Contributor on the account.
+    Required to `publish`. Default: none."""
 
 
 class StaticSite(pulumi.ComponentResource):
@@ -51,11 +48,22 @@ class StaticSite(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:static_site:StaticSite", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
 
         # The web endpoint serves $web anonymously by design; no container itself is public.
         account = secure_storage_account(
             f"{name}-storage", args.naming.compact_name("stweb"), args, args.redundancy, self
+        )
+        # Enabling the website is a data-plane call with the deployer's token: its role comes first,
+        # so that `pulumi destroy` also removes the website while the role still exists.
+        self._uploader = (
+            assign_role(
+                f"{name}-deployer-blob",
+                account.id,
+                args.deployer.role(Role.STORAGE_BLOB_DATA_CONTRIBUTOR, "uploads the site during pulumi up"),
+                self,
+            )
+            if args.deployer
+            else None
         )
         website = storage.StorageAccountStaticWebsite(
             f"{name}-website",
@@ -63,7 +71,7 @@ class StaticSite(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             index_document=INDEX_DOCUMENT,
             error404_document=ERROR_DOCUMENT,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._uploader] if self._uploader else []),
         )
         assign_roles(name, account.id, args.role_assignments, self)
         self._name = name
@@ -85,33 +93,20 @@ class StaticSite(pulumi.ComponentResource):
             }
         )
 
-    def publish(
-        self,
-        content: dict[str, dict[str, str]],
-        config: pulumi.Input[str],
-        deployer_principal_id: pulumi.Input[str],
-        deployer_principal_type: str,
-    ) -> SiteContent:
+    def publish(self, content: dict[str, dict[str, str]], config: pulumi.Input[str]) -> SiteContent:
         """Upload the site's files and its config.json with the deploying identity.
 
         A method rather than an argument: config.json names the API, which exists only after the
         Functions app, and the app's CORS needs this site's origin first.
         """
-        uploader = assign_role(
-            f"{self._name}-deployer-blob",
-            self._account.id,
-            RoleAssignment(
-                principal_id=deployer_principal_id,
-                role=Role.STORAGE_BLOB_DATA_CONTRIBUTOR,
-                principal_type=deployer_principal_type,
-                description="uploads the site during pulumi up",
-            ),
-            self,
-        )
+        if self._uploader is None:
+            raise ValueError(
+                "StaticSite.publish needs StaticSiteArgs.deployer: the upload runs as that identity"
+            )
         return SiteContent(
             f"{self._name}-content",
             account_url=self._account.primary_endpoints.blob,
             files=content,
             config=config,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._website, uploader]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._website, self._uploader]),
         )

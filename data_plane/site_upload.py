@@ -25,6 +25,22 @@ CONTAINER = "$web"
 PERMISSION_WAIT_SECONDS = 600
 
 
+# What Storage answers while the deployment settles: a new role not yet on the data plane (403
+# AuthorizationPermissionMismatch / AuthorizationFailure), and `$web` not yet there right after the
+# static website was enabled (404 ContainerNotFound).
+_SETTLING_ERRORS = ("AuthorizationPermissionMismatch", "AuthorizationFailure", "ContainerNotFound")
+
+
+def _settling(error: Exception) -> bool:
+    """Whether a Storage error may pass by itself within minutes."""
+    code = getattr(error, "error_code", None)
+    return (
+        code in _SETTLING_ERRORS
+        or getattr(error, "status_code", None) == 403
+        or (any(name in str(error) for name in _SETTLING_ERRORS))
+    )
+
+
 class SiteUploadProvider(ResourceProvider):
     """The dynamic provider behind `SiteContent`; the container client and sleep are replaceable for tests."""
 
@@ -52,8 +68,7 @@ class SiteUploadProvider(ResourceProvider):
                 action()
                 return
             except Exception as error:
-                denied = "AuthorizationPermissionMismatch" in str(error) or "403" in str(error)
-                if not denied or time.monotonic() > deadline:
+                if not _settling(error) or time.monotonic() > deadline:
                     raise
                 (self._sleep or time.sleep)(15)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import authorization
 
+from components.shared import Deployer
 from components.sql import SqlAdministrator
 from settings.model import Settings
 
@@ -36,3 +37,10 @@ def sql_administrator(
     return SqlAdministrator(
         login=DEPLOYER_LOGIN, sid=client.object_id, tenant_id=client.tenant_id, principal_type="User"
     )
+
+
+def deploying_identity(
+    settings: Settings, client: pulumi.Output[authorization.GetClientConfigResult]
+) -> Deployer:
+    """The identity running `pulumi up`, as the components grant it data-plane roles."""
+    return Deployer(principal_id=client.object_id, principal_type=settings.deployer_principal_type)

@@ -11,7 +11,7 @@ from conftest import WHEELHOUSE
 from artifacts.function_package import build_package, pip_installer
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.functions_app import FunctionApp, FunctionAppArgs
-from components.shared import Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
+from components.shared import Deployer, Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
 from components.signalr import SignalR, SignalRArgs
 from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
@@ -69,6 +69,26 @@ def test_static_site() -> None:
     assert outputs["name"] == "stwebdemodevabc123"
     assert outputs["origin"] == "https://stwebdemodevabc123.z6.web.core.windows.net"
     assert outputs["url"] == outputs["origin"] + "/"
+
+
+def test_the_website_is_enabled_after_the_deployers_role_and_removed_before_it() -> None:
+    """Enabling the static website is a data-plane call made with the deployer's token: the website
+    depends on the role, so Pulumi creates it after and deletes it before the role (dependents first)."""
+    site: list[StaticSite] = []
+
+    def build() -> StaticSite:
+        site.append(StaticSite("site", StaticSiteArgs(**common(), deployer=Deployer(principal_id="oid"))))
+        site[0].publish({}, "{}")
+        with pytest.raises(ValueError, match=r"needs StaticSiteArgs\.deployer"):
+            StaticSite("bare", StaticSiteArgs(**common())).publish({}, "{}")
+        return site[0]
+
+    result, _ = declare(build)
+    role = result.one("azure-native:authorization:RoleAssignment", "deployer-blob")
+    website = result.one("azure-native:storage:StorageAccountStaticWebsite", "site-")
+    content = result.one("pulumi-python:dynamic:Resource", "site-content")
+    assert role.urn in website.dependencies
+    assert {role.urn, website.urn} <= set(content.dependencies)
 
 
 def test_static_site_grants_roles_on_its_account() -> None:
@@ -184,8 +204,7 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
                 sql_connection_string="Server=x",
                 allowed_origins=["https://site.example"],
                 package=package,
-                deployer_principal_id="deployer-oid",
-                deployer_principal_type="ServicePrincipal",
+                deployer=Deployer(principal_id="deployer-oid", principal_type="ServicePrincipal"),
             ),
         )
     )

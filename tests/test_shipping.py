@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from conftest import WHEELHOUSE
 
 from artifacts.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
@@ -201,17 +202,37 @@ def test_dedicated_stack_runs_from_a_package_blob_uploaded_after_the_schema() ->
 # the providers
 
 
+def storage_error(status: int, code: str, message: str) -> HttpResponseError:
+    """An error as azure-storage-blob raises it: status and `x-ms-error-code` on the exception."""
+    kind = ResourceNotFoundError if status == 404 else HttpResponseError
+    error = kind(message=f"{message}\nErrorCode:{code}")
+    error.status_code, error.error_code = status, code
+    return error
+
+
 class FakeContainer:
-    def __init__(self, fail_first: int = 0) -> None:
+    """The `$web` container client. Storage's documented answers while a deployment settles: 403
+    AuthorizationPermissionMismatch until a new data role propagates (Azure RBAC: "up to 10 minutes"),
+    404 ContainerNotFound until enabling the static website has created `$web`."""
+
+    def __init__(self, fail_first: int = 0, missing_first: int = 0) -> None:
         self.blobs: dict[str, tuple[bytes, str, str]] = {}
         self.deleted: list[str] = []
         self.fail_first = fail_first
+        self.missing_first = missing_first
 
     def upload_blob(self, name: str, data: bytes, overwrite: bool, content_settings: Any) -> None:
         assert overwrite
+        if self.missing_first:
+            self.missing_first -= 1
+            raise storage_error(404, "ContainerNotFound", "The specified container does not exist.")
         if self.fail_first:
             self.fail_first -= 1
-            raise PermissionError("403 AuthorizationPermissionMismatch")
+            raise storage_error(
+                403,
+                "AuthorizationPermissionMismatch",
+                "This request is not authorized to perform this operation.",
+            )
         self.blobs[name] = (data, content_settings.content_type, content_settings.cache_control)
 
     def delete_blob(self, name: str) -> None:
@@ -287,6 +308,36 @@ def test_site_upload_waits_for_a_new_role_assignment(site_dir: Path) -> None:
         {"account_url": "u", "config": "{}", "files": file_manifest(site_files(site_dir), site_dir.parent)}
     )
     assert waits == [15, 15] and "index.html" in container.blobs
+
+
+def test_site_upload_waits_for_web_to_appear_after_the_website_is_enabled(site_dir: Path) -> None:
+    container = FakeContainer(missing_first=1, fail_first=1)
+    waits: list[float] = []
+    provider = SiteUploadProvider(container_factory=lambda url: container, sleep=waits.append)
+    provider.create(
+        {"account_url": "u", "config": "{}", "files": file_manifest(site_files(site_dir), site_dir.parent)}
+    )
+    assert waits == [15, 15] and "index.html" in container.blobs
+
+
+def test_site_upload_does_not_wait_out_real_failures(site_dir: Path) -> None:
+    class Broken(FakeContainer):
+        def upload_blob(self, name: str, data: bytes, overwrite: bool, content_settings: Any) -> None:
+            raise storage_error(
+                400, "InvalidHeaderValue", "The value for one of the HTTP headers is not valid."
+            )
+
+    provider = SiteUploadProvider(
+        container_factory=lambda url: Broken(), sleep=lambda s: pytest.fail("waited")
+    )
+    with pytest.raises(HttpResponseError, match="InvalidHeaderValue"):
+        provider.create(
+            {
+                "account_url": "u",
+                "config": "{}",
+                "files": file_manifest(site_files(site_dir), site_dir.parent),
+            }
+        )
 
 
 class FakeKudu:
