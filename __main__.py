@@ -25,10 +25,13 @@ from components.signalr import SignalR, SignalRArgs, service_uri
 from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
+from preflight.program import verify as verify_prerequisites
 from settings import load_settings
 from settings.deployer import deploying_identity, sql_administrator
 
 settings = load_settings()
+# A fresh subscription or machine lacks things Azure only complains about half-way into `up`.
+verify_prerequisites(settings.location, flex_consumption=settings.hosting_plan == "FlexConsumption")
 client = authorization.get_client_config_output()
 deployer = deploying_identity(settings, client)
 # The code ships with `pulumi up`: the function package (built for the Functions host's Linux and

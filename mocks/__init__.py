@@ -6,7 +6,7 @@ registered resource with its inputs, and the stack's exports. `mocks.azure` answ
 """
 
 from mocks.azure import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, AzureMocks
-from mocks.capture import ROOT, ProgramRun, Registration, run, run_stack, stack_config
+from mocks.capture import ROOT, ProgramRun, Registration, run, run_stack
 
 __all__ = [
     "DEPLOYER_CLIENT_ID",
@@ -19,5 +19,4 @@ __all__ = [
     "Registration",
     "run",
     "run_stack",
-    "stack_config",
 ]

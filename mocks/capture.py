@@ -18,11 +18,13 @@ from typing import Any
 from unittest import mock
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from mocks.azure import AzureMocks
+import preflight.program
+from mocks.azure import AzureMocks, ReadySubscription
+from preflight.checks import BASE_PROVIDERS, ODBC_DRIVER, PRIVATE_NETWORK_PROVIDERS
+from settings.loading import stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "broadcast"
@@ -174,29 +176,25 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def stack_config(stack: str) -> dict[str, str]:
-    """The config of `Pulumi.<stack>.yaml` as the CLI hands it to a program (strings, JSON for lists)."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    config = {}
-    for key, value in (document.get("config") or {}).items():
-        config[key] = value if isinstance(value, str) else json.dumps(value)
-    return config
-
-
 def run(
     body: Callable[[], Any],
     config: Mapping[str, str],
     stack: str = "dev",
     expect_error: bool = False,
+    azure: Any = None,
+    odbc_drivers: list[str] | None = None,
+    preview: bool = False,
 ) -> ProgramRun:
     """Run `body` (which declares resources) under mocks with `config`, and capture what it declared.
 
     With `expect_error`, an exception from the program is returned in `error` (with whatever was
-    registered before it) instead of raised.
+    registered before it) instead of raised. `azure` answers the preflight's ARM reads and
+    `odbc_drivers` is what this machine has (default: a ready subscription and machine); `preview`
+    runs it as `pulumi preview` does.
     """
     mocks = AzureMocks()
     monitor = CapturingMonitor(mocks, stack)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), [])
     exports: dict[str, Any] = {}
     secret_exports: set[str] = set()
@@ -210,7 +208,14 @@ def run(
                 secret_exports.add(key)
 
     def program() -> Any:
-        with mock.patch.object(pulumi, "export", lambda key, value: raw_exports.__setitem__(key, value)):
+        # The preflight's ARM reads and the local ODBC driver, as on a ready subscription and machine.
+        ready = ReadySubscription([*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS])
+        drivers = [ODBC_DRIVER] if odbc_drivers is None else odbc_drivers
+        with (
+            mock.patch.object(pulumi, "export", lambda key, value: raw_exports.__setitem__(key, value)),
+            mock.patch.object(preflight.program, "arm_transport", azure or ready),
+            mock.patch.object(preflight.program, "odbc_drivers", lambda: drivers),
+        ):
             body()
         return pulumi.Output.from_input(asyncio.ensure_future(resolve()))
 
@@ -226,10 +231,11 @@ def run(
 
 
 def run_stack(
-    stack: str, overrides: Mapping[str, Any] | None = None, expect_error: bool = False
+    stack: str, overrides: Mapping[str, Any] | None = None, expect_error: bool = False, **options: Any
 ) -> ProgramRun:
-    """Run `__main__.py` with `Pulumi.<stack>.yaml` plus `overrides` (keys without the project prefix)."""
-    config = stack_config(stack)
+    """Run `__main__.py` with `Pulumi.<stack>.yaml` plus `overrides` (keys without the project prefix);
+    `options` are those of `run` (azure, odbc_drivers, preview)."""
+    config = stack_file(stack, ROOT)
     for key, value in (overrides or {}).items():
         full_key = key if ":" in key else f"broadcast:{key}"
         if value is None:
@@ -237,5 +243,9 @@ def run_stack(
         else:
             config[full_key] = value if isinstance(value, str) else json.dumps(value)
     return run(
-        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), config, stack, expect_error
+        lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
+        config,
+        stack,
+        expect_error,
+        **options,
     )

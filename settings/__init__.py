@@ -6,7 +6,7 @@
 """
 
 from settings.declarations import ENVIRONMENTS, PROJECT, SETTINGS, SETTINGS_BY_KEY, Setting, parse_ip_ranges
-from settings.loading import SettingsError, load_settings
+from settings.loading import SettingsError, load_settings, stack_file
 from settings.model import Settings, SqlAdmin
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "SqlAdmin",
     "load_settings",
     "parse_ip_ranges",
+    "stack_file",
 ]

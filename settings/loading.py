@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 from components.sql import DatabaseSku
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
 from settings.model import Settings, SqlAdmin
 
+ROOT = Path(__file__).resolve().parent.parent
 Values = dict[str, Any]
 """Every key's value once read and checked on its own (the default where unset)."""
 
@@ -158,6 +161,17 @@ def _build(environment: str, location: str, values: Values) -> Settings:
         deployer_principal_type=values["deployerPrincipalType"],
         protect_data=values["protectData"],
     )
+
+
+def stack_file(stack: str, root: Path = ROOT) -> dict[str, str]:
+    """The config of `Pulumi.<stack>.yaml` as the CLI hands it to a program (strings; JSON for lists)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Pulumi.{stack}.yaml in {root}")
+    document = yaml.safe_load(path.read_text()) or {}
+    return {
+        key: v if isinstance(v, str) else json.dumps(v) for key, v in (document.get("config") or {}).items()
+    }
 
 
 def load_settings(
