@@ -11,6 +11,7 @@ from aiohttp import web
 
 from artifacts.site_files import SITE_DIR
 from functions import wiring
+from local.cors import cors_middleware
 from local.database import Database
 from local.host import FunctionsHost, site_routes
 from local.hub import Hub
@@ -43,7 +44,8 @@ def build_app(
     """The aiohttp application and its hub and host (base URL set once the port is known)."""
     hub = Hub({wiring.HUB_NAME})
     host = FunctionsHost(database, hub, publish_key)
-    app = web.Application(client_max_size=1 << 20)
+    # The API allows the site's origin, as the deployed app's CORS does (here the site is on this one).
+    app = web.Application(client_max_size=1 << 20, middlewares=[cors_middleware(lambda: [hub.base_url])])
     app.add_routes(hub.routes())
     app.add_routes(host.routes())
     app.add_routes(

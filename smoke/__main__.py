@@ -1,0 +1,55 @@
+"""`python -m smoke --url <site url> [--key <function key>] [--wait SECONDS]` (see smoke/__init__.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+import time
+from typing import TextIO
+
+import smoke
+from smoke.steps import STEPS, Context, StepFailedError
+
+
+async def run(context: Context, out: TextIO) -> bool:
+    """Run every step in order, one line each; stop at the first failure."""
+    try:
+        for name, step in STEPS:
+            started = time.perf_counter()
+            try:
+                outcome = step(context)
+                detail = await outcome if inspect.isawaitable(outcome) else outcome
+            except StepFailedError as failure:
+                took = (time.perf_counter() - started) * 1000
+                print(f"FAIL {name:<9} {took:7.0f} ms  {failure}", file=out, flush=True)
+                return False
+            took = (time.perf_counter() - started) * 1000
+            print(f"ok   {name:<9} {took:7.0f} ms  {detail}", file=out, flush=True)
+        return True
+    finally:
+        if context.listener is not None:
+            await context.listener.close()
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Parse the command line and run the steps; 0 when every step passed."""
+    parser = argparse.ArgumentParser(prog="python -m smoke", description=smoke.__doc__)
+    parser.add_argument("--url", required=True, help="the site's URL (the stack output siteUrl)")
+    parser.add_argument("--key", help="a function key for POST /api/messages (without it, no publish)")
+    parser.add_argument("--wait", type=float, default=60, help="seconds to wait for each broadcast (60)")
+    arguments = parser.parse_args(argv)
+    if not arguments.url.startswith(("https://", "http://")):
+        parser.error(
+            f"--url {arguments.url!r}: give the site's URL, e.g. https://<account>.z6.web.core.windows.net/"
+        )
+    if arguments.wait <= 0:
+        parser.error("--wait must be positive")
+    url = arguments.url if arguments.url.endswith("/") else arguments.url + "/"
+    context = Context(site_url=url, key=arguments.key, wait_seconds=arguments.wait)
+    return 0 if asyncio.run(run(context, out)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

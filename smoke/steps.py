@@ -1,0 +1,239 @@
+"""The smoke test's steps: plain HTTP with urllib, and a SignalR client (pysignalr) for the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+HTTP_TIMEOUT = 30
+
+
+class StepFailedError(Exception):
+    """A step found the deployment not working; the message says what came back."""
+
+
+@dataclass
+class Http:
+    """An HTTP answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        """A header's value ('' when absent), case-insensitively."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), "")
+
+    def json(self) -> Any:
+        """The body as JSON, or StepFailedError saying what it was."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise StepFailedError(f"expected JSON, got HTTP {self.status}: {self.body[:200]!r}") from None
+
+
+def request(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Http:
+    """One HTTP request; an error status is an answer, not an exception."""
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=body, method=method, headers=headers or {}), timeout=HTTP_TIMEOUT
+        ) as response:
+            return Http(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Http(error.code, dict(error.headers), error.read())
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise StepFailedError(f"{method} {url} did not answer: {error}") from None
+
+
+@dataclass
+class Context:
+    """What the steps learn and share."""
+
+    site_url: str
+    key: str | None
+    wait_seconds: float
+    api: str = ""
+    hub: str = ""
+    origin: str = ""
+    listener: Listener | None = None
+    published: dict[str, Any] = field(default_factory=dict)
+
+
+def site(context: Context) -> str:
+    """The site answers 200 with its Content-Security-Policy."""
+    answer = request("GET", context.site_url)
+    if answer.status != 200:
+        raise StepFailedError(f"GET {context.site_url} answered HTTP {answer.status}")
+    page = answer.body.decode("utf-8", "replace")
+    if 'http-equiv="Content-Security-Policy"' not in page:
+        raise StepFailedError("the page has no Content-Security-Policy meta tag")
+    parts = urllib.parse.urlsplit(context.site_url)
+    context.origin = f"{parts.scheme}://{parts.netloc}"
+    return f"HTTP 200, {len(answer.body)} bytes, CSP present"
+
+
+def config(context: Context) -> str:
+    """config.json names the API and the hub."""
+    url = urllib.parse.urljoin(context.site_url, "config.json")
+    answer = request("GET", url)
+    document = answer.json()
+    if answer.status != 200 or not isinstance(document, dict) or not document.get("apiBaseUrl"):
+        raise StepFailedError(f"GET {url} answered HTTP {answer.status}: {answer.body[:200]!r}")
+    context.api, context.hub = str(document["apiBaseUrl"]).rstrip("/"), str(document.get("hub", ""))
+    return f"API {context.api}, hub {context.hub}"
+
+
+def cors(context: Context) -> str:
+    """A browser on the site may POST to the API (the preflight it sends first is allowed)."""
+    answer = request(
+        "OPTIONS",
+        f"{context.api}/messages",
+        headers={
+            "Origin": context.origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-functions-key",
+        },
+    )
+    allowed = answer.header("Access-Control-Allow-Origin")
+    if answer.status not in (200, 204) or allowed not in (context.origin, "*"):
+        raise StepFailedError(
+            f"preflight from {context.origin} answered HTTP {answer.status} with "
+            f"Access-Control-Allow-Origin {allowed!r}: the app's CORS does not list the site's origin"
+        )
+    return f"HTTP {answer.status}, origin allowed"
+
+
+def negotiate(context: Context) -> str:
+    """The API hands out a SignalR endpoint and an access token."""
+    answer = request("POST", f"{context.api}/negotiate", b"", {"Origin": context.origin})
+    document = answer.json()
+    if answer.status != 200 or not isinstance(document, dict) or not document.get("accessToken"):
+        raise StepFailedError(
+            f"POST {context.api}/negotiate answered HTTP {answer.status}: {answer.body[:200]!r}"
+        )
+    return f"SignalR at {urllib.parse.urlsplit(document.get('url', '')).netloc}"
+
+
+class Listener:
+    """A SignalR client that records broadcasts and wakes waiters on each."""
+
+    def __init__(self, api: str) -> None:
+        from pysignalr.client import SignalRClient
+
+        self.client = SignalRClient(api, retry_count=1)
+        self.messages: list[dict[str, Any]] = []
+        self.presence: list[int] = []
+        self.opened = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.client.on_open(self._open)
+        self.client.on("newMessage", self._message)
+        self.client.on("presence", self._presence)
+        self.task: asyncio.Task[None] | None = None
+
+    async def _open(self) -> None:
+        self.opened.set()
+
+    async def _message(self, arguments: list[Any]) -> None:
+        self.messages.extend(arguments)
+        self.changed.set()
+
+    async def _presence(self, arguments: list[Any]) -> None:
+        self.presence.append(int(arguments[0]["online"]))
+        self.changed.set()
+
+    async def until(self, condition: Callable[[], bool], seconds: float) -> bool:
+        """Wait (woken by each broadcast) until `condition()` holds, or the time is up."""
+        deadline = time.monotonic() + seconds
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+        return True
+
+    async def close(self) -> None:
+        """Stop the client."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+
+async def connect(context: Context) -> str:
+    """A client connects to SignalR and hears presence (a connection event went round the system)."""
+    listener = Listener(context.api)
+    context.listener = listener
+    listener.task = asyncio.create_task(listener.client.run())
+    try:
+        await asyncio.wait_for(listener.opened.wait(), context.wait_seconds)
+    except TimeoutError:
+        raise StepFailedError(f"no SignalR connection within {context.wait_seconds:.0f} s") from None
+    if not await listener.until(lambda: bool(listener.presence), context.wait_seconds):
+        raise StepFailedError(
+            f"connected, but no presence within {context.wait_seconds:.0f} s: connection events do not reach "
+            "the app (SignalR upstream, its Key Vault reference, or the SQL trigger)"
+        )
+    return f"connected, {listener.presence[-1]} online"
+
+
+async def publish(context: Context) -> str:
+    """A uniquely marked message is accepted and reaches the client over SignalR."""
+    if not context.key:
+        return "skipped: no --key given (the function key of POST /api/messages)"
+    assert context.listener is not None
+    marker = f"smoke {uuid.uuid4()}"
+    answer = await asyncio.to_thread(
+        request,
+        "POST",
+        f"{context.api}/messages",
+        json.dumps({"text": marker, "author": "smoke"}).encode(),
+        {"Content-Type": "application/json", "x-functions-key": context.key},
+    )
+    if answer.status != 202:
+        raise StepFailedError(
+            f"POST {context.api}/messages answered HTTP {answer.status}: {answer.body[:200]!r}"
+        )
+    key = answer.json()["key"]
+    listener = context.listener
+    if not await listener.until(
+        lambda: any(m.get("key") == key for m in listener.messages), context.wait_seconds
+    ):
+        raise StepFailedError(f"accepted as {key}, but not broadcast within {context.wait_seconds:.0f} s")
+    context.published = next(m for m in listener.messages if m.get("key") == key)
+    return f"message {context.published['id']} broadcast"
+
+
+def history(context: Context) -> str:
+    """The published message is in history (a reconnecting client would get it)."""
+    if not context.published:
+        return "skipped: nothing was published"
+    after = int(context.published["id"]) - 1
+    url = f"{context.api}/messages?after={after}&take=1"
+    answer = request("GET", url)
+    messages = answer.json().get("messages") if answer.status == 200 else None
+    if not messages or messages[0].get("key") != context.published["key"]:
+        raise StepFailedError(f"GET {url} answered HTTP {answer.status}: {answer.body[:200]!r}")
+    return f"message {context.published['id']} in history"
+
+
+Step = Callable[[Context], "str | Awaitable[str]"]
+STEPS: list[tuple[str, Step]] = [
+    ("site", site),
+    ("config", config),
+    ("cors", cors),
+    ("negotiate", negotiate),
+    ("signalr", connect),
+    ("publish", publish),
+    ("history", history),
+]
