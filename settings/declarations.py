@@ -177,14 +177,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="signalrSku",
         type="string",
-        description="Azure SignalR Service SKU.",
+        description="Azure SignalR Service SKU: Free_F1 (dev only: 20 concurrent connections and 20,000 "
+        "messages a day, a broadcast to N clients counting N), Standard_S1 or Premium_P1 (1,000 connections "
+        "per unit, no daily message cap).",
         default={"dev": "Free_F1", "test": "Standard_S1", "prod": "Standard_S1"},
         check=_one_of(SIGNALR_SKUS),
     ),
     Setting(
         key="signalrUnits",
         type="integer",
-        description="SignalR units (1,000 concurrent connections each; Free_F1 has exactly 1).",
+        description="SignalR units for Standard_S1 and Premium_P1 (1,000 concurrent connections each, 1-10 "
+        "then tens to 100); Free_F1 has exactly 1 (of 20 connections).",
         default=1,
         check=_one_of(SIGNALR_UNITS),
     ),

@@ -19,7 +19,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from mocks import ProgramRun
+from mocks import ROOT, ProgramRun
 from preview.policy_check import check
 
 POLICIES = {policy.name: policy for policy in ALL_POLICIES}
@@ -505,3 +505,10 @@ def test_key_vaults_use_roles_and_production_ones_cannot_be_purged() -> None:
     assert violations("keyvault-production-purge-protection", vault, protected) == []
     dev = changed(KEY_VAULT, "tags.environment", "dev")
     assert violations("keyvault-production-purge-protection", vault, dev) == []
+
+
+def test_the_readme_lists_every_rule_with_its_level_and_description() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for policy in ALL_POLICIES:
+        level = (policy.enforcement_level or EnforcementLevel.MANDATORY).value
+        assert f"| `{policy.name}` | {level} | {policy.description} |" in readme, policy.name
