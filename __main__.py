@@ -18,9 +18,13 @@ from pulumi_azure_native import authorization, resources
 
 from artifacts.function_package import build_package, pip_installer
 from artifacts.site_files import config_document, file_manifest, site_files
+from components.alerting import Alerting, AlertingArgs, AlertThresholds
 from components.app_service import HostingPlan, HostingPlanArgs
-from components.functions_app import FunctionApp, FunctionAppArgs
-from components.shared import Naming, Role, RoleAssignment, create_identity
+from components.functions_app import TYPE_TOKEN as FUNCTION_APP_TYPE_TOKEN
+from components.functions_app import FunctionApp, FunctionAppArgs, Telemetry
+from components.monitoring import Monitoring, MonitoringArgs, MovedFrom
+from components.network import Network, NetworkArgs
+from components.shared import Diagnostics, Naming, Role, RoleAssignment, create_identity
 from components.signalr import SignalR, SignalRArgs, service_uri
 from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
@@ -31,7 +35,11 @@ from settings.deployer import deploying_identity, sql_administrator
 
 settings = load_settings()
 # A fresh subscription or machine lacks things Azure only complains about half-way into `up`.
-verify_prerequisites(settings.location, flex_consumption=settings.hosting_plan == "FlexConsumption")
+verify_prerequisites(
+    settings.location,
+    flex_consumption=settings.hosting_plan == "FlexConsumption",
+    private_network=settings.network.private,
+)
 client = authorization.get_client_config_output()
 deployer = deploying_identity(settings, client)
 # The code ships with `pulumi up`: the function package (built for the Functions host's Linux and
@@ -51,12 +59,44 @@ resource_group = resources.ResourceGroup(
 # Storage, SignalR, SQL and Functions names are global DNS names: a per-stack suffix keeps them unique.
 suffix = random.RandomString("name-suffix", length=6, upper=False, special=False, numeric=True)
 naming = Naming(workload=settings.workload, environment=settings.environment, suffix=suffix.result)
-common = {
+placement = {
     "resource_group_name": resource_group.name,
     "location": settings.location,
     "tags": settings.tags,
     "naming": naming,
+    "lock": settings.protect_data,
 }
+
+# Monitoring first: every component sends its logs and metrics to this one workspace.
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        **placement,
+        retention_days=settings.log_retention_days,
+        # Stacks deployed before had them inside the Functions app component.
+        moved_from=MovedFrom(
+            parent_urn=pulumi.create_urn("functions", FUNCTION_APP_TYPE_TOKEN), name_prefix="functions"
+        ),
+    ),
+)
+common = {**placement, "diagnostics": Diagnostics(workspace_id=monitoring.resource_id)}
+
+# With `network: private`, SQL and the Functions host storage are reached through private endpoints.
+network = (
+    Network(
+        "network",
+        NetworkArgs(
+            **common,
+            address_space=settings.network.address_space,
+            app_subnet_id=settings.network.app_subnet_id,
+            endpoint_subnet_id=settings.network.endpoint_subnet_id,
+            dns_zone_ids=settings.network.dns_zone_ids,
+        ),
+    )
+    if settings.network.private
+    else None
+)
+private_access = network.private_access if network else None
 
 # The identities exist before the services, so every service can grant them access first: the
 # Functions app's (storage, SignalR, SQL), and SignalR's (it reads the upstream key from Key Vault).
@@ -81,6 +121,7 @@ database = SqlDatabase(
         backup_retention_days=settings.sql_backup_retention_days,
         client_ip_ranges=settings.sql_client_ip_ranges,
         app_identity=app_identity,
+        private_access=private_access,
     ),
 )
 
@@ -99,20 +140,22 @@ functions = FunctionApp(
         signalr_service_uri=signalr_name.apply(service_uri),
         sql_connection_string=database.connection_string(app_identity.client_id),
         allowed_origins=allowed_origins,
+        telemetry=Telemetry(
+            resource_id=monitoring.insights_id, connection_string=monitoring.insights_connection_string
+        ),
         python_version=settings.python_version,
         instance_memory_mb=settings.instance_memory_mb,
         maximum_instance_count=settings.maximum_instance_count,
         always_ready_instances=settings.always_ready_instances,
         sql_trigger_polling_interval_ms=settings.sql_trigger_polling_interval_ms,
         sql_trigger_max_batch_size=settings.sql_trigger_max_batch_size,
-        log_retention_days=settings.log_retention_days,
         storage_redundancy=settings.storage_redundancy,
         package=package,
         deploy_after=[database.schema] if database.schema else [],
         deployer=deployer,
         tenant_id=client.tenant_id,
         signalr_identity=signalr_identity,
-        protect_data=settings.protect_data,
+        private_access=private_access,
     ),
 )
 
@@ -145,6 +188,32 @@ site.publish(
     config=functions.api_base_url.apply(lambda api: config_document(api, wiring.HUB_NAME)),
 )
 
+# What pages someone: failures, undelivered messages, saturation, and availability from five regions.
+alerts = settings.alerts
+Alerting(
+    "alerts",
+    AlertingArgs(
+        **common,
+        telemetry_id=monitoring.insights_id,
+        signalr_id=signalr.resource_id,
+        sql_database_id=database.database_id,
+        email_receivers=alerts.emails,
+        availability_urls=(
+            {"api-health": pulumi.Output.concat(functions.api_base_url, "/health"), "site": site.url}
+            if alerts.availability_tests
+            else {}
+        ),
+        thresholds=AlertThresholds(
+            function_failures=alerts.function_failures,
+            http_server_errors=alerts.http_server_errors,
+            undelivered_after_minutes=alerts.undelivered_after_minutes,
+            signalr_connection_percent=alerts.signalr_connection_percent,
+            sql_cpu_percent=alerts.sql_cpu_percent,
+            sql_storage_percent=alerts.sql_storage_percent,
+        ),
+    ),
+)
+
 pulumi.export("resourceGroupName", resource_group.name)
 pulumi.export("siteUrl", site.url)
 pulumi.export("apiBaseUrl", functions.api_base_url)
@@ -152,3 +221,4 @@ pulumi.export("functionAppName", functions.name)
 pulumi.export("signalrHostName", signalr.host_name)
 pulumi.export("sqlServerFqdn", database.fully_qualified_domain_name)
 pulumi.export("sqlDatabaseName", database.database_name)
+pulumi.export("logAnalyticsWorkspace", monitoring.name)

@@ -1,11 +1,12 @@
 """Functions app: negotiate, publish, history and the SQL-triggered broadcasts.
 
 Azure resources: `web.WebApp` (kind `functionapp,linux`), its host `storage.StorageAccount` with
-the deployment container, `operationalinsights.Workspace`, `applicationinsights.Component`
-(workspace-based, Entra-only ingestion), role assignments for the app's user-assigned identity,
+the deployment container, role assignments for the app's user-assigned identity,
 `web.WebAppFtpAllowed`/`web.WebAppScmAllowed` (basic publishing credentials off), the code
-(OneDeploy or a run-from-package blob) and the `signalr_extension` system key SignalR's upstream
-calls with.
+(OneDeploy or a run-from-package blob), the `signalr_extension` system key SignalR's upstream calls
+with and the `keyvault.Vault` that keeps it; their diagnostic settings; with private access, the
+host storage's private endpoints (blob, queue, table) and the app's outbound virtual network
+integration. Telemetry goes to the Application Insights it is given (`Monitoring`).
 
 Every connection is identity-based: no account key, connection-string secret or password is in
 an app setting.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import applicationinsights, keyvault, operationalinsights, storage, web
+from pulumi_azure_native import keyvault, storage, web
 
 from artifacts.function_package import FunctionPackage
 from components.app_service import FLEX_CONSUMPTION
@@ -31,7 +32,10 @@ from components.shared import (
     UserAssignedIdentity,
     assign_role,
     assign_roles,
+    private_endpoint,
     secure_storage_account,
+    send_diagnostics,
+    send_storage_diagnostics,
 )
 from data_plane.code_deployment import OneDeploy, PackageBlob
 from data_plane.host_key import FunctionHostKey
@@ -42,6 +46,22 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The token predates this module's name (it was components/function_app.py): a component's type is
 # part of every child's URN, so it stays as it was deployed.
 TYPE_TOKEN = "broadcast:function_app:FunctionApp"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Telemetry:
+    """An Application Insights resource as the app reports to it."""
+
+    resource_id: pulumi.Input[str]
+    connection_string: pulumi.Input[str]
+
+
+# Microsoft.Web/sites: the Functions host's and the code's logs ("supported logs" reference).
+APP_LOGS = ("FunctionAppLogs",)
+# Microsoft.KeyVault/vaults: who read or changed the key.
+VAULT_LOGS = ("AuditEvent",)
+PRIVATE_STORAGE_GROUPS = ("blob", "queue", "table")
+"""The host storage's services the app uses (AzureWebJobsStorage__blob/queue/tableServiceUri)."""
 
 
 @dataclass(kw_only=True)
@@ -60,6 +80,9 @@ class FunctionAppArgs(ComponentArgs):
     """Required. A managed-identity connection string (no password)."""
     allowed_origins: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Required. Browser origins allowed by CORS (with credentials); never `*`."""
+    telemetry: Telemetry
+    """Required. The Application Insights the app reports to (its identity gets Monitoring Metrics
+    Publisher there: ingestion takes Entra tokens only)."""
     python_version: str = "3.11"
     """Optional. Python version of the Functions runtime. Default: 3.11."""
     instance_memory_mb: int = 2048
@@ -72,8 +95,6 @@ class FunctionAppArgs(ComponentArgs):
     """Optional. `Sql_Trigger_PollingIntervalMs`. Default: 1000."""
     sql_trigger_max_batch_size: int = 100
     """Optional. `Sql_Trigger_MaxBatchSize`. Default: 100."""
-    log_retention_days: int = 30
-    """Optional. Log Analytics retention. Default: 30."""
     storage_redundancy: str = "LRS"
     """Optional. Host storage replication. Default: LRS."""
     package: FunctionPackage | None = None
@@ -93,9 +114,6 @@ class FunctionAppArgs(ComponentArgs):
     """Optional. The identity SignalR Service reads the upstream key with: the key then lives in a
     Key Vault and `signalr_upstream_url` references it instead of carrying it. Default: none (the key
     is in the URL, which is a secret)."""
-    protect_data: bool = False
-    """Optional. Purge protection on the Key Vault (irreversible) and 90 days of soft delete, instead
-    of 7. Default: false."""
 
 
 def _scm_host(host_names: Sequence[str]) -> str:
@@ -143,12 +161,12 @@ class FunctionApp(pulumi.ComponentResource):
 
         host_storage, container = self._host_storage()
         package_container_url = pulumi.Output.concat(host_storage.primary_endpoints.blob, PACKAGE_CONTAINER)
-        insights = self._monitoring()
-        self.identity_roles = self._identity_roles(host_storage, insights)
-        settings = self._app_settings(host_storage, insights, container)
+        self.identity_roles = self._identity_roles(host_storage)
+        settings = self._app_settings(host_storage, container)
         app = self._app(settings, container, package_container_url)
         self._disable_basic_auth(app)
         assign_roles(name, app.id, args.role_assignments, self)
+        send_diagnostics(f"{name}-app-diagnostics", app.id, args.diagnostics, self, logs=APP_LOGS)
         self.code_deployments = self._deploy_code(app)
         self.signalr_upstream_url = self._signalr_upstream(app)
 
@@ -174,10 +192,18 @@ class FunctionApp(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
 
     def _host_storage(self) -> tuple[storage.StorageAccount, storage.BlobContainer]:
-        """The host's storage account and the private container the code package lives in."""
+        """The host's storage account and the private container the code package lives in; its blob
+        reads, writes and deletes go to the workspace; with private access, its blob, queue and table
+        endpoints are private."""
         args = self._args
+        private = args.private_access
         account = secure_storage_account(
-            f"{self._name}-storage", args.naming.compact_name("stfunc"), args, args.storage_redundancy, self
+            f"{self._name}-storage",
+            args.naming.compact_name("stfunc"),
+            args,
+            args.storage_redundancy,
+            self,
+            private=private is not None,
         )
         container = storage.BlobContainer(
             f"{self._name}-package-container",
@@ -187,47 +213,24 @@ class FunctionApp(pulumi.ComponentResource):
             public_access=storage.PublicAccess.NONE,
             opts=self._child(),
         )
+        send_storage_diagnostics(self._name, account.id, args.diagnostics, self)
+        self._storage_endpoints: list[pulumi.Resource] = []
+        if private is not None:
+            self._storage_endpoints = [
+                private_endpoint(
+                    f"{self._name}-storage-{group}-endpoint", account.id, group, args, private, self
+                )
+                for group in PRIVATE_STORAGE_GROUPS
+            ]
         return account, container
 
-    def _monitoring(self) -> applicationinsights.Component:
-        """Log Analytics and workspace-based Application Insights that accepts Entra tokens only."""
-        args = self._args
-        workspace = operationalinsights.Workspace(
-            f"{self._name}-logs",
-            workspace_name=args.naming.name("log"),
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            sku=operationalinsights.WorkspaceSkuArgs(
-                name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018
-            ),
-            retention_in_days=args.log_retention_days,
-            opts=self._child(),
-        )
-        return applicationinsights.Component(
-            f"{self._name}-insights",
-            resource_name_=args.naming.name("appi"),
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            kind="web",
-            application_type=applicationinsights.ApplicationType.WEB,
-            workspace_resource_id=workspace.id,
-            ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
-            # Telemetry is accepted only with an Entra token (the app's identity), not the ikey alone.
-            disable_local_auth=True,
-            opts=self._child(),
-        )
-
-    def _identity_roles(
-        self, host_storage: storage.StorageAccount, insights: applicationinsights.Component
-    ) -> list[pulumi.Resource]:
+    def _identity_roles(self, host_storage: storage.StorageAccount) -> list[pulumi.Resource]:
         """What the app's identity needs before the host starts: its storage, and telemetry."""
         grants = [
             ("blob", host_storage.id, Role.STORAGE_BLOB_DATA_OWNER),
             ("queue", host_storage.id, Role.STORAGE_QUEUE_DATA_CONTRIBUTOR),
             ("table", host_storage.id, Role.STORAGE_TABLE_DATA_CONTRIBUTOR),
-            ("metrics", insights.id, Role.MONITORING_METRICS_PUBLISHER),
+            ("metrics", self._args.telemetry.resource_id, Role.MONITORING_METRICS_PUBLISHER),
         ]
         principal = self._args.identity.principal_id
         return [
@@ -243,7 +246,6 @@ class FunctionApp(pulumi.ComponentResource):
     def _app_settings(
         self,
         host_storage: storage.StorageAccount,
-        insights: applicationinsights.Component,
         container: storage.BlobContainer,
     ) -> dict[str, pulumi.Input[str]]:
         """Identity-based connections to host storage, telemetry, SignalR and SQL; SQL trigger tuning."""
@@ -254,7 +256,7 @@ class FunctionApp(pulumi.ComponentResource):
             "AzureWebJobsStorage__blobServiceUri": host_storage.primary_endpoints.blob,
             "AzureWebJobsStorage__queueServiceUri": host_storage.primary_endpoints.queue,
             "AzureWebJobsStorage__tableServiceUri": host_storage.primary_endpoints.table,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": insights.connection_string,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": args.telemetry.connection_string,
             "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": pulumi.Output.concat(
                 "ClientId=", identity.client_id, ";Authorization=AAD"
             ),
@@ -333,7 +335,9 @@ class FunctionApp(pulumi.ComponentResource):
             site_config=self._flex_site_config(settings)
             if self._flex
             else self._classic_site_config(settings),
-            opts=self._child([container, *self.identity_roles]),
+            # Outbound through the delegated subnet, so the host reaches its private storage and SQL.
+            virtual_network_subnet_id=args.private_access.app_subnet_id if args.private_access else None,
+            opts=self._child([container, *self.identity_roles, *self._storage_endpoints]),
         )
 
     def _flex_site_config(self, settings: dict[str, pulumi.Input[str]]) -> web.SiteConfigArgsDict:
@@ -435,13 +439,14 @@ class FunctionApp(pulumi.ComponentResource):
                 sku=keyvault.SkuArgs(family=keyvault.SkuFamily.A, name=keyvault.SkuName.STANDARD),
                 enable_rbac_authorization=True,
                 enable_soft_delete=True,
-                soft_delete_retention_in_days=90 if args.protect_data else 7,
+                soft_delete_retention_in_days=90 if args.lock else 7,
                 # Irreversible, and the API refuses `false`: only ever sent as true.
-                enable_purge_protection=True if args.protect_data else None,
+                enable_purge_protection=True if args.lock else None,
                 public_network_access="Enabled",
             ),
-            opts=self._child(),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.lock),
         )
+        send_diagnostics(f"{self._name}-vault-diagnostics", vault.id, args.diagnostics, self, logs=VAULT_LOGS)
         secret = keyvault.Secret(
             f"{self._name}-signalr-key-secret",
             secret_name="signalr-extension-key",

@@ -1,8 +1,8 @@
 """SignalR: Azure SignalR Service in Serverless mode, the fan-out to every browser.
 
-Azure resources: `signalrservice.SignalR` and role assignments on it. Local (key) auth is
-disabled: the Functions app reaches it with its managed identity, and clients with the short
-tokens that `negotiate` hands out.
+Azure resources: `signalrservice.SignalR`, role assignments on it and its diagnostic setting.
+Local (key) auth is disabled: the Functions app reaches it with its managed identity, and clients
+with the short tokens that `negotiate` hands out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import signalrservice
 
-from components.shared import ComponentArgs, UserAssignedIdentity, assign_roles
+from components.shared import ComponentArgs, UserAssignedIdentity, assign_roles, send_diagnostics
 
 _SKU_TIERS = {"Free_F1": "Free", "Standard_S1": "Standard", "Premium_P1": "Premium"}
 
@@ -86,7 +86,9 @@ class SignalR(pulumi.ComponentResource):
             sku=signalrservice.ResourceSkuArgs(name=args.sku, tier=_SKU_TIERS[args.sku], capacity=args.units),
             features=[
                 signalrservice.SignalRFeatureArgs(flag="ServiceMode", value="Serverless"),
+                # Which logs the service writes (its "log source settings"): connections and messages.
                 signalrservice.SignalRFeatureArgs(flag="EnableConnectivityLogs", value="True"),
+                signalrservice.SignalRFeatureArgs(flag="EnableMessagingLogs", value="True"),
             ],
             cors=signalrservice.SignalRCorsSettingsArgs(allowed_origins=args.allowed_origins),
             disable_local_auth=True,
@@ -105,6 +107,8 @@ class SignalR(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         assign_roles(name, service.id, args.role_assignments, self)
+        # SignalR has one resource-log category, AllLogs; which logs exist is the features above.
+        send_diagnostics(f"{name}-diagnostics", service.id, args.diagnostics, self, logs=("AllLogs",))
 
         self.name = service.name
         self.resource_id = service.id

@@ -1,9 +1,10 @@
 """SQL: Azure SQL Database, the source of truth every broadcast is read from.
 
 Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Database` (vCore,
-serverless in dev), `sql.BackupShortTermRetentionPolicy` and `sql.FirewallRule`s (Azure services,
-plus explicit client ranges), and the schema (T-SQL migrations applied with pyodbc and an Entra
-token). No SQL password exists anywhere.
+serverless in dev), `sql.BackupShortTermRetentionPolicy`, `sql.FirewallRule`s (Azure services, plus
+explicit client ranges) or, with private access, a private endpoint instead; server auditing and the
+database's diagnostics to Log Analytics; deletion locks when locked; and the schema (T-SQL
+migrations applied with pyodbc and an Entra token). No SQL password exists anywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import sql
 
-from components.shared import ComponentArgs, UserAssignedIdentity, assign_roles
+from components.shared import (
+    ComponentArgs,
+    UserAssignedIdentity,
+    assign_roles,
+    lock_against_deletion,
+    private_endpoint,
+    send_diagnostics,
+)
 from data_plane.database_schema import DatabaseSchema
 
 _SKU_PATTERN = re.compile(r"^(GP_S|GP|BC|HS)_Gen5_(\d+)$")
@@ -71,6 +79,23 @@ class FirewallRange:
 
 # The documented special rule: start and end 0.0.0.0 admits Azure services, not the internet.
 _AZURE_SERVICES = FirewallRange(start="0.0.0.0", end="0.0.0.0")
+SQL_GROUP = "sqlServer"
+"""The private endpoint sub-resource of a logical server (zone privatelink.database.windows.net)."""
+# Microsoft.Sql/servers/databases ("supported logs"): the SQL trigger's and the app's errors,
+# timeouts, blocks and deadlocks, tuning, Query Store and waits; the metric categories.
+DATABASE_LOGS = (
+    "Errors",
+    "Timeouts",
+    "Blocks",
+    "Deadlocks",
+    "AutomaticTuning",
+    "QueryStoreRuntimeStatistics",
+    "QueryStoreWaitStatistics",
+    "DatabaseWaitStatistics",
+    "SQLInsights",
+)
+DATABASE_METRICS = ("Basic", "InstanceAndAppAdvanced", "WorkloadManagement")
+AUDIT_LOGS = ("SQLSecurityAuditEvents",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,89 +148,43 @@ class SqlDatabase(pulumi.ComponentResource):
     database_id: pulumi.Output[str]
     """The database's resource id."""
     firewall_rules: list[sql.FirewallRule]
-    """The firewall rules; schema migrations must wait for them."""
+    """The firewall rules (none with private access); schema migrations wait for them."""
     schema: DatabaseSchema | None
-    """The applied schema, when `app_identity_name` was given: the app's code waits for it."""
+    """The applied schema, when `app_identity` was given: the app's code waits for it."""
 
     def __init__(self, name: str, args: SqlDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:sql:SqlDatabase", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        admin = args.administrator
-
-        server = sql.Server(
-            f"{name}-server",
-            server_name=args.naming.name("sql"),
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            version="12.0",
-            minimal_tls_version="1.2",
-            public_network_access=sql.ServerPublicNetworkAccessFlag.ENABLED,
-            administrators=sql.ServerExternalAdministratorArgs(
-                administrator_type=sql.AdministratorType.ACTIVE_DIRECTORY,
-                azure_ad_only_authentication=True,
-                login=admin.login,
-                sid=admin.sid,
-                tenant_id=admin.tenant_id,
-                principal_type=admin.principal_type,
-            ),
-            opts=child,
+        self._name = name
+        self._args = args
+        server = self._server()
+        database = self._database(server)
+        self.firewall_rules = self._firewall(server)
+        endpoint = (
+            private_endpoint(f"{name}-endpoint", server.id, SQL_GROUP, args, args.private_access, self)
+            if args.private_access
+            else None
         )
-
-        serverless = args.sku.serverless
-        database = sql.Database(
-            f"{name}-database",
-            database_name=args.naming.name("sqldb"),
-            server_name=server.name,
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            tags=dict(args.tags),
-            sku=sql.SkuArgs(
-                name=args.sku.name, tier=args.sku.tier, family=args.sku.family, capacity=args.sku.capacity
-            ),
-            auto_pause_delay=args.auto_pause_delay_minutes if serverless else None,
-            min_capacity=args.sku.min_capacity,
-            zone_redundant=args.zone_redundant,
-            requested_backup_storage_redundancy="Zone" if args.zone_redundant else "Local",
-            collation="SQL_Latin1_General_CP1_CI_AS",
-            opts=child,
-        )
-        sql.BackupShortTermRetentionPolicy(
-            f"{name}-backup-retention",
-            policy_name="default",
-            database_name=database.name,
-            server_name=server.name,
-            resource_group_name=args.resource_group_name,
-            retention_days=args.backup_retention_days,
-            opts=child,
-        )
-
-        rules = [("AllowAllWindowsAzureIps", _AZURE_SERVICES)]
-        rules += [(f"client-{index}", ip_range) for index, ip_range in enumerate(args.client_ip_ranges)]
-        self.firewall_rules = [
-            sql.FirewallRule(
-                f"{name}-firewall-{rule_name}",
-                firewall_rule_name=rule_name,
-                server_name=server.name,
-                resource_group_name=args.resource_group_name,
-                start_ip_address=ip_range.start,
-                end_ip_address=ip_range.end,
-                opts=child,
-            )
-            for rule_name, ip_range in rules
-        ]
         assign_roles(name, server.id, args.role_assignments, self)
-
-        self.schema: DatabaseSchema | None = None
-        if args.app_identity is not None:
-            self.schema = DatabaseSchema(
-                f"{name}-schema",
-                server=server.fully_qualified_domain_name,
-                server_id=server.id,
-                database=database.name,
-                app_identity_name=args.app_identity.name,
-                app_identity_client_id=args.app_identity.client_id,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[server, database, *self.firewall_rules]),
+        auditing = self._auditing(server)
+        database_diagnostics = send_diagnostics(
+            f"{name}-database-diagnostics",
+            database.id,
+            args.diagnostics,
+            self,
+            DATABASE_LOGS,
+            DATABASE_METRICS,
+        )
+        self.schema = self._schema(server, database, [endpoint] if endpoint else [])
+        if args.lock:
+            # After everything under them, so Pulumi removes the locks first (they are inherited).
+            lock_against_deletion(
+                f"{name}-database-lock", database.id, self, [database_diagnostics, self.schema]
+            )
+            lock_against_deletion(
+                f"{name}-server-lock",
+                server.id,
+                self,
+                [*auditing, *self.firewall_rules, endpoint, self.schema],
             )
 
         self.name = server.name
@@ -221,6 +200,134 @@ class SqlDatabase(pulumi.ComponentResource):
                 "database_name": self.database_name,
                 "database_id": self.database_id,
             }
+        )
+
+    def _child(self, protect: bool = False) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, protect=protect)
+
+    def _server(self) -> sql.Server:
+        """The logical server: Entra-only, TLS 1.2; without public endpoint under private access."""
+        args, admin = self._args, self._args.administrator
+        return sql.Server(
+            f"{self._name}-server",
+            server_name=args.naming.name("sql"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            version="12.0",
+            minimal_tls_version="1.2",
+            public_network_access=(
+                sql.ServerPublicNetworkAccessFlag.DISABLED
+                if args.private_access
+                else sql.ServerPublicNetworkAccessFlag.ENABLED
+            ),
+            administrators=sql.ServerExternalAdministratorArgs(
+                administrator_type=sql.AdministratorType.ACTIVE_DIRECTORY,
+                azure_ad_only_authentication=True,
+                login=admin.login,
+                sid=admin.sid,
+                tenant_id=admin.tenant_id,
+                principal_type=admin.principal_type,
+            ),
+            opts=self._child(protect=args.lock),
+        )
+
+    def _database(self, server: sql.Server) -> sql.Database:
+        """The database (serverless or provisioned) and its point-in-time restore window."""
+        args = self._args
+        database = sql.Database(
+            f"{self._name}-database",
+            database_name=args.naming.name("sqldb"),
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            sku=sql.SkuArgs(
+                name=args.sku.name, tier=args.sku.tier, family=args.sku.family, capacity=args.sku.capacity
+            ),
+            auto_pause_delay=args.auto_pause_delay_minutes if args.sku.serverless else None,
+            min_capacity=args.sku.min_capacity,
+            zone_redundant=args.zone_redundant,
+            requested_backup_storage_redundancy="Zone" if args.zone_redundant else "Local",
+            collation="SQL_Latin1_General_CP1_CI_AS",
+            opts=self._child(protect=args.lock),
+        )
+        sql.BackupShortTermRetentionPolicy(
+            f"{self._name}-backup-retention",
+            policy_name="default",
+            database_name=database.name,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            retention_days=args.backup_retention_days,
+            opts=self._child(),
+        )
+        return database
+
+    def _firewall(self, server: sql.Server) -> list[sql.FirewallRule]:
+        """Azure services and the client ranges, each rule named by its range (reordering replaces
+        nothing). None under private access: Azure refuses firewall changes then (error 42101)."""
+        args = self._args
+        if args.private_access:
+            return []
+        rules = [("AllowAllWindowsAzureIps", _AZURE_SERVICES)]
+        rules += [(f"client-{r.start}-{r.end}", r) for r in args.client_ip_ranges]
+        return [
+            sql.FirewallRule(
+                f"{self._name}-firewall-{rule_name}",
+                firewall_rule_name=rule_name,
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
+                start_ip_address=ip_range.start,
+                end_ip_address=ip_range.end,
+                opts=self._child(),
+            )
+            for rule_name, ip_range in rules
+        ]
+
+    def _auditing(self, server: sql.Server) -> list[pulumi.Resource]:
+        """Server auditing to the workspace: the auditing policy with Azure Monitor as its target, and a
+        diagnostic setting with SQLSecurityAuditEvents on `master`, which holds server-level audit
+        ("Server auditing to Log Analytics"; never declare `master` itself: it is a system database)."""
+        args = self._args
+        if args.diagnostics is None:
+            return []
+        master = send_diagnostics(
+            f"{self._name}-audit-diagnostics",
+            server.id.apply(lambda server_id: f"{server_id}/databases/master"),
+            args.diagnostics,
+            self,
+            logs=AUDIT_LOGS,
+            metrics=(),
+        )
+        policy = sql.ServerBlobAuditingPolicy(
+            f"{self._name}-auditing",
+            blob_auditing_policy_name="default",
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            state=sql.BlobAuditingPolicyState.ENABLED,
+            is_azure_monitor_target_enabled=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[master] if master else []),
+        )
+        return [resource for resource in (master, policy) if resource is not None]
+
+    def _schema(
+        self, server: sql.Server, database: sql.Database, endpoints: Sequence[pulumi.Resource]
+    ) -> DatabaseSchema | None:
+        """The tables, change tracking and the app's database user, applied during `pulumi up` once
+        the server can be reached (firewall rules, or the private endpoint)."""
+        args = self._args
+        if args.app_identity is None:
+            return None
+        return DatabaseSchema(
+            f"{self._name}-schema",
+            server=server.fully_qualified_domain_name,
+            server_id=server.id,
+            database=database.name,
+            app_identity_name=args.app_identity.name,
+            app_identity_client_id=args.app_identity.client_id,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[server, database, *self.firewall_rules, *endpoints]
+            ),
         )
 
     def connection_string(self, identity_client_id: pulumi.Input[str]) -> pulumi.Output[str]:

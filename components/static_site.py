@@ -13,7 +13,16 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import storage
 
-from components.shared import ComponentArgs, Deployer, Role, assign_role, assign_roles, secure_storage_account
+from components.shared import (
+    ComponentArgs,
+    Deployer,
+    Role,
+    assign_role,
+    assign_roles,
+    lock_against_deletion,
+    secure_storage_account,
+    send_storage_diagnostics,
+)
 from data_plane.site_upload import SiteContent
 
 INDEX_DOCUMENT = "index.html"
@@ -73,7 +82,12 @@ class StaticSite(pulumi.ComponentResource):
             error404_document=ERROR_DOCUMENT,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._uploader] if self._uploader else []),
         )
-        assign_roles(name, account.id, args.role_assignments, self)
+        roles = assign_roles(name, account.id, args.role_assignments, self)
+        diagnostics = send_storage_diagnostics(name, account.id, args.diagnostics, self)
+        if args.lock:
+            # A lock does not protect the blobs (Azure: "Lock your resources"); it keeps the account,
+            # and with it the site's address, from being deleted by mistake.
+            lock_against_deletion(f"{name}-lock", account.id, self, [self._uploader, *roles, *diagnostics])
         self._name = name
         self._account = account
         self._website = website

@@ -172,11 +172,13 @@ class SchemaProvider(ResourceProvider):
         arm: Callable[[str, str, dict[str, Any] | None], int] | None = None,
         sleep: Callable[[float], None] | None = None,
         firewall_wait_seconds: float = 300,
+        locks: Callable[[str], list[str]] | None = None,
     ) -> None:
         self._connect = connect
         self._arm = arm
         self._sleep = sleep
         self._firewall_wait = firewall_wait_seconds
+        self._locks = locks
 
     @staticmethod
     def _azure_sql_connection(props: dict[str, Any]) -> Any:
@@ -203,6 +205,18 @@ class SchemaProvider(ResourceProvider):
         status, _, _ = urllib_transport(method, url, data, headers)
         return status
 
+    @staticmethod
+    def _lock_levels(resource_id: str) -> list[str]:
+        """The levels of the management locks on a resource and above it (ARM: Management Locks -
+        List At Resource Level)."""
+        import json
+
+        url = f"{ARM}{resource_id}/providers/Microsoft.Authorization/locks?api-version=2020-05-01"
+        status, _, body = urllib_transport("GET", url, None, {"Authorization": f"Bearer {entra_token()}"})
+        if status != 200:
+            return []
+        return [str(lock.get("properties", {}).get("level")) for lock in json.loads(body).get("value", [])]
+
     def _firewall_rule_url(self, props: dict[str, Any], address: str) -> str:
         name = "pulumi-schema-" + address.replace(".", "-")
         return f"{ARM}{props['server_id']}/firewallRules/{name}?api-version=2021-11-01"
@@ -214,10 +228,26 @@ class SchemaProvider(ResourceProvider):
         try:
             return connect(props), None
         except Exception as error:
+            if "Deny Public Network Access is set to Yes" in str(error) or "(47073)" in str(error):
+                raise MigrationError(
+                    f"{props['server']} accepts private connections only (network: private): run `pulumi up` "
+                    "from a machine in its virtual network, or in one peered with it whose DNS resolves "
+                    "privatelink.database.windows.net (a self-hosted runner; README, Private networking)"
+                ) from error
             match = re.search(r"Client with IP address '([0-9.]+)' is not allowed", str(error))
             if not match:
                 raise
             address = match.group(1)
+        if any(
+            level in ("CanNotDelete", "ReadOnly")
+            for level in (self._locks or self._lock_levels)(props["server_id"])
+        ):
+            # A lock is inherited by the firewall rules: a temporary one could never be removed.
+            raise MigrationError(
+                f"the server refused {address} and is locked against deletion (protectData), so no temporary "
+                f"firewall rule is opened: add {address} to sqlClientIpRanges, or apply from a machine the "
+                "firewall already admits"
+            )
         arm = self._arm or self._arm_request
         url = self._firewall_rule_url(props, address)
         status = arm("PUT", url, {"properties": {"startIpAddress": address, "endIpAddress": address}})

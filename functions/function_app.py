@@ -59,6 +59,8 @@ def publish(req: func.HttpRequest, row: func.Out[func.SqlRow]) -> func.HttpRespo
         return _error_response(error)
     stored = contract.new_message_row(fields, datetime.now(UTC), uuid.uuid4())
     row.set(func.SqlRow(stored))
+    # One line per message: the undelivered-messages alert pairs it with the broadcast's line by key.
+    logging.info("%s %s", wiring.ACCEPTED_LOG, stored["messageKey"])
     accepted = {
         "key": stored["messageKey"],
         "text": stored["text"],
@@ -120,9 +122,8 @@ def broadcast_messages(changes: str, signalr: func.Out[str]) -> None:
     messages = [contract.message_from_row(item) for item in contract.inserted_items(changes)]
     if messages:
         signalr.set(contract.signalr_messages(wiring.NEW_MESSAGE_TARGET, messages))
-        logging.info(
-            "broadcast %d message(s), ids %d-%d", len(messages), messages[0]["id"], messages[-1]["id"]
-        )
+        for message in messages:
+            logging.info("%s %s as %d", wiring.BROADCAST_LOG, message["key"], message["id"])
 
 
 def _connection_event(invocation: str, row: func.Out[func.SqlRow], column: str) -> None:

@@ -33,3 +33,9 @@ SQL_TRIGGERED_FUNCTIONS = (BROADCAST_MESSAGES_FUNCTION, BROADCAST_PRESENCE_FUNCT
 
 SIGNALR_EXTENSION_KEY = "signalr_extension"
 """The Functions host system key that authorizes SignalR upstream calls to `/runtime/webhooks/signalr`."""
+
+ACCEPTED_LOG = "accepted message"
+"""The log line `<ACCEPTED_LOG> <key>` the publish function writes for each message it stores."""
+BROADCAST_LOG = "broadcast message"
+"""The log line `<BROADCAST_LOG> <key> as <id>` the broadcast function writes for each message sent;
+the undelivered-messages alert matches the two by key."""

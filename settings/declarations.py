@@ -115,6 +115,54 @@ def _check_origins(value: list[Any]) -> str | None:
     return None
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_RESOURCE_ID = re.compile(r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/.+", re.IGNORECASE)
+NETWORK_MODES = ("public", "private")
+
+
+def _check_emails(value: list[Any]) -> str | None:
+    for address in value:
+        if not isinstance(address, str) or not _EMAIL.fullmatch(address):
+            return f"{address!r} is not an e-mail address; allowed: a list of addresses like ops@example.com"
+    return None
+
+
+def _check_address_space(value: str) -> str | None:
+    try:
+        space = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return "allowed: an IPv4 CIDR block such as 10.20.0.0/24"
+    if not space.is_private or not 16 <= space.prefixlen <= 26:
+        return "allowed: a private (RFC 1918) block from /16 to /26; each half becomes a subnet"
+    return None
+
+
+def _check_subnet_id(value: str) -> str | None:
+    if value == "" or (
+        _RESOURCE_ID.fullmatch(value) and "/virtualNetworks/" in value and "/subnets/" in value
+    ):
+        return None
+    return (
+        "allowed: a subnet resource id (/subscriptions/.../virtualNetworks/<vnet>/subnets/<subnet>), or unset"
+    )
+
+
+def _check_zone_ids(value: list[Any]) -> str | None:
+    for zone in value:
+        if not isinstance(zone, str) or not _RESOURCE_ID.fullmatch(zone) or "/privateDnsZones/" not in zone:
+            return (
+                f"{zone!r} is not a private DNS zone resource id (/subscriptions/.../privateDnsZones/<zone>)"
+            )
+    return None
+
+
+def _between_or(low: int, high: int, meaning: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"allowed: {meaning}, an integer from {low} to {high}"
+
+    return check
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="environment",
@@ -298,8 +346,106 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="protectData",
         type="boolean",
-        description="Guard the data against deletion: Key Vault purge protection (irreversible) and 90 days "
-        "of soft delete; on in prod.",
+        description="Guard the stateful resources against deletion: CanNotDelete locks on the SQL server, "
+        "database and site storage, Pulumi protect on them and the host storage, workspace and Key Vault, "
+        "and Key Vault purge protection (irreversible); on in prod.",
+        default={"dev": False, "test": False, "prod": True},
+    ),
+    Setting(
+        key="network",
+        type="string",
+        description="public: data services behind Entra and firewalls; private: SQL and the Functions host "
+        "storage reachable through private endpoints only, the app's outbound traffic through a subnet.",
+        default="public",
+        check=_one_of(NETWORK_MODES),
+    ),
+    Setting(
+        key="networkAddressSpace",
+        type="string",
+        description="With network private: the virtual network's address space (private, /16 to /26), halved "
+        "into the app subnet and the private endpoint subnet.",
+        default="10.20.0.0/24",
+        check=_check_address_space,
+    ),
+    Setting(
+        key="networkAppSubnetId",
+        type="string",
+        description="With network private: an existing subnet delegated to Microsoft.App/environments "
+        "(bring your own network; with networkEndpointSubnetId, no network is created).",
+        default="",
+        check=_check_subnet_id,
+    ),
+    Setting(
+        key="networkEndpointSubnetId",
+        type="string",
+        description="With network private: an existing subnet for the private endpoints (bring your own "
+        "network).",
+        default="",
+        check=_check_subnet_id,
+    ),
+    Setting(
+        key="networkPrivateDnsZoneIds",
+        type="array",
+        description="With network private: existing private DNS zones (privatelink.database.windows.net, "
+        "privatelink.blob/queue/table.core.windows.net) already linked where they resolve; none are created.",
+        default=[],
+        check=_check_zone_ids,
+    ),
+    Setting(
+        key="alertEmails",
+        type="array",
+        description="E-mail addresses the action group notifies when an alert fires (none: alerts show in "
+        "Azure Monitor only).",
+        default=[],
+        check=_check_emails,
+    ),
+    Setting(
+        key="alertFunctionFailures",
+        type="integer",
+        description="Alert when more Functions invocations than this fail in 5 minutes.",
+        default=5,
+        check=_between(0, 10_000),
+    ),
+    Setting(
+        key="alertHttpServerErrors",
+        type="integer",
+        description="Alert when the API answers more 5xx than this in 5 minutes.",
+        default=5,
+        check=_between(0, 10_000),
+    ),
+    Setting(
+        key="alertUndeliveredMinutes",
+        type="integer",
+        description="Alert when a message the API accepted has not been broadcast after this many minutes.",
+        default=2,
+        check=_between(1, 25),
+    ),
+    Setting(
+        key="alertSignalrConnectionPercent",
+        type="integer",
+        description="Alert when SignalR connections exceed this share of the units' quota.",
+        default=80,
+        check=_between_or(1, 100, "a percentage"),
+    ),
+    Setting(
+        key="alertSqlCpuPercent",
+        type="integer",
+        description="Alert when the database's CPU averages above this over 15 minutes.",
+        default=80,
+        check=_between_or(1, 100, "a percentage"),
+    ),
+    Setting(
+        key="alertSqlStoragePercent",
+        type="integer",
+        description="Alert when the database's data space used exceeds this.",
+        default=85,
+        check=_between_or(1, 100, "a percentage"),
+    ),
+    Setting(
+        key="availabilityTests",
+        type="boolean",
+        description="Test GET /api/health and the site from five regions every 5 minutes, alerting when "
+        "three fail (billed per test run); on in prod.",
         default={"dev": False, "test": False, "prod": True},
     ),
     Setting(

@@ -16,9 +16,10 @@ from typing import Any
 import pulumi
 import yaml
 
+from components.network import PRIVATE_DNS_ZONES
 from components.sql import DatabaseSku
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
-from settings.model import Settings, SqlAdmin
+from settings.model import AlertSettings, NetworkSettings, Settings, SqlAdmin
 
 ROOT = Path(__file__).resolve().parent.parent
 Values = dict[str, Any]
@@ -118,10 +119,45 @@ def _sql_admin_rule(values: Values) -> list[str]:
     return []
 
 
+def _zone_groups(zone_ids: list[str]) -> dict[str, str]:
+    """Existing zone ids by the private endpoint sub-resource they serve (from the zone's name)."""
+    groups = {zone: group for group, zone in PRIVATE_DNS_ZONES.items()}
+    return {groups[zone_id.rsplit("/", 1)[-1].lower()]: zone_id for zone_id in zone_ids}
+
+
+def _network_rule(values: Values) -> list[str]:
+    errors = []
+    private = values.get("network") == "private"
+    byo = [key for key in ("networkAppSubnetId", "networkEndpointSubnetId") if values.get(key)]
+    if private and values.get("hostingPlan", "FlexConsumption") != "FlexConsumption":
+        errors.append(
+            f"{PROJECT}:network = 'private': allowed with hostingPlan FlexConsumption only (its integration "
+            "subnet is delegated to Microsoft.App/environments)"
+        )
+    if private and values.get("sqlClientIpRanges"):
+        errors.append(
+            f"{PROJECT}:sqlClientIpRanges: must be empty with network private (a server without a public "
+            "endpoint refuses firewall rules, error 42101); reach it from the virtual network instead"
+        )
+    if len(byo) == 1:
+        errors.append(f"{PROJECT}:networkAppSubnetId and networkEndpointSubnetId: set both, or neither")
+    if not private and (byo or values.get("networkPrivateDnsZoneIds")):
+        errors.append(f"{PROJECT}:network = 'public': the network* subnet and zone keys need network private")
+    names = [zone.rsplit("/", 1)[-1].lower() for zone in values.get("networkPrivateDnsZoneIds") or []]
+    unknown = sorted(set(names) - set(PRIVATE_DNS_ZONES.values()))
+    if unknown or len(names) != len(set(names)):
+        errors.append(
+            f"{PROJECT}:networkPrivateDnsZoneIds: zones {unknown or 'named twice'}; allowed: one of each of "
+            + ", ".join(PRIVATE_DNS_ZONES.values())
+        )
+    return errors
+
+
 CROSS_KEY_RULES: tuple[Callable[[Values], list[str]], ...] = (
     _hosting_sku_rule,
     _signalr_units_rule,
     _sql_admin_rule,
+    _network_rule,
 )
 """Rules that involve more than one key; each returns its errors (only keys that read well are set)."""
 
@@ -160,6 +196,23 @@ def _build(environment: str, location: str, values: Values) -> Settings:
         owner=values["owner"] or None,
         deployer_principal_type=values["deployerPrincipalType"],
         protect_data=values["protectData"],
+        network=NetworkSettings(
+            private=values["network"] == "private",
+            address_space=values["networkAddressSpace"],
+            app_subnet_id=values["networkAppSubnetId"] or None,
+            endpoint_subnet_id=values["networkEndpointSubnetId"] or None,
+            dns_zone_ids=_zone_groups(values["networkPrivateDnsZoneIds"]),
+        ),
+        alerts=AlertSettings(
+            emails=tuple(values["alertEmails"]),
+            function_failures=values["alertFunctionFailures"],
+            http_server_errors=values["alertHttpServerErrors"],
+            undelivered_after_minutes=values["alertUndeliveredMinutes"],
+            signalr_connection_percent=values["alertSignalrConnectionPercent"],
+            sql_cpu_percent=values["alertSqlCpuPercent"],
+            sql_storage_percent=values["alertSqlStoragePercent"],
+            availability_tests=values["availabilityTests"],
+        ),
     )
 
 

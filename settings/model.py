@@ -19,6 +19,33 @@ class SqlAdmin:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NetworkSettings:
+    """How the data services are reached."""
+
+    private: bool
+    address_space: str
+    app_subnet_id: str | None
+    """With `endpoint_subnet_id`: an existing network (none is created)."""
+    endpoint_subnet_id: str | None
+    dns_zone_ids: dict[str, str]
+    """Existing private DNS zones by private endpoint sub-resource (`sqlServer`, `blob`, ...)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertSettings:
+    """Who is told, and when."""
+
+    emails: tuple[str, ...]
+    function_failures: int
+    http_server_errors: int
+    undelivered_after_minutes: int
+    signalr_connection_percent: int
+    sql_cpu_percent: int
+    sql_storage_percent: int
+    availability_tests: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the program reads from stack config, typed and already validated."""
 
@@ -47,6 +74,8 @@ class Settings:
     owner: str | None
     deployer_principal_type: str
     protect_data: bool
+    network: NetworkSettings
+    alerts: AlertSettings
 
     @property
     def tags(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from conftest import WHEELHOUSE
 
 from artifacts.function_package import build_package, pip_installer
 from components.app_service import HostingPlan, HostingPlanArgs
-from components.functions_app import FunctionApp, FunctionAppArgs
+from components.functions_app import FunctionApp, FunctionAppArgs, Telemetry
 from components.shared import Deployer, Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
 from components.signalr import SignalR, SignalRArgs
 from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
@@ -203,6 +203,10 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
                 signalr_service_uri="https://s.service.signalr.net",
                 sql_connection_string="Server=x",
                 allowed_origins=["https://site.example"],
+                telemetry=Telemetry(
+                    resource_id=f"{RG_ID}/providers/Microsoft.Insights/components/appi",
+                    connection_string="InstrumentationKey=k",
+                ),
                 package=package,
                 deployer=Deployer(principal_id="deployer-oid", principal_type="ServicePrincipal"),
             ),

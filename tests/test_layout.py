@@ -11,16 +11,22 @@ import pickletools
 import pulumi
 import pytest
 
+import components.alerting
 import components.app_service
 import components.functions_app
+import components.monitoring
+import components.network
 import components.signalr
 import components.sql
 import components.static_site
 from mocks import ROOT, ProgramRun, run_stack
 
 COMPONENT_MODULES = [
+    components.alerting,
     components.app_service,
     components.functions_app,
+    components.monitoring,
+    components.network,
     components.signalr,
     components.sql,
     components.static_site,
@@ -91,12 +97,15 @@ def test_components_hold_only_component_resources() -> None:
         assert any(c.__name__ == resources[0].__name__ + "Args" for c in classes), (
             f"{module.__name__}: {resources[0].__name__}Args is missing"
         )
-    stray = sorted(p.name for p in (ROOT / "components").glob("*.py"))
+    stray = sorted(p.name for p in (ROOT / "components").iterdir() if p.name != "__pycache__")
     assert stray == [
         "__init__.py",
+        "alerting.py",
         "app_service.py",
         "functions_app.py",
-        "shared.py",
+        "monitoring.py",
+        "network.py",
+        "shared",
         "signalr.py",
         "sql.py",
         "static_site.py",
@@ -114,7 +123,8 @@ def test_every_declared_output_is_registered_with_the_shared_names(dev: ProgramR
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, pulumi.ComponentResource) and cls.__module__ == module.__name__:
                 by_type[cls.__name__] = cls
-    registered = [r for r in dev.resources if r.type.startswith("broadcast:")]
+    private = run_stack("dev", {"network": "private"})
+    registered = [r for run in (dev, private) for r in run.resources if r.type.startswith("broadcast:")]
     assert {r.type.split(":")[-1] for r in registered} == set(by_type)
     for registration in registered:
         cls = by_type[registration.type.split(":")[-1]]

@@ -196,7 +196,10 @@ def test_opens_a_temporary_firewall_rule_for_the_deploying_machine_and_removes_i
     calls: list[tuple[str, str, object]] = []
     connect = RefusingConnection(refusals=2)
     provider = SchemaProvider(
-        connect=connect, arm=lambda m, u, b: calls.append((m, u, b)) or 200, sleep=lambda s: None
+        connect=connect,
+        arm=lambda m, u, b: calls.append((m, u, b)) or 200,
+        sleep=lambda s: None,
+        locks=lambda resource_id: [],
     )
     migrations = [{"name": m.name, "checksum": m.checksum} for m in load_migrations()]
     props = {
@@ -310,3 +313,44 @@ def test_a_new_identity_runs_the_user_migration_again() -> None:
     apply_migrations(session, load_migrations(), VARIABLES)
     rerun = apply_migrations(session, load_migrations(), other)
     assert rerun.applied == [identity.name]
+
+
+def schema_props() -> dict[str, Any]:
+    return {
+        "server": "sql-x.database.windows.net",
+        "server_id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Sql/servers/sql-x",
+        "database": "d",
+        "migrations": [{"name": m.name, "checksum": m.checksum} for m in load_migrations()],
+        "variables": VARIABLES,
+    }
+
+
+def test_a_locked_server_gets_no_temporary_firewall_rule() -> None:
+    """A CanNotDelete lock is inherited by the server's firewall rules, whose deletion then fails with
+    ScopeLocked (Azure: "Lock your resources"; Azure/azure-cli#21753): a temporary rule opened for
+    the deploying machine could never be removed, so none is opened."""
+    provider = SchemaProvider(
+        connect=RefusingConnection(refusals=1),
+        arm=lambda m, u, b: pytest.fail("no firewall change on a locked server"),
+        locks=lambda resource_id: ["CanNotDelete"],
+    )
+    with pytest.raises(
+        MigrationError, match=r"locked against deletion .* add 203\.0\.113\.9 to sqlClientIpRanges"
+    ):
+        provider.create(schema_props())
+
+
+def test_a_private_server_says_where_to_run_from() -> None:
+    def refuse(props: dict[str, str]) -> object:
+        raise pyodbc.OperationalError(
+            "42000",
+            "[42000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Reason: An instance-specific "
+            "error occurred while establishing a connection to SQL Server. Connection was denied since Deny "
+            "Public Network Access is set to Yes (47073) (SQLDriverConnect)",
+        )
+
+    provider = SchemaProvider(connect=refuse, arm=lambda m, u, b: pytest.fail("no firewall change"))
+    with pytest.raises(
+        MigrationError, match=r"private connections only .* privatelink\.database\.windows\.net"
+    ):
+        provider.create(schema_props())

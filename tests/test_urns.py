@@ -59,3 +59,31 @@ def test_urns_are_the_engines_top_level_resources_carry_no_stack_type(dev: Progr
     assert site.urn == (
         "urn:pulumi:dev::broadcast::broadcast:static_site:StaticSite$azure-native:storage:StorageAccount::site-storage"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "now"),
+    [
+        (
+            "broadcast:function_app:FunctionApp$azure-native:operationalinsights:Workspace::functions-logs",
+            "workspace",
+        ),
+        (
+            "broadcast:function_app:FunctionApp$azure-native:applicationinsights:Component::functions-insights",
+            "insights",
+        ),
+    ],
+)
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_monitoring_moved_out_of_the_functions_app_without_replacing_anything(
+    old: str, now: str, stack_name: str, dev: ProgramRun, prod: ProgramRun
+) -> None:
+    """The workspace and Application Insights of stacks deployed before Monitoring existed keep their
+    identity: the new resources carry the old URNs as aliases, so Pulumi moves them in state."""
+    run = {"dev": dev, "prod": prod}[stack_name]
+    old_urn = f"urn:pulumi:{stack_name}::broadcast::{old}"
+    (moved,) = [r for r in run.resources if r.name == f"monitoring-{now}"]
+    assert old_urn in moved.aliases
+    before = [old_urn if urn == moved.urn else urn for urn in committed(stack_name)]
+    changes = compare(run, before)
+    assert changes.renamed == {old_urn: moved.urn} and not changes.lost

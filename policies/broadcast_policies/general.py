@@ -40,7 +40,8 @@ def _allowed_location(args: ResourceValidationArgs, report: Report) -> None:
         return
     allowed = list(config_value(args.get_config(), "allowedLocations", DEFAULT_ALLOWED_LOCATIONS))
     normalized = str(location).replace(" ", "").lower()
-    if normalized not in allowed:
+    # Action groups, alert rules and private DNS zones are global resources, held in no region.
+    if normalized != "global" and normalized not in allowed:
         report(
             f"Location {location!r} is not allowed. Use one of: {', '.join(allowed)} "
             "(pulumi config set azure-native:location ...)."

@@ -1,20 +1,15 @@
-"""The interface every component shares, and the resources every component creates the same way.
-
-In the manner of Azure Verified Modules' shared interfaces, each component takes the same
-`resource_group_name`, `location`, `tags`, `naming` and `role_assignments` (keyed by a stable name,
-never by position), and exposes the same `name` and `resource_id` outputs beside its own. Role
-assignments and storage accounts are built here once, so every component makes them alike.
-"""
+"""Identities and their roles: user-assigned identities, the deploying identity, and role
+assignments with deterministic names (uuid5 over scope, principal and role), keyed by a stable name."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 import pulumi
-from pulumi_azure_native import authorization, managedidentity, storage
+from pulumi_azure_native import authorization, managedidentity
 
 # uuid5 namespace for role assignment names: stable across runs, unique per scope/principal/role.
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f6c3d8e-5a43-4a51-9a7f-3c5d2b7e9a10")
@@ -32,36 +27,6 @@ class Role(StrEnum):
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
     KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Naming:
-    """Azure resource names from the Cloud Adoption Framework abbreviations.
-
-    Names are `<abbreviation>-<workload>-<environment>-<suffix>`; the suffix (random per stack)
-    keeps globally unique names (storage, SignalR, SQL server, Functions app) from colliding.
-    """
-
-    workload: str
-    environment: str
-    suffix: pulumi.Input[str]
-
-    def name(self, abbreviation: str) -> pulumi.Output[str]:
-        """A hyphenated name, e.g. `sigr-bcast-dev-x7k2q9`."""
-        return pulumi.Output.from_input(self.suffix).apply(
-            lambda suffix: f"{abbreviation}-{self.workload}-{self.environment}-{suffix}"
-        )
-
-    def compact_name(self, abbreviation: str) -> pulumi.Output[str]:
-        """A storage account name: 3-24 lowercase letters and digits, e.g. `stbcastdevx7k2q9`."""
-
-        def build(suffix: str) -> str:
-            name = f"{abbreviation}{self.workload}{self.environment}{suffix}".lower()
-            if not (3 <= len(name) <= 24 and name.isalnum()):
-                raise ValueError(f"storage account name {name!r} must be 3-24 lowercase letters and digits")
-            return name
-
-        return pulumi.Output.from_input(self.suffix).apply(build)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,23 +71,6 @@ class Deployer:
             principal_type=self.principal_type,
             description=description,
         )
-
-
-@dataclass(kw_only=True)
-class ComponentArgs:
-    """Arguments every component takes."""
-
-    resource_group_name: pulumi.Input[str]
-    """Required. The resource group that holds the component's resources."""
-    location: pulumi.Input[str]
-    """Required. Azure region, e.g. `westeurope`."""
-    naming: Naming
-    """Required. How the component names its Azure resources."""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    """Optional. Tags for every taggable resource. Default: none."""
-    role_assignments: Mapping[str, RoleAssignment] = field(default_factory=dict)
-    """Optional. Roles to grant on the component's main resource, by a key that names each one in its
-    resource's logical name (`<component>-role-<key>`), so reordering never replaces one. Default: none."""
 
 
 def create_identity(
@@ -200,27 +148,3 @@ def assign_roles(
         assign_role(f"{name}-role-{key}", scope, assignment, parent)
         for key, assignment in assignments.items()
     ]
-
-
-def secure_storage_account(
-    name: str, account_name: pulumi.Input[str], args: ComponentArgs, redundancy: str, parent: pulumi.Resource
-) -> storage.StorageAccount:
-    """The one way a component creates a storage account: StorageV2 with shared keys off, HTTPS
-    only, TLS 1.2 and no public containers."""
-    return storage.StorageAccount(
-        name,
-        account_name=account_name,
-        resource_group_name=args.resource_group_name,
-        location=args.location,
-        tags=dict(args.tags),
-        kind=storage.Kind.STORAGE_V2,
-        sku=storage.SkuArgs(name=f"Standard_{redundancy}"),
-        access_tier=storage.AccessTier.HOT,
-        enable_https_traffic_only=True,
-        minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
-        allow_blob_public_access=False,
-        allow_shared_key_access=False,
-        default_to_o_auth_authentication=True,
-        allow_cross_tenant_replication=False,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
