@@ -22,6 +22,10 @@ DEPLOYER_CLIENT_ID = "22222222-0000-0000-0000-000000000000"
 def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
     # The most specific name input first: a database also names its server, a rule its server.
     for key in (
+        "virtualNetworkLinkName",
+        "privateDnsZoneGroupName",
+        "blobAuditingPolicyName",
+        "lockName",
         "containerName",
         "accountName",
         "databaseName",
@@ -31,6 +35,12 @@ def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
         "secretName",
         "vaultName",
         "workspaceName",
+        "actionGroupName",
+        "ruleName",
+        "webTestName",
+        "privateEndpointName",
+        "virtualNetworkName",
+        "privateZoneName",
         "resourceName",
         "serverName",
         "name",

@@ -48,6 +48,8 @@ class Registration:
     retain_on_delete: bool = False
     outputs: dict[str, Any] | None = None
     """What a component passed to `register_outputs` (None for custom resources)."""
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Per input, the URNs of the resources its value came from."""
 
 
 @dataclass
@@ -164,6 +166,9 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 aliases=aliases,
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
+                property_dependencies={
+                    key: list(value.urns) for key, value in request.propertyDependencies.items()
+                },
             )
         )
         return response

@@ -104,7 +104,7 @@ def check(run: ProgramRun, config: Mapping[str, Any] | None = None) -> list[Viol
                         ),
                     )
         elif isinstance(policy, StackValidationPolicy):
-            policy_resources = [_policy_resource(r) for r in resources]
+            policy_resources = _policy_resources(resources)
             stack_args = StackValidationArgs(policy_resources, values)
             for validate in _validators(policy):
                 validate(
@@ -116,7 +116,19 @@ def check(run: ProgramRun, config: Mapping[str, Any] | None = None) -> list[Viol
     return violations
 
 
-def _policy_resource(resource: Registration) -> PolicyResource:
-    return PolicyResource(
-        resource.type, resource.inputs, resource.urn, resource.name, _options(resource), None, None, [], {}
-    )
+def _policy_resources(resources: list[Registration]) -> list[PolicyResource]:
+    """The resources as a stack policy sees them, with their dependencies and each input's sources
+    (what `pulumi preview --policy-pack` hands the analyzer)."""
+    by_urn = {
+        r.urn: PolicyResource(r.type, r.inputs, r.urn, r.name, _options(r), None, None, [], {})
+        for r in resources
+    }
+    for resource in resources:
+        policy_resource = by_urn[resource.urn]
+        policy_resource.dependencies = [by_urn[urn] for urn in resource.dependencies if urn in by_urn]
+        policy_resource.property_dependencies = {
+            key: [by_urn[urn] for urn in urns if urn in by_urn]
+            for key, urns in resource.property_dependencies.items()
+        }
+        policy_resource.parent = by_urn.get(resource.parent)
+    return list(by_urn.values())

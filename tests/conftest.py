@@ -31,3 +31,9 @@ def prod() -> ProgramRun:
 def stack(request: pytest.FixtureRequest, dev: ProgramRun, prod: ProgramRun) -> ProgramRun:
     """Each stack in turn."""
     return {"dev": dev, "prod": prod}[request.param]
+
+
+@pytest.fixture(scope="session")
+def private() -> ProgramRun:
+    """The test stack as `Pulumi.test.yaml` configures it: `network: private`."""
+    return run_stack("test")

@@ -65,9 +65,9 @@ def test_local_mode_refuses_bad_options(arguments: list[str], message: str) -> N
 
 
 def test_offline_policy_check_passes_each_stack(
-    capsys: pytest.CaptureFixture[str], dev: ProgramRun, prod: ProgramRun
+    capsys: pytest.CaptureFixture[str], dev: ProgramRun, prod: ProgramRun, private: ProgramRun
 ) -> None:
-    for stack, run in (("dev", dev), ("prod", prod)):
+    for stack, run in (("dev", dev), ("prod", prod), ("test", private)):
         assert preview_main([stack, "--policy-config", str(ROOT / f"policies/config.{stack}.json")]) == 0
         out = capsys.readouterr().out
         declared = sum(r.type.startswith("azure-native:") for r in run.resources)

@@ -512,3 +512,44 @@ def test_the_readme_lists_every_rule_with_its_level_and_description() -> None:
     for policy in ALL_POLICIES:
         level = (policy.enforcement_level or EnforcementLevel.MANDATORY).value
         assert f"| `{policy.name}` | {level} | {policy.description} |" in readme, policy.name
+
+
+def test_the_private_stack_passes_every_mandatory_policy(private: ProgramRun) -> None:
+    assert [v for v in check(private) if v.enforcement == EnforcementLevel.MANDATORY] == []
+
+
+def without(run: ProgramRun, drop: Any) -> ProgramRun:
+    """A copy of the run without the resources `drop(resource)` selects."""
+    broken = copy.deepcopy(run)
+    broken.resources = [r for r in broken.resources if not drop(r)]
+    return broken
+
+
+def test_a_resource_without_diagnostic_settings_is_reported(dev: ProgramRun) -> None:
+    broken = without(dev, lambda r: r.name == "signalr-diagnostics")
+    found = [v for v in check(broken) if v.policy == "diagnostics-everywhere"]
+    assert len(found) == 1 and "SignalR" in found[0].message
+    assert found[0].resource == dev.one("azure-native:signalrservice:SignalR").urn
+
+
+def test_storage_without_blob_logs_and_sql_without_auditing_are_reported(dev: ProgramRun) -> None:
+    broken = without(dev, lambda r: r.name in ("site-blob-diagnostics", "sql-auditing"))
+    messages = [v.message for v in check(broken) if v.policy == "diagnostics-everywhere"]
+    assert any("logs no blob reads and writes" in m for m in messages)
+    assert any("is not audited to Log Analytics" in m for m in messages)
+
+
+def test_an_unlocked_production_database_is_reported(prod: ProgramRun, dev: ProgramRun) -> None:
+    broken = without(prod, lambda r: r.name == "sql-database-lock")
+    found = [v for v in check(broken) if v.policy == "production-locks"]
+    assert [v.resource for v in found] == [prod.one("azure-native:sql:Database").urn]
+    assert not dev.of_type("azure-native:authorization:ManagementLockByScope")
+    assert [v for v in check(dev) if v.policy == "production-locks"] == []
+
+
+def test_a_private_endpoint_beside_an_open_door_is_reported(private: ProgramRun) -> None:
+    broken = copy.deepcopy(private)
+    server = next(r for r in broken.resources if r.type == "azure-native:sql:Server")
+    server.inputs["publicNetworkAccess"] = "Enabled"
+    found = [v for v in check(broken) if v.policy == "private-network-closed"]
+    assert [v.resource for v in found] == [server.urn]

@@ -13,6 +13,11 @@ from components.sql import DatabaseSku, FirewallRange
 from settings import SETTINGS, SettingsError, load_settings, parse_ip_ranges
 
 ROOT = Path(__file__).resolve().parent.parent
+GROUP = (
+    "/subscriptions/00000000-0000-0000-0000-00000000a11c/resourceGroups/rg-hub/providers/Microsoft.Network"
+)
+SUBNET = f"{GROUP}/virtualNetworks/hub/subnets/functions"
+ZONE = f"{GROUP}/privateDnsZones"
 
 
 def load(stack: str = "dev", location: str | None = "westeurope", **values: object) -> object:
@@ -91,6 +96,23 @@ def test_type_errors_name_the_key() -> None:
         ({"corsOrigins": ["*"]}, "'*' is not an origin"),
         ({"corsOrigins": ["http://example.com"]}, "allowed: https://host[:port]"),
         ({"maximumInstanceCount": 10}, "allowed: an integer from 40 to 1000"),
+        ({"network": "vpn"}, "network = 'vpn': allowed: public, private"),
+        (
+            {"network": "private", "hostingPlan": "ElasticPremium"},
+            "allowed with hostingPlan FlexConsumption only",
+        ),
+        ({"network": "private", "sqlClientIpRanges": ["203.0.113.7"]}, "must be empty with network private"),
+        ({"networkAddressSpace": "8.8.8.0/24"}, "a private (RFC 1918) block from /16 to /26"),
+        ({"networkAddressSpace": "10.0.0.0/28"}, "a private (RFC 1918) block from /16 to /26"),
+        ({"network": "private", "networkAppSubnetId": SUBNET}, "set both, or neither"),
+        ({"networkAppSubnetId": SUBNET, "networkEndpointSubnetId": SUBNET}, "need network private"),
+        ({"networkAppSubnetId": "/subscriptions/x/subnets/y"}, "allowed: a subnet resource id"),
+        (
+            {"network": "private", "networkPrivateDnsZoneIds": [ZONE + "/privatelink.mysql.com"]},
+            "allowed: one of each",
+        ),
+        ({"alertEmails": ["oncall"]}, "'oncall' is not an e-mail address"),
+        ({"alertSqlCpuPercent": 120}, "allowed: a percentage, an integer from 1 to 100"),
     ],
 )
 def test_rules(values: dict[str, object], expected: str) -> None:
@@ -185,3 +207,16 @@ def test_the_generated_config_reference_is_current() -> None:
         assert render(text) == text, (
             f"{path} is out of date: run `.venv/bin/python -m settings.reference --write`"
         )
+
+
+def test_network_and_alert_settings_parse() -> None:
+    settings = load(
+        "prod",
+        network="private",
+        networkPrivateDnsZoneIds=[f"{ZONE}/privatelink.blob.core.windows.net"],
+        alertEmails=["oncall@example.com"],
+    )
+    assert settings.network.private and settings.network.address_space == "10.20.0.0/24"
+    assert settings.network.dns_zone_ids == {"blob": f"{ZONE}/privatelink.blob.core.windows.net"}
+    assert settings.alerts.emails == ("oncall@example.com",) and settings.alerts.availability_tests is True
+    assert load("dev").alerts.availability_tests is False and load("dev").network.private is False

@@ -2,7 +2,7 @@
 
 from pulumi_policy import Policy
 
-from . import general, keyvault, signalr, sql, stack, storage, web
+from . import general, keyvault, operations, signalr, sql, stack, storage, web
 
 ALL_POLICIES: list[Policy] = [
     *storage.POLICIES,
@@ -12,4 +12,5 @@ ALL_POLICIES: list[Policy] = [
     *keyvault.POLICIES,
     *general.POLICIES,
     *stack.POLICIES,
+    *operations.POLICIES,
 ]

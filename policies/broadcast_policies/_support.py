@@ -21,6 +21,14 @@ USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 APP_INSIGHTS = "azure-native:applicationinsights:Component"
 KEY_VAULT = "azure-native:keyvault:Vault"
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
+LOCK = "azure-native:authorization:ManagementLockByScope"
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+SQL_AUDITING = "azure-native:sql:ServerBlobAuditingPolicy"
+ACTION_GROUP = "azure-native:monitor:ActionGroup"
+METRIC_ALERT = "azure-native:monitor:MetricAlert"
+LOG_ALERT = "azure-native:monitor:ScheduledQueryRule"
+VIRTUAL_NETWORK = "azure-native:network:VirtualNetwork"
 
 Report = Callable[..., None]
 """How a rule reports: `report(message)` or `report(message, urn)` (the SDK's ReportViolation)."""
@@ -38,6 +46,11 @@ TAGGABLE = frozenset(
         WORKSPACE,
         APP_INSIGHTS,
         KEY_VAULT,
+        ACTION_GROUP,
+        METRIC_ALERT,
+        LOG_ALERT,
+        PRIVATE_ENDPOINT,
+        VIRTUAL_NETWORK,
     }
 )
 DEFAULT_REQUIRED_TAGS = ["workload", "environment", "managed-by"]
