@@ -16,7 +16,7 @@ lint:
 
 # functions/ is its own app root (the Functions host imports its modules by file name).
 typecheck:
-	$(PYTHON) -m mypy components data_plane artifacts settings mocks preflight smoke local benchmarks preview policies/broadcast_policies
+	$(PYTHON) -m mypy components data_plane artifacts settings mocks preflight smoke pipeline local benchmarks preview policies/broadcast_policies
 	cd functions && ../$(PYTHON) -m mypy --config-file ../pyproject.toml *.py
 
 # The whole system on this machine: site, functions under /api/, SignalR endpoint, SQLite.

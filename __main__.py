@@ -52,7 +52,7 @@ site_content = file_manifest(site_files(), Path(__file__).resolve().parent)
 
 resource_group = resources.ResourceGroup(
     "resource-group",
-    resource_group_name=f"rg-{settings.workload}-{settings.environment}",
+    resource_group_name=settings.resource_group_name,
     location=settings.location,
     tags=settings.tags,
 )

@@ -16,7 +16,8 @@ from typing import Any
 from components.sql import DatabaseSku, FirewallRange
 
 PROJECT = "broadcast"
-ENVIRONMENTS = ("dev", "test", "prod")
+ENVIRONMENTS = ("dev", "test", "review", "prod")
+"""`review`: a short-lived stack per pull request, from the dev settings (README, Review stacks)."""
 HOSTING_PLANS = ("FlexConsumption", "ElasticPremium", "Dedicated")
 HOSTING_SKUS: Mapping[str, tuple[str, ...]] = {
     "FlexConsumption": ("FC1",),
@@ -180,6 +181,16 @@ SETTINGS: tuple[Setting, ...] = (
         check=_matches(r"[a-z][a-z0-9]{1,7}", "2-8 lowercase letters or digits, starting with a letter"),
     ),
     Setting(
+        key="instance",
+        type="string",
+        description="Which instance of the environment this stack is, when there are several (review stacks: "
+        "pr<number>): part of the resource group's name, so instances never share one. Required for review.",
+        default="",
+        check=_matches(
+            r"([a-z][a-z0-9]{0,9})?", "up to 10 lowercase letters or digits, starting with a letter"
+        ),
+    ),
+    Setting(
         key="hostingPlan",
         type="string",
         description="Functions hosting plan: FlexConsumption (recommended), ElasticPremium or Dedicated.",
@@ -211,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
         key="maximumInstanceCount",
         type="integer",
         description="Flex Consumption scale-out limit (40-1000).",
-        default={"dev": 40, "test": 40, "prod": 100},
+        default={"dev": 40, "test": 40, "review": 40, "prod": 100},
         check=_between(40, 1000),
     ),
     Setting(
@@ -228,7 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
         description="Azure SignalR Service SKU: Free_F1 (dev only: 20 concurrent connections and 20,000 "
         "messages a day, a broadcast to N clients counting N), Standard_S1 or Premium_P1 (1,000 connections "
         "per unit, no daily message cap).",
-        default={"dev": "Free_F1", "test": "Standard_S1", "prod": "Standard_S1"},
+        default={"dev": "Free_F1", "test": "Standard_S1", "review": "Free_F1", "prod": "Standard_S1"},
         check=_one_of(SIGNALR_SKUS),
     ),
     Setting(
@@ -243,7 +254,7 @@ SETTINGS: tuple[Setting, ...] = (
         key="sqlSku",
         type="string",
         description="Azure SQL Database vCore SKU, e.g. GP_S_Gen5_1 (serverless) or GP_Gen5_2.",
-        default={"dev": "GP_S_Gen5_1", "test": "GP_S_Gen5_2", "prod": "GP_Gen5_2"},
+        default={"dev": "GP_S_Gen5_1", "test": "GP_S_Gen5_2", "review": "GP_S_Gen5_1", "prod": "GP_Gen5_2"},
         check=_check_sql_sku,
     ),
     Setting(
@@ -259,13 +270,13 @@ SETTINGS: tuple[Setting, ...] = (
         key="sqlZoneRedundant",
         type="boolean",
         description="Spread the database across availability zones.",
-        default={"dev": False, "test": False, "prod": True},
+        default={"dev": False, "test": False, "review": False, "prod": True},
     ),
     Setting(
         key="sqlBackupRetentionDays",
         type="integer",
         description="Point-in-time restore retention in days (1-35).",
-        default={"dev": 7, "test": 7, "prod": 35},
+        default={"dev": 7, "test": 7, "review": 1, "prod": 35},
         check=_between(1, 35),
     ),
     Setting(
@@ -303,7 +314,7 @@ SETTINGS: tuple[Setting, ...] = (
         key="sqlTriggerPollingIntervalMs",
         type="integer",
         description="How often the SQL trigger polls for changes, in ms (100-60000).",
-        default={"dev": 1000, "test": 1000, "prod": 500},
+        default={"dev": 1000, "test": 1000, "review": 1000, "prod": 500},
         check=_between(100, 60_000),
     ),
     Setting(
@@ -317,14 +328,14 @@ SETTINGS: tuple[Setting, ...] = (
         key="storageRedundancy",
         type="string",
         description="Replication of the storage accounts: LRS, ZRS, GRS or GZRS.",
-        default={"dev": "LRS", "test": "LRS", "prod": "ZRS"},
+        default={"dev": "LRS", "test": "LRS", "review": "LRS", "prod": "ZRS"},
         check=_one_of(STORAGE_REDUNDANCY),
     ),
     Setting(
         key="logRetentionDays",
         type="integer",
         description="Log Analytics retention in days (30-730).",
-        default={"dev": 30, "test": 30, "prod": 90},
+        default={"dev": 30, "test": 30, "review": 30, "prod": 90},
         check=_between(30, 730),
     ),
     Setting(
@@ -349,7 +360,7 @@ SETTINGS: tuple[Setting, ...] = (
         description="Guard the stateful resources against deletion: CanNotDelete locks on the SQL server, "
         "database and site storage, Pulumi protect on them and the host storage, workspace and Key Vault, "
         "and Key Vault purge protection (irreversible); on in prod.",
-        default={"dev": False, "test": False, "prod": True},
+        default={"dev": False, "test": False, "review": False, "prod": True},
     ),
     Setting(
         key="network",
@@ -446,7 +457,7 @@ SETTINGS: tuple[Setting, ...] = (
         type="boolean",
         description="Test GET /api/health and the site from five regions every 5 minutes, alerting when "
         "three fail (billed per test run); on in prod.",
-        default={"dev": False, "test": False, "prod": True},
+        default={"dev": False, "test": False, "review": False, "prod": True},
     ),
     Setting(
         key="owner",

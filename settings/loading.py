@@ -153,6 +153,30 @@ def _network_rule(values: Values) -> list[str]:
     return errors
 
 
+# The longest names the components derive (`<abbreviation><workload><environment><6-char suffix>`):
+# storage accounts allow 24 letters and digits, Key Vaults 24 characters.
+_NAME_LIMITS = (("stfunc{w}{e}000000", 24, "storage account"), ("kv-{w}-{e}-000000", 24, "Key Vault"))
+
+
+def _instance_rule(values: Values, environment: str) -> list[str]:
+    errors = []
+    if environment == "review" and not values.get("instance"):
+        errors.append(
+            f"{PROJECT}:instance is required with environment review (set it to pr<number>): review stacks "
+            "would otherwise share their resource group"
+        )
+    workload = values.get("workload", "")
+    for pattern, limit, kind in _NAME_LIMITS:
+        name = pattern.format(w=workload, e=environment)
+        if len(name) > limit:
+            fits = len(workload) - len(name) + limit
+            errors.append(
+                f"{PROJECT}:workload = {workload!r}: with environment {environment} its {kind} names would "
+                f"be {len(name)} characters (at most {limit}); use a workload of {fits} characters or fewer"
+            )
+    return errors
+
+
 CROSS_KEY_RULES: tuple[Callable[[Values], list[str]], ...] = (
     _hosting_sku_rule,
     _signalr_units_rule,
@@ -173,6 +197,7 @@ def _build(environment: str, location: str, values: Values) -> Settings:
     return Settings(
         environment=environment,
         workload=values["workload"],
+        instance=values["instance"] or None,
         location=location,
         hosting_plan=values["hostingPlan"],
         hosting_sku=hosting_sku(values),
@@ -249,6 +274,7 @@ def load_settings(
     errors += _location_rule(location)
     for rule in CROSS_KEY_RULES:
         errors += rule(values)
+    errors += _instance_rule(values, environment)
     if errors:
         raise SettingsError(f"invalid stack configuration for stack '{stack}':\n  - " + "\n  - ".join(errors))
     return _build(environment, str(location), values)

@@ -51,6 +51,8 @@ class Settings:
 
     environment: str
     workload: str
+    instance: str | None
+    """Which instance of the environment (review stacks: `pr<number>`), when there are several."""
     location: str
     hosting_plan: str
     hosting_sku: str
@@ -76,6 +78,11 @@ class Settings:
     protect_data: bool
     network: NetworkSettings
     alerts: AlertSettings
+
+    @property
+    def resource_group_name(self) -> str:
+        """`rg-<workload>-<environment>[-<instance>]`: the one name the stack does not randomize."""
+        return "-".join(["rg", self.workload, self.environment, *([self.instance] if self.instance else [])])
 
     @property
     def tags(self) -> dict[str, str]:

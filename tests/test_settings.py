@@ -167,7 +167,7 @@ def test_every_setting_is_declared_in_pulumi_yaml_with_its_type_and_description(
         assert declared[setting.key]["description"] == setting.description, setting.key
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "test", "review"])
 def test_stack_files_only_use_declared_keys(stack: str) -> None:
     config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     keys = {setting.key for setting in SETTINGS}
@@ -220,3 +220,21 @@ def test_network_and_alert_settings_parse() -> None:
     assert settings.network.dns_zone_ids == {"blob": f"{ZONE}/privatelink.blob.core.windows.net"}
     assert settings.alerts.emails == ("oncall@example.com",) and settings.alerts.availability_tests is True
     assert load("dev").alerts.availability_tests is False and load("dev").network.private is False
+
+
+def test_review_stacks_must_say_which_instance_they_are() -> None:
+    """Review stacks share an environment; without an instance they would share a resource group."""
+    with pytest.raises(SettingsError, match=r"broadcast:instance is required with environment review"):
+        load("review")
+    settings = load("pr-7", environment="review", instance="pr7")
+    assert settings.resource_group_name == "rg-bcast-review-pr7"
+    assert load("dev").resource_group_name == "rg-bcast-dev"
+
+
+def test_names_that_azure_would_refuse_as_too_long_are_refused_first() -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"storage account names would be 26 characters \(at most 24\); use a "
+        r"workload of 6 characters or fewer",
+    ):
+        load("pr-7", environment="review", instance="pr7", workload="broadcst")

@@ -107,17 +107,122 @@ def test_the_first_deploy_creates_the_stack_with_the_committed_encryption_settin
 
 def test_azure_jobs_use_the_providers_oidc_not_a_cli_session() -> None:
     for workflow, name, _ in azure_jobs():
-        job = load(workflow)["jobs"][name]
-        assert job["env"]["ARM_USE_OIDC"] == "true", f"{workflow}:{name}"
-        assert "ARM_OIDC_TOKEN" not in job["env"] and "ARM_CLIENT_SECRET" not in job["env"]
-        config = next(
-            step["with"].get("config-map", "")
-            for step in job["steps"]
-            if str(step.get("uses", "")).startswith("pulumi/actions")
-        )
-        assert "deployerPrincipalType: {value: ServicePrincipal" in config
+        document = load(workflow)
+        job = document["jobs"][name]
+        env = {**(document.get("env") or {}), **(job.get("env") or {})}
+        assert env["ARM_USE_OIDC"] == "true", f"{workflow}:{name}"
+        assert "ARM_OIDC_TOKEN" not in env and "ARM_CLIENT_SECRET" not in env
+        for step in job["steps"]:
+            if str(step.get("uses", "")).startswith("pulumi/actions") and "command" in step.get("with", {}):
+                assert "deployerPrincipalType: {value: ServicePrincipal" in step["with"]["config-map"]
 
 
 def test_workflow_files_exist_as_documented() -> None:
     assert {path.name for path in WORKFLOWS.glob("*.yml")} >= {"pull-request.yml", "deploy.yml"}
     assert Path(ROOT / ".ci" / "run").read_text().count("make setup") == 1
+
+
+# Review stacks (review-stack.yml), drift (drift.yml), Dependabot
+
+
+def condition(job: dict[str, Any]) -> str:
+    return " ".join(str(job.get("if", "")).split())
+
+
+def test_review_stacks_deploy_on_the_label_and_are_destroyed_on_close_whatever_the_deploy_did() -> None:
+    workflow = load("review-stack.yml")
+    assert workflow["on"] == {
+        "pull_request": {"types": ["labeled", "unlabeled", "synchronize", "reopened", "closed"]}
+    }
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["env"]["STACK"] == "pr-${{ github.event.pull_request.number }}"
+    deploy, destroy = workflow["jobs"]["deploy"], workflow["jobs"]["destroy"]
+    assert "contains(github.event.pull_request.labels.*.name, 'deploy-review')" in condition(deploy)
+    assert "github.event.action != 'closed'" in condition(deploy)
+    # Forks get neither job: no secrets, no OIDC token.
+    for job in (deploy, destroy):
+        assert "github.event.pull_request.head.repo.full_name == github.repository" in condition(job)
+        assert job["timeout-minutes"] <= 60 and job["environment"] == "review"
+    # The destroy is its own job with no `needs`: it runs on `closed` whatever any deploy did.
+    assert "needs" not in destroy
+    assert "github.event.action == 'closed'" in condition(destroy)
+    script = next(step["run"] for step in destroy["steps"] if "pulumi destroy" in str(step.get("run", "")))
+    assert 'pulumi destroy --stack "$STACK" --yes' in script and 'pulumi stack rm "$STACK" --yes' in script
+    assert script.index("pulumi destroy") < script.index("pulumi stack rm")
+
+
+def test_review_runs_of_one_pull_request_queue_and_are_never_cancelled() -> None:
+    concurrency = load("review-stack.yml")["concurrency"]
+    assert concurrency == {
+        "group": "review-stack-${{ github.event.pull_request.number }}",
+        "cancel-in-progress": False,
+    }
+
+
+def test_the_review_deploy_smoke_tests_and_keeps_one_comment_updated() -> None:
+    steps = load("review-stack.yml")["jobs"]["deploy"]["steps"]
+    uses = [str(step.get("uses", "")) for step in steps]
+    up = next(i for i, step in enumerate(steps) if (step.get("with") or {}).get("command") == "up")
+    assert steps[up]["with"]["stack-name"] == "${{ env.STACK }}" and steps[up]["with"]["upsert"] is True
+    smoke = next(i for i, step in enumerate(steps) if "python -m smoke" in str(step.get("run", "")))
+    comment = uses.index("marocchino/sticky-pull-request-comment@v2")
+    assert up < smoke < comment
+    assert (
+        steps[comment]["with"]["header"] == "review-stack" and steps[comment]["if"] == "${{ !cancelled() }}"
+    )
+    stack_file = next(
+        i for i, step in enumerate(steps) if "pipeline.review_stack" in str(step.get("run", ""))
+    )
+    assert stack_file < up
+
+
+def test_least_privilege_per_job() -> None:
+    """Workflows grant only contents: read; a job adds what it uses: id-token where it reaches Azure,
+    pull-requests to comment, issues to file drift."""
+    for workflow, document in all_workflows().items():
+        assert document["permissions"] == {"contents": "read"}, workflow
+        for name, job in document["jobs"].items():
+            permissions = job.get("permissions") or {}
+            steps = " ".join(
+                str(step.get("uses", "")) + str(step.get("run", "")) for step in job.get("steps", [])
+            )
+            if permissions.get("pull-requests") == "write":
+                assert "sticky-pull-request-comment" in steps or "comment-on-pr" in str(job), (
+                    f"{workflow}:{name}"
+                )
+            if permissions.get("issues") == "write":
+                assert "gh issue" in steps, f"{workflow}:{name}"
+            assert set(permissions) <= {"contents", "id-token", "pull-requests", "issues"}, (
+                f"{workflow}:{name}"
+            )
+
+
+def test_drift_runs_daily_and_on_demand_reading_only() -> None:
+    workflow = load("drift.yml")
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    assert workflow["on"]["schedule"][0]["cron"]
+    job = workflow["jobs"]["detect"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert job["environment"] == "${{ matrix.stack }}-preview"
+    scripts = " ".join(str(step.get("run", "")) for step in job["steps"])
+    assert 'pulumi refresh --stack "$STACK" --preview-only --json' in scripts
+    assert "pulumi up" not in scripts and "pulumi refresh --yes" not in scripts
+    assert "gh issue create" in scripts and "gh issue edit" in scripts and "gh issue close" in scripts
+
+
+def test_dependabot_moves_the_pulumi_packages_together() -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    ecosystems = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(ecosystems) == {"pip", "npm", "github-actions"}
+    pip = ecosystems["pip"]
+    assert set(pip["directories"]) == {"/", "/functions", "/policies", "/smoke"}
+    assert "pulumi-*" in pip["groups"]["pulumi"]["patterns"]
+    assert all((ROOT / d.lstrip("/") / "requirements.txt").is_file() for d in pip["directories"])
+    assert ecosystems["npm"]["directory"] == "/site"
+
+
+def test_the_pull_request_test_job_caches_pip_and_npm() -> None:
+    steps = load("pull-request.yml")["jobs"]["test"]["steps"]
+    cache = next(step for step in steps if str(step.get("uses", "")).startswith("actions/cache@"))
+    assert "~/.cache/pip" in cache["with"]["path"] and "~/.npm" in cache["with"]["path"]
+    assert "requirements" in cache["with"]["key"] and "package-lock.json" in cache["with"]["key"]
