@@ -18,7 +18,7 @@ from pulumi_azure_native import authorization, resources
 
 from artifacts.function_package import build_package, pip_installer
 from artifacts.site_files import config_document, file_manifest, site_files
-from components.alerting import Alerting, AlertingArgs, AlertThresholds
+from components.alerting import Alerting, AlertingArgs
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.functions_app import TYPE_TOKEN as FUNCTION_APP_TYPE_TOKEN
 from components.functions_app import FunctionApp, FunctionAppArgs, Telemetry
@@ -203,14 +203,7 @@ Alerting(
             if alerts.availability_tests
             else {}
         ),
-        thresholds=AlertThresholds(
-            function_failures=alerts.function_failures,
-            http_server_errors=alerts.http_server_errors,
-            undelivered_after_minutes=alerts.undelivered_after_minutes,
-            signalr_connection_percent=alerts.signalr_connection_percent,
-            sql_cpu_percent=alerts.sql_cpu_percent,
-            sql_storage_percent=alerts.sql_storage_percent,
-        ),
+        thresholds=alerts.thresholds,
     ),
 )
 

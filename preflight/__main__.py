@@ -12,21 +12,10 @@ from collections.abc import Iterable
 
 import pulumi
 
-from data_plane.azure_http import entra_token, urllib_transport
+from data_plane.azure_http import entra_token
 from preflight.checks import ARM, ArmGet, Needs, check, report
-from preflight.program import odbc_drivers
+from preflight.program import arm_reader, odbc_drivers
 from settings import SettingsError, load_settings, stack_file
-
-
-def live_arm() -> ArmGet:
-    """GET ARM with the credential the deploy-time resources use (CLI login, OIDC in CI)."""
-    token = entra_token()
-
-    def get(url: str) -> tuple[int, bytes]:
-        status, _, body = urllib_transport("GET", url, None, {"Authorization": f"Bearer {token}"})
-        return status, body
-
-    return get
 
 
 def subscription_of(config: dict[str, str], given: str | None, arm_get: ArmGet) -> str:
@@ -65,7 +54,8 @@ def main(
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 1
-    arm = arm_get or live_arm()
+    # With the credential the deploy-time resources use (CLI login; OIDC in CI).
+    arm = arm_get or arm_reader(entra_token())
     needs = Needs(
         subscription_id=subscription_of(config, arguments.subscription, arm),
         location=settings.location,

@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from components.alerting import AlertThresholds
 from components.network import PRIVATE_DNS_ZONES
 from components.sql import DatabaseSku
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
@@ -230,12 +231,14 @@ def _build(environment: str, location: str, values: Values) -> Settings:
         ),
         alerts=AlertSettings(
             emails=tuple(values["alertEmails"]),
-            function_failures=values["alertFunctionFailures"],
-            http_server_errors=values["alertHttpServerErrors"],
-            undelivered_after_minutes=values["alertUndeliveredMinutes"],
-            signalr_connection_percent=values["alertSignalrConnectionPercent"],
-            sql_cpu_percent=values["alertSqlCpuPercent"],
-            sql_storage_percent=values["alertSqlStoragePercent"],
+            thresholds=AlertThresholds(
+                function_failures=values["alertFunctionFailures"],
+                http_server_errors=values["alertHttpServerErrors"],
+                undelivered_after_minutes=values["alertUndeliveredMinutes"],
+                signalr_connection_percent=values["alertSignalrConnectionPercent"],
+                sql_cpu_percent=values["alertSqlCpuPercent"],
+                sql_storage_percent=values["alertSqlStoragePercent"],
+            ),
             availability_tests=values["availabilityTests"],
         ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.alerting import AlertThresholds
 from components.sql import DatabaseSku, FirewallRange
 
 
@@ -36,12 +37,7 @@ class AlertSettings:
     """Who is told, and when."""
 
     emails: tuple[str, ...]
-    function_failures: int
-    http_server_errors: int
-    undelivered_after_minutes: int
-    signalr_connection_percent: int
-    sql_cpu_percent: int
-    sql_storage_percent: int
+    thresholds: AlertThresholds
     availability_tests: bool
 
 
