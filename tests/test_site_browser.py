@@ -38,6 +38,8 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT = 15_000
+UNKNOWN = "\N{EN DASH}"
+"""What the presence count shows while it is not known."""
 PAGE_WEIGHT_LIMIT = 100 * 1024
 """First-load bytes before compression: HTML, script, styles, config, icon, SignalR client."""
 
@@ -106,7 +108,8 @@ def open_live(browser: Browser, server: LocalServer, path: str = "/", **context:
 
 
 def feed_ids(page: Page) -> list[int]:
-    return [int(i) for i in page.eval_on_selector_all("#feed [data-id]", "items => items.map(a => a.dataset.id)")]
+    ids = page.eval_on_selector_all("#feed [data-id]", "items => items.map(a => a.dataset.id)")
+    return [int(i) for i in ids]
 
 
 def message(page: Page, id_: int, part: str = "") -> str:
@@ -202,7 +205,8 @@ def test_markup_in_a_message_is_shown_as_text(browser: Browser, server: Server) 
     page.wait_for_selector(message(page, 1), timeout=TIMEOUT)
     assert page.inner_text(message(page, 1, ".text")) == text
     assert page.inner_text(message(page, 1, ".who")) == "<img src=x onerror=alert(1)>"
-    assert page.eval_on_selector_all("#feed script, #feed b, #feed img, #feed a", "nodes => nodes.length") == 0
+    markup = page.eval_on_selector_all("#feed script, #feed b, #feed img, #feed a", "nodes => nodes.length")
+    assert markup == 0
     assert page.evaluate("window.pwned === undefined")
 
 
@@ -232,7 +236,7 @@ def test_a_message_is_an_article_with_its_time_and_day(browser: Browser, server:
     assert page.get_attribute("#feed", "aria-busy") == "false"
     assert page.eval_on_selector_all("#feed > *", "nodes => nodes.map(n => n.tagName)") == ["ARTICLE"] * 2
     assert page.get_attribute(message(page, 2), "aria-posinset") == "1"
-    days = page.eval_on_selector_all("#feed .day", "days => days.filter(d => !d.hidden).map(d => d.textContent)")
+    days = page.eval_on_selector_all(".day", "days => days.filter(d => !d.hidden).map(d => d.textContent)")
     assert days == ["Today", "Yesterday"]
     time_ = page.locator(message(page, 2, "time"))
     assert time_.inner_text() == "just now"
@@ -259,7 +263,9 @@ def test_a_long_message_is_collapsed_behind_show_more(browser: Browser, server: 
 
 
 @pytest.mark.parametrize("width", [390, 320])
-def test_the_longest_author_and_word_wrap_at_phone_width(browser: Browser, server: Server, width: int) -> None:
+def test_the_longest_author_and_word_wrap_at_phone_width(
+    browser: Browser, server: Server, width: int
+) -> None:
     server.publish("W" * 2000, "W" * 64)
     server.publish("https://example.com/" + "a" * 1900, "M" * 64)
     page = open_live(browser, server, "/#publish", viewport={"width": width, "height": 800})
@@ -352,9 +358,11 @@ def test_after_a_server_restart_the_page_is_live_within_5_seconds(browser: Brows
         # page's scripts print is what counts.
         page.on(
             "console",
-            lambda m: console_errors.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None,
+            lambda m: (
+                console_errors.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                else None
+            ),
         )
         expect(page.locator("#online")).to_have_text("1", timeout=TIMEOUT)
         page.wait_for_timeout(1500)  # past the first "live" being read out
@@ -373,7 +381,7 @@ def test_after_a_server_restart_the_page_is_live_within_5_seconds(browser: Brows
         print(f"restart to live: {seconds:.1f} s; status read out {len(statuses)} times: {statuses}")
         print(f"console errors: {len(console_errors)}: {console_errors}")
         assert seconds < 5
-        assert presence_during_outage == "–"
+        assert presence_during_outage == UNKNOWN
         assert len(statuses) <= 2, statuses
         assert statuses == ["Connection lost. Reconnecting…", "Live again."]
         assert console_errors == []
@@ -426,7 +434,7 @@ def test_while_history_loads_the_page_says_so(browser: Browser, server: Server) 
     assert page.get_by_text("No messages yet").is_hidden()
     assert page.is_visible("#loading")
     assert page.get_attribute("#feed", "aria-busy") == "true"
-    # No "– online" as if that were a count: hidden until the hub tells (it may have by now).
+    # No "- online" as if that were a count: hidden until the hub tells (it may have by now).
     online = page.locator(".online")
     assert online.is_hidden() or re.fullmatch(r"\d+ online", online.inner_text())
     released.set()
@@ -526,7 +534,10 @@ def test_no_highlight_animation_under_reduced_motion(browser: Browser, server: S
     page = open_live(browser, server, reduced_motion="reduce")
     server.publish("calm")
     page.wait_for_selector(message(page, 1), timeout=TIMEOUT)
-    assert page.eval_on_selector(message(page, 1, ".card"), "card => getComputedStyle(card).animationName") == "none"
+    animation = page.eval_on_selector(
+        message(page, 1, ".card"), "card => getComputedStyle(card).animationName"
+    )
+    assert animation == "none"
 
 
 # the publisher panel
@@ -595,7 +606,8 @@ def test_first_load_weight_and_origins(browser: Browser, server: Server) -> None
     page.wait_for_load_state("networkidle")
     total = sum(sizes.values())
     print(f"first load: {total} bytes in {sorted(sizes)}")
-    assert {"/", "/app.js", "/styles.css", "/config.json", "/favicon.svg", "/vendor/signalr.min.js"} <= set(sizes)
+    expected = {"/", "/app.js", "/styles.css", "/config.json", "/favicon.svg", "/vendor/signalr.min.js"}
+    assert expected <= set(sizes)
     assert total < PAGE_WEIGHT_LIMIT
     assert origins == {server.url}
 
@@ -613,7 +625,7 @@ def test_dark_mode_follows_the_system(browser: Browser, server: Server) -> None:
     for scheme in ("light", "dark"):
         page = open_live(browser, server, color_scheme=scheme)
         colours[scheme] = page.evaluate(
-            "[getComputedStyle(document.documentElement).backgroundColor, getComputedStyle(document.documentElement).colorScheme]"
+            "(root => [root.backgroundColor, root.colorScheme])(getComputedStyle(document.documentElement))"
         )
     assert colours["light"][0] == "rgb(255, 255, 255)"
     assert colours["dark"][0] == "rgb(13, 17, 23)"
@@ -636,7 +648,7 @@ def test_screenshots_phone_and_desktop_light_and_dark(browser: Browser, server: 
         for scheme in ("light", "dark"):
             page = open_live(browser, server, viewport=viewport, color_scheme=scheme, reduced_motion="reduce")
             page.wait_for_selector(message(page, 5), timeout=TIMEOUT)
-            expect(page.locator("#online")).not_to_have_text("–", timeout=TIMEOUT)
+            expect(page.locator("#online")).not_to_have_text(UNKNOWN, timeout=TIMEOUT)
             page.wait_for_timeout(300)
             path = ARTIFACTS / f"site-{name}-{scheme}.png"
             page.screenshot(path=str(path))
