@@ -109,6 +109,8 @@
     return fragment;
   }
 
+  // Long texts are collapsed behind "Show more". Length and line count pick the candidates
+  // without measuring every message; `unfoldShort` then measures only those.
   function collapsible(card, text, message) {
     if (message.text.length <= COLLAPSE_CHARS && message.text.split("\n").length <= COLLAPSE_LINES) return;
     text.classList.add("collapsed");
@@ -122,6 +124,17 @@
       more.setAttribute("aria-expanded", String(!collapsed));
     });
     card.append(more);
+  }
+
+  // A candidate that fits in the collapsed height anyway (a wide screen) needs no button.
+  function unfoldShort(articles) {
+    for (const article of articles) {
+      const text = article.querySelector(".text.collapsed");
+      if (text && text.scrollHeight <= text.clientHeight) {
+        text.classList.remove("collapsed");
+        article.querySelector(".more").remove();
+      }
+    }
   }
 
   // One message as an article of the feed. Author and text are isolated (<bdi>, dir="auto") so a
@@ -190,13 +203,15 @@
   function merge(batch, kind) {
     const fresh = batch.filter((m) => Number.isInteger(m.id) && !messages.has(m.id)).sort((a, b) => a.id - b.id);
     if (fresh.length === 0) return;
+    const added = [];
     for (const message of fresh) {
       if (kind === "history" || message.id === caughtUp + 1) caughtUp = Math.max(caughtUp, message.id);
       messages.set(message.id, message);
       const older = message.id > lastId ? feed.firstElementChild : [...feed.children].find((a) => Number(a.dataset.id) < message.id);
-      feed.insertBefore(render(message, kind === "new"), older || null);
+      added.push(feed.insertBefore(render(message, kind === "new"), older || null));
       lastId = Math.max(lastId, message.id);
     }
+    unfoldShort(added);
     while (feed.children.length > limit) {
       const oldest = feed.lastElementChild;
       messages.delete(Number(oldest.dataset.id));

@@ -62,13 +62,13 @@ class Server(LocalServer):
         assert port is not None
         return port
 
-    def store(self, count: int, author: str = "hist", days_ago: int = 0) -> None:
+    def store(self, count: int, author: str = "hist", days_ago: int = 0, text: str = "old") -> None:
         """Write `count` messages straight into the database (a long history, fast)."""
         created = datetime.now(UTC) - timedelta(days=days_ago)
         rows = [
             {
                 "messageKey": f"00000000-0000-4000-8000-{index:012d}",
-                "text": f"old {index}",
+                "text": f"{text} {index}" if count > 1 else text,
                 "author": author,
                 "createdAt": created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             }
@@ -634,7 +634,9 @@ def test_dark_mode_follows_the_system(browser: Browser, server: Server) -> None:
 
 def test_screenshots_phone_and_desktop_light_and_dark(browser: Browser, server: Server) -> None:
     """Saved under test-artifacts/; BROADCAST_UPDATE_SCREENSHOTS=1 also refreshes docs/."""
-    server.store(1, author="Grace", days_ago=1)
+    server.store(
+        1, author="Grace", days_ago=1, text="Welcome! What is published here reaches everyone at once."
+    )
     for text, author in (
         ("Doors open at 18:00. Directions: https://example.com/venue", "Ana"),
         ("مرحبا! نراكم هناك", "سارة"),
@@ -643,10 +645,15 @@ def test_screenshots_phone_and_desktop_light_and_dark(browser: Browser, server: 
     ):
         server.publish(text, author)
     ARTIFACTS.mkdir(exist_ok=True)
-    shots = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
-    for name, viewport in shots.items():
+    shots = {  # the desktop shots show the publisher panel too
+        "phone": ("/", {"width": 390, "height": 844}),
+        "desktop": ("/#publish", {"width": 1280, "height": 1000}),
+    }
+    for name, (path_, viewport) in shots.items():
         for scheme in ("light", "dark"):
-            page = open_live(browser, server, viewport=viewport, color_scheme=scheme, reduced_motion="reduce")
+            page = open_live(
+                browser, server, path_, viewport=viewport, color_scheme=scheme, reduced_motion="reduce"
+            )
             page.wait_for_selector(message(page, 5), timeout=TIMEOUT)
             expect(page.locator("#online")).not_to_have_text(UNKNOWN, timeout=TIMEOUT)
             page.wait_for_timeout(300)
