@@ -28,6 +28,7 @@
   const feed = $("feed");
   const baseTitle = document.title;
   const messages = new Map(); // id -> message
+  const parts = new WeakMap(); // article -> { date, day, ago }: what refreshFeed updates
   const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
   let config = null;
   let connection = null;
@@ -166,6 +167,7 @@
     card.append(head, text);
     collapsible(card, text, message);
     article.append(day, card);
+    parts.set(article, { date, day, ago: when.firstChild });
     return article;
   }
 
@@ -173,20 +175,24 @@
   // change and every half minute (a separator says "Today" only until midnight).
   function refreshFeed() {
     const now = new Date();
+    const size = $("older").hidden ? String(feed.children.length) : "-1";
     let previous = "";
     let position = 0;
     for (const article of feed.children) {
-      const message = messages.get(Number(article.dataset.id));
-      const date = new Date(message.createdAt);
-      const day = article.querySelector(".day");
+      const { date, day, ago: relativeTime } = parts.get(article);
       const label = dayLabel(date, now);
+      setText(day, label);
       day.hidden = label === previous;
-      day.textContent = label;
       previous = label;
-      article.querySelector(".ago").textContent = ago(date, now);
+      setText(relativeTime, ago(date, now));
       article.setAttribute("aria-posinset", String(++position));
-      article.setAttribute("aria-setsize", $("older").hidden ? String(feed.children.length) : "-1");
+      article.setAttribute("aria-setsize", size);
     }
+  }
+
+  // Writes only what changed: the whole feed is refreshed after every arrival.
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
   }
 
   function setHasOlder(hasOlder) {
