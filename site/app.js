@@ -430,6 +430,7 @@
   let settling = ""; // the state waiting to be read out
   let settleTimer = 0;
   let wake = null; // ends the current wait between attempts early
+  let hurry = false; // "retry now" asked for while an attempt was under way: no wait after it
   let retrying = false;
   let warned = false; // one console warning per outage, not one per attempt
 
@@ -479,6 +480,7 @@
 
   function retryNow() {
     if (wake) wake();
+    else if (retrying) hurry = true;
   }
 
   function retryDelay(attempt) {
@@ -518,13 +520,15 @@
       try {
         await connection.start();
         retrying = false;
+        hurry = false;
         await onLive();
         return;
       } catch (error) {
         if (!warned) console.warn("not connected, retrying:", error?.message || error);
         warned = true;
         setStatus(everLive ? "reconnecting" : "connecting", true);
-        await pause(retryDelay(attempt));
+        if (hurry) hurry = false;
+        else await pause(retryDelay(attempt));
       }
     }
   }
