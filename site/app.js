@@ -207,13 +207,19 @@
   // Adds messages not seen before; keeps the feed newest first whatever order they arrive in.
   // `kind` is "history" (shown, not new to the reader) or "new" (announced, highlighted, counted).
   function merge(batch, kind) {
-    const fresh = batch.filter((m) => Number.isInteger(m.id) && !messages.has(m.id)).sort((a, b) => a.id - b.id);
+    const fresh = batch
+      .filter((m) => Number.isInteger(m.id) && !messages.has(m.id))
+      .sort((a, b) => a.id - b.id);
     if (fresh.length === 0) return;
     const added = [];
     for (const message of fresh) {
       if (kind === "history" || message.id === caughtUp + 1) caughtUp = Math.max(caughtUp, message.id);
       messages.set(message.id, message);
-      const older = message.id > lastId ? feed.firstElementChild : [...feed.children].find((a) => Number(a.dataset.id) < message.id);
+      // Before the first older one: the top for anything newer than all shown, else a search.
+      const older =
+        message.id > lastId
+          ? feed.firstElementChild
+          : [...feed.children].find((article) => Number(article.dataset.id) < message.id);
       added.push(feed.insertBefore(render(message, kind === "new"), older || null));
       lastId = Math.max(lastId, message.id);
     }
@@ -241,7 +247,8 @@
     const flat = text.replace(/\s+/g, " ").trim();
     if (flat.length <= SPOKEN_CHARS) return flat;
     const cut = flat.slice(0, SPOKEN_CHARS);
-    return `${cut.slice(0, cut.lastIndexOf(" ") > SPOKEN_CHARS / 2 ? cut.lastIndexOf(" ") : SPOKEN_CHARS)}…`;
+    const space = cut.lastIndexOf(" "); // end on a whole word when one ends late enough
+    return `${space > SPOKEN_CHARS / 2 ? cut.slice(0, space) : cut}…`;
   }
 
   // "New message from Ana: hello" or "3 new messages from Ana and 2 others" (newest author first).
@@ -290,7 +297,7 @@
   function showPill() {
     const pill = $("new-pill");
     pill.hidden = unseen === 0;
-    pill.textContent = `↑ ${unseen} new message${unseen === 1 ? "" : "s"}`;
+    pill.textContent = `${unseen} new message${unseen === 1 ? "" : "s"}`;
   }
 
   function noticeNew(batch) {
@@ -303,10 +310,6 @@
       unseen += batch.length;
       showPill();
     }
-    // The highlight is for this arrival only: a later re-render must not flash again.
-    setTimeout(() => {
-      for (const message of batch) feed.querySelector(`[data-id="${message.id}"]`)?.classList.remove("fresh");
-    }, 3000);
   }
 
   function setupNewMessageCues() {
@@ -352,7 +355,9 @@
   // ---- history ------------------------------------------------------------------------------
 
   async function getMessages(query) {
-    const response = await fetch(`${config.apiBaseUrl}/messages${query}`, { headers: { Accept: "application/json" } });
+    const response = await fetch(`${config.apiBaseUrl}/messages${query}`, {
+      headers: { Accept: "application/json" },
+    });
     if (!response.ok) throw new Error(`history answered ${response.status}`);
     return (await response.json()).messages;
   }
@@ -544,7 +549,11 @@
   };
 
   function connect() {
-    connection = new signalR.HubConnectionBuilder().withUrl(config.apiBaseUrl).configureLogging(quietLogger).build();
+    // No withAutomaticReconnect: keepConnected retries itself, so that it can be hurried.
+    connection = new signalR.HubConnectionBuilder()
+      .withUrl(config.apiBaseUrl)
+      .configureLogging(quietLogger)
+      .build();
     connection.on("newMessage", (message) => merge([message], "new"));
     connection.on("presence", (presence) => setPresence(presence.online));
     connection.onclose(() => {
