@@ -372,7 +372,7 @@
       merge(newest, "history");
       loaded = true;
       setHasOlder(newest.length === PAGE);
-      $("empty").hidden = newest.length > 0;
+      $("empty").hidden = feed.children.length > 0; // a message may have arrived live meanwhile
       $("load-error").hidden = true;
     } catch (error) {
       $("load-error").hidden = false;
