@@ -354,13 +354,14 @@ def test_after_a_server_restart_the_page_is_live_within_5_seconds(browser: Brows
     try:
         page = open_live(browser, server)
         console_errors: list[str] = []
-        # The browser itself reports each refused request ("Failed to load resource"); what the
-        # page's scripts print is what counts.
+        # The browser itself reports each refused request or socket; what the page's scripts
+        # print is what counts.
+        browser_network_logs = ("Failed to load resource", "WebSocket connection to")
         page.on(
             "console",
             lambda m: (
                 console_errors.append(m.text)
-                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                if m.type == "error" and not m.text.startswith(browser_network_logs)
                 else None
             ),
         )
