@@ -108,6 +108,7 @@ def open_live(browser: Browser, server: LocalServer, path: str = "/", **context:
 
 
 def feed_ids(page: Page) -> list[int]:
+    """The ids of the messages shown, top to bottom."""
     ids = page.eval_on_selector_all("#feed [data-id]", "items => items.map(a => a.dataset.id)")
     return [int(i) for i in ids]
 
@@ -132,6 +133,7 @@ STATUS_REGION = "#status[role=status], #status [role=status]"
 
 
 def watch(page: Page, selector: str, name: str) -> None:
+    """Record in `window[name]` every text the live region `selector` takes from now on."""
     page.evaluate(WATCH_REGION, [selector, name])
 
 
