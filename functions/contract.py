@@ -17,6 +17,8 @@ MAX_AUTHOR_CHARS = 64
 MAX_BODY_BYTES = 16 * 1024
 DEFAULT_TAKE = 50
 MAX_TAKE = 100
+LATEST = "latest"
+"""The `before` value that asks for the newest page of history."""
 ALLOWED_FIELDS = frozenset({"text", "author"})
 
 
@@ -138,6 +140,14 @@ def message_from_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _parse_take(take: str | None) -> int:
+    if take is None or take == "":
+        return DEFAULT_TAKE
+    if not take.isdigit() or not 1 <= int(take) <= MAX_TAKE:
+        raise ContractError(400, "invalid_take", f"take must be an integer from 1 to {MAX_TAKE}")
+    return int(take)
+
+
 def parse_history_query(after: str | None, take: str | None) -> tuple[int, int]:
     """Validate `?after=&take=`; return (after, take) or raise ContractError."""
     after_value = 0
@@ -145,12 +155,19 @@ def parse_history_query(after: str | None, take: str | None) -> tuple[int, int]:
         if not after.isdigit() or len(after) > 18:
             raise ContractError(400, "invalid_after", "after must be a message id (a non-negative integer)")
         after_value = int(after)
-    take_value = DEFAULT_TAKE
-    if take is not None and take != "":
-        if not take.isdigit() or not 1 <= int(take) <= MAX_TAKE:
-            raise ContractError(400, "invalid_take", f"take must be an integer from 1 to {MAX_TAKE}")
-        take_value = int(take)
-    return after_value, take_value
+    return after_value, _parse_take(take)
+
+
+def parse_page_query(before: str | None, take: str | None) -> tuple[int | None, int]:
+    """Validate `?before=&take=` of a history page; return (before, take), `before` None for
+    `latest` (the newest page), or raise ContractError."""
+    if before == LATEST:
+        return None, _parse_take(take)
+    if before is None or not before.isdigit() or len(before) > 18:
+        raise ContractError(
+            400, "invalid_before", f"before must be a message id (a non-negative integer) or {LATEST}"
+        )
+    return int(before), _parse_take(take)
 
 
 def inserted_items(changes_json: str) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 negotiate -> SignalR connection info; publish -> a row in dbo.Messages; a SQL trigger on that
 table -> `newMessage` to every client; SignalR connection events -> dbo.Connections; a SQL trigger
-on that -> `presence`; history and health read SQL through input bindings.
+on that -> `presence`; history (after an id, or the newest page before an id) and health read
+SQL through input bindings.
 
 Nothing here reads settings at import time: an import error would mean "0 functions loaded".
 """
@@ -83,6 +84,30 @@ def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
     """Messages after a given id, in id order: how a reconnecting client fills its gap."""
     try:
         contract.parse_history_query(req.params.get("after"), req.params.get("take"))
+    except contract.ContractError as error:
+        return _error_response(error)
+    messages = [contract.message_from_row(dict(row)) for row in rows]
+    return _json_response({"messages": sorted(messages, key=lambda message: message["id"])})
+
+
+@app.function_name("history_page")
+@app.route(route="messages/page", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.sql_input(
+    arg_name="rows",
+    command_text=queries.HISTORY_PAGE,
+    command_type="Text",
+    parameters=queries.HISTORY_PAGE_PARAMETERS,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+def history_page(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
+    """The newest messages before a given id (or of all: `before=latest`), in id order: how a
+    client shows the end of the history in one request, then reads further back page by page.
+
+    A route of its own: naming `{Query.before}` in the `history` binding would make the Functions
+    host refuse every `?after=&take=` request that does not also send `before`.
+    """
+    try:
+        contract.parse_page_query(req.params.get("before"), req.params.get("take"))
     except contract.ContractError as error:
         return _error_response(error)
     messages = [contract.message_from_row(dict(row)) for row in rows]

@@ -138,6 +138,28 @@ def test_history_contract_on_the_local_host(server: LocalServer) -> None:
     assert server.request("GET", "/api/health") == (200, {"status": "ok", "database": True})
 
 
+def test_history_pages_on_the_local_host(server: LocalServer) -> None:
+    for index in range(7):
+        server.publish(f"m{index}")
+
+    def ids(path: str) -> list[int]:
+        status, page = server.request("GET", path)
+        assert status == 200, page
+        return [m["id"] for m in page["messages"]]
+
+    assert ids("/api/messages/page?before=latest&take=3") == [5, 6, 7]
+    assert ids("/api/messages/page?before=5&take=3") == [2, 3, 4]
+    assert ids("/api/messages/page?before=2&take=3") == [1]
+    assert ids("/api/messages/page?before=1&take=3") == []
+    status, error = server.request("GET", "/api/messages/page?before=newest&take=3")
+    assert status == 400 and error["error"]["code"] == "invalid_before"
+    # As on Azure, every query value the binding names must be present.
+    assert server.request("GET", "/api/messages/page?take=3")[0] == 500
+    assert server.request("GET", "/api/messages/page?before=latest")[0] == 500
+    # The after= contract is unchanged: no `before` needed there.
+    assert ids("/api/messages?after=5&take=50") == [6, 7]
+
+
 def test_messages_survive_a_restart_with_a_database_file(tmp_path) -> None:
     path = str(tmp_path / "broadcast.db")
     first = LocalServer(db=path)

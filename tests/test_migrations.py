@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import contract
 import pytest
 import queries
 import sqlglot
@@ -107,7 +108,9 @@ def test_badly_named_files_are_refused(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
-@pytest.mark.parametrize("query", [queries.HISTORY, queries.ONLINE_COUNT, queries.HEALTH])
+@pytest.mark.parametrize(
+    "query", [queries.HISTORY, queries.HISTORY_PAGE, queries.ONLINE_COUNT, queries.HEALTH]
+)
 def test_binding_queries_parse_as_tsql(query: str) -> None:
     statement = sqlglot.parse_one(query, read="tsql")
     assert isinstance(statement, exp.Select)
@@ -120,3 +123,13 @@ def test_history_query_reads_the_messages_table_in_id_order() -> None:
     assert {p.name for p in statement.find_all(exp.Parameter)} | set(
         re.findall(r"@(\w+)", queries.HISTORY)
     ) >= {"After", "Take"}
+
+
+def test_history_page_query_takes_the_newest_below_before_and_returns_them_in_id_order() -> None:
+    statement = sqlglot.parse_one(queries.HISTORY_PAGE, read="tsql")
+    inner = statement.find(exp.Subquery).this
+    assert inner.find(exp.Table).sql(dialect="tsql") == wiring.MESSAGES_TABLE
+    assert inner.args["order"].sql(dialect="tsql") == "ORDER BY id DESC"
+    assert statement.args["order"].sql(dialect="tsql") == "ORDER BY id"
+    assert set(re.findall(r"@(\w+)", queries.HISTORY_PAGE)) == {"Before", "Take"}
+    assert f"@Before = '{contract.LATEST}'" in queries.HISTORY_PAGE

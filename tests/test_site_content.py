@@ -52,6 +52,8 @@ def test_the_page_loads_nothing_from_another_origin() -> None:
     html = (SITE_DIR / "index.html").read_text()
     for reference in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert not re.match(r"(https?:)?//", reference), reference
+        if reference.startswith("#"):
+            continue  # a place in the page (the skip link)
         assert reference in site_files(), reference
     policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     assert policy is not None
@@ -66,3 +68,35 @@ def test_the_signalr_client_is_pinned_by_the_lock_file() -> None:
     lock = json.loads((SITE_DIR / "package-lock.json").read_text())
     declared = json.loads((SITE_DIR / "package.json").read_text())["dependencies"]["@microsoft/signalr"]
     assert lock["packages"]["node_modules/@microsoft/signalr"]["version"] == declared
+
+
+@pytest.mark.parametrize("page", ["index.html", "404.html"])
+def test_each_page_describes_itself_and_follows_the_colour_scheme(page: str) -> None:
+    html = (SITE_DIR / page).read_text()
+    assert re.search(r'<meta name="description" content="[^"]{20,}">', html)
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert re.findall(
+        r'<meta name="theme-color" content="#[0-9a-f]{6}" media="\(prefers-color-scheme: (\w+)\)">', html
+    ) == [
+        "light",
+        "dark",
+    ]
+    icon = re.search(r'<link rel="icon" href="/?([^"]+)"', html)
+    assert icon is not None and icon.group(1) in site_files()
+
+
+def test_the_script_never_turns_text_into_markup() -> None:
+    script = (SITE_DIR / "app.js").read_text()
+    assert '"use strict";' in script
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+    # Links are made only from addresses whose scheme is checked.
+    assert 'url.protocol === "http:" || url.protocol === "https:"' in script
+    assert 'link.rel = "noopener noreferrer"' in script
+
+
+def test_the_styles_declare_both_colour_schemes_and_respect_reduced_motion() -> None:
+    styles = (SITE_DIR / "styles.css").read_text()
+    assert "color-scheme: light dark;" in styles
+    assert "@media (prefers-color-scheme: dark)" in styles
+    assert "@media (prefers-reduced-motion: reduce)" in styles
