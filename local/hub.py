@@ -408,6 +408,8 @@ class Hub:
         ping = _record({"type": PING})
         while True:
             await asyncio.sleep(KEEPALIVE_SECONDS / 3)
+            # Expired connection tokens go here too, not only when the next client negotiates.
+            self._forget_expired(self._clock())
             idle_since = time.monotonic() - KEEPALIVE_SECONDS
             for connections in self.connections.values():
                 for connection in list(connections.values()):
