@@ -20,6 +20,7 @@ is cut off, so neither a dropped client nor a shutdown waits on it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -53,6 +54,11 @@ PENDING_LIMIT = 10_000
 # under the transport's 64 KiB high-water mark, so the write never waits. Otherwise (a client that
 # reads slowly, a big frame) the frame goes through that client's own queue and writer task.
 DIRECT_WRITE_LIMIT = 32 * 1024
+# Records queued for the same clients go out together, as one WebSocket message of several records,
+# up to this size: one write and one read per client instead of one per record. The protocol frames
+# records with 0x1E for this, and ASP.NET Core SignalR's WebSocket transport also sends what has
+# piled up in its pipe as one message.
+MERGE_LIMIT = 16 * 1024
 log = logging.getLogger("local.hub")
 
 ConnectionEvent = Callable[[str, "Connection"], Awaitable[None]]
@@ -66,8 +72,8 @@ class Connection:
     hub: str
     user_id: str | None
     socket: web.WebSocketResponse
-    queue: asyncio.Queue[bytes | None]
-    """Encoded text frames' payloads waiting for the connection's writer task."""
+    queue: asyncio.Queue[bytes]
+    """Encoded records waiting for the connection's writer task."""
     transport: asyncio.Transport | None = None
     dropped: bool = False
     last_sent: float = field(default_factory=time.monotonic)
@@ -103,7 +109,9 @@ class Hub:
         self.delivered = 0
         self.accepting = True
         """False while the endpoint is down (see `go_down`): new connections get 503."""
-        self._frames: asyncio.Queue[tuple[bytes, bytes, list[Connection]]] | None = None
+        self._outbox: collections.deque[tuple[bytes, list[Connection]]] = collections.deque()
+        """Broadcasts not sent yet: the records and the connections they go to, in call order."""
+        self._outbox_ready: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
 
@@ -391,14 +399,20 @@ class Hub:
                 connection.transport.abort()
 
     async def _write(self, connection: Connection) -> None:
+        queue = connection.queue
         try:
-            while (payload := await connection.queue.get()) is not None:
+            while True:
+                parts = [await queue.get()]
                 connection.busy = True
+                size = len(parts[0])
+                while size < MERGE_LIMIT and not queue.empty():
+                    parts.append(queue.get_nowait())
+                    size += len(parts[-1])
                 # send_frame waits while the client's socket buffer is full (send_str would encode again).
-                await connection.socket.send_frame(payload, WSMsgType.TEXT)
+                await connection.socket.send_frame(b"".join(parts), WSMsgType.TEXT)
                 connection.last_sent = time.monotonic()
-                connection.busy = connection.queue.qsize() > 0
-                self.delivered += 1
+                connection.busy = not queue.empty()
+                self.delivered += len(parts)
         except (ConnectionError, RuntimeError):
             pass
 
@@ -418,10 +432,10 @@ class Hub:
                         self._enqueue(connection, ping)
 
     def _start_background_tasks(self) -> None:
-        if self._frames is None:
-            self._frames = asyncio.Queue()
+        if self._outbox_ready is None:
+            self._outbox_ready = asyncio.Event()
             loop = asyncio.get_running_loop()
-            self._pump = loop.create_task(self._fan_out(self._frames))
+            self._pump = loop.create_task(self._fan_out(self._outbox_ready))
             self._pinger = loop.create_task(self._keepalive())
 
     def _enqueue(self, connection: Connection, frame: bytes) -> None:
@@ -453,12 +467,27 @@ class Hub:
         payload = _record({"type": INVOCATION, "target": target, "arguments": arguments})
         connections = list(self.connections.get(hub, {}).values())
         self._start_background_tasks()
-        assert self._frames is not None
-        self._frames.put_nowait((payload, _text_frame(payload), connections))
+        assert self._outbox_ready is not None
+        self._outbox.append((payload, connections))
+        self._outbox_ready.set()
         return len(connections)
 
-    async def _fan_out(self, frames: asyncio.Queue[tuple[bytes, bytes, list[Connection]]]) -> None:
-        """Write each frame to every connection in one pass, as a plain broadcast loop would;
+    def _next_batch(self) -> tuple[list[bytes], list[Connection]]:
+        """The oldest broadcast, with those right behind it that go to the same connections (up to
+        MERGE_LIMIT): they leave as one WebSocket message."""
+        payload, connections = self._outbox.popleft()
+        parts, size = [payload], len(payload)
+        while self._outbox:
+            following, to = self._outbox[0]
+            if size + len(following) > MERGE_LIMIT or (to is not connections and to != connections):
+                break
+            self._outbox.popleft()
+            parts.append(following)
+            size += len(following)
+        return parts, connections
+
+    async def _fan_out(self, ready: asyncio.Event) -> None:
+        """Write each broadcast to every connection in one pass, as a plain broadcast loop would;
         a connection with a backlog gets it through its queue, so it cannot stall the pass.
 
         The pass is the broadcast's hot path (a thousand clients, one syscall each): the frame is
@@ -466,25 +495,34 @@ class Hub:
         encoding, header or coroutine. That is sound because no connection negotiates compression
         (every frame on the wire is plain) and aiohttp also writes each frame whole."""
         while True:
-            payload, wire, connections = await frames.get()
-            now = time.monotonic()
-            limit = DIRECT_WRITE_LIMIT - len(wire)
-            for connection in connections:
-                transport = connection.transport
-                if connection.dropped or connection.socket.closed:
-                    continue
-                if (
-                    transport is not None
-                    and not connection.busy
-                    and connection.queue.empty()
-                    and not transport.is_closing()
-                    and transport.get_write_buffer_size() < limit
-                ):
-                    transport.write(wire)
-                    connection.last_sent = now
-                    self.delivered += 1
-                else:
-                    self._enqueue(connection, payload)
+            await ready.wait()
+            ready.clear()
+            while self._outbox:
+                parts, connections = self._next_batch()
+                self._write_to_all(b"".join(parts), len(parts), connections)
+                # Let requests and reads in between two passes; what is broadcast meanwhile joins the next.
+                await asyncio.sleep(0)
+
+    def _write_to_all(self, payload: bytes, records: int, connections: list[Connection]) -> None:
+        wire = _text_frame(payload)
+        now = time.monotonic()
+        limit = DIRECT_WRITE_LIMIT - len(wire)
+        for connection in connections:
+            if connection.dropped or connection.socket.closed:
+                continue
+            transport = connection.transport
+            if (
+                transport is not None
+                and not connection.busy
+                and connection.queue.empty()
+                and not transport.is_closing()
+                and transport.get_write_buffer_size() < limit
+            ):
+                transport.write(wire)
+                connection.last_sent = now
+                self.delivered += records
+            else:
+                self._enqueue(connection, payload)
 
     def online(self, hub: str) -> int:
         """Connections currently open on `hub`."""
