@@ -28,6 +28,7 @@ from aiohttp import web
 
 from artifacts.site_files import site_files
 from local.database import DELETE, INSERT, BindingError, Database, table_name
+from local.errors import error_response
 from local.hub import Connection, Hub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,12 +236,15 @@ class FunctionsHost:
         if level == "ANONYMOUS":
             return True
         key = request.headers.get("x-functions-key") or request.query.get("code") or ""
-        return hmac.compare_digest(key.encode(), self.publish_key.encode())
+        # A header that is not UTF-8 arrives with surrogate escapes: as bytes it is just a wrong key.
+        return hmac.compare_digest(key.encode("utf-8", "surrogateescape"), self.publish_key.encode())
 
     def _http_handler(self, spec: FunctionSpec) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
             if not self._authorized(spec, request):
-                return web.Response(status=401)
+                return error_response(
+                    401, "a function key is required: the x-functions-key header or the code query parameter"
+                )
             body = await request.read()
             http_request = func.HttpRequest(
                 method=request.method,
@@ -259,7 +263,7 @@ class FunctionsHost:
                 )
             except Exception:
                 log.exception("%s failed", spec.name)
-                return web.Response(status=500)
+                return error_response(500, f"{spec.name} failed; the local mode's log says why")
             headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
             return web.Response(
                 body=response.get_body(),
@@ -362,4 +366,5 @@ def site_routes(site_dir: Path, config: Callable[[], dict[str, Any]]) -> list[we
             entry.source, headers={"Content-Type": entry.content_type, "Cache-Control": entry.cache_control}
         )
 
-    return [web.get("/", serve), web.get("/{path:.*}", serve)]
+    # Not under /api/: there the API answers, JSON errors included, for paths it does not have too.
+    return [web.get("/", serve), web.get(r"/{path:(?!api(?:/|$)).*}", serve)]

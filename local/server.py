@@ -6,17 +6,103 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 
 from artifacts.site_files import SITE_DIR
 from functions import wiring
 from local.cors import cors_middleware
 from local.database import Database
+from local.errors import JSON, error_response
 from local.host import FunctionsHost, site_routes
 from local.hub import Hub
 
 log = logging.getLogger("local")
+# Query values that are credentials: the function key (`code`) and the SignalR access token.
+SECRET_QUERY_NAMES = frozenset({"code", "access_token"})
+# How long the server waits for requests still running at shutdown (after the hub closed its clients).
+SHUTDOWN_TIMEOUT_SECONDS = 2.0
+
+
+def redact(path_qs: str) -> str:
+    """`path?query` with the values of secret query parameters replaced by `***` (the rest as sent)."""
+    path, separator, query = path_qs.partition("?")
+    if not separator:
+        return path
+    parts = []
+    for part in query.split("&"):
+        name, equals, _value = part.partition("=")
+        # Decoded as the server decodes it, so `acc%65ss_token=` is redacted too.
+        if equals and unquote_plus(name).lower() in SECRET_QUERY_NAMES:
+            part = f"{name}=***"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request (client, request line, status, size, time), with secret query values
+    redacted and no header at all: keys and tokens also travel as `x-functions-key` and
+    `Authorization`, and a Referer can carry a `?code=`."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Log one request."""
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.6fs',
+            request.remote,
+            request.method,
+            redact(request.raw_path),
+            request.version.major,
+            request.version.minor,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Skip the formatting when nobody listens."""
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error under /api/ in the API's JSON shape, whoever answered it: aiohttp's router (404,
+    405), its body limit (413), a handler's exception or plain-text answer. Errors that are
+    already JSON (the functions', the hub's) pass unchanged; other paths keep the site's pages."""
+    if not _is_api(request.path):
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400 or error.content_type == JSON:
+            raise
+        return _json_error(request, error.status, error.text or error.reason, error.headers.get("Allow"))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "the server failed to answer; its log says why")
+    if response.status >= 400 and not response.prepared and response.content_type != JSON:
+        text = response.text if isinstance(response, web.Response) and response.body else None
+        return _json_error(request, response.status, text or response.reason, response.headers.get("Allow"))
+    return response
+
+
+def _json_error(request: web.Request, status: int, text: str, allow: str | None) -> web.Response:
+    if status == 404:
+        return error_response(404, f"no API at {request.path}")
+    if status == 405:
+        return error_response(
+            405,
+            f"{request.method} is not allowed on {request.path}; allowed: {allow}",
+            headers={"Allow": allow or ""},
+        )
+    return error_response(status, text)
 
 
 @dataclass
@@ -31,7 +117,8 @@ class LocalMode:
     runner: web.AppRunner
 
     async def stop(self) -> None:
-        """Close clients, stop the triggers, the server and the database."""
+        """Close clients, stop the triggers, the server and the database; every step is bounded, so a
+        client that stopped reading cannot hold the shutdown."""
         await self.hub.shutdown()
         await self.host.stop()
         await self.runner.cleanup()
@@ -44,8 +131,11 @@ def build_app(
     """The aiohttp application and its hub and host (base URL set once the port is known)."""
     hub = Hub({wiring.HUB_NAME})
     host = FunctionsHost(database, hub, publish_key)
-    # The API allows the site's origin, as the deployed app's CORS does (here the site is on this one).
-    app = web.Application(client_max_size=1 << 20, middlewares=[cors_middleware(lambda: [hub.base_url])])
+    # The API allows the site's origin, as the deployed app's CORS does (here the site is on this
+    # one); CORS wraps the JSON errors, so an error answer carries the CORS headers too.
+    app = web.Application(
+        client_max_size=1 << 20, middlewares=[cors_middleware(lambda: [hub.base_url]), api_errors]
+    )
     app.add_routes(hub.routes())
     app.add_routes(host.routes())
     app.add_routes(
@@ -64,7 +154,7 @@ async def start(
     """Start the local mode and return once it accepts connections (port 0 picks a free port)."""
     database = Database(db)
     app, hub, functions_host = build_app(database, publish_key, site_dir)
-    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
+    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

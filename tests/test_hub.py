@@ -17,8 +17,8 @@ HUB = "broadcast"
 
 
 @asynccontextmanager
-async def running_hub(send_queue_limit: int = 1000) -> AsyncIterator[tuple[Hub, str]]:
-    hub = Hub({HUB}, send_queue_limit=send_queue_limit)
+async def serving(hub: Hub) -> AsyncIterator[str]:
+    """`hub` alone on a free loopback port; yields its base URL."""
     app = web.Application()
     app.add_routes(hub.routes())
     runner = web.AppRunner(app)
@@ -28,10 +28,17 @@ async def running_hub(send_queue_limit: int = 1000) -> AsyncIterator[tuple[Hub, 
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     hub.base_url = url
     try:
-        yield hub, url
+        yield url
     finally:
         await hub.shutdown()
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_hub(send_queue_limit: int = 1000) -> AsyncIterator[tuple[Hub, str]]:
+    hub = Hub({HUB}, send_queue_limit=send_queue_limit)
+    async with serving(hub) as url:
+        yield hub, url
 
 
 def run(body: Callable[[], Awaitable[None]]) -> None:
@@ -125,9 +132,14 @@ def test_a_connection_token_is_used_once() -> None:
         '{"protocol": "messagepack", "version": 1}',
         '{"protocol": "json", "version": 2}',
         "not json",
+        "[1]",
+        "null",
+        '"json"',
+        "[" * 8000 + "]" * 8000,
+        "1" * 5000,
     ],
 )
-def test_handshake_errors_are_answered_then_closed(handshake: str) -> None:
+def test_handshake_errors_are_answered_then_closed(handshake: str, caplog: pytest.LogCaptureFixture) -> None:
     async def body() -> None:
         async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
             token = hub.issue_token(HUB)
@@ -140,6 +152,7 @@ def test_handshake_errors_are_answered_then_closed(handshake: str) -> None:
             assert hub.online(HUB) == 0
 
     run(body)
+    assert not [record for record in caplog.records if record.exc_info], "a bad handshake logged a traceback"
 
 
 def test_broadcast_reaches_every_connection_and_events_fire() -> None:
@@ -209,7 +222,7 @@ def test_rest_broadcast_shape_reaches_clients() -> None:
     async def body() -> None:
         async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
             socket = await connect(session, hub, url)
-            headers = {"Authorization": f"Bearer {hub.issue_token(HUB)}"}
+            headers = {"Authorization": f"Bearer {hub.issue_server_token(HUB)}"}
             payload = {"target": "newMessage", "arguments": [{"id": 7}]}
             response = await session.post(f"{url}/api/v1/hubs/{HUB}", json=payload, headers=headers)
             assert response.status == 202
@@ -218,5 +231,156 @@ def test_rest_broadcast_shape_reaches_clients() -> None:
             refused = await session.post(f"{url}/api/v1/hubs/{HUB}", json=payload)
             assert refused.status == 401
             await socket.close()
+
+    run(body)
+
+
+async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, str, bytes]:
+    """One HTTP/1.1 request written byte for byte (headers that aiohttp's client would not send);
+    returns (status, content type, body)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        head + b"\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    header, _, payload = answer.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), fields.get("Content-Type", ""), payload
+
+
+def test_a_client_token_cannot_broadcast_through_the_rest_api() -> None:
+    """The REST API takes server tokens only (audience = its URL), as Azure SignalR's does: the
+    client token that anybody gets from the anonymous negotiate is refused there."""
+
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            forged = {"target": "newMessage", "arguments": [{"id": 424242, "text": "forged"}]}
+            for token in (hub.issue_token(HUB), hub.issue_token(HUB, user_id="someone")):
+                response = await session.post(
+                    f"{url}/api/v1/hubs/{HUB}", json=forged, headers={"Authorization": f"Bearer {token}"}
+                )
+                assert response.status == 401
+                assert (await response.json())["error"]["code"] == "unauthorized"
+            # Nor in the query, where the client endpoints take it.
+            response = await session.post(
+                f"{url}/api/v1/hubs/{HUB}?access_token={hub.issue_token(HUB)}", json=forged
+            )
+            assert response.status == 401
+            hub.broadcast(HUB, "marker", [])
+            frame = json.loads((await socket.receive_str(timeout=5)).rstrip(RECORD_SEPARATOR))
+            assert frame["target"] == "marker", "a forged broadcast reached the client"
+            await socket.close()
+
+    run(body)
+
+
+def test_a_server_token_is_refused_on_the_client_endpoints() -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            server_token = hub.issue_server_token(HUB)
+            assert (await negotiate(session, url, server_token)).status == 401
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(f"{url}/client/?hub={HUB}&access_token={server_token}")
+            assert refused.value.status == 401
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"not json", "malformed_json"),
+        (b"\xff\xfe", "malformed_json"),
+        (b"[" * 8000 + b"]" * 8000, "malformed_json"),
+        (b"[1]", "bad_request"),
+        (b"{}", "bad_request"),
+        (b'{"target": 1}', "bad_request"),
+        (b'{"target": ""}', "bad_request"),
+        (b'{"target": "newMessage", "arguments": {"id": 1}}', "bad_request"),
+    ],
+)
+def test_a_bad_rest_body_is_a_400_in_the_api_error_shape(payload: bytes, code: str) -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            headers = {
+                "Authorization": f"Bearer {hub.issue_server_token(HUB)}",
+                "Content-Type": "application/json",
+            }
+            response = await session.post(f"{url}/api/v1/hubs/{HUB}", data=payload, headers=headers)
+            assert response.status == 400
+            assert response.content_type == "application/json"
+            error = (await response.json())["error"]
+            assert error["code"] == code and isinstance(error["message"], str)
+
+    run(body)
+
+
+def test_a_token_header_that_is_not_utf8_is_a_401_not_a_500() -> None:
+    async def body() -> None:
+        async with running_hub() as (_hub, url):
+            bad = b"\r\nAuthorization: Bearer \xff\xfe"
+            status, content_type, payload = await raw_request(
+                url, b"POST /api/v1/hubs/" + HUB.encode() + b" HTTP/1.1" + bad, b"{}"
+            )
+            assert status == 401 and content_type.startswith("application/json")
+            assert json.loads(payload)["error"]["code"] == "unauthorized"
+            status, _, _ = await raw_request(
+                url, b"POST /client/negotiate?hub=" + HUB.encode() + b" HTTP/1.1" + bad
+            )
+            assert status == 401
+
+    run(body)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_connection_token_expires_and_then_asks_to_negotiate_again() -> None:
+    clock = FakeClock()
+
+    async def body() -> None:
+        hub = Hub({HUB}, pending_ttl=10, clock=clock)
+        async with serving(hub) as url, aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+            stale = (await (await negotiate(session, url, token)).json())["connectionToken"]
+            clock.now += 5
+            fresh = (await (await negotiate(session, url, token)).json())["connectionToken"]
+            assert hub.pending() == 2
+            clock.now += 6  # the first is 11 s old, the second 6 s
+            assert hub.pending() == 1
+            refused = await session.get(f"{url}/client/?hub={HUB}&id={stale}&access_token={token}")
+            assert refused.status == 404 and "negotiate again" in await refused.text()
+            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={fresh}&access_token={token}")
+            await socket.close()
+            assert hub.pending() == 0
+
+    run(body)
+
+
+def test_negotiations_that_never_connect_are_bounded() -> None:
+    async def body() -> None:
+        hub = Hub({HUB}, pending_limit=50)
+        async with serving(hub) as url, aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+            tokens = [
+                (await (await negotiate(session, url, token)).json())["connectionToken"] for _ in range(120)
+            ]
+            assert hub.pending() == 50
+            # The newest still work; the oldest gave way.
+            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={tokens[-1]}&access_token={token}")
+            await socket.close()
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(f"{url}/client/?hub={HUB}&id={tokens[0]}&access_token={token}")
+            assert refused.value.status == 404
 
     run(body)

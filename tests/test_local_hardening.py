@@ -1,0 +1,331 @@
+"""The local mode under attack and under faults (issue 12): forged broadcasts, secrets in the log,
+bad input, errors under /api/ in one JSON shape, and a shutdown that a stalled client cannot hold."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+
+from functions import wiring
+from local.hub import RECORD_SEPARATOR
+from local.server import LocalMode, redact, start
+
+KEY = "a-publish-key-that-must-not-be-logged"
+HUB = wiring.HUB_NAME
+HANDSHAKE = json.dumps({"protocol": "json", "version": 1}) + RECORD_SEPARATOR
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())
+
+
+@asynccontextmanager
+async def local_mode() -> AsyncIterator[LocalMode]:
+    mode = await start("127.0.0.1", 0, KEY)
+    try:
+        yield mode
+    finally:
+        if mode.runner.server is not None:  # not stopped by the test itself
+            await mode.stop()
+
+
+async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request written byte for byte (headers aiohttp's client would not send)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        head + b"\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    header, _, payload = answer.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), fields, payload
+
+
+async def connect(session: aiohttp.ClientSession, mode: LocalMode) -> aiohttp.ClientWebSocketResponse:
+    """A client as the site connects: the API's negotiate, then the hub's, then the WebSocket."""
+    async with session.post(f"{mode.url}/api/negotiate") as response:
+        info = await response.json()
+    headers = {"Authorization": f"Bearer {info['accessToken']}"}
+    async with session.post(
+        f"{mode.url}/client/negotiate?hub={HUB}&negotiateVersion=1", headers=headers
+    ) as r:
+        token = (await r.json())["connectionToken"]
+    socket = await session.ws_connect(info["url"].replace("http", "ws", 1) + f"&id={token}", headers=headers)
+    await socket.send_str(HANDSHAKE)
+    assert await socket.receive_str(timeout=5) == "{}" + RECORD_SEPARATOR
+    return socket
+
+
+async def next_invocation(socket: aiohttp.ClientWebSocketResponse, target: str) -> dict[str, Any]:
+    """The next invocation of `target` (presence and pings pass by)."""
+    while True:
+        for record in (await socket.receive_str(timeout=5)).split(RECORD_SEPARATOR):
+            if record and (frame := json.loads(record)).get("target") == target:
+                return frame
+
+
+# 1. Security: a client's token cannot broadcast
+
+
+def test_the_token_from_the_anonymous_negotiate_cannot_broadcast_a_forged_message() -> None:
+    async def body() -> None:
+        async with local_mode() as mode, aiohttp.ClientSession() as session:
+            listener = await connect(session, mode)
+            async with session.post(f"{mode.url}/api/negotiate") as response:
+                client_token = (await response.json())["accessToken"]
+            forged = {"target": "newMessage", "arguments": [{"id": 424242, "text": "forged"}]}
+            async with session.post(
+                f"{mode.url}/api/v1/hubs/{HUB}",
+                json=forged,
+                headers={"Authorization": f"Bearer {client_token}"},
+            ) as response:
+                assert response.status == 401
+                assert (await response.json())["error"]["code"] == "unauthorized"
+            async with session.post(
+                f"{mode.url}/api/messages", json={"text": "real"}, headers={"x-functions-key": KEY}
+            ) as response:
+                assert response.status == 202
+            # The first message the client sees is the real one: the forged one never went out.
+            message = (await next_invocation(listener, "newMessage"))["arguments"][0]
+            assert (message["id"], message["text"]) == (1, "real")
+            # A server (the REST URL as audience, as an access key signs on Azure) still can.
+            server = {"Authorization": f"Bearer {mode.hub.issue_server_token(HUB)}"}
+            ping = {"target": "newMessage", "arguments": [{"id": 2, "text": "from a server"}]}
+            async with session.post(f"{mode.url}/api/v1/hubs/{HUB}", json=ping, headers=server) as response:
+                assert response.status == 202
+            assert (await next_invocation(listener, "newMessage"))["arguments"][0]["id"] == 2
+            await listener.close()
+
+    run(body)
+
+
+# 2. Secrets in the access log
+
+
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [
+        ("/api/messages?code=s3cret", "/api/messages?code=***"),
+        ("/client/?hub=broadcast&id=x&access_token=a.b.c", "/client/?hub=broadcast&id=x&access_token=***"),
+        ("/x?CODE=1&acc%65ss_token=2&keep=3", "/x?CODE=***&acc%65ss_token=***&keep=3"),
+        ("/x?code&other=code%3D1", "/x?code&other=code%3D1"),
+        ("/x", "/x"),
+    ],
+)
+def test_redact_hides_only_the_secret_query_values(sent: str, logged: str) -> None:
+    assert redact(sent) == logged
+
+
+def test_no_key_or_token_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets: list[str] = [KEY]
+
+    async def body() -> None:
+        async with local_mode() as mode, aiohttp.ClientSession() as session:
+            text = {"text": "hello"}
+            async with session.post(f"{mode.url}/api/messages?code={KEY}", json=text) as response:
+                assert response.status == 202
+            async with session.post(
+                f"{mode.url}/api/messages",
+                json=text,
+                headers={"x-functions-key": KEY, "Referer": f"/?code={KEY}"},
+            ) as response:
+                assert response.status == 202
+            async with session.post(f"{mode.url}/api/negotiate") as response:
+                info = await response.json()
+            secrets.append(info["accessToken"])
+            bearer = {"Authorization": f"Bearer {info['accessToken']}"}
+            async with session.post(f"{mode.url}/client/negotiate?hub={HUB}", headers=bearer) as response:
+                connection_token = (await response.json())["connectionToken"]
+            socket = await session.ws_connect(
+                f"{info['url']}&id={connection_token}&access_token={info['accessToken']}".replace(
+                    "http", "ws", 1
+                )
+            )
+            await socket.send_str(HANDSHAKE)
+            await socket.receive_str(timeout=5)
+            await socket.close()
+            server_token = mode.hub.issue_server_token(HUB)
+            secrets.append(server_token)
+            async with session.post(
+                f"{mode.url}/api/v1/hubs/{HUB}",
+                json={"target": "t", "arguments": []},
+                headers={"Authorization": f"Bearer {server_token}"},
+            ) as response:
+                assert response.status == 202
+
+    run(body)
+    logged = [record.getMessage() for record in caplog.records]
+    access = [line for line in logged if '"POST ' in line or '"GET ' in line]
+    assert any("/api/messages?code=*** " in line for line in access), access
+    assert any("access_token=***" in line for line in access), access
+    for secret in secrets:
+        assert not [line for line in logged if secret in line], "a key or token was logged"
+
+
+# 3 and 4. Bad input: a clean 4xx, in one JSON error shape under /api/
+
+OVER_1_MIB = b'{"text": "' + b"x" * (1 << 20) + b'"}'
+
+
+@pytest.mark.parametrize(
+    ("request_head", "body", "status", "code"),
+    [
+        (b"POST /api/messages HTTP/1.1\r\nx-functions-key: \xff\xfe", b'{"text": "x"}', 401, "unauthorized"),
+        (b"POST /api/messages HTTP/1.1", b'{"text": "x"}', 401, "unauthorized"),
+        (b"POST /api/messages HTTP/1.1\r\nx-functions-key: wrong", b'{"text": "x"}', 401, "unauthorized"),
+        (b"POST /api/messages?code=%ff HTTP/1.1", b'{"text": "x"}', 401, "unauthorized"),
+        (
+            b"POST /api/messages HTTP/1.1\r\nContent-Type: application/json\r\nx-functions-key: "
+            + KEY.encode(),
+            OVER_1_MIB,
+            413,
+            "payload_too_large",
+        ),
+        (b"PUT /api/messages HTTP/1.1", b"", 405, "method_not_allowed"),
+        (b"GET /api/negotiate HTTP/1.1", b"", 405, "method_not_allowed"),
+        (b"GET /api/nothing-here HTTP/1.1", b"", 404, "not_found"),
+        (b"POST /api/nothing/here HTTP/1.1", b"", 404, "not_found"),
+        (b"GET /api HTTP/1.1", b"", 404, "not_found"),
+        (b"POST /api/v1/hubs/nope HTTP/1.1", b"{}", 404, "not_found"),
+        (b"POST /api/v1/hubs/broadcast HTTP/1.1", b"{}", 401, "unauthorized"),
+    ],
+)
+def test_every_error_under_api_is_json_with_a_code_and_a_message(
+    request_head: bytes, body: bytes, status: int, code: str
+) -> None:
+    async def scenario() -> None:
+        async with local_mode() as mode:
+            answer, headers, payload = await raw_request(mode.url, request_head, body)
+            assert answer == status
+            assert headers["Content-Type"].startswith("application/json")
+            error = json.loads(payload)["error"]
+            assert error["code"] == code
+            assert isinstance(error["message"], str) and error["message"]
+            if status == 405:
+                # HEAD comes with every GET route.
+                allowed = {method.strip() for method in headers["Allow"].split(",")} - {"HEAD"}
+                assert allowed == ({"GET", "POST"} if b"/messages" in request_head else {"POST"})
+            assert mode.database.count(wiring.MESSAGES_TABLE) == 0
+
+    run(scenario)
+
+
+def test_paths_outside_api_keep_the_site_404_page() -> None:
+    async def scenario() -> None:
+        async with local_mode() as mode:
+            status, headers, payload = await raw_request(mode.url, b"GET /no-such-page HTTP/1.1")
+            assert status == 404 and headers["Content-Type"].startswith("text/html")
+            assert b"<html" in payload.lower()
+            status, headers, _ = await raw_request(mode.url, b"GET /apidocs HTTP/1.1")
+            assert status == 404 and headers["Content-Type"].startswith("text/html")
+
+    run(scenario)
+
+
+# 5. Shutdown with a client that stopped reading
+
+
+async def stalled_client(mode: LocalMode) -> socket.socket:
+    """A raw WebSocket client with a tiny receive buffer: it does the handshakes, then never reads."""
+    loop = asyncio.get_running_loop()
+    host, port = mode.url.removeprefix("http://").split(":")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    await loop.sock_connect(client, (host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    token = mode.hub.issue_token(HUB)
+    upgrade = (
+        f"GET /client/?hub={HUB}&access_token={token} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(client, upgrade.encode())
+    payload, mask = HANDSHAKE.encode(), os.urandom(4)
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    await loop.sock_sendall(client, struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked)
+    received = b""
+    # The 101 answer, then the handshake answer: a 5-byte text frame holding `{}` + 0x1E.
+    while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < 5:
+        chunk = await asyncio.wait_for(loop.sock_recv(client, 4096), timeout=5)
+        assert chunk, "the server closed during the handshakes"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 101")
+    assert received.partition(b"\r\n\r\n")[2][:5] == b"\x81\x03{}\x1e"
+    return client
+
+
+async def eventually(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("dropped", [True, False], ids=["dropped-as-too-slow", "stalled"])
+def test_shutdown_takes_under_5_s_with_a_client_that_never_reads(dropped: bool) -> None:
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY)
+        # A short queue drops the client quickly; a long one keeps it, stalled, with a full buffer.
+        mode.hub.send_queue_limit = 8 if dropped else 1000
+        client = await stalled_client(mode)
+        try:
+            assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
+            (connection,) = mode.hub.connections[HUB].values()
+            big = "x" * (256 * 1024)
+            for index in range(200 if dropped else 40):
+                mode.hub.broadcast(HUB, "newMessage", [{"id": index, "text": big}])
+                await asyncio.sleep(0)
+            assert await eventually(
+                lambda: connection.dropped or (connection.queue.qsize() > 0 and connection.busy), 10
+            )
+            assert connection.dropped == dropped
+            started = time.monotonic()
+            await asyncio.wait_for(mode.stop(), timeout=30)
+            elapsed = time.monotonic() - started
+            assert elapsed < 5, f"shutdown took {elapsed:.1f} s"
+        finally:
+            client.close()
+
+    run(body)
+
+
+def test_a_dropped_client_connection_is_closed_although_its_peer_stays_silent() -> None:
+    async def body() -> None:
+        async with local_mode() as mode:
+            mode.hub.send_queue_limit = 8
+            client = await stalled_client(mode)
+            try:
+                assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
+                (connection,) = mode.hub.connections[HUB].values()
+                for index in range(200):
+                    mode.hub.broadcast(HUB, "newMessage", [{"id": index, "text": "x" * (256 * 1024)}])
+                    await asyncio.sleep(0)
+                assert await eventually(lambda: connection.dropped, 10)
+                # Cut off after the bounded close: gone from the hub, its transport closed.
+                assert await eventually(lambda: mode.hub.online(HUB) == 0, 5), (
+                    "the dropped client is still held"
+                )
+                assert connection.transport is not None and connection.transport.is_closing()
+            finally:
+                client.close()
+
+    run(body)
