@@ -149,6 +149,7 @@ functions = FunctionApp(
         always_ready_instances=settings.always_ready_instances,
         sql_trigger_polling_interval_ms=settings.sql_trigger_polling_interval_ms,
         sql_trigger_max_batch_size=settings.sql_trigger_max_batch_size,
+        message_retention_days=settings.message_retention_days,
         storage_redundancy=settings.storage_redundancy,
         package=package,
         deploy_after=[database.schema] if database.schema else [],

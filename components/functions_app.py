@@ -95,6 +95,8 @@ class FunctionAppArgs(ComponentArgs):
     """Optional. `Sql_Trigger_PollingIntervalMs`. Default: 1000."""
     sql_trigger_max_batch_size: int = 100
     """Optional. `Sql_Trigger_MaxBatchSize`. Default: 100."""
+    message_retention_days: int = 0
+    """Optional. `MessageRetentionDays`: the hourly purge deletes older messages; 0 keeps all. Default: 0."""
     storage_redundancy: str = "LRS"
     """Optional. Host storage replication. Default: LRS."""
     package: FunctionPackage | None = None
@@ -266,6 +268,7 @@ class FunctionApp(pulumi.ComponentResource):
             wiring.SQL_CONNECTION_SETTING: args.sql_connection_string,
             wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(args.sql_trigger_polling_interval_ms),
             wiring.SQL_TRIGGER_MAX_BATCH_SIZE_SETTING: str(args.sql_trigger_max_batch_size),
+            wiring.MESSAGE_RETENTION_DAYS_SETTING: str(args.message_retention_days),
         }
         if not self._flex:
             # Flex Consumption rejects these two: its runtime comes from functionAppConfig.

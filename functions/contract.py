@@ -7,6 +7,7 @@ Every rejection is a `ContractError` carrying the HTTP status and the documented
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,10 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ContractError(400, "malformed_json", f"the body is not valid JSON: {error.msg}") from None
+    except RecursionError:
+        raise ContractError(400, "malformed_json", "the body nests JSON too deeply") from None
+    except ValueError as error:  # e.g. a number with more digits than Python converts
+        raise ContractError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ContractError(400, "invalid_body", 'the body must be a JSON object such as {"text": "hello"}')
     unknown = sorted(set(document) - ALLOWED_FIELDS)
@@ -81,22 +86,44 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
         raise ContractError(400, "invalid_text", "text is required and must be a string")
     if not message_text.strip():
         raise ContractError(400, "invalid_text", "text must not be empty")
-    if len(message_text) > MAX_TEXT_CHARS:
+    _check_storable("text", message_text, "invalid_text")
+    if sql_length(message_text) > MAX_TEXT_CHARS:
         raise ContractError(
-            400, "text_too_long", f"text has {len(message_text)} characters; at most {MAX_TEXT_CHARS}"
+            400,
+            "text_too_long",
+            f"text has {sql_length(message_text)} characters as SQL Server counts them (UTF-16: most emoji "
+            f"count 2); at most {MAX_TEXT_CHARS}",
         )
-    if "\x00" in message_text:
-        raise ContractError(400, "invalid_text", "text must not contain NUL characters")
     author = document.get("author")
     if author is not None and not isinstance(author, str):
         raise ContractError(400, "invalid_author", "author must be a string or null")
     if isinstance(author, str):
         author = author.strip() or None
-    if author is not None and (len(author) > MAX_AUTHOR_CHARS or "\x00" in author):
-        raise ContractError(
-            400, "invalid_author", f"author must be at most {MAX_AUTHOR_CHARS} characters without NUL"
-        )
+    if author is not None:
+        _check_storable("author", author, "invalid_author")
+        if sql_length(author) > MAX_AUTHOR_CHARS:
+            raise ContractError(
+                400,
+                "invalid_author",
+                f"author has {sql_length(author)} characters as SQL Server counts them; at most "
+                f"{MAX_AUTHOR_CHARS}",
+            )
     return {"text": message_text, "author": author}
+
+
+def sql_length(value: str) -> int:
+    """The length NVARCHAR(n) counts: UTF-16 code units (a character beyond U+FFFF, most emoji, is 2)."""
+    return len(value.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _check_storable(field: str, value: str, code: str) -> None:
+    """No NUL, and no lone surrogate (JSON's `\\ud800` decodes to one; UTF-8 and SQL cannot hold it)."""
+    if "\x00" in value:
+        raise ContractError(400, code, f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError(400, code, f"{field} contains an unpaired UTF-16 surrogate") from None
 
 
 def utc_timestamp(moment: datetime) -> str:
@@ -104,6 +131,34 @@ def utc_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_CANONICAL_KEY = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def parse_message_key(value: str | None) -> uuid.UUID:
+    """A publisher-chosen message key: a UUID in its 36-character form (any case).
+
+    Only that form: SQL Server's UNIQUEIDENTIFIER conversion, which looks the key up, reads
+    neither the 32-digit nor the `urn:uuid:` form that Python's `uuid.UUID` also accepts, and a
+    key SQL cannot read would miss the stored message and overwrite it as new.
+    """
+    if value is None or not _CANONICAL_KEY.fullmatch(value):
+        raise invalid_key()
+    return uuid.UUID(value)
+
+
+def invalid_key() -> ContractError:
+    """The answer to a message key that is not a UUID in its 36-character form."""
+    return ContractError(
+        400, "invalid_key", "the message key must be a UUID such as 3f2b8c4e-1d2a-4c5b-9e7f-0a1b2c3d4e5f"
+    )
+
+
+def is_same_message(row: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether a stored row holds the text and author a publish request carries: a retry of the
+    same publish is, a different message under a key already used is not."""
+    return row["text"] == fields["text"] and (row.get("author") or None) == fields["author"]
 
 
 def new_message_row(fields: dict[str, Any], now: datetime, key: uuid.UUID) -> dict[str, Any]:
@@ -140,19 +195,28 @@ def message_from_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ascii_number(value: str, digits: int) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts superscripts and full-width digits, which
+    `int()` or SQL Server's TRY_CONVERT read differently (the SQL input binding converts the raw
+    query value itself)."""
+    return re.fullmatch(rf"[0-9]{{1,{digits}}}", value) is not None
+
+
 def _parse_take(take: str | None) -> int:
-    if take is None or take == "":
+    if take is None:
         return DEFAULT_TAKE
-    if not take.isdigit() or not 1 <= int(take) <= MAX_TAKE:
+    # An empty `take=` reaches the SQL binding as '', which TRY_CONVERT makes 0 rows: refuse it.
+    if not _ascii_number(take, 3) or not 1 <= int(take) <= MAX_TAKE:
         raise ContractError(400, "invalid_take", f"take must be an integer from 1 to {MAX_TAKE}")
     return int(take)
 
 
 def parse_history_query(after: str | None, take: str | None) -> tuple[int, int]:
-    """Validate `?after=&take=`; return (after, take) or raise ContractError."""
+    """Validate `?after=&take=`; return (after, take) or raise ContractError. What passes is exactly
+    what the SQL binding reads from the same query values (an empty `after` is 0 to both)."""
     after_value = 0
     if after is not None and after != "":
-        if not after.isdigit() or len(after) > 18:
+        if not _ascii_number(after, 18):
             raise ContractError(400, "invalid_after", "after must be a message id (a non-negative integer)")
         after_value = int(after)
     return after_value, _parse_take(take)
@@ -163,7 +227,7 @@ def parse_page_query(before: str | None, take: str | None) -> tuple[int | None, 
     `latest` (the newest page), or raise ContractError."""
     if before == LATEST:
         return None, _parse_take(take)
-    if before is None or not before.isdigit() or len(before) > 18:
+    if before is None or not _ascii_number(before, 18):
         raise ContractError(
             400, "invalid_before", f"before must be a message id (a non-negative integer) or {LATEST}"
         )

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from datetime import UTC, datetime
 
 import azure.functions as func
 import contract
 import queries
+import signalr_rest
 import wiring
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -62,13 +64,67 @@ def publish(req: func.HttpRequest, row: func.Out[func.SqlRow]) -> func.HttpRespo
     row.set(func.SqlRow(stored))
     # One line per message: the undelivered-messages alert pairs it with the broadcast's line by key.
     logging.info("%s %s", wiring.ACCEPTED_LOG, stored["messageKey"])
-    accepted = {
-        "key": stored["messageKey"],
-        "text": stored["text"],
-        "author": stored["author"],
-        "createdAt": stored["createdAt"],
-    }
-    return _json_response(accepted, status=202)
+    return _json_response(_accepted(stored, replayed=False), status=202)
+
+
+def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
+    """The publish answer: the message as stored (its id comes with the broadcast)."""
+    message = contract.message_from_row({"id": 0, **row})
+    del message["id"]
+    return {**message, "replayed": replayed}
+
+
+@app.function_name("publish_with_key")
+@app.route(route="messages/{key:guid:length(36)}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
+@app.sql_input(
+    arg_name="existing",
+    command_text=queries.MESSAGE_BY_KEY,
+    command_type="Text",
+    parameters=queries.MESSAGE_BY_KEY_PARAMETERS,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+@app.sql_output(
+    arg_name="row",
+    command_text=wiring.MESSAGES_TABLE,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+def publish_with_key(
+    req: func.HttpRequest, existing: func.SqlRowList, row: func.Out[func.SqlRow]
+) -> func.HttpResponse:
+    """Publish under a key the publisher chose, so that a retry cannot publish twice.
+
+    A key not used before stores the message (202, `"replayed": false`). The same key with the
+    same text and author is a retry: nothing is written and the stored message comes back (200,
+    `"replayed": true`). The same key with a different message is a 409. The key is the table's
+    primary key, on which the SQL output binding upserts: two retries racing past the lookup
+    still store one row, and the SQL trigger, which sends inserts only, broadcasts it once.
+    """
+    try:
+        key = contract.parse_message_key(req.route_params.get("key"))
+        fields = contract.parse_publish(req.get_body(), req.headers.get("Content-Type"))
+    except contract.ContractError as error:
+        return _error_response(error)
+    for previous in (dict(stored) for stored in existing):
+        if not contract.is_same_message(previous, fields):
+            return _error_response(
+                contract.ContractError(
+                    409, "key_reused", f"message key {key} was already used for a different message"
+                )
+            )
+        return _json_response(_accepted(previous, replayed=True), status=200)
+    stored = contract.new_message_row(fields, datetime.now(UTC), key)
+    row.set(func.SqlRow(stored))
+    logging.info("%s %s", wiring.ACCEPTED_LOG, stored["messageKey"])
+    return _json_response(_accepted(stored, replayed=False), status=202)
+
+
+@app.function_name("reject_message_key")
+@app.route(route="messages/{*path}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
+def reject_message_key(req: func.HttpRequest) -> func.HttpResponse:
+    """A PUT whose key is not a UUID: a 400 that says so. (The key route admits only UUIDs so
+    that nothing else reaches its SQL binding; this route, which the host ranks after it, takes
+    the rest.)"""
+    return _error_response(contract.invalid_key())
 
 
 @app.function_name("history")
@@ -223,3 +279,63 @@ def broadcast_presence(changes: str, online: func.SqlRowList, signalr: func.Out[
     del changes  # the count, not the individual change, is what clients show
     count = next((int(dict(row)["online"]) for row in online), 0)
     signalr.set(contract.signalr_messages(wiring.PRESENCE_TARGET, [{"online": count}]))
+
+
+@app.function_name("check_presence")
+@app.timer_trigger(arg_name="timer", schedule=wiring.PRESENCE_CHECK_SCHEDULE, use_monitor=True)
+@app.sql_input(
+    arg_name="open_connections",
+    command_text=queries.OPEN_CONNECTIONS,
+    command_type="Text",
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+@app.sql_output(
+    arg_name="closed",
+    command_text=wiring.CONNECTIONS_TABLE,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+def check_presence(
+    timer: func.TimerRequest, open_connections: func.SqlRowList, closed: func.Out[func.SqlRowList]
+) -> None:
+    """Close the rows of connections SignalR no longer holds: presence heals after a lost
+    disconnect event (an app restart, a failed upstream call) within a run of this timer.
+
+    The close is an ordinary upsert, so the presence trigger recounts and broadcasts as for a
+    disconnect event. A check SignalR does not answer leaves its row for the next run.
+    """
+    del timer  # a late run does the same work as a timely one
+    ids = [str(dict(row)["connectionId"]) for row in open_connections]
+    if not ids:
+        return
+    check = signalr_rest.ConnectionCheck.from_settings(
+        os.environ, wiring.SIGNALR_CONNECTION_SETTING, wiring.HUB_NAME
+    )
+    gone, _ = check.gone(ids)
+    if gone:
+        now = contract.utc_timestamp(datetime.now(UTC))
+        closed.set(func.SqlRowList(func.SqlRow({"connectionId": c, "disconnectedAt": now}) for c in gone))
+
+
+@app.function_name("purge_expired")
+@app.timer_trigger(arg_name="timer", schedule=wiring.PURGE_SCHEDULE, use_monitor=True)
+@app.sql_input(
+    arg_name="purged_connections",
+    command_text=queries.PURGE_CONNECTIONS,
+    command_type="Text",
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+@app.sql_input(
+    arg_name="purged_messages",
+    command_text=queries.PURGE_MESSAGES,
+    command_type="Text",
+    parameters=f"@Days=%{wiring.MESSAGE_RETENTION_DAYS_SETTING}%",
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
+def purge_expired(
+    timer: func.TimerRequest, purged_connections: func.SqlRowList, purged_messages: func.SqlRowList
+) -> None:
+    """Hourly housekeeping. The deletes are the input bindings' statements, run before this body
+    (as the SQL binding's documented stored-procedure deletes are): connection rows closed for
+    a day, and messages past the `MessageRetentionDays` app setting when it is above 0."""
+    del timer, purged_connections, purged_messages
+    logging.info("purged closed connections and expired messages")

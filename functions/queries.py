@@ -28,6 +28,35 @@ HISTORY_PAGE = (
 )
 HISTORY_PAGE_PARAMETERS = "@Before={Query.before},@Take={Query.take}"
 
+# The message a publisher's key names, if it was stored before (PUT /api/messages/{key}). The
+# route admits only the 36-character UUID form, so the binding receives nothing else.
+MESSAGE_BY_KEY = (
+    "SELECT id, messageKey, text, author, createdAt FROM dbo.Messages "
+    "WHERE messageKey = TRY_CONVERT(UNIQUEIDENTIFIER, @Key)"
+)
+MESSAGE_BY_KEY_PARAMETERS = "@Key={key}"
+
+# The connections the table says are open, for the presence check to ask SignalR about: all of
+# them while there are at most 1,000 (a Standard unit's limit), else a random 1,000 per run, which
+# keeps each run short and still reaches every row.
+OPEN_CONNECTIONS = (
+    "SELECT TOP (1000) connectionId FROM dbo.Connections WHERE disconnectedAt IS NULL ORDER BY NEWID()"
+)
+
+# Housekeeping, run through input bindings (they return no rows): closed connections are kept a
+# day for the record, then deleted; messages older than `@Days` are deleted when it is above 0.
+# A bounded batch per run keeps each transaction short; the next run continues.
+PURGE_CONNECTIONS = (
+    "DELETE FROM dbo.Connections WHERE connectionId IN ("
+    "SELECT TOP (10000) connectionId FROM dbo.Connections "
+    "WHERE disconnectedAt < DATEADD(HOUR, -24, SYSUTCDATETIME()))"
+)
+PURGE_MESSAGES = (
+    "DELETE FROM dbo.Messages WHERE id IN ("
+    "SELECT TOP (10000) id FROM dbo.Messages WHERE TRY_CONVERT(INT, @Days) > 0 "
+    "AND createdAt < DATEADD(DAY, -TRY_CONVERT(INT, @Days), SYSUTCDATETIME()) ORDER BY id)"
+)
+
 ONLINE_COUNT = "SELECT COUNT(*) AS online FROM dbo.Connections WHERE disconnectedAt IS NULL"
 
 HEALTH = "SELECT 1 AS ok"

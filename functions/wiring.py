@@ -39,3 +39,12 @@ ACCEPTED_LOG = "accepted message"
 BROADCAST_LOG = "broadcast message"
 """The log line `<BROADCAST_LOG> <key> as <id>` the broadcast function writes for each message sent;
 the undelivered-messages alert matches the two by key."""
+
+MESSAGE_RETENTION_DAYS_SETTING = "MessageRetentionDays"
+"""App setting: messages older than this many days are deleted (0 keeps them all)."""
+
+PRESENCE_CHECK_SCHEDULE = "0 * * * * *"
+"""NCRONTAB (with seconds) of the presence check: at the start of every minute, so an open row
+whose disconnect event was lost is closed within about a minute."""
+PURGE_SCHEDULE = "0 17 * * * *"
+"""NCRONTAB of the hourly housekeeping (minute 17, away from the top of the hour)."""

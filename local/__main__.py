@@ -23,7 +23,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--db", default=":memory:", help="SQLite file to keep messages in (default: in memory)"
     )
+    parser.add_argument(
+        "--message-retention-days",
+        type=int,
+        default=0,
+        help="delete messages older than this many days, hourly (default 0: keep them all)",
+    )
     arguments = parser.parse_args(argv)
+    if not 0 <= arguments.message_retention_days <= 3650:
+        parser.error(f"--message-retention-days {arguments.message_retention_days}: allowed 0-3650")
     if not 0 <= arguments.port <= 65535:
         parser.error(f"--port {arguments.port}: allowed 0-65535")
     if arguments.publish_key is not None and len(arguments.publish_key) < 8:
@@ -36,7 +44,13 @@ async def main(argv: list[str] | None = None) -> None:
     arguments = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     key = arguments.publish_key or secrets.token_urlsafe(24)
-    local = await start(arguments.host, arguments.port, key, arguments.db)
+    local = await start(
+        arguments.host,
+        arguments.port,
+        key,
+        arguments.db,
+        message_retention_days=arguments.message_retention_days,
+    )
     print(f"broadcast local mode on {local.url}/", flush=True)
     print(f"  site       {local.url}/", flush=True)
     print(f"  api        {local.url}/api/  (publish key: {key})", flush=True)

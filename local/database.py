@@ -36,10 +36,131 @@ def _strip_schema(expression: exp.Expr) -> exp.Expr:
     return expression
 
 
+def _uniqueidentifier_as_text(expression: exp.Expr) -> exp.Expr:
+    """A conversion to UNIQUEIDENTIFIER compares case-insensitively in SQL Server; keys are stored as
+    lowercase text here, so it becomes LOWER(...) (a CAST to UUID would take SQLite's NUMERIC affinity)."""
+
+    def convert(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.UUID):
+            return exp.Lower(this=node.this)
+        if (
+            isinstance(node, exp.Convert)
+            and isinstance(node.this, exp.DataType)
+            and node.this.is_type(exp.DataType.Type.UUID)
+        ):
+            return exp.Lower(this=node.expression)
+        return node
+
+    return expression.transform(convert)
+
+
+_SQLITE_UNITS = {"DAY": "days", "HOUR": "hours", "MINUTE": "minutes", "SECOND": "seconds"}
+
+
+def _utc_arithmetic(expression: exp.Expr) -> exp.Expr:
+    """`DATEADD(unit, n, SYSUTCDATETIME())` as SQLite's `strftime(..., 'now', 'n units')`, in the
+    text form timestamps are stored in here (ISO 8601 with milliseconds and `Z`), so that it
+    compares with them as SQL Server compares DATETIME2 values. `NEWID()` ordering becomes
+    `RANDOM()`."""
+
+    def convert(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Uuid):
+            return exp.Anonymous(this="RANDOM", expressions=[])
+        if not isinstance(node, exp.DateAdd):
+            return node
+        now = node.this
+        if not (isinstance(now, exp.Anonymous) and str(now.this).upper() == "SYSUTCDATETIME"):
+            raise ValueError(f"the local database adds dates to SYSUTCDATETIME() only: {node.sql('tsql')}")
+        unit = _SQLITE_UNITS.get(node.text("unit").upper())
+        if unit is None:
+            raise ValueError(f"the local database has no DATEADD unit {node.text('unit')!r}")
+        modifier = exp.DPipe(this=exp.Paren(this=node.expression), expression=exp.Literal.string(f" {unit}"))
+        return exp.Anonymous(
+            this="strftime",
+            expressions=[exp.Literal.string("%Y-%m-%dT%H:%M:%fZ"), exp.Literal.string("now"), modifier],
+        )
+
+    return expression.transform(convert)
+
+
 @lru_cache(maxsize=64)
 def translate(tsql: str) -> str:
     """T-SQL as the bindings write it, in SQLite's dialect."""
-    return _strip_schema(sqlglot.parse_one(tsql, read="tsql")).sql(dialect="sqlite")
+    statement = _strip_schema(sqlglot.parse_one(tsql, read="tsql"))
+    statement = _utc_arithmetic(_uniqueidentifier_as_text(statement))
+    return statement.sql(dialect="sqlite")
+
+
+@dataclass(frozen=True)
+class Table:
+    """What the local database keeps of a T-SQL table definition to behave like SQL Server."""
+
+    name: str
+    columns: list[str]
+    primary_key: str
+    identity: str | None
+    """The IDENTITY column, numbered here on insert (SQLite numbers only INTEGER PRIMARY KEYs)."""
+    lengths: dict[str, int]
+    """NVARCHAR(n) columns' n: SQL Server refuses a longer value (error 2628) in UTF-16 units."""
+    not_null: frozenset[str]
+
+    @classmethod
+    def from_tsql(cls, tsql: str) -> Table:
+        """Read a `CREATE TABLE` (column-level or table-level primary key)."""
+        statement = _strip_schema(sqlglot.parse_one(tsql, read="tsql"))
+        assert isinstance(statement, exp.Create)
+        name = statement.this.this.name
+        columns: list[str] = []
+        primary_key = identity = None
+        lengths: dict[str, int] = {}
+        not_null = set()
+        for element in statement.this.expressions:
+            if isinstance(element, exp.ColumnDef):
+                column, kind = element.name, element.args["kind"]
+                columns.append(column)
+                if kind.this in (exp.DataType.Type.NVARCHAR, exp.DataType.Type.VARCHAR) and kind.expressions:
+                    lengths[column] = int(kind.expressions[0].this.this)
+                for constraint in element.constraints:
+                    if isinstance(constraint.kind, exp.PrimaryKeyColumnConstraint):
+                        primary_key = column
+                    elif isinstance(constraint.kind, exp.GeneratedAsIdentityColumnConstraint):
+                        identity = column
+                    elif isinstance(
+                        constraint.kind, exp.NotNullColumnConstraint
+                    ) and not constraint.kind.args.get("allow_null"):
+                        not_null.add(column)
+            elif isinstance(element, exp.Constraint) and any(
+                isinstance(part, exp.PrimaryKeyColumnConstraint) for part in element.expressions
+            ):
+                (primary_key,) = [column.name for column in element.find_all(exp.Column)]
+        if primary_key is None:
+            raise ValueError(f"{name}: the SQL trigger needs a primary key")
+        return cls(name, columns, primary_key, identity, lengths, frozenset(not_null))
+
+    def sqlite(self) -> str:
+        """The table in SQLite: text and numbers, the primary key, and the identity kept unique."""
+        definitions = []
+        for column in self.columns:
+            definition = column
+            if column == self.primary_key:
+                definition += " NOT NULL PRIMARY KEY"
+            elif column == self.identity:
+                definition += " INTEGER NOT NULL UNIQUE"
+            elif column in self.not_null:
+                definition += " NOT NULL"
+            definitions.append(definition)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(definitions)})"
+
+    def refused(self, row: dict[str, Any]) -> str | None:
+        """What SQL Server would say of storing `row`, if it would refuse it."""
+        for column, limit in self.lengths.items():
+            value = row.get(column)
+            if isinstance(value, str) and len(value.encode("utf-16-le", "surrogatepass")) // 2 > limit:
+                return (
+                    f"String or binary data would be truncated in table '{self.name}', column '{column}' "
+                    f"(at most {limit} UTF-16 units). (2628)"
+                )
+        return None
 
 
 def table_name(qualified: str) -> str:
@@ -67,6 +188,7 @@ class Database:
         self._listeners: list[Callable[[], None]] = []
         self.primary_keys: dict[str, str] = {}
         self.columns: dict[str, list[str]] = {}
+        self.tables: dict[str, Table] = {}
         with self._locked() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(
@@ -78,20 +200,20 @@ class Database:
                 "CREATE TABLE IF NOT EXISTS _leases "
                 "(function_name TEXT PRIMARY KEY, sequence INTEGER NOT NULL)"
             )
+            # IDENTITY values are never reused, even after a delete: the last one given, per table.
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS _identities (table_name TEXT PRIMARY KEY, last INTEGER NOT NULL)"
+            )
             for migration in load_migrations():
                 for definition in migration.table_definitions():
                     self._create_table(connection, definition)
 
     def _create_table(self, connection: sqlite3.Connection, tsql: str) -> None:
-        statement = _strip_schema(sqlglot.parse_one(tsql, read="tsql"))
-        assert isinstance(statement, exp.Create)
-        name = statement.this.this.name
-        connection.execute(
-            statement.sql(dialect="sqlite").replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
-        )
-        info = connection.execute(f"PRAGMA table_info({name})").fetchall()
-        self.columns[name] = [row["name"] for row in info]
-        (key,) = [row["name"] for row in info if row["pk"]]
+        table = Table.from_tsql(tsql)
+        name, key = table.name, table.primary_key
+        connection.execute(table.sqlite())
+        self.tables[name] = table
+        self.columns[name] = table.columns
         self.primary_keys[name] = key
         for event, operation, source in (
             ("INSERT", INSERT, "NEW"),
@@ -131,34 +253,57 @@ class Database:
         return [dict(row) for row in rows]
 
     def upsert(self, qualified_table: str, rows: list[dict[str, Any]]) -> None:
-        """What the SQL output binding does: insert, or update the row with the same primary key.
-
-        An identity key that is absent means insert; unknown columns fail like Azure's binding.
-        """
-        table = table_name(qualified_table)
-        if table not in self.columns:
+        """What the SQL output binding does (a MERGE on the primary key): update the row with the same
+        key, else insert it, numbering an IDENTITY column that the row leaves out. Unknown columns,
+        and values longer than their NVARCHAR(n), fail like Azure's binding."""
+        name = table_name(qualified_table)
+        if name not in self.tables:
             raise BindingError(f"table {qualified_table} does not exist")
-        key = self.primary_keys[table]
+        table = self.tables[name]
         with self._locked() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 for row in rows:
-                    unknown = sorted(set(row) - set(self.columns[table]))
-                    if unknown:
-                        raise BindingError(f"{qualified_table} has no column(s) {', '.join(unknown)}")
-                    names = list(row)
-                    placeholders = ", ".join(f":{name}" for name in names)
-                    statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})"
-                    updates = [name for name in names if name != key]
-                    if key in row and updates:
-                        assignments = ", ".join(f"{name} = excluded.{name}" for name in updates)
-                        statement += f" ON CONFLICT({key}) DO UPDATE SET {assignments}"
-                    connection.execute(statement, row)
+                    self._merge(connection, table, dict(row))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
         self._notify()
+
+    def _merge(self, connection: sqlite3.Connection, table: Table, row: dict[str, Any]) -> None:
+        unknown = sorted(set(row) - set(table.columns))
+        if unknown:
+            raise BindingError(f"{table.name} has no column(s) {', '.join(unknown)}")
+        if (refusal := table.refused(row)) is not None:
+            raise BindingError(refusal)
+        key = table.primary_key
+        exists = (
+            key in row
+            and connection.execute(f"SELECT 1 FROM {table.name} WHERE {key} = ?", (row[key],)).fetchone()
+        )
+        if exists:
+            updates = [column for column in row if column != key]
+            if updates:
+                assignments = ", ".join(f"{column} = :{column}" for column in updates)
+                connection.execute(f"UPDATE {table.name} SET {assignments} WHERE {key} = :{key}", row)
+            return
+        if table.identity and table.identity not in row:
+            row[table.identity] = self._next_identity(connection, table.name)
+        names = list(row)
+        placeholders = ", ".join(f":{column}" for column in names)
+        connection.execute(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})", row)
+
+    @staticmethod
+    def _next_identity(connection: sqlite3.Connection, table: str) -> int:
+        connection.execute(
+            "INSERT INTO _identities (table_name, last) VALUES (?, 1) "
+            "ON CONFLICT(table_name) DO UPDATE SET last = last + 1",
+            (table,),
+        )
+        return int(
+            connection.execute("SELECT last FROM _identities WHERE table_name = ?", (table,)).fetchone()[0]
+        )
 
     def changes_after(self, table: str, sequence: int, limit: int) -> list[Change]:
         """The next changes to `table` after `sequence`, oldest first."""

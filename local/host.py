@@ -1,10 +1,13 @@
 """A small local host for the unchanged `functions/function_app.py`.
 
 It reads the app's own metadata (`app.get_functions()`) and honours each binding the way the
-Azure Functions host does: HTTP triggers with routes, methods and auth levels (function keys
-enforced); `signalRConnectionInfo` input; `signalR` output to the local hub; `sql` input and output
-on the embedded database; `sqlTrigger` as an ordered, at-least-once change feed woken by writes;
-SignalR connection events to `signalRTrigger` functions. It also serves the site.
+Azure Functions host does: HTTP triggers with routes (route constraints and catch-alls, ranked as
+ASP.NET Core ranks them), methods and auth levels (function keys enforced); `signalRConnectionInfo`
+input; `signalR` output to the local hub; `sql` input and output on the embedded database, with
+`{Query.x}`, `{routeParameter}` and `%AppSetting%` in binding properties; `sqlTrigger` as an ordered,
+at-least-once change feed woken by writes; `timerTrigger` on its NCRONTAB schedule (UTC); SignalR
+connection events to `signalRTrigger` functions. App settings are the process environment, as for
+the Python worker on Azure, so one host runs per process. It also serves the site.
 """
 
 from __future__ import annotations
@@ -15,28 +18,37 @@ import hmac
 import importlib.util
 import json
 import logging
+import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from azure.functions.timer import TimerRequest
 
 from artifacts.site_files import site_files
 from local.database import DELETE, INSERT, BindingError, Database, table_name
 from local.errors import error_response
 from local.hub import Connection, Hub
+from local.schedule import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 _PARAMETER = re.compile(r"^\s*@(\w+)\s*=\s*(.*?)\s*$")
-_EXPRESSION = re.compile(r"^\{Query\.(\w+)\}$")
+_QUERY = re.compile(r"^\{Query\.(\w+)\}$")
+_ROUTE_VALUE = re.compile(r"^\{(\w+)\}$")
+_APP_SETTING = re.compile(r"%(\w+)%")
 log = logging.getLogger("local.host")
 SLOW_TRIGGER_MS = 100
+PAST_DUE_SECONDS = 5.0
+# The host whose app settings are in the process environment (one at a time).
+_active_host: FunctionsHost | None = None
 
 
 @dataclass
@@ -77,8 +89,23 @@ def load_function_app(functions_dir: Path = FUNCTIONS_DIR) -> func.FunctionApp:
     return module.app
 
 
-def _sql_parameters(text: str | None, query: dict[str, str]) -> dict[str, Any]:
-    """Resolve `@Name={Query.name},...`; a missing query value fails as Azure's host fails."""
+def resolve_app_settings(text: str, settings: Mapping[str, str]) -> str:
+    """`%Name%` replaced by the app setting, as the host does when it indexes the function."""
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in settings:
+            raise BindingError(
+                f"'%{match.group(1)}%' does not resolve to a value: no app setting {match.group(1)}"
+            )
+        return settings[match.group(1)]
+
+    return _APP_SETTING.sub(value, text)
+
+
+def _sql_parameters(text: str | None, query: Mapping[str, str], route: Mapping[str, str]) -> dict[str, Any]:
+    """Resolve `@Name={Query.name}` and `@Name={routeParameter}` (app settings are resolved
+    already); a missing value fails as Azure's host fails. As the SQL binding parses them, values are
+    split on `,` and `=`, which is why what reaches one must not contain them."""
     values: dict[str, Any] = {}
     for part in (text or "").split(","):
         if not part.strip():
@@ -87,14 +114,72 @@ def _sql_parameters(text: str | None, query: dict[str, str]) -> dict[str, Any]:
         if not match:
             raise BindingError(f"cannot parse SQL binding parameter {part!r}")
         name, expression = match.groups()
-        reference = _EXPRESSION.match(expression)
+        source, reference = (query, _QUERY.match(expression))
+        if reference is None:
+            source, reference = (route, _ROUTE_VALUE.match(expression))
         if reference:
-            if reference.group(1) not in query:
+            if reference.group(1) not in source:
                 raise BindingError(f"Error while accessing '{reference.group(1)}': property doesn't exist")
-            values[name] = query[reference.group(1)]
+            values[name] = source[reference.group(1)]
         else:
-            values[name] = expression
+            values[name] = None if expression == "null" else expression
     return values
+
+
+_GUID_FORMATS = {
+    # Guid.TryParse's formats that a URL segment can carry (N, D, B, P), by length.
+    32: r"[0-9A-Fa-f]{32}",
+    36: r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
+    # Braces as \x7b and \x7d: aiohttp's route parser takes a literal brace for a variable's end.
+    38: r"\x7b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\x7d"
+    r"|\([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\)",
+}
+_SEGMENT_PARAMETER = re.compile(r"^\{(\*?)(\w+)((?::[a-z]+(?:\(\d+\))?)*)\}$")
+
+
+def route_pattern(template: str) -> tuple[str, tuple[int, ...]]:
+    """A Functions route template as an aiohttp path under /api/, and its rank (lower first).
+
+    Supports literal segments, `{name}`, `{*name}` (catch-all) and the constraints `guid` and
+    `length(n)`, which ASP.NET Core applies to the whole segment; anything else is refused rather
+    than matched loosely. The rank orders literal segments before constrained parameters, those
+    before plain ones, and a catch-all last, as ASP.NET Core's route precedence does.
+    """
+    parts, rank = [], []
+    for segment in template.strip("/").split("/"):
+        match = _SEGMENT_PARAMETER.match(segment)
+        if match is None:
+            if "{" in segment or "}" in segment:
+                raise ValueError(f"route {template!r}: the local host cannot read segment {segment!r}")
+            parts.append(segment)
+            rank.append(1)
+            continue
+        catch_all, name, constraint_text = match.groups()
+        constraints = [c for c in constraint_text.split(":") if c]
+        if catch_all:
+            if constraints:
+                raise ValueError(f"route {template!r}: constraints on a catch-all are not supported here")
+            parts.append(f"{{{name}:.*}}")
+            rank.append(5)
+            continue
+        pattern = r"[^{}/]+"
+        lengths = None
+        for constraint in constraints:
+            if constraint == "guid":
+                lengths = lengths or set(_GUID_FORMATS)
+            elif constraint.startswith("length("):
+                lengths = (lengths or set(_GUID_FORMATS)) & {int(constraint[7:-1])}
+                if "guid" not in constraints:
+                    raise ValueError(f"route {template!r}: length() only with guid here")
+            else:
+                raise ValueError(
+                    f"route {template!r}: the local host does not support the constraint {constraint!r}"
+                )
+        if lengths is not None:
+            pattern = "|".join(f"(?:{_GUID_FORMATS[n]})" for n in sorted(lengths)) or "(?!)"
+        parts.append(f"{{{name}:{pattern}}}")
+        rank.append(2 if constraints else 3)
+    return "/api/" + "/".join(parts), tuple(rank)
 
 
 class FunctionsHost:
@@ -108,18 +193,23 @@ class FunctionsHost:
         app: func.FunctionApp | None = None,
         max_batch_size: int = 100,
         polling_interval_ms: int = 1000,
+        app_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.database = database
         self.hub = hub
         self.publish_key = publish_key
         self.max_batch_size = max_batch_size
         self.polling_interval = polling_interval_ms / 1000
+        self.app_settings = dict(app_settings or {})
+        """What the app's process environment holds while the host runs (as App Service sets app
+        settings as environment variables); `%Name%` in bindings resolves from it."""
         app = app or load_function_app()
         self.functions: dict[str, FunctionSpec] = {}
         for function in app.get_functions():
             name = str(function.get_function_name())
             bindings = json.loads(function.get_function_json())["bindings"]
             self.functions[name] = FunctionSpec(name, function.get_user_function(), bindings)
+        self._saved_environment: dict[str, str | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,7 +218,19 @@ class FunctionsHost:
     # lifecycle
 
     async def start(self) -> None:
-        """Start one change-feed consumer per SQL-triggered function."""
+        """Resolve `%AppSetting%` in every binding (a function naming a setting that is missing does
+        not start, as on Azure), put the app settings in the environment, and start one change-feed
+        consumer per SQL-triggered function and one clock per timer-triggered one."""
+        global _active_host
+        if _active_host is not None:
+            raise RuntimeError("one local host per process: app settings are the process environment")
+        for spec in self.functions.values():
+            spec.bindings = json.loads(resolve_app_settings(json.dumps(spec.bindings), self.app_settings))
+            spec.__post_init__()
+        _active_host = self
+        for name, value in self.app_settings.items():
+            self._saved_environment[name] = os.environ.get(name)
+            os.environ[name] = value
         self._loop = asyncio.get_running_loop()
         self.database.on_change(self._wake_all)
         for spec in self.functions.values():
@@ -136,14 +238,26 @@ class FunctionsHost:
                 wakeup = asyncio.Event()
                 self._wakeups.append(wakeup)
                 self._tasks.append(asyncio.create_task(self._sql_trigger_loop(spec, wakeup)))
+            elif spec.trigger["type"] == "timerTrigger":
+                schedule = Schedule.parse(spec.trigger["schedule"])
+                self._tasks.append(asyncio.create_task(self._timer_loop(spec, schedule)))
 
     async def stop(self) -> None:
-        """Stop the consumers."""
+        """Stop the consumers and clocks; give the environment back."""
+        global _active_host
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment.clear()
+        if _active_host is self:
+            _active_host = None
 
     def _wake_all(self) -> None:
         if self._loop is None:
@@ -153,7 +267,9 @@ class FunctionsHost:
 
     # invocation
 
-    def _inputs(self, spec: FunctionSpec, query: dict[str, str]) -> tuple[dict[str, Any], dict[str, Out]]:
+    def _inputs(
+        self, spec: FunctionSpec, query: Mapping[str, str], route: Mapping[str, str]
+    ) -> tuple[dict[str, Any], dict[str, Out]]:
         arguments: dict[str, Any] = {}
         outputs: dict[str, Out] = {}
         for binding in spec.bindings:
@@ -167,7 +283,7 @@ class FunctionsHost:
                 arguments[name] = json.dumps(self.hub.connection_info(binding["hubName"]))
             elif kind == "sql":
                 rows = self.database.query(
-                    binding["commandText"], _sql_parameters(binding.get("parameters"), query)
+                    binding["commandText"], _sql_parameters(binding.get("parameters"), query, route)
                 )
                 arguments[name] = func.SqlRowList([func.SqlRow(row) for row in rows])
             else:
@@ -211,9 +327,15 @@ class FunctionsHost:
         else:
             self._loop.call_soon_threadsafe(send)
 
-    def invoke(self, spec: FunctionSpec, trigger_value: Any, query: dict[str, str] | None = None) -> Any:
+    def invoke(
+        self,
+        spec: FunctionSpec,
+        trigger_value: Any,
+        query: Mapping[str, str] | None = None,
+        route: Mapping[str, str] | None = None,
+    ) -> Any:
         """Run one function synchronously: inputs, the user code, then outputs (as the host does)."""
-        arguments, outputs = self._inputs(spec, query or {})
+        arguments, outputs = self._inputs(spec, query or {}, route or {})
         arguments[spec.trigger["name"]] = trigger_value
         result = spec.call(**arguments)
         self._apply_outputs(spec, outputs)
@@ -222,14 +344,16 @@ class FunctionsHost:
     # HTTP
 
     def routes(self) -> list[web.RouteDef]:
-        """One route per (route, method) of the app's HTTP triggers, under /api/."""
-        routes = []
+        """One route per (route, method) of the app's HTTP triggers, under /api/, in the order the
+        Functions host would try them (aiohttp takes the first that matches)."""
+        ranked = []
         for spec in self.functions.values():
             if spec.trigger["type"] != "httpTrigger":
                 continue
+            path, rank = route_pattern(spec.trigger["route"])
             for method in spec.trigger.get("methods") or ["GET", "POST"]:
-                routes.append(web.route(method, f"/api/{spec.trigger['route']}", self._http_handler(spec)))
-        return routes
+                ranked.append((rank, web.route(method, path, self._http_handler(spec))))
+        return [route for _, route in sorted(ranked, key=lambda pair: pair[0])]
 
     def _authorized(self, spec: FunctionSpec, request: web.Request) -> bool:
         level = str(spec.trigger.get("authLevel", "FUNCTION")).upper()
@@ -255,7 +379,9 @@ class FunctionsHost:
                 body=body,
             )
             try:
-                response = await asyncio.to_thread(self.invoke, spec, http_request, dict(request.query))
+                response = await asyncio.to_thread(
+                    self.invoke, spec, http_request, dict(request.query), dict(request.match_info)
+                )
             except BindingError as error:
                 log.error("%s failed: %s", spec.name, error)
                 return web.json_response(
@@ -324,6 +450,26 @@ class FunctionsHost:
                 delay = 0.1
                 lease = changes[-1].sequence
                 self.database.set_lease(spec.name, lease)
+
+    # timer trigger
+
+    async def _timer_loop(self, spec: FunctionSpec, schedule: Schedule) -> None:
+        while True:
+            due = schedule.next_after(datetime.now(UTC))
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            late = (datetime.now(UTC) - due).total_seconds()
+            try:
+                await self.run_timer(spec.name, past_due=late > PAST_DUE_SECONDS)
+            except Exception:
+                # As on Azure, a failed run is logged and the schedule goes on.
+                log.exception("%s failed", spec.name)
+
+    async def run_timer(self, name: str, past_due: bool = False) -> None:
+        """Run a timer-triggered function now, as its schedule would."""
+        spec = self.functions[name]
+        if spec.trigger["type"] != "timerTrigger":
+            raise ValueError(f"{name} is not timer-triggered")
+        await asyncio.to_thread(self.invoke, spec, TimerRequest(past_due=past_due))
 
     # SignalR trigger
 

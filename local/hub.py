@@ -7,7 +7,10 @@ What it speaks (ASP.NET Core SignalR's transport and hub protocols, as the servi
 - `GET /client/?hub=<hub>&id=<connectionToken>&access_token=<jwt>`: the WebSocket, JSON hub
   protocol (handshake, invocation, ping, close), records separated by 0x1E;
 - `POST /api/v1/hubs/<hub>`: the service's REST broadcast shape `{"target", "arguments"}`, for
-  servers only.
+  servers only;
+- `HEAD /api/hubs/<hub>/connections/<id>?api-version=2022-06-01`: whether a connection exists
+  (200, else 404), for a Microsoft Entra token (audience `https://signalr.azure.com`) of an
+  identity that holds a data-plane role, as the app's identity does on Azure.
 Tokens are HS256 JWTs signed with a key only this process knows. As with the service's access keys,
 a token's audience says where it is valid: a client token's is the client URL, a server token's the
 REST URL; a client token (which anyone gets from the anonymous negotiate) cannot broadcast.
@@ -50,6 +53,10 @@ CLOSE_TIMEOUT_SECONDS = 2.0
 # and at most this many wait at once, so clients that negotiate and never connect cannot grow memory.
 PENDING_TTL_SECONDS = 60.0
 PENDING_LIMIT = 10_000
+# The audience of Microsoft Entra tokens for the service's data-plane APIs, and the REST API version
+# whose connection check the app calls.
+ENTRA_AUDIENCE = "https://signalr.azure.com"
+REST_API_VERSION = "2022-06-01"
 # While a socket's buffer plus the frame stay below this, the broadcast writes the frame at once: well
 # under the transport's 64 KiB high-water mark, so the write never waits. Otherwise (a client that
 # reads slowly, a big frame) the frame goes through that client's own queue and writer task.
@@ -114,6 +121,8 @@ class Hub:
         self._outbox_ready: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
+        self.data_plane_principals: set[str] = set()
+        """Client ids of the identities that hold a data-plane role (SignalR Service Owner) here."""
 
     # tokens
 
@@ -142,6 +151,13 @@ class Hub:
         """A server token for the REST API of `hub`: what an app server signs with the service's
         access key (audience = the REST URL). In-process callers use `broadcast` instead."""
         return self._sign(self.rest_url(hub), lifetime)
+
+    def issue_entra_token(self, client_id: str, lifetime: int = TOKEN_LIFETIME_SECONDS) -> str:
+        """What Microsoft Entra would issue `client_id` for the data-plane audience (the local
+        managed identity endpoint hands it out); the hub checks it as the service checks Entra's."""
+        now = int(time.time())
+        claims = {"aud": ENTRA_AUDIENCE, "appid": client_id, "iat": now, "nbf": now, "exp": now + lifetime}
+        return jwt.encode(claims, self._key, algorithm="HS256")
 
     def connection_info(self, hub: str, user_id: str | None = None) -> dict[str, str]:
         """`{url, accessToken}`: the Azure serverless negotiate shape."""
@@ -206,6 +222,7 @@ class Hub:
             web.post("/client/negotiate", self.negotiate),
             web.get("/client/", self.websocket),
             web.post("/api/v1/hubs/{hub}", self.rest_broadcast),
+            web.head("/api/hubs/{hub}/connections/{connection_id}", self.rest_connection_exists),
         ]
 
     async def negotiate(self, request: web.Request) -> web.Response:
@@ -253,6 +270,28 @@ class Hub:
         target, arguments = _broadcast_body(await request.read())
         self.broadcast(hub, target, arguments)
         return web.Response(status=202)
+
+    async def rest_connection_exists(self, request: web.Request) -> web.Response:
+        """`HEAD .../connections/{id}`: 200 if the connection is open here, else 404. Entra tokens
+        of a principal with a data-plane role only: a client token is refused (401), a principal
+        without the role too (403), as the service does."""
+        hub = request.match_info["hub"]
+        if request.query.get("api-version") != REST_API_VERSION:
+            return web.Response(status=400)
+        if hub not in self.hubs:
+            return web.Response(status=404)
+        header = request.headers.get("Authorization", "")
+        if not header.lower().startswith("bearer "):
+            return web.Response(status=401)
+        try:
+            claims = self._decode(header[7:], ENTRA_AUDIENCE)
+        except jwt.PyJWTError:
+            return web.Response(status=401)
+        if claims.get("appid") not in self.data_plane_principals:
+            return web.Response(status=403)
+        return web.Response(
+            status=200 if request.match_info["connection_id"] in self.connections[hub] else 404
+        )
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         """The WebSocket transport with the JSON hub protocol."""

@@ -19,6 +19,8 @@ from local.database import Database
 from local.errors import JSON, error_response
 from local.host import FunctionsHost, site_routes
 from local.hub import Hub
+from local.identity import PATH as IDENTITY_PATH
+from local.identity import ManagedIdentity
 
 log = logging.getLogger("local")
 # Query values that are credentials: the function key (`code`) and the SignalR access token.
@@ -126,22 +128,44 @@ class LocalMode:
 
 
 def build_app(
-    database: Database, publish_key: str, site_dir: Path = SITE_DIR
-) -> tuple[web.Application, Hub, FunctionsHost]:
-    """The aiohttp application and its hub and host (base URL set once the port is known)."""
+    database: Database, publish_key: str, site_dir: Path = SITE_DIR, message_retention_days: int = 0
+) -> tuple[web.Application, Hub, FunctionsHost, ManagedIdentity]:
+    """The aiohttp application and its hub, host and app identity (URLs set once the port is known)."""
     hub = Hub({wiring.HUB_NAME})
-    host = FunctionsHost(database, hub, publish_key)
+    identity = ManagedIdentity(hub)
+    # As on Azure, the app's identity holds a data-plane role on SignalR (SignalR Service Owner).
+    hub.data_plane_principals.add(identity.client_id)
+    host = FunctionsHost(
+        database,
+        hub,
+        publish_key,
+        app_settings={wiring.MESSAGE_RETENTION_DAYS_SETTING: str(message_retention_days)},
+    )
     # The API allows the site's origin, as the deployed app's CORS does (here the site is on this
     # one); CORS wraps the JSON errors, so an error answer carries the CORS headers too.
     app = web.Application(
         client_max_size=1 << 20, middlewares=[cors_middleware(lambda: [hub.base_url]), api_errors]
     )
     app.add_routes(hub.routes())
+    app.add_routes(identity.routes())
     app.add_routes(host.routes())
     app.add_routes(
         site_routes(site_dir, lambda: {"apiBaseUrl": f"{hub.base_url}/api", "hub": wiring.HUB_NAME})
     )
-    return app, hub, host
+    return app, hub, host, identity
+
+
+def identity_settings(url: str, identity: ManagedIdentity) -> dict[str, str]:
+    """The app settings the component sets for SignalR (identity-based), and the variables the
+    platform gives an app with a managed identity, pointing at this local mode."""
+    prefix = wiring.SIGNALR_CONNECTION_SETTING
+    return {
+        f"{prefix}__serviceUri": url,
+        f"{prefix}__credential": "managedidentity",
+        f"{prefix}__clientId": identity.client_id,
+        "IDENTITY_ENDPOINT": url + IDENTITY_PATH,
+        "IDENTITY_HEADER": identity.secret,
+    }
 
 
 async def start(
@@ -150,10 +174,11 @@ async def start(
     publish_key: str = "",
     db: str = ":memory:",
     site_dir: Path = SITE_DIR,
+    message_retention_days: int = 0,
 ) -> LocalMode:
     """Start the local mode and return once it accepts connections (port 0 picks a free port)."""
     database = Database(db)
-    app, hub, functions_host = build_app(database, publish_key, site_dir)
+    app, hub, functions_host, identity = build_app(database, publish_key, site_dir, message_retention_days)
     runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -161,5 +186,6 @@ async def start(
     bound_port = runner.addresses[0][1]
     url = f"http://{host}:{bound_port}"
     hub.base_url = url
+    functions_host.app_settings.update(identity_settings(url, identity))
     await functions_host.start()
     return LocalMode(url, publish_key, database, hub, functions_host, runner)

@@ -325,6 +325,13 @@ SETTINGS: tuple[Setting, ...] = (
         check=_between(1, 1000),
     ),
     Setting(
+        key="messageRetentionDays",
+        type="integer",
+        description="Messages older than this many days are deleted, hourly (0 keeps them all; up to 3650).",
+        default=0,
+        check=_between(0, 3650),
+    ),
+    Setting(
         key="storageRedundancy",
         type="string",
         description="Replication of the storage accounts: LRS, ZRS, GRS or GZRS.",

@@ -216,6 +216,7 @@ def _build(environment: str, location: str, values: Values) -> Settings:
         sql_client_ip_ranges=parse_ip_ranges(values["sqlClientIpRanges"]),
         sql_trigger_polling_interval_ms=values["sqlTriggerPollingIntervalMs"],
         sql_trigger_max_batch_size=values["sqlTriggerMaxBatchSize"],
+        message_retention_days=values["messageRetentionDays"],
         storage_redundancy=values["storageRedundancy"],
         log_retention_days=values["logRetentionDays"],
         cors_origins=tuple(values["corsOrigins"]),

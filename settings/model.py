@@ -66,6 +66,7 @@ class Settings:
     sql_client_ip_ranges: tuple[FirewallRange, ...]
     sql_trigger_polling_interval_ms: int
     sql_trigger_max_batch_size: int
+    message_retention_days: int
     storage_redundancy: str
     log_retention_days: int
     cors_origins: tuple[str, ...]

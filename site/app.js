@@ -603,11 +603,26 @@
   }
 
   function countCharacters() {
-    const count = [...$("text").value].length; // the API counts characters, not UTF-16 units
+    // UTF-16 units, as the API and SQL Server's NVARCHAR count them (most emoji count 2).
+    const count = $("text").value.length;
     const counter = $("text-count");
     counter.textContent = `${count} / ${MAX_TEXT}`;
     counter.dataset.level = count > MAX_TEXT ? "over" : count > MAX_TEXT * 0.9 ? "near" : "";
   }
+
+  // A random UUID (v4); crypto.randomUUID needs a secure context, getRandomValues does not.
+  function newMessageKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  // The message being sent keeps its key until it is stored: sending it again after a failure
+  // (an answer lost to the network) cannot publish it twice. A changed message gets a new key.
+  let unsent = null; // { key, body }
 
   async function send() {
     const key = $("publish-key");
@@ -615,15 +630,18 @@
     if (!key.value.trim()) return report("error", "Enter the publish key first.", "publish-key");
     if (!text.trim()) return report("error", "Write a message first.", "text");
     sessionStorage.setItem(KEY_STORAGE, key.value);
+    const body = JSON.stringify({ text, author: $("author").value || null });
+    if (unsent?.body !== body) unsent = { key: newMessageKey(), body };
     $("send").disabled = true;
     report("", "");
     try {
-      const response = await fetch(`${config.apiBaseUrl}/messages`, {
-        method: "POST",
+      const response = await fetch(`${config.apiBaseUrl}/messages/${unsent.key}`, {
+        method: "PUT",
         headers: { "Content-Type": "application/json", "x-functions-key": key.value },
-        body: JSON.stringify({ text, author: $("author").value || null }),
+        body,
       });
-      if (response.status === 202) {
+      if (response.status === 202 || response.status === 200) {
+        unsent = null;
         $("text").value = "";
         countCharacters();
         report("ok", "Sent.");

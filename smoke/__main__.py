@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Parse the command line and run the steps; 0 when every step passed."""
     parser = argparse.ArgumentParser(prog="python -m smoke", description=smoke.__doc__)
     parser.add_argument("--url", required=True, help="the site's URL (the stack output siteUrl)")
-    parser.add_argument("--key", help="a function key for POST /api/messages (without it, no publish)")
+    parser.add_argument("--key", help="a function key for PUT /api/messages/<key> (without it, no publish)")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for each broadcast (60)")
     arguments = parser.parse_args(argv)
     if not arguments.url.startswith(("https://", "http://")):

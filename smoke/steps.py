@@ -93,13 +93,14 @@ def config(context: Context) -> str:
 
 
 def cors(context: Context) -> str:
-    """A browser on the site may POST to the API (the preflight it sends first is allowed)."""
+    """A browser on the site may publish (PUT, as the site does) to the API: the preflight it sends
+    first is allowed."""
     answer = request(
         "OPTIONS",
-        f"{context.api}/messages",
+        f"{context.api}/messages/{uuid.uuid4()}",
         headers={
             "Origin": context.origin,
-            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Method": "PUT",
             "Access-Control-Request-Headers": "content-type,x-functions-key",
         },
     )
@@ -188,30 +189,30 @@ async def connect(context: Context) -> str:
 
 
 async def publish(context: Context) -> str:
-    """A uniquely marked message is accepted and reaches the client over SignalR."""
+    """A uniquely marked message, published under its own key as the site does, is accepted and
+    reaches the client over SignalR; sent again, it is a replay that stores nothing new."""
     if not context.key:
-        return "skipped: no --key given (the function key of POST /api/messages)"
+        return "skipped: no --key given (the function key of PUT /api/messages/<key>)"
     assert context.listener is not None
-    marker = f"smoke {uuid.uuid4()}"
-    answer = await asyncio.to_thread(
-        request,
-        "POST",
-        f"{context.api}/messages",
-        json.dumps({"text": marker, "author": "smoke"}).encode(),
-        {"Content-Type": "application/json", "x-functions-key": context.key},
-    )
+    key = str(uuid.uuid4())
+    url = f"{context.api}/messages/{key}"
+    body = json.dumps({"text": f"smoke {key}", "author": "smoke"}).encode()
+    headers = {"Content-Type": "application/json", "x-functions-key": context.key}
+    answer = await asyncio.to_thread(request, "PUT", url, body, headers)
     if answer.status != 202:
-        raise StepFailedError(
-            f"POST {context.api}/messages answered HTTP {answer.status}: {answer.body[:200]!r}"
-        )
-    key = answer.json()["key"]
+        raise StepFailedError(f"PUT {url} answered HTTP {answer.status}: {answer.body[:200]!r}")
     listener = context.listener
     if not await listener.until(
         lambda: any(m.get("key") == key for m in listener.messages), context.wait_seconds
     ):
         raise StepFailedError(f"accepted as {key}, but not broadcast within {context.wait_seconds:.0f} s")
     context.published = next(m for m in listener.messages if m.get("key") == key)
-    return f"message {context.published['id']} broadcast"
+    again = await asyncio.to_thread(request, "PUT", url, body, headers)
+    if again.status != 200 or again.json().get("replayed") is not True:
+        raise StepFailedError(
+            f"the same PUT again answered HTTP {again.status}: {again.body[:200]!r}; expected 200, a replay"
+        )
+    return f"message {context.published['id']} broadcast; its retry a replay"
 
 
 def history(context: Context) -> str:

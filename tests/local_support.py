@@ -22,11 +22,13 @@ PUBLISH_KEY = "test-publish-key"
 class LocalServer:
     """The local mode on a free loopback port, in its own thread and event loop."""
 
-    def __init__(self, db: str = ":memory:") -> None:
+    def __init__(self, db: str = ":memory:", message_retention_days: int = 0) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.mode: LocalMode = self.run(start("127.0.0.1", 0, PUBLISH_KEY, db))
+        self.mode: LocalMode = self.run(
+            start("127.0.0.1", 0, PUBLISH_KEY, db, message_retention_days=message_retention_days)
+        )
         self.url = self.mode.url
 
     def run(self, coroutine: Awaitable[T]) -> T:
@@ -61,6 +63,18 @@ class LocalServer:
             return status, json.loads(raw)
         except ValueError:
             return status, raw.decode("utf-8", "replace")
+
+    def put(
+        self, message_key: str, text: str, author: str | None = None, key: str = PUBLISH_KEY
+    ) -> tuple[int, Any]:
+        """PUT /api/messages/{message_key}: publish under a key of the publisher's choosing."""
+        body = json.dumps({"text": text, "author": author}).encode()
+        return self.request(
+            "PUT",
+            f"/api/messages/{message_key}",
+            body,
+            {"Content-Type": "application/json", "x-functions-key": key},
+        )
 
     def publish(self, text: str, author: str | None = None, key: str = PUBLISH_KEY) -> tuple[int, Any]:
         """POST /api/messages as a publisher would."""

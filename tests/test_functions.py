@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +12,7 @@ import azure.functions as func
 import function_app
 import pytest
 import wiring
-
-FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+from function_support import FUNCTIONS
 
 
 def user_function(name: str) -> Callable[..., Any]:
@@ -125,6 +125,14 @@ def test_each_publish_gets_its_own_key() -> None:
         ('{"text": "x"}', "application/json; charset=latin-1", 415, "unsupported_charset"),
         (b'{"text": "\xff\xfe"}', "application/json", 400, "invalid_encoding"),
         ('{"text": "' + "x" * 17000 + '"}', "application/json", 413, "payload_too_large"),
+        # Issue 12: what used to be a 500.
+        ('{"text": "\\ud800"}', "application/json", 400, "invalid_text"),
+        ('{"text": "x", "author": "a\\udfff"}', "application/json", 400, "invalid_author"),
+        ('{"text": ' + "[" * 8000 + "]" * 8000 + "}", "application/json", 400, "malformed_json"),
+        ('{"text": "x", "author": ' + "9" * 5000 + "}", "application/json", 400, "malformed_json"),
+        # NVARCHAR(n) counts UTF-16 units: 1,001 emoji are 2,002 of them (SQL would refuse the insert).
+        ('{"text": "' + "\U0001f600" * 1001 + '"}', "application/json", 400, "text_too_long"),
+        ('{"text": "x", "author": "' + "\U0001f600" * 33 + '"}', "application/json", 400, "invalid_author"),
     ],
 )
 def test_publish_rejects_bad_input_and_writes_nothing(
@@ -139,12 +147,108 @@ def test_publish_rejects_bad_input_and_writes_nothing(
 def test_publish_error_messages_say_what_to_fix() -> None:
     assert "allowed: author, text" in error_of(publish('{"text": "x", "title": "t"}')[0])["message"]
     assert (
-        "2001 characters; at most 2000" in error_of(publish('{"text": "' + "x" * 2001 + '"}')[0])["message"]
+        "2001 characters as SQL Server counts them (UTF-16: most emoji count 2); at most 2000"
+        in error_of(publish('{"text": "' + "x" * 2001 + '"}')[0])["message"]
     )
 
 
 def test_text_of_exactly_2000_characters_is_accepted() -> None:
     assert publish('{"text": "' + "é" * 2000 + '"}')[0].status_code == 202
+    # 1,000 emoji are 2,000 UTF-16 units; as Python's ASCII-escaped JSON they are 12 KB, under 16 KiB.
+    escaped = json.dumps({"text": "\U0001f600" * 1000, "author": "\U0001f600" * 32})
+    assert len(escaped) > 12_000 and publish(escaped)[0].status_code == 202
+
+
+# publish with a key (PUT /api/messages/{key})
+
+KEY = "3f2b8c4e-1d2a-4c5b-9e7f-0a1b2c3d4e5f"
+
+
+def put(key: str, body: str, stored: list[dict[str, Any]] | None = None) -> tuple[func.HttpResponse, Out]:
+    """Call publish_with_key as the host does: the route's key, and what its SQL lookup found."""
+    request = func.HttpRequest(
+        "PUT",
+        f"http://localhost/api/messages/{key}",
+        headers={"Content-Type": "application/json"},
+        route_params={"key": key},
+        body=body.encode(),
+    )
+    existing = func.SqlRowList([func.SqlRow.from_dict(r) for r in stored or []])
+    row = Out()
+    return user_function("publish_with_key")(request, existing, row), row
+
+
+def test_a_new_key_stores_the_message_under_it() -> None:
+    response, row = put(KEY.upper(), '{"text": "once", "author": "ada"}')
+    assert response.status_code == 202
+    answer = json.loads(response.get_body())
+    assert answer["key"] == KEY and answer["replayed"] is False
+    assert dict(row.value) == {
+        "messageKey": KEY,
+        "text": "once",
+        "author": "ada",
+        "createdAt": answer["createdAt"],
+    }
+
+
+def test_the_same_key_and_message_again_is_a_replay_that_writes_nothing() -> None:
+    stored = {
+        "id": 7,
+        "messageKey": KEY.upper(),
+        "text": "once",
+        "author": "ada",
+        "createdAt": "2026-11-28T10:00:00.1230000",
+    }
+    response, row = put(KEY, '{"text": "once", "author": " ada "}', [stored])
+    assert response.status_code == 200 and row.calls == 0
+    assert json.loads(response.get_body()) == {
+        "key": KEY,
+        "text": "once",
+        "author": "ada",
+        "createdAt": "2026-11-28T10:00:00.123Z",
+        "replayed": True,
+    }
+
+
+def test_the_same_key_with_another_message_is_a_conflict() -> None:
+    stored = {"id": 7, "messageKey": KEY, "text": "once", "author": None, "createdAt": "2026-11-28T10:00:00"}
+    for body in ('{"text": "twice"}', '{"text": "once", "author": "someone"}'):
+        response, row = put(KEY, body, [stored])
+        assert response.status_code == 409 and row.calls == 0
+        assert error_of(response)["code"] == "key_reused"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "not-a-key",
+        KEY.replace("-", ""),  # 32 digits: Python reads it, SQL Server's conversion does not
+        "{" + KEY + "}",
+        "urn:uuid:" + KEY,
+        KEY + "0",
+        " " + KEY[1:],
+        KEY[:-1] + "g",
+        "",
+    ],
+)
+def test_a_key_that_is_not_a_canonical_uuid_is_refused(key: str) -> None:
+    response, row = put(key, '{"text": "x"}')
+    assert response.status_code == 400 and row.calls == 0
+    assert error_of(response)["code"] == "invalid_key"
+
+
+def test_the_key_route_checks_the_body_like_publish() -> None:
+    response, row = put(KEY, '{"text": ""}')
+    assert response.status_code == 400 and row.calls == 0
+    assert error_of(response)["code"] == "invalid_text"
+
+
+def test_other_put_paths_get_the_invalid_key_error() -> None:
+    request = func.HttpRequest(
+        "PUT", "http://localhost/api/messages/x,y", route_params={"path": "x,y"}, body=b""
+    )
+    response = user_function("reject_message_key")(request)
+    assert response.status_code == 400 and error_of(response)["code"] == "invalid_key"
 
 
 # history
@@ -187,6 +291,13 @@ def test_history_returns_the_contract_shape_in_id_order() -> None:
         ({"after": "1", "take": "0"}, "invalid_take"),
         ({"after": "1", "take": "101"}, "invalid_take"),
         ({"after": "1", "take": "ten"}, "invalid_take"),
+        # Digits that str.isdigit accepts and int() or SQL Server read otherwise (issue 12).
+        ({"after": "\u00b2", "take": "5"}, "invalid_after"),
+        ({"after": "\uff11\uff12", "take": "5"}, "invalid_after"),
+        ({"after": "1", "take": "\uff15"}, "invalid_take"),
+        # `take=` reaches the SQL binding as '' (0 rows): not the default of 50.
+        ({"after": "1", "take": ""}, "invalid_take"),
+        ({"after": " 1", "take": "5"}, "invalid_after"),
     ],
 )
 def test_history_rejects_bad_query_values(query: dict[str, str], code: str) -> None:
@@ -311,11 +422,15 @@ def test_every_function_the_design_needs_is_registered() -> None:
     assert set(FUNCTIONS) == {
         "negotiate",
         "publish",
+        "publish_with_key",
+        "reject_message_key",
         "history",
         "history_page",
         "health",
         "on_connected",
         "on_disconnected",
+        "check_presence",
+        "purge_expired",
         *wiring.SQL_TRIGGERED_FUNCTIONS,
     }
 
@@ -325,6 +440,10 @@ def test_every_function_the_design_needs_is_registered() -> None:
     [
         ("negotiate", "negotiate", ["POST"], "ANONYMOUS"),
         ("publish", "messages", ["POST"], "FUNCTION"),
+        # Only the 36-character UUID form reaches the SQL binding (Guid.TryParse, then the length);
+        # the catch-all, ranked after it, answers 400 for every other key.
+        ("publish_with_key", "messages/{key:guid:length(36)}", ["PUT"], "FUNCTION"),
+        ("reject_message_key", "messages/{*path}", ["PUT"], "FUNCTION"),
         ("history", "messages", ["GET"], "ANONYMOUS"),
         ("history_page", "messages/page", ["GET"], "ANONYMOUS"),
         ("health", "health", ["GET"], "ANONYMOUS"),
@@ -396,6 +515,9 @@ def test_the_program_sets_every_setting_the_bindings_read() -> None:
         for binding in bindings(name).values():
             if "connectionStringSetting" in binding:
                 read.add(binding["connectionStringSetting"])
+            # `%Name%` in any binding property is an app setting the host resolves at startup.
+            read.update(re.findall(r"%(\w+)%", json.dumps(binding)))
+    assert wiring.MESSAGE_RETENTION_DAYS_SETTING in read
     for setting in read:
         # An identity-based connection is a group of settings under the prefix.
         assert setting in settings or f"{setting}__serviceUri" in settings, setting

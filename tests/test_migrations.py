@@ -29,7 +29,7 @@ def create_tables() -> dict[str, exp.Create]:
 
 
 def test_migrations_are_ordered_and_numbered() -> None:
-    assert [m.name[:4] for m in MIGRATIONS] == ["0001", "0002", "0003", "0004"]
+    assert [m.name[:4] for m in MIGRATIONS] == ["0001", "0002", "0003", "0004", "0005"]
 
 
 def test_tables_parse_with_primary_keys() -> None:
@@ -90,8 +90,19 @@ def test_app_identity_gets_exactly_the_documented_permissions() -> None:
     assert "DELETE ON OBJECT" not in text and "db_owner" not in text and "CONTROL" not in text
 
 
+def test_housekeeping_adds_only_delete_on_the_two_tables() -> None:
+    """The purge function's statements delete rows; nothing else is granted for them."""
+    (batch,) = [batch for name, batch in ALL_BATCHES if name == "0005_housekeeping.sql"]
+    code = [line for line in batch.splitlines() if line and not line.startswith("--")]
+    user = "[id-bcast-dev-x7k2q9]"
+    assert code == [
+        f"GRANT DELETE ON OBJECT::{wiring.MESSAGES_TABLE} TO {user};",
+        f"GRANT DELETE ON OBJECT::{wiring.CONNECTIONS_TABLE} TO {user};",
+    ]
+
+
 def test_variables_must_be_supplied() -> None:
-    (identity,) = [m for m in MIGRATIONS if m.variables()]
+    identity = next(m for m in MIGRATIONS if m.name == "0004_app_identity.sql")
     with pytest.raises(KeyError, match=r"0004_app_identity.sql: no value for \$\(AppIdentityName\)"):
         identity.batches({})
 

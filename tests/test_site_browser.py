@@ -397,12 +397,12 @@ def test_reconnect_now_and_a_stale_publish_error_cleared(browser: Browser, serve
     page = open_live(browser, server, "/#publish")
     server.run(server.mode.hub.go_down())
     page.wait_for_selector("#reconnect:visible", timeout=TIMEOUT)
-    page.route("**/api/messages", lambda route: route.abort("internetdisconnected"))
+    page.route("**/api/messages/*", lambda route: route.abort("internetdisconnected"))
     page.fill("#publish-key", PUBLISH_KEY)
     page.fill("#text", "sent during the outage")
     page.click("#send")
     expect(page.locator("#publish-result")).to_contain_text("Could not reach", timeout=TIMEOUT)
-    page.unroute("**/api/messages")
+    page.unroute("**/api/messages/*")
     page.wait_for_timeout(3000)  # the retries have backed off
     server.call(server.mode.hub.come_back)
     clicked = time.monotonic()
@@ -578,10 +578,12 @@ def test_publisher_panel_sends_and_shows_the_servers_errors(browser: Browser, se
     assert page.evaluate("document.activeElement.id") == "publish-key"
     page.fill("#publish-key", PUBLISH_KEY)
     page.eval_on_selector("#text", "el => el.removeAttribute('maxlength')")
-    page.fill("#text", "x" * 2001)
+    page.fill("#text", "x" * 1999 + "\U0001f600")  # an emoji is 2 UTF-16 units, as SQL Server counts
     assert page.inner_text("#text-count") == "2001 / 2000"
     page.click("#send")
-    expect(page.locator("#publish-result")).to_contain_text("2001 characters; at most 2000", timeout=TIMEOUT)
+    expect(page.locator("#publish-result")).to_contain_text(
+        "2001 characters as SQL Server counts them", timeout=TIMEOUT
+    )
     assert page.get_attribute("#text", "aria-invalid") == "true"
     assert page.evaluate("document.activeElement.id") == "text"
     page.fill("#author", "grace")
@@ -596,6 +598,41 @@ def test_publisher_panel_sends_and_shows_the_servers_errors(browser: Browser, se
     expect(page.locator("#publish-result")).to_have_text("", timeout=TIMEOUT)  # the success goes away
     page.click("#publish-toggle")
     assert page.is_hidden("#publisher") and page.evaluate("location.hash") == ""
+
+
+def test_sending_again_after_a_lost_answer_publishes_once(browser: Browser, server: Server) -> None:
+    """The first answer is lost on the way back (the request reached the API); the user sends
+    again, and the message is stored and broadcast once: the page reuses the message's key."""
+    page = open_live(browser, server, "/#publish")
+    keys: list[str] = []
+
+    def lose_the_answer(route: Route) -> None:
+        keys.append(route.request.url.rsplit("/", 1)[1])
+        route.fetch()  # the API stores the message ...
+        route.abort("connectionreset")  # ... and its answer never arrives
+
+    page.route("**/api/messages/*", lose_the_answer)
+    page.fill("#publish-key", PUBLISH_KEY)
+    page.fill("#text", "exactly once")
+    page.click("#send")
+    expect(page.locator("#publish-result")).to_contain_text("Could not reach", timeout=TIMEOUT)
+    page.unroute("**/api/messages/*")
+    page.wait_for_selector(message(page, 1), timeout=TIMEOUT)  # it was stored and broadcast
+    page.route(
+        "**/api/messages/*",
+        lambda route: (keys.append(route.request.url.rsplit("/", 1)[1]), route.continue_()),
+    )
+    page.click("#send")
+    expect(page.locator("#publish-result")).to_have_text("Sent.", timeout=TIMEOUT)
+    assert len(keys) == 2 and keys[0] == keys[1]
+    status, page_of_history = server.request("GET", "/api/messages?after=0&take=10")
+    assert status == 200 and [m["text"] for m in page_of_history["messages"]] == ["exactly once"]
+    assert feed_ids(page) == [1]
+    # Another message gets another key.
+    page.fill("#text", "and one more")
+    page.click("#send")
+    page.wait_for_selector(message(page, 2), timeout=TIMEOUT)
+    assert len(set(keys)) == 2
 
 
 def test_publish_in_the_address_opens_the_panel(browser: Browser, server: Server) -> None:

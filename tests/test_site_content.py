@@ -4,6 +4,8 @@ under its own Content-Security-Policy."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,13 @@ def test_the_styles_declare_both_colour_schemes_and_respect_reduced_motion() -> 
     assert "color-scheme: light dark;" in styles
     assert "@media (prefers-color-scheme: dark)" in styles
     assert "@media (prefers-reduced-motion: reduce)" in styles
+
+
+def test_the_scripts_parse() -> None:
+    """A syntax error would leave the page dead in every browser; node (which `make setup` needs for
+    npm) parses the script without running it."""
+    node = shutil.which("node")
+    assert node, "node is needed: the site's setup installs it with npm"
+    for script in sorted(SITE_DIR.glob("*.js")):
+        result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"

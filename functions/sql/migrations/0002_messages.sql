@@ -1,11 +1,17 @@
 -- Published messages: the source of truth for every newMessage broadcast and for history.
+-- The primary key is the message's key, which a publisher may choose (PUT /api/messages/{key}): the
+-- SQL output binding upserts on the primary key, so a retried publish updates the row it already
+-- wrote instead of adding one, and the SQL trigger, which broadcasts inserts only, sends it once.
+-- The id, in which history and broadcasts are ordered, is the clustered index.
 IF OBJECT_ID(N'dbo.Messages', N'U') IS NULL
     CREATE TABLE dbo.Messages (
-        id BIGINT IDENTITY(1, 1) NOT NULL CONSTRAINT PK_Messages PRIMARY KEY,
-        messageKey UNIQUEIDENTIFIER NOT NULL CONSTRAINT UQ_Messages_messageKey UNIQUE,
+        id BIGINT IDENTITY(1, 1) NOT NULL,
+        messageKey UNIQUEIDENTIFIER NOT NULL,
         text NVARCHAR(2000) NOT NULL,
         author NVARCHAR(64) NULL,
-        createdAt DATETIME2(3) NOT NULL
+        createdAt DATETIME2(3) NOT NULL,
+        CONSTRAINT PK_Messages PRIMARY KEY NONCLUSTERED (messageKey),
+        CONSTRAINT UQ_Messages_id UNIQUE CLUSTERED (id)
     );
 GO
 

@@ -1,0 +1,144 @@
+"""The local host's readings of the Functions host's rules: NCRONTAB schedules, route templates
+with constraints and their precedence, and app settings in binding expressions.
+
+Sources: Microsoft Learn, "Timer trigger for Azure Functions" (NCRONTAB: six fields, second first;
+UTC); "Azure Functions HTTP trigger" (route constraints as in ASP.NET Core routing, catch-all
+`{*name}`); ASP.NET Core "Routing" (a segment's constraints all apply, `guid` is Guid.TryParse,
+`length(n)` the exact length; literal segments outrank parameters, a catch-all ranks last);
+"App settings reference" / binding expressions (`%Name%` resolves from app settings, and a
+function whose setting is missing fails to index).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+
+from functions import wiring
+from local.database import Database
+from local.host import FunctionsHost, resolve_app_settings, route_pattern
+from local.hub import Hub
+from local.schedule import Schedule, ScheduleError
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("0 * * * * *", "2026-11-28T10:00:00", "2026-11-28T10:01:00"),
+        ("0 * * * * *", "2026-11-28T10:00:59.999", "2026-11-28T10:01:00"),
+        ("0 17 * * * *", "2026-11-28T10:17:00", "2026-11-28T11:17:00"),
+        ("0 17 * * * *", "2026-12-31T23:30:00", "2027-01-01T00:17:00"),
+        ("*/15 * * * * *", "2026-11-28T10:00:14", "2026-11-28T10:00:15"),
+        ("0 0 9-17/4 * * *", "2026-11-28T13:00:00", "2026-11-28T17:00:00"),
+        ("0 30 9 * * 1-5", "2026-11-28T10:00:00", "2026-11-30T09:30:00"),  # Saturday -> Monday
+        ("0 0 0 29 2 *", "2026-03-01T00:00:00", "2028-02-29T00:00:00"),
+        ("5,35 0 0 1 * *", "2026-11-01T00:00:05", "2026-11-01T00:00:35"),
+    ],
+)
+def test_next_occurrence(expression: str, after: str, expected: str) -> None:
+    assert Schedule.parse(expression).next_after(at(after)) == at(expected)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("* * * * *", "six fields"),
+        ("0 61 * * * *", "minute field"),
+        ("0 0 0 * JAN *", "names are not supported"),
+        ("0 0 0 1 * 1", "not both"),
+        ("0 */0 * * * *", "at least 1"),
+        ("0 0 0 31 2 *", "no occurrence"),
+    ],
+)
+def test_schedules_this_host_cannot_read_are_refused(expression: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        Schedule.parse(expression).next_after(at("2026-01-01T00:00:00"))
+
+
+def _matches(template: str, path: str) -> bool:
+    """Whether aiohttp's router, given the host's pattern, takes `path`."""
+    pattern, _ = route_pattern(template)
+    route = web.Application().router.add_route("PUT", pattern, _never_called)
+    return route.resource is not None and route.resource._match("/api/" + path) is not None
+
+
+async def _never_called(request: web.Request) -> web.Response:
+    raise AssertionError("routes are only matched here")
+
+
+def test_guid_and_length_36_admit_exactly_the_hyphenated_form() -> None:
+    template = "messages/{key:guid:length(36)}"
+    key = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+    assert _matches(template, "messages/" + key) and _matches(template, "messages/" + key.upper())
+    for other in (key.replace("-", ""), "{" + key + "}", "(" + key + ")", key + "0", "a,b", key[:-1] + "g"):
+        assert not _matches(template, "messages/" + other), other
+    # guid alone: Guid.TryParse's N, D, B and P forms.
+    assert _matches("x/{id:guid}", "x/" + key.replace("-", "")) and _matches("x/{id:guid}", "x/{" + key + "}")
+
+
+def test_routes_rank_literals_then_constrained_then_plain_then_catch_all() -> None:
+    ranks = {
+        template: route_pattern(template)[1]
+        for template in (
+            "messages/page",
+            "messages/{key:guid:length(36)}",
+            "messages/{anything}",
+            "messages/{*path}",
+        )
+    }
+    assert sorted(ranks, key=ranks.__getitem__) == [
+        "messages/page",
+        "messages/{key:guid:length(36)}",
+        "messages/{anything}",
+        "messages/{*path}",
+    ]
+
+
+@pytest.mark.parametrize("template", ["a/{id:int}", "a/{id?}", "a/{*rest:guid}", "a/{id:length(3)}"])
+def test_route_features_the_host_does_not_implement_are_refused(template: str) -> None:
+    with pytest.raises(ValueError, match=r"route 'a/"):
+        route_pattern(template)
+
+
+def test_app_settings_resolve_and_a_missing_one_is_named() -> None:
+    assert resolve_app_settings("@Days=%Retention%", {"Retention": "30"}) == "@Days=30"
+    with pytest.raises(Exception, match=r"'%Missing%' does not resolve to a value"):
+        resolve_app_settings("@Days=%Missing%", {})
+
+
+def test_a_function_naming_a_missing_setting_stops_the_host_from_starting() -> None:
+    async def scenario() -> None:
+        host = FunctionsHost(Database(":memory:"), Hub({wiring.HUB_NAME}), "key-12345", app_settings={})
+        with pytest.raises(Exception, match=wiring.MESSAGE_RETENTION_DAYS_SETTING):
+            await host.start()
+
+    asyncio.run(scenario())
+
+
+def test_app_settings_are_the_environment_while_the_host_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(wiring.MESSAGE_RETENTION_DAYS_SETTING, raising=False)
+
+    async def scenario() -> None:
+        settings = {wiring.MESSAGE_RETENTION_DAYS_SETTING: "7"}
+        host = FunctionsHost(Database(":memory:"), Hub({wiring.HUB_NAME}), "key-12345", app_settings=settings)
+        await host.start()
+        try:
+            assert os.environ[wiring.MESSAGE_RETENTION_DAYS_SETTING] == "7"
+            second = FunctionsHost(
+                Database(":memory:"), Hub({wiring.HUB_NAME}), "key-12345", app_settings=settings
+            )
+            with pytest.raises(RuntimeError, match="one local host per process"):
+                await second.start()
+        finally:
+            await host.stop()
+        assert wiring.MESSAGE_RETENTION_DAYS_SETTING not in os.environ
+
+    asyncio.run(scenario())

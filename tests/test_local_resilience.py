@@ -1,0 +1,243 @@
+"""Retries without duplicates, presence that heals, housekeeping: the unchanged function app on the
+local host, driven by real Python SignalR clients (issue 12, items 9 and 10)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from local_support import PUBLISH_KEY, Listener, LocalServer
+
+from functions import wiring
+from local.schedule import Schedule
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    local = LocalServer()
+    yield local
+    local.stop()
+
+
+def stored_rows(server: LocalServer, key: str) -> list[dict]:
+    return server.mode.database.query(
+        "SELECT id, messageKey, text FROM dbo.Messages WHERE messageKey = @Key", {"Key": key}
+    )
+
+
+# item 9: retried publishes
+
+
+def test_the_same_key_twice_stores_and_broadcasts_one_message(server: LocalServer) -> None:
+    key = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        async with Listener(server.url + "/api") as listener:
+            first = await asyncio.to_thread(server.put, key, "only once", "ada")
+            second = await asyncio.to_thread(server.put, key.upper(), "only once", "ada")
+            assert first[0] == 202 and first[1]["replayed"] is False
+            assert second[0] == 200 and second[1]["replayed"] is True
+            assert {k: v for k, v in second[1].items() if k != "replayed"} == {
+                k: v for k, v in first[1].items() if k != "replayed"
+            }
+            # A marker message after both: once it arrives, anything the retry caused has too.
+            assert (await asyncio.to_thread(server.publish, "marker"))[0] == 202
+            await listener.wait_for(lambda listener: any(m["text"] == "marker" for m in listener.messages))
+            assert [m["text"] for m in listener.messages] == ["only once", "marker"]
+            assert listener.messages[0]["key"] == key
+
+    asyncio.run(scenario())
+    assert len(stored_rows(server, key)) == 1
+
+
+def test_a_key_reused_for_another_message_is_a_409_and_changes_nothing(server: LocalServer) -> None:
+    key = str(uuid.uuid4())
+    assert server.put(key, "first")[0] == 202
+    status, body = server.put(key, "second")
+    assert status == 409 and body["error"]["code"] == "key_reused"
+    assert [row["text"] for row in stored_rows(server, key)] == ["first"]
+
+
+def test_concurrent_retries_of_one_key_store_one_row_and_broadcast_it_once(server: LocalServer) -> None:
+    """Ten copies of one request at once (a client retrying in a hurry): some pass the lookup before
+    any is stored, and the upsert on the primary key still keeps one row, which the trigger sends
+    once (the later writes are updates)."""
+    key = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        async with Listener(server.url + "/api") as listener:
+            with ThreadPoolExecutor(10) as pool:
+                answers = await asyncio.gather(
+                    *(asyncio.wrap_future(pool.submit(server.put, key, "hurry")) for _ in range(10))
+                )
+            assert {status for status, _ in answers} <= {200, 202}
+            assert {body["key"] for _, body in answers} == {key}
+            assert (await asyncio.to_thread(server.publish, "marker"))[0] == 202
+            await listener.wait_for(lambda listener: any(m["text"] == "marker" for m in listener.messages))
+            assert [m["text"] for m in listener.messages] == ["hurry", "marker"]
+
+    asyncio.run(scenario())
+    assert len(stored_rows(server, key)) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "not-a-key",
+        "a,b=c",
+        "6ba7b8109dad11d180b400c04fd430c8",
+        "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8/extra",
+    ],
+)
+def test_a_put_to_anything_but_a_uuid_is_the_invalid_key_error(server: LocalServer, path: str) -> None:
+    status, body = server.request(
+        "PUT",
+        f"/api/messages/{path}",
+        b'{"text": "x"}',
+        {"Content-Type": "application/json", "x-functions-key": PUBLISH_KEY},
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_key"
+    assert server.request("GET", "/api/messages?after=0&take=10")[1]["messages"] == []
+
+
+def test_a_put_without_the_function_key_is_refused_before_anything_else(server: LocalServer) -> None:
+    status, body = server.put(str(uuid.uuid4()), "x", key="wrong")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+# item 10: presence that heals
+
+
+def test_presence_heals_after_a_crash_within_one_run_of_the_check(tmp_path) -> None:
+    """A crashed run leaves open rows whose disconnect events never came (kill -9; on Azure, any
+    disconnect event that cannot reach the app). After a restart the count is wrong until the
+    presence check runs, which closes exactly the connections SignalR no longer holds."""
+    path = str(tmp_path / "broadcast.db")
+    crashed = LocalServer(db=path)
+    try:
+        # What a crash leaves behind: connections that were open when the process died.
+        ghosts = [
+            {"connectionId": f"ghost-{i}", "connectedAt": "2026-11-28T09:00:00.000Z"} for i in range(10)
+        ]
+        crashed.mode.database.upsert(wiring.CONNECTIONS_TABLE, ghosts)
+    finally:
+        crashed.stop()
+    server = LocalServer(db=path)
+    try:
+
+        async def scenario() -> None:
+            async with Listener(server.url + "/api") as listener:
+                await listener.wait_for(lambda listener: listener.presence[-1:] == [11])
+                await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(
+                        server.mode.host.run_timer("check_presence"), server.loop
+                    )
+                )
+                await listener.wait_for(lambda listener: listener.presence[-1:] == [1])
+                rows = server.mode.database.query(
+                    "SELECT connectionId, disconnectedAt FROM dbo.Connections", {}
+                )
+                assert all(row["disconnectedAt"] for row in rows if row["connectionId"].startswith("ghost-"))
+                assert [row["connectionId"] for row in rows if row["disconnectedAt"] is None] == [
+                    next(iter(server.mode.hub.connections[wiring.HUB_NAME]))
+                ]
+
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_the_check_runs_at_least_once_a_minute() -> None:
+    """The bound of the presence guarantee: the next run is never more than 60 s away."""
+    schedule = Schedule.parse(wiring.PRESENCE_CHECK_SCHEDULE)
+    moment = datetime(2026, 11, 28, 23, 59, 0, 1, tzinfo=UTC)
+    for _ in range(200):
+        following = schedule.next_after(moment)
+        assert timedelta(0) < following - moment <= timedelta(seconds=60)
+        moment = following + timedelta(milliseconds=1)
+
+
+def test_a_live_connection_is_never_closed_by_the_check(server: LocalServer) -> None:
+    async def scenario() -> None:
+        async with Listener(server.url + "/api"), Listener(server.url + "/api") as second:
+            await second.wait_for(lambda listener: listener.presence[-1:] == [2])
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(server.mode.host.run_timer("check_presence"), server.loop)
+            )
+            open_rows = server.mode.database.query(
+                "SELECT connectionId FROM dbo.Connections WHERE disconnectedAt IS NULL", {}
+            )
+            assert len(open_rows) == 2
+            assert server.call(lambda: server.mode.hub.online(wiring.HUB_NAME)) == 2
+
+    asyncio.run(scenario())
+
+
+# housekeeping
+
+
+def test_the_purge_deletes_old_closed_connections_and_expired_messages(tmp_path) -> None:
+    server = LocalServer(message_retention_days=30)
+    try:
+        now = datetime.now(UTC)
+
+        def stamp(moment: datetime) -> str:
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+        database = server.mode.database
+        database.upsert(
+            wiring.MESSAGES_TABLE,
+            [
+                {
+                    "messageKey": str(uuid.uuid4()),
+                    "text": f"{age} days",
+                    "author": None,
+                    "createdAt": stamp(now - timedelta(days=age)),
+                }
+                for age in (45, 31, 29, 0)
+            ],
+        )
+        database.upsert(
+            wiring.CONNECTIONS_TABLE,
+            [
+                {
+                    "connectionId": "closed-2d",
+                    "connectedAt": stamp(now - timedelta(days=3)),
+                    "disconnectedAt": stamp(now - timedelta(days=2)),
+                },
+                {
+                    "connectionId": "closed-1h",
+                    "connectedAt": stamp(now - timedelta(hours=2)),
+                    "disconnectedAt": stamp(now - timedelta(hours=1)),
+                },
+                {"connectionId": "open-old", "connectedAt": stamp(now - timedelta(days=9))},
+            ],
+        )
+        server.run(server.mode.host.run_timer("purge_expired"))
+        messages = database.query("SELECT text FROM dbo.Messages ORDER BY id", {})
+        assert [m["text"] for m in messages] == ["29 days", "0 days"]
+        connections = database.query("SELECT connectionId FROM dbo.Connections ORDER BY connectionId", {})
+        assert [c["connectionId"] for c in connections] == ["closed-1h", "open-old"]
+    finally:
+        server.stop()
+
+
+def test_retention_0_keeps_every_message(server: LocalServer) -> None:
+    server.mode.database.upsert(
+        wiring.MESSAGES_TABLE,
+        [
+            {
+                "messageKey": str(uuid.uuid4()),
+                "text": "ancient",
+                "author": None,
+                "createdAt": "2001-01-01T00:00:00.000Z",
+            }
+        ],
+    )
+    server.run(server.mode.host.run_timer("purge_expired"))
+    assert [m["text"] for m in server.mode.database.query("SELECT text FROM dbo.Messages", {})] == ["ancient"]
