@@ -37,6 +37,9 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
+from benchmarks.capacity import Load, refusal  # noqa: E402
+
 SEPARATOR = "\x1e"
 BARE_SERVER = r"""
 import asyncio, sys
@@ -309,9 +312,20 @@ def main() -> None:
     )
     parser.add_argument("--key", help="function key for POST /api/messages (with --url)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare WebSocket baseline")
+    parser.add_argument(
+        "--signalr-sku", help="with --url: the target stack's signalrSku (the run must fit its limits)"
+    )
+    parser.add_argument("--signalr-units", type=int, default=1, help="with --url: the stack's signalrUnits")
     args = parser.parse_args()
     if args.url and not args.key:
         parser.error("--url needs --key (the function key of POST /api/messages)")
+    if args.url:
+        if not args.signalr_sku:
+            parser.error("--url needs --signalr-sku (the stack's signalrSku), so the run stays within it")
+        # About 200 bytes of framing and fields around the text of each broadcast.
+        load = Load(args.clients, args.messages + args.burst, args.size + 200)
+        if (reason := refusal(args.signalr_sku, args.signalr_units, load)) is not None:
+            parser.error(reason)
     limit = raise_file_limit()
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -241,3 +241,26 @@ def test_retention_0_keeps_every_message(server: LocalServer) -> None:
     )
     server.run(server.mode.host.run_timer("purge_expired"))
     assert [m["text"] for m in server.mode.database.query("SELECT text FROM dbo.Messages", {})] == ["ancient"]
+
+
+# item 6: the local database refuses what SQL Server refuses
+
+
+def test_the_local_database_refuses_values_longer_than_their_nvarchar(server: LocalServer) -> None:
+    """SQL Server refuses a value longer than its NVARCHAR(n), counted in UTF-16 units, with error
+    2628 ("String or binary data would be truncated in table ..., column ...") and stores nothing
+    (Microsoft Learn, "MSSQLSERVER_2628"; nchar and nvarchar: n is in byte-pairs)."""
+    database = server.mode.database
+    row = {"messageKey": str(uuid.uuid4()), "author": None, "createdAt": "2026-11-28T10:00:00.000Z"}
+    database.upsert(wiring.MESSAGES_TABLE, [{**row, "text": "\U0001f600" * 1000}])  # 2,000 units: fits
+    with pytest.raises(Exception, match=r"column 'text'.*\(2628\)"):
+        database.upsert(
+            wiring.MESSAGES_TABLE,
+            [{**row, "messageKey": str(uuid.uuid4()), "text": "\U0001f600" * 1000 + "x"}],
+        )
+    with pytest.raises(Exception, match=r"column 'author'"):
+        database.upsert(
+            wiring.MESSAGES_TABLE,
+            [{**row, "messageKey": str(uuid.uuid4()), "text": "t", "author": "\U0001f600" * 33}],
+        )
+    assert len(database.query("SELECT id FROM dbo.Messages", {})) == 1
