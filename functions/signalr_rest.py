@@ -5,7 +5,10 @@ check (`HEAD /api/hubs/{hub}/connections/{connectionId}`, api-version 2022-06-01
 connection exists, 404 when it does not). It authenticates the way the bindings' identity-based
 connection does: an Entra token for `https://signalr.azure.com` from the platform's managed
 identity endpoint, for the user-assigned identity named by `<connection>__clientId`. The app's
-identity holds SignalR Service Owner, which includes the REST API.
+identity holds SignalR Service Owner, which includes the REST API. As the service's own SDK does
+(Azure/azure-signalr `RestHubLifetimeManager.ConnectionExistsAsync`), a 404 means "no such
+connection" only with `x-ms-error-code: Warning.Connection.NotExisted`: a bare 404 (a wrong path
+or hub) is not taken for an answer.
 
 Standard library only: it ships inside the function package.
 """
@@ -31,25 +34,39 @@ IMDS_ENDPOINT = "http://169.254.169.254/metadata/identity/oauth2/token"
 IMDS_TOKEN_API = "2018-02-01"
 TIMEOUT_SECONDS = 10.0
 PARALLEL_CHECKS = 16
+NOT_EXISTED = "Warning.Connection.NotExisted"
+"""The `x-ms-error-code` of a 404 that says the connection does not exist."""
 
 log = logging.getLogger("broadcast.presence")
 
-Transport = Callable[[str, str, Mapping[str, str]], tuple[int, bytes]]
-"""(method, url, headers) -> (status, body): one HTTP request."""
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status, headers (names in lower case) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+Transport = Callable[[str, str, Mapping[str, str]], Answer]
+"""(method, url, headers) -> the answer: one HTTP request."""
 
 
 class PresenceCheckError(Exception):
     """The check cannot run at all (no endpoint, no identity, no token): nothing is changed."""
 
 
-def http_request(method: str, url: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
+def http_request(method: str, url: str, headers: Mapping[str, str]) -> Answer:
     """One HTTP request with a timeout; HTTP errors are answers, not exceptions."""
     request = urllib.request.Request(url, method=method, headers=dict(headers))
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, response.read()
+            return Answer(
+                response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+            )
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
 
 @dataclass(frozen=True)
@@ -78,13 +95,15 @@ class ManagedIdentity:
             url, headers = IMDS_ENDPOINT, {"Metadata": "true"}
         separator = "&" if "?" in url else "?"
         try:
-            status, body = self.transport("GET", f"{url}{separator}{urllib.parse.urlencode(query)}", headers)
+            answer = self.transport("GET", f"{url}{separator}{urllib.parse.urlencode(query)}", headers)
         except OSError as error:
             raise PresenceCheckError(f"the managed identity endpoint is unreachable: {error}") from None
-        if status != 200:
-            raise PresenceCheckError(f"the managed identity endpoint answered {status}: {body[:300]!r}")
+        if answer.status != 200:
+            raise PresenceCheckError(
+                f"the managed identity endpoint answered {answer.status}: {answer.body[:300]!r}"
+            )
         try:
-            return str(json.loads(body)["access_token"])
+            return str(json.loads(answer.body)["access_token"])
         except (ValueError, KeyError, TypeError):
             raise PresenceCheckError("the managed identity endpoint's answer has no access_token") from None
 
@@ -119,24 +138,28 @@ class ConnectionCheck:
     def gone(self, connection_ids: Iterable[str]) -> tuple[list[str], list[str]]:
         """(connections SignalR says do not exist, connections it could not say about).
 
-        Only a 404 counts as gone: a throttled, failed or unauthorized check leaves the row alone.
+        Only the service's "no such connection" counts as gone: a throttled, failed or unauthorized
+        check, or a 404 without that error code, leaves the row alone.
         """
         ids = list(connection_ids)
         if not ids:
             return [], []
         headers = {"Authorization": f"Bearer {self.identity.token(RESOURCE)}"}
 
-        def check(connection_id: str) -> int | None:
+        def check(connection_id: str) -> str:
             try:
-                return self.transport("HEAD", self._url(connection_id), headers)[0]
-            except OSError:
-                return None
+                answer = self.transport("HEAD", self._url(connection_id), headers)
+            except OSError as error:
+                return type(error).__name__
+            if answer.status == 404 and answer.headers.get("x-ms-error-code") == NOT_EXISTED:
+                return "gone"
+            return "open" if answer.status == 200 else str(answer.status)
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=min(PARALLEL_CHECKS, len(ids))) as pool:
             statuses = list(pool.map(check, ids))
-        gone = [i for i, status in zip(ids, statuses, strict=True) if status == 404]
-        unknown = [i for i, status in zip(ids, statuses, strict=True) if status not in (200, 404)]
+        gone = [i for i, status in zip(ids, statuses, strict=True) if status == "gone"]
+        unknown = [i for i, status in zip(ids, statuses, strict=True) if status not in ("open", "gone")]
         log.info(
             "checked %d connections in %.1f s: %d gone, %d unknown",
             len(ids),
@@ -145,8 +168,8 @@ class ConnectionCheck:
             len(unknown),
         )
         if unknown:
-            seen = sorted({str(status) for status in statuses if status not in (200, 404)})
+            seen = sorted({status for status in statuses if status not in ("open", "gone")})
             log.warning(
-                "SignalR did not answer 200 or 404 for %d connections (%s)", len(unknown), ", ".join(seen)
+                "SignalR did not say whether %d connections exist (%s)", len(unknown), ", ".join(seen)
             )
         return gone, unknown

@@ -38,7 +38,7 @@ from typing import Any
 import jwt
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from local.errors import error_exception
+from local.errors import error_exception, error_response
 
 RECORD_SEPARATOR = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = 1, 2, 3, 4, 5, 6, 7
@@ -289,8 +289,13 @@ class Hub:
             return web.Response(status=401)
         if claims.get("appid") not in self.data_plane_principals:
             return web.Response(status=403)
-        return web.Response(
-            status=200 if request.match_info["connection_id"] in self.connections[hub] else 404
+        if request.match_info["connection_id"] in self.connections[hub]:
+            return web.Response(status=200)
+        # The service's answer for a connection it does not hold (a bare 404 is another matter).
+        return error_response(
+            404,
+            f"no connection {request.match_info['connection_id']} in hub {hub}",
+            headers={"x-ms-error-code": "Warning.Connection.NotExisted"},
         )
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:

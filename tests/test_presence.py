@@ -52,9 +52,11 @@ def _handler(azure: Azure) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _answer(self, status: int, body: dict[str, Any] | None = None) -> None:
+        def _answer(self, status: int, body: dict[str, Any] | None = None, error_code: str = "") -> None:
             data = json.dumps(body).encode() if body is not None and self.command != "HEAD" else b""
             self.send_response(status)
+            if error_code:
+                self.send_header("x-ms-error-code", error_code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -100,7 +102,9 @@ def _handler(azure: Azure) -> type[BaseHTTPRequestHandler]:
             azure.checks.append(connection_id)
             if connection_id in azure.failing:
                 return self._answer(503)
-            self._answer(200 if connection_id in azure.live else 404)
+            if connection_id in azure.live:
+                return self._answer(200)
+            self._answer(404, error_code="Warning.Connection.NotExisted")
 
     return Handler
 
@@ -155,6 +159,16 @@ def test_a_check_signalr_does_not_answer_leaves_the_row_alone(azure: tuple[Azure
     state.failing = {"maybe"}
     gone, unknown = check(app_settings(base)).gone(["maybe", "dead"])
     assert gone == ["dead"] and unknown == ["maybe"]
+
+
+def test_a_404_without_the_services_error_code_is_not_an_answer(azure: tuple[Azure, str]) -> None:
+    """A serviceUri with a wrong path gets the server's plain 404 for everything: no row may be
+    closed on that (the service's SDK needs `x-ms-error-code: Warning.Connection.NotExisted`)."""
+    state, base = azure
+    settings = app_settings(base, **{f"{wiring.SIGNALR_CONNECTION_SETTING}__serviceUri": base + "/wrong"})
+    settings["IDENTITY_ENDPOINT"] = f"{base}/msi/token"
+    gone, unknown = check(settings).gone(["a", "b"])
+    assert gone == [] and unknown == ["a", "b"]
 
 
 def test_without_a_data_plane_role_nothing_counts_as_gone(azure: tuple[Azure, str]) -> None:
