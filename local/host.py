@@ -367,7 +367,7 @@ class FunctionsHost:
         async def handle(request: web.Request) -> web.StreamResponse:
             if not self._authorized(spec, request):
                 return error_response(
-                    401, "a function key is required: the x-functions-key header or the code query parameter"
+                    401, "a valid function key is required: the x-functions-key header or the code parameter"
                 )
             body = await request.read()
             http_request = func.HttpRequest(

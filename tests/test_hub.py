@@ -384,3 +384,26 @@ def test_negotiations_that_never_connect_are_bounded() -> None:
             assert refused.value.status == 404
 
     run(body)
+
+
+def test_broadcasts_queued_together_leave_as_one_message_of_records_in_order() -> None:
+    """Records that pile up for the same clients go out as one WebSocket message (as ASP.NET Core
+    SignalR sends what its pipe holds); a record too big to join goes alone, still in order."""
+
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            big = "x" * (20 * 1024)
+            for index in range(3):
+                hub.broadcast(HUB, "newMessage", [{"id": index}])
+            hub.broadcast(HUB, "newMessage", [{"id": 3, "text": big}])
+            frames = [await socket.receive_str(timeout=5), await socket.receive_str(timeout=5)]
+            records = [[json.loads(r) for r in frame.split(RECORD_SEPARATOR) if r] for frame in frames]
+            assert [[record["arguments"][0]["id"] for record in frame] for frame in records] == [
+                [0, 1, 2],
+                [3],
+            ]
+            assert all(frame.endswith(RECORD_SEPARATOR) for frame in frames)
+            await socket.close()
+
+    run(body)
