@@ -72,6 +72,8 @@ class Client:
 
     received: dict[int, float] = field(default_factory=dict)
     duplicates: int = 0
+    settled: bool = False
+    """Whether it has heard the presence count of all the run's clients."""
 
 
 def free_port() -> int:
@@ -115,6 +117,7 @@ async def signalr_client(
     ready: asyncio.Event,
     counter: list[int],
     total: int,
+    settled: tuple[asyncio.Event, list[int]] | None = None,
 ) -> None:
     """Negotiate through the API (Azure's redirect), negotiate with the hub, then read frames."""
     async with session.post(f"{api}/negotiate") as response:
@@ -138,6 +141,13 @@ async def signalr_client(
                 if '"newMessage"' in record_text:
                     payload = json.loads(record_text)
                     record(client, int(payload["arguments"][0]["text"].split()[1]), now)
+                elif settled and not client.settled and '"presence"' in record_text:
+                    online = json.loads(record_text)["arguments"][0]["online"]
+                    if online >= total:
+                        client.settled = True
+                        settled[1][0] += 1
+                        if settled[1][0] == total:
+                            settled[0].set()
 
 
 async def bare_client(
@@ -190,12 +200,24 @@ async def run_against_api(api: str, key: str, args: argparse.Namespace) -> list[
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
+        settled: tuple[asyncio.Event, list[int]] = (asyncio.Event(), [0])
         tasks = [
-            asyncio.create_task(signalr_client(session, api, c, ready, counter, args.clients))
+            asyncio.create_task(signalr_client(session, api, c, ready, counter, args.clients, settled))
             for c in clients
         ]
         await asyncio.wait_for(ready.wait(), timeout=120)
         print(f"  {args.clients} clients connected in {time.perf_counter() - started:.1f} s", flush=True)
+        # Each connect sends the new count to everyone connected: ~N^2/2 presence messages. The
+        # latency phase starts once every client has heard the full count, so it measures messages,
+        # not the tail of that storm (its length is printed).
+        try:
+            await asyncio.wait_for(settled[0].wait(), timeout=args.settle * 6)
+            print(
+                f"  presence settled {time.perf_counter() - started:.1f} s after the first connect",
+                flush=True,
+            )
+        except TimeoutError:
+            print(f"  presence not settled within {args.settle * 6:.0f} s; measuring anyway", flush=True)
         sent: dict[int, float] = {}
         headers = {"Content-Type": "application/json", "x-functions-key": key}
 
