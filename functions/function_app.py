@@ -122,8 +122,10 @@ def publish_with_key(
 @app.route(route="messages/{*path}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
 def reject_message_key(req: func.HttpRequest) -> func.HttpResponse:
     """A PUT whose key is not a UUID: a 400 that says so. (The key route admits only UUIDs so
-    that nothing else reaches its SQL binding; this route, which the host ranks after it, takes
-    the rest.)"""
+    that nothing else reaches its SQL binding; this route takes the rest.) The name matters: ASP.NET
+    Core's precedence ranks the catch-all last, but the Functions host is reported to try function
+    routes in function-name order (Azure/azure-functions-host#9876), and "publish_with_key" sorts
+    before "reject_message_key" too, so a UUID reaches publish_with_key either way."""
     return _error_response(contract.invalid_key())
 
 

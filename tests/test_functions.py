@@ -459,6 +459,19 @@ def test_http_triggers(name: str, route: str, methods: list[str], auth: str) -> 
     )
 
 
+def test_the_key_route_comes_first_in_every_order_the_host_may_use() -> None:
+    """ASP.NET Core precedence (constrained parameter before catch-all) and the order of function
+    names (Azure/azure-functions-host#9876: routes tried in function order) agree."""
+    puts = {
+        name: bindings(name)["req"]["route"]
+        for name in FUNCTIONS
+        if "PUT" in (bindings(name).get("req", {}).get("methods") or [])
+    }
+    (keyed,) = [name for name, route in puts.items() if ":guid" in route]
+    (catch_all,) = [name for name, route in puts.items() if "{*" in route]
+    assert keyed < catch_all
+
+
 def test_signalr_bindings_use_the_shared_hub_and_setting() -> None:
     expected = {"hubName": wiring.HUB_NAME, "connectionStringSetting": wiring.SIGNALR_CONNECTION_SETTING}
     found = [
