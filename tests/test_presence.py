@@ -169,6 +169,7 @@ def test_a_404_without_the_services_error_code_is_not_an_answer(azure: tuple[Azu
     settings["IDENTITY_ENDPOINT"] = f"{base}/msi/token"
     gone, unknown = check(settings).gone(["a", "b"])
     assert gone == [] and unknown == ["a", "b"]
+    assert state.checks == []  # the service itself never answered
 
 
 def test_without_a_data_plane_role_nothing_counts_as_gone(azure: tuple[Azure, str]) -> None:
