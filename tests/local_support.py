@@ -126,3 +126,19 @@ class Listener:
         """Wait until `predicate(self)` holds (woken by each broadcast, no polling)."""
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self)), timeout)
+
+
+async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request written byte for byte (headers aiohttp's client would not send)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        head + b"\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    header, _, payload = answer.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), fields, payload

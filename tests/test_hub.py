@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 from aiohttp import web
+from local_support import raw_request
 
 from local.hub import RECORD_SEPARATOR, Hub
 
@@ -235,23 +236,6 @@ def test_rest_broadcast_shape_reaches_clients() -> None:
     run(body)
 
 
-async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, str, bytes]:
-    """One HTTP/1.1 request written byte for byte (headers that aiohttp's client would not send);
-    returns (status, content type, body)."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        head + b"\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-    answer = await asyncio.wait_for(reader.read(), timeout=5)
-    writer.close()
-    header, _, payload = answer.partition(b"\r\n\r\n")
-    lines = header.decode("latin-1").split("\r\n")
-    fields = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), fields.get("Content-Type", ""), payload
-
-
 def test_a_client_token_cannot_broadcast_through_the_rest_api() -> None:
     """The REST API takes server tokens only (audience = its URL), as Azure SignalR's does: the
     client token that anybody gets from the anonymous negotiate is refused there."""
@@ -324,10 +308,10 @@ def test_a_token_header_that_is_not_utf8_is_a_401_not_a_500() -> None:
     async def body() -> None:
         async with running_hub() as (_hub, url):
             bad = b"\r\nAuthorization: Bearer \xff\xfe"
-            status, content_type, payload = await raw_request(
+            status, fields, payload = await raw_request(
                 url, b"POST /api/v1/hubs/" + HUB.encode() + b" HTTP/1.1" + bad, b"{}"
             )
-            assert status == 401 and content_type.startswith("application/json")
+            assert status == 401 and fields.get("Content-Type", "").startswith("application/json")
             assert json.loads(payload)["error"]["code"] == "unauthorized"
             status, _, _ = await raw_request(
                 url, b"POST /client/negotiate?hub=" + HUB.encode() + b" HTTP/1.1" + bad

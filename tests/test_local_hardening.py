@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from local_support import raw_request
 
 from functions import wiring
 from local.hub import RECORD_SEPARATOR
@@ -39,22 +40,6 @@ async def local_mode() -> AsyncIterator[LocalMode]:
     finally:
         if mode.runner.server is not None:  # not stopped by the test itself
             await mode.stop()
-
-
-async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 request written byte for byte (headers aiohttp's client would not send)."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        head + b"\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-    answer = await asyncio.wait_for(reader.read(), timeout=5)
-    writer.close()
-    header, _, payload = answer.partition(b"\r\n\r\n")
-    lines = header.decode("latin-1").split("\r\n")
-    fields = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), fields, payload
 
 
 async def connect(session: aiohttp.ClientSession, mode: LocalMode) -> aiohttp.ClientWebSocketResponse:
