@@ -219,12 +219,18 @@ def run_check_presence(open_ids: list[str]) -> Out:
     return closed
 
 
-def test_the_function_closes_exactly_the_gone_rows(
-    azure: tuple[Azure, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def deployed(azure: tuple[Azure, str], monkeypatch: pytest.MonkeyPatch) -> Azure:
+    """The doubles, and the app's environment pointing at them (app settings are environment
+    variables for the Python worker)."""
     state, base = azure
     for name, value in app_settings(base).items():
         monkeypatch.setenv(name, value)
+    return state
+
+
+def test_the_function_closes_exactly_the_gone_rows(deployed: Azure) -> None:
+    state = deployed
     state.live = {"alive"}
     closed = run_check_presence(["alive", "dead-1", "dead-2"])
     rows = [dict(row) for row in closed.value]
@@ -233,12 +239,8 @@ def test_the_function_closes_exactly_the_gone_rows(
     assert all(row["disconnectedAt"].endswith("Z") for row in rows)
 
 
-def test_the_function_writes_nothing_when_all_are_alive_or_none_is_open(
-    azure: tuple[Azure, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    state, base = azure
-    for name, value in app_settings(base).items():
-        monkeypatch.setenv(name, value)
+def test_the_function_writes_nothing_when_all_are_alive_or_none_is_open(deployed: Azure) -> None:
+    state = deployed
     state.live = {"a"}
     assert run_check_presence(["a"]).value is None
     assert run_check_presence([]).value is None
