@@ -186,8 +186,6 @@ class Database:
         self._connection.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
-        self.primary_keys: dict[str, str] = {}
-        self.columns: dict[str, list[str]] = {}
         self.tables: dict[str, Table] = {}
         with self._locked() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -213,8 +211,6 @@ class Database:
         name, key = table.name, table.primary_key
         connection.execute(table.sqlite())
         self.tables[name] = table
-        self.columns[name] = table.columns
-        self.primary_keys[name] = key
         for event, operation, source in (
             ("INSERT", INSERT, "NEW"),
             ("UPDATE", UPDATE, "NEW"),
@@ -348,7 +344,7 @@ class Database:
         """Current rows of `table` by primary key (text form)."""
         if not keys:
             return {}
-        key = self.primary_keys[table]
+        key = self.tables[table].primary_key
         marks = ", ".join("?" for _ in keys)
         with self._locked() as connection:
             rows = connection.execute(

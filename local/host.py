@@ -411,7 +411,7 @@ class FunctionsHost:
             # Change tracking reports the net change: an insert later updated is still an insert.
             net[change.key] = INSERT if first == INSERT and change.operation != DELETE else change.operation
         rows = self.database.rows_by_key(table, [key for key, op in net.items() if op != DELETE])
-        key_column = self.database.primary_keys[table]
+        key_column = self.database.tables[table].primary_key
         payload = []
         for key, operation in net.items():
             if operation != DELETE and key in rows:
