@@ -40,9 +40,8 @@ from local.schedule import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
-_PARAMETER = re.compile(r"^\s*@(\w+)\s*=\s*(.*?)\s*$")
-_QUERY = re.compile(r"^\{Query\.(\w+)\}$")
-_ROUTE_VALUE = re.compile(r"^\{(\w+)\}$")
+_PARAMETER = re.compile(r"^\s*@(\w+)\s*=([^=]*)$")
+_EXPRESSION = re.compile(r"\{(Query\.)?(\w+)\}")
 _APP_SETTING = re.compile(r"%(\w+)%")
 log = logging.getLogger("local.host")
 SLOW_TRIGGER_MS = 100
@@ -103,26 +102,27 @@ def resolve_app_settings(text: str, settings: Mapping[str, str]) -> str:
 
 
 def _sql_parameters(text: str | None, query: Mapping[str, str], route: Mapping[str, str]) -> dict[str, Any]:
-    """Resolve `@Name={Query.name}` and `@Name={routeParameter}` (app settings are resolved
-    already); a missing value fails as Azure's host fails. As the SQL binding parses them, values are
-    split on `,` and `=`, which is why what reaches one must not contain them."""
+    """Read a SQL binding's `parameters` as the binding does: first resolve `{Query.name}` and
+    `{routeParameter}` in the whole string (app settings are resolved already; a missing value fails
+    as Azure's host fails), then split it on `,` into `@Name=value` pairs (`null` is NULL). Because
+    the values go in before the split, one holding `,` or `=` breaks the list, on Azure as here:
+    what reaches a binding must not contain them."""
+
+    def value(match: re.Match[str]) -> str:
+        source = query if match.group(1) else route
+        if match.group(2) not in source:
+            raise BindingError(f"Error while accessing '{match.group(2)}': property doesn't exist")
+        return source[match.group(2)]
+
     values: dict[str, Any] = {}
-    for part in (text or "").split(","):
+    for part in _EXPRESSION.sub(value, text or "").split(","):
         if not part.strip():
             continue
         match = _PARAMETER.match(part)
         if not match:
-            raise BindingError(f"cannot parse SQL binding parameter {part!r}")
-        name, expression = match.groups()
-        source, reference = (query, _QUERY.match(expression))
-        if reference is None:
-            source, reference = (route, _ROUTE_VALUE.match(expression))
-        if reference:
-            if reference.group(1) not in source:
-                raise BindingError(f"Error while accessing '{reference.group(1)}': property doesn't exist")
-            values[name] = source[reference.group(1)]
-        else:
-            values[name] = None if expression == "null" else expression
+            raise BindingError(f"cannot parse SQL binding parameter {part!r}: each must be @Name=value")
+        name, parameter = match.groups()
+        values[name] = None if parameter == "null" else parameter
     return values
 
 

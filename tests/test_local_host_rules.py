@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 
 from functions import wiring
-from local.database import Database
-from local.host import FunctionsHost, resolve_app_settings, route_pattern
+from local.database import BindingError, Database
+from local.host import FunctionsHost, _sql_parameters, resolve_app_settings, route_pattern
 from local.hub import Hub
 from local.schedule import Schedule, ScheduleError
 
@@ -106,6 +106,24 @@ def test_routes_rank_literals_then_constrained_then_plain_then_catch_all() -> No
 def test_route_features_the_host_does_not_implement_are_refused(template: str) -> None:
     with pytest.raises(ValueError, match=r"route 'a/"):
         route_pattern(template)
+
+
+def test_binding_parameters_take_their_values_before_they_are_split() -> None:
+    """The SQL binding resolves the expressions in `parameters`, then splits on `,` and `=`
+    (SqlAttribute.Parameters: "neither the parameter name nor the parameter value can have ',' or
+    '='"): a value holding either breaks the list instead of passing through."""
+    parameters = "@Key={key},@Take={Query.take},@Empty=,@None=null"
+    assert _sql_parameters(parameters, {"take": "5"}, {"key": "k"}) == {
+        "Key": "k",
+        "Take": "5",
+        "Empty": "",
+        "None": None,
+    }
+    for key in ("a,b", "a=b"):
+        with pytest.raises(BindingError, match="@Name=value"):
+            _sql_parameters(parameters, {"take": "5"}, {"key": key})
+    with pytest.raises(BindingError, match="'take': property doesn't exist"):
+        _sql_parameters(parameters, {}, {"key": "k"})
 
 
 def test_app_settings_resolve_and_a_missing_one_is_named() -> None:
