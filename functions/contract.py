@@ -186,8 +186,13 @@ def _parse_timestamp(value: Any) -> str:
 
 def message_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row as clients see it: `{id, key, text, author, createdAt}`."""
+    return {"id": int(row["id"]), **accepted_message(row)}
+
+
+def accepted_message(row: dict[str, Any]) -> dict[str, Any]:
+    """A row written or found by a publish, as its answer shows it: `{key, text, author, createdAt}`
+    (the id, which SQL assigns on insert, comes with the broadcast)."""
     return {
-        "id": int(row["id"]),
         "key": str(row["messageKey"]).lower(),
         "text": row["text"],
         "author": row.get("author"),

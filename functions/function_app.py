@@ -68,10 +68,8 @@ def publish(req: func.HttpRequest, row: func.Out[func.SqlRow]) -> func.HttpRespo
 
 
 def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
-    """The publish answer: the message as stored (its id comes with the broadcast)."""
-    message = contract.message_from_row({"id": 0, **row})
-    del message["id"]
-    return {**message, "replayed": replayed}
+    """The publish answer: the message as stored, and whether this request was a replay."""
+    return {**contract.accepted_message(row), "replayed": replayed}
 
 
 @app.function_name("publish_with_key")
