@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from settings.declarations import SIGNALR_SKUS
+from settings.declarations import SIGNALR_SKUS, SIGNALR_UNITS
 
 CONNECTIONS_PER_UNIT = 1000
 FREE_CONNECTIONS = 20
@@ -39,6 +39,10 @@ def refusal(sku: str, units: int, load: Load) -> str | None:
     """Why the SKU cannot take the load (a message naming the limit), or None when it can."""
     if sku not in SIGNALR_SKUS:
         return f"--signalr-sku {sku!r}: allowed {', '.join(SIGNALR_SKUS)}"
+    # The stack settings' own rules for units, so that the run describes a stack that can exist.
+    allowed_units = (1,) if sku == "Free_F1" else SIGNALR_UNITS
+    if units not in allowed_units:
+        return f"--signalr-units {units}: allowed for {sku}: {', '.join(map(str, allowed_units))}"
     if sku == "Free_F1":
         if load.clients > FREE_CONNECTIONS:
             return (

@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ("Standard_S1", 2, Load(2000, 1, 300), None),
         ("Premium_P1", 3, Load(3001, 1, 300), "raise signalrUnits"),
         ("Basic_B1", 1, Load(1, 1, 1), "allowed Free_F1, Standard_S1, Premium_P1"),
+        ("Standard_S1", 0, Load(1, 1, 1), "--signalr-units 0: allowed for Standard_S1: 1, 2"),
+        ("Standard_S1", 15, Load(1, 1, 1), "--signalr-units 15: allowed"),
+        ("Free_F1", 2, Load(1, 1, 1), "--signalr-units 2: allowed for Free_F1: 1"),
     ],
 )
 def test_what_each_sku_takes(sku: str, units: int, load: Load, reason: str | None) -> None:
