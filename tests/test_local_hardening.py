@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -270,7 +271,8 @@ def test_shutdown_takes_under_5_s_with_a_client_that_never_reads(dropped: bool) 
     async def body() -> None:
         mode = await start("127.0.0.1", 0, KEY)
         # A short queue drops the client quickly; a long one keeps it, stalled, with a full buffer.
-        mode.hub.send_queue_limit = 8 if dropped else 1000
+        queue_bytes = (2 if dropped else 64) << 20
+        mode.hub.limits = dataclasses.replace(mode.hub.limits, send_queue_bytes=queue_bytes)
         client = await stalled_client(mode)
         try:
             assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
@@ -296,7 +298,7 @@ def test_shutdown_takes_under_5_s_with_a_client_that_never_reads(dropped: bool) 
 def test_a_dropped_client_connection_is_closed_although_its_peer_stays_silent() -> None:
     async def body() -> None:
         async with local_mode() as mode:
-            mode.hub.send_queue_limit = 8
+            mode.hub.limits = dataclasses.replace(mode.hub.limits, send_queue_bytes=2 << 20)
             client = await stalled_client(mode)
             try:
                 assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
