@@ -4,16 +4,20 @@ local host, driven by real Python SignalR clients (issue 12, items 9 and 10)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from local_support import PUBLISH_KEY, Listener, LocalServer
 
 from functions import wiring
+from local.__main__ import parse_args, stack_polling_ms
 from local.schedule import Schedule
+from local.server import start
 
 
 @pytest.fixture
@@ -264,3 +268,55 @@ def test_the_local_database_refuses_values_longer_than_their_nvarchar(server: Lo
             [{**row, "messageKey": str(uuid.uuid4()), "text": "t", "author": "\U0001f600" * 33}],
         )
     assert len(database.query("SELECT id FROM dbo.Messages", {})) == 1
+
+
+# Issue 21, item 10: the SQL trigger polls as Azure's does
+
+
+def test_the_sql_trigger_reads_one_batch_per_polling_interval() -> None:
+    """The SQL extension's change consumption loop reads at most Sql_Trigger_MaxBatchSize changes,
+    runs the function, then waits Sql_Trigger_PollingIntervalMs whatever it found
+    (SqlTableChangeMonitor.RunChangeConsumptionLoopAsync). Five messages with batches of two need
+    three polls, so the last arrives at least two intervals after the first (a trigger woken by
+    every write delivers all five within milliseconds)."""
+    interval = 0.3
+
+    async def scenario() -> None:
+        mode = await start("127.0.0.1", 0, PUBLISH_KEY, sql_polling_ms=round(interval * 1000))
+        mode.host.max_batch_size = 2
+        try:
+            async with Listener(mode.url + "/api") as listener, aiohttp.ClientSession() as session:
+                headers = {"x-functions-key": PUBLISH_KEY}
+                for index in range(5):
+                    body = {"text": f"polled {index}"}
+                    async with session.post(f"{mode.url}/api/messages", json=body, headers=headers) as r:
+                        assert r.status == 202
+                await listener.wait_for(lambda listener: len(listener.messages) >= 1)
+                first = time.monotonic()
+                await listener.wait_for(lambda listener: len(listener.messages) >= 5)
+                spread = time.monotonic() - first
+                assert [m["text"] for m in listener.messages] == [f"polled {i}" for i in range(5)]
+                assert spread >= 2 * interval * 0.75, f"five messages in {spread:.2f} s"
+        finally:
+            await mode.stop()
+
+    asyncio.run(scenario())
+
+
+def test_python_m_local_polls_at_the_stack_setting_unless_told(tmp_path) -> None:
+    assert parse_args([]).sql_polling_ms == 1000  # Pulumi.dev.yaml
+    assert parse_args(["--stack", "prod"]).sql_polling_ms == 500  # prod's declared default
+    assert parse_args(["--sql-polling-ms", "0"]).sql_polling_ms == 0
+    assert parse_args(["--sql-polling-ms", "250"]).sql_polling_ms == 250
+    (tmp_path / "Pulumi.odd.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 50\n")
+    with pytest.raises(ValueError, match=r"sqlTriggerPollingIntervalMs = 50: .*100"):
+        stack_polling_ms("odd", tmp_path)
+
+
+@pytest.mark.parametrize("argv", [["--sql-polling-ms", "50"], ["--stack", "no-such-stack"]])
+def test_python_m_local_names_a_bad_polling_value(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert argv[0] in error and argv[1] in error
