@@ -245,7 +245,7 @@ class Hub:
             raise web.HTTPServiceUnavailable(text="the service is restarting; retry")
         hub = request.query.get("hub", "")
         if hub not in self.hubs:
-            raise web.HTTPNotFound(text=f"unknown hub {hub!r}")
+            raise web.HTTPNotFound(text=f"unknown hub {_echo(hub)}")
         return hub
 
     # events
@@ -330,7 +330,7 @@ class Hub:
         """The service's REST API shape: broadcast `{target, arguments}` to a hub (server tokens only)."""
         hub = request.match_info["hub"]
         if hub not in self.hubs:
-            raise error_exception(web.HTTPNotFound, f"unknown hub {hub!r}")
+            raise error_exception(web.HTTPNotFound, f"unknown hub {_echo(hub)}")
         self._check_server_token(request, hub)
         target, arguments = _broadcast_body(await request.read())
         self.broadcast(hub, target, arguments)
