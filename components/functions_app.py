@@ -395,6 +395,7 @@ class FunctionApp(pulumi.ComponentResource):
                 scm_host=app.enabled_host_names.apply(_scm_host),
                 package_path=_project_relative(args.package.path),
                 package_sha256=args.package.sha256,
+                python_version=args.package.python_version,
                 opts=self._child([app, *self.identity_roles, *args.deploy_after]),
             )
         ]
@@ -494,5 +495,6 @@ class FunctionApp(pulumi.ComponentResource):
             container=container.name,
             package_path=_project_relative(args.package.path),
             package_sha256=args.package.sha256,
+            python_version=args.package.python_version,
             opts=self._child([container, *uploader_roles, *args.deploy_after]),
         )
