@@ -51,6 +51,8 @@ class Tools:
     confirm: Callable[[str], bool]
     out: TextIO
     clock: Callable[[], float] = time.perf_counter
+    policy_pack: Path = ROOT / POLICY_PACK
+    """The CrossGuard pack `preview` and `up` run with (its config: `config.<environment>.json`)."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,11 @@ class Run:
     def engine_options(self, settings: Settings) -> dict[str, Any]:
         """The policy pack with this environment's config, the stream and the event handler."""
         options: dict[str, Any] = {
-            "policy_packs": [str(ROOT / POLICY_PACK)],
+            "policy_packs": [str(self.tools.policy_pack)],
             "on_output": self.say,
             "on_event": self.on_event,
         }
-        config = ROOT / POLICY_PACK / f"config.{settings.environment}.json"
+        config = self.tools.policy_pack / f"config.{settings.environment}.json"
         if config.is_file():
             options["policy_pack_configs"] = [str(config)]
         return options
@@ -201,7 +203,7 @@ def preflight(run: Run, config: dict[str, str], settings: Settings, token: str) 
             private_network=settings.network.private,
         )
         problems, skipped = check(arm, run.tools.odbc_drivers(), needs)
-        if not (ROOT / POLICY_PACK / "venv").is_dir():
+        if not (run.tools.policy_pack / "venv").is_dir():
             problems.append(
                 Problem(
                     "the policy pack's environment policies/venv does not exist",
@@ -261,7 +263,8 @@ def preview(run: Run, stack: auto.Stack, settings: Settings) -> str:
             result = stack.preview(**run.engine_options(settings))
         except auto.errors.CommandError as error:
             raise _engine_failure(run, "preview", error) from None
-        summary = ", ".join(f"{count} to {op}" for op, count in sorted(result.change_summary.items()))
+        changes = {str(getattr(op, "value", op)): count for op, count in result.change_summary.items()}
+        summary = ", ".join(f"{count} to {op}" for op, count in sorted(changes.items()) if op != "same")
         run.say(f"changes: {summary or 'none'}")
         return summary
 
