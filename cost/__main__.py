@@ -26,7 +26,7 @@ def stack_settings(stack: str) -> Settings:
     return load_settings(pulumi.Config("broadcast"), stack=stack)
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Print the estimate; 1 with the reason when the stack or its settings are wrong."""
     parser = argparse.ArgumentParser(prog="python -m cost", description=cost.__doc__)
     parser.add_argument("stack", help="the stack: reads Pulumi.<stack>.yaml")
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     prices = load_live(settings.location, arguments.currency) if arguments.live else load_snapshot()
     estimate = estimate_settings(settings, prices, arguments.log_gb)
     per_day = settings.environment == "review"
-    print(render(arguments.stack, estimate, prices.origin, per_day=per_day), file=out)
+    print(render(arguments.stack, estimate, prices.origin, per_day=per_day), file=out or sys.stdout)
     return 0
 
 

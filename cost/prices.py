@@ -116,14 +116,18 @@ def _paid(items: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def load_live(
-    region: str, currency: str = "USD", fetch: Fetch = _urllib_fetch, snapshot: Path = SNAPSHOT
+    region: str,
+    currency: str = "USD",
+    fetch: Fetch = _urllib_fetch,
+    snapshot: Path = SNAPSHOT,
+    base: str = RETAIL_PRICES,
 ) -> Prices:
     """Every snapshot line read again from the Retail Prices API for `region` and `currency`;
     a line the API has no item for is left out (the estimate says it is not priced)."""
     document = json.loads(snapshot.read_text())
     lines: dict[str, PriceLine] = {}
     for key, item in document["lines"].items():
-        url = query_url(item, region, currency)
+        url = query_url(item, region, currency, base)
         found = _paid(_items(url, fetch))
         if found is not None:
             lines[key] = _line(key, found, f"Retail Prices API, meterId {found.get('meterId')}")
