@@ -207,3 +207,5 @@ pulumi.export("signalrHostName", signalr.host_name)
 pulumi.export("sqlServerFqdn", database.fully_qualified_domain_name)
 pulumi.export("sqlDatabaseName", database.database_name)
 pulumi.export("logAnalyticsWorkspace", monitoring.name)
+# The key publishers send as x-functions-key: `pulumi stack output --show-secrets publishKey`.
+pulumi.export("publishKey", pulumi.Output.secret(functions.publish_key))
