@@ -201,6 +201,7 @@ def preflight(run: Run, config: dict[str, str], settings: Settings, token: str) 
             location=settings.location,
             flex_consumption=settings.hosting_plan == "FlexConsumption",
             private_network=settings.network.private,
+            schema_from_here=not run.options.preview_only,  # a preview applies no schema
         )
         problems, skipped = check(arm, run.tools.odbc_drivers(), needs)
         if not (run.tools.policy_pack / "venv").is_dir():

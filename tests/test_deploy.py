@@ -155,6 +155,7 @@ class Harness:
         (self.pack / "venv").mkdir(parents=True)
         shutil.copy(ROOT / "policies" / "config.dev.json", self.pack / "config.dev.json")
         self.now = 0.0
+        self.drivers = [ODBC_DRIVER]
 
     def clock(self) -> float:
         self.now += 1.5
@@ -175,7 +176,7 @@ class Harness:
             create_stack=self.backend.create,
             access_token=lambda: token(**self.claims),
             arm_reader=lambda arm_token: self.subscription.get,
-            odbc_drivers=lambda: [ODBC_DRIVER],
+            odbc_drivers=lambda: self.drivers,
             smoke=self.smoke,
             estimate=estimate,
             confirm=self.confirm,
@@ -306,8 +307,9 @@ def test_a_failed_smoke_test_names_the_step(tmp_path: Path) -> None:
     assert "step 'smoke test' failed" in out and "pulumi stack output --show-secrets publishKey" in out
 
 
-def test_preview_only_changes_nothing(tmp_path: Path) -> None:
+def test_preview_only_changes_nothing_and_needs_no_odbc_driver(tmp_path: Path) -> None:
     harness = Harness(tmp_path, Backend(stacks={"dev"}))
+    harness.drivers = []
     code, out = harness.run("dev", "--preview-only")
     assert code == 0 and harness.backend.calls == ["select dev", "preview"] and harness.questions == []
     assert "monthly estimate for stack dev" in out
@@ -325,6 +327,7 @@ def test_missing_prerequisites_stop_before_the_stack_with_each_fix(tmp_path: Pat
     harness = Harness(tmp_path)
     harness.subscription = Subscription(registered=set(BASE_PROVIDERS) - {"Microsoft.SignalRService"})
     shutil.rmtree(harness.pack / "venv")
+    harness.drivers = []
     code, out = harness.run("dev")
     assert code == 1 and harness.backend.calls == [] and steps(out)[-1] == "preflight"
     assert (
@@ -332,6 +335,7 @@ def test_missing_prerequisites_stop_before_the_stack_with_each_fix(tmp_path: Pat
         in out
     )
     assert "the policy pack's environment policies/venv does not exist" in out
+    assert "ODBC Driver 18 for SQL Server is not installed on this machine" in out
 
 
 def test_no_sign_in_is_named(tmp_path: Path) -> None:
