@@ -127,8 +127,35 @@ def reject_message_key(req: func.HttpRequest) -> func.HttpResponse:
     return _error_response(contract.invalid_key())
 
 
+# History. Query-string values never reach a SQL binding: the host answers 500 before the function
+# runs when a binding expression names an absent query value, and a value holding `,` or `=` breaks
+# the binding's parameter list. So `?after=&take=` and `/page?before=&take=` are checked by functions
+# without bindings, which send the client on (307) to a route whose values a route constraint holds
+# to a number; those routes' functions read SQL. Every other path is a JSON 404.
+HISTORY_METHODS = ["GET", "HEAD"]
+
+
+def _redirect(location: str) -> func.HttpResponse:
+    return func.HttpResponse(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
+
+
 @app.function_name("history")
-@app.route(route="messages", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="messages", methods=HISTORY_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def history(req: func.HttpRequest) -> func.HttpResponse:
+    """`?after=<id>&take=<1..100>`: checked here, then answered by `history_after` (307)."""
+    try:
+        after, take = contract.parse_history_query(req.params.get("after"), req.params.get("take"))
+    except contract.ContractError as error:
+        return _error_response(error)
+    return _redirect(contract.history_after_path(after, take))
+
+
+@app.function_name("history_after")
+@app.route(
+    route="messages/after/{after:long}/take/{take:int}",
+    methods=HISTORY_METHODS,
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
 @app.sql_input(
     arg_name="rows",
     command_text=queries.HISTORY,
@@ -136,10 +163,10 @@ def reject_message_key(req: func.HttpRequest) -> func.HttpResponse:
     parameters=queries.HISTORY_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
-def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
+def history_after(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
     """Messages after a given id, in id order: how a reconnecting client fills its gap."""
     try:
-        contract.parse_history_query(req.params.get("after"), req.params.get("take"))
+        contract.parse_history_query(req.route_params.get("after"), req.route_params.get("take"))
     except contract.ContractError as error:
         return _error_response(error)
     messages = [contract.message_from_row(dict(row)) for row in rows]
@@ -147,7 +174,22 @@ def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
 
 
 @app.function_name("history_page")
-@app.route(route="messages/page", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="messages/page", methods=HISTORY_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def history_page(req: func.HttpRequest) -> func.HttpResponse:
+    """`/page?before=<id or latest>&take=<1..100>`: checked here, then answered by `history_before`."""
+    try:
+        before, take = contract.parse_page_query(req.params.get("before"), req.params.get("take"))
+    except contract.ContractError as error:
+        return _error_response(error)
+    return _redirect(contract.history_before_path(before, take))
+
+
+@app.function_name("history_before")
+@app.route(
+    route="messages/before/{before:long}/take/{take:int}",
+    methods=HISTORY_METHODS,
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
 @app.sql_input(
     arg_name="rows",
     command_text=queries.HISTORY_PAGE,
@@ -155,19 +197,29 @@ def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
     parameters=queries.HISTORY_PAGE_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
-def history_page(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
-    """The newest messages before a given id (or of all: `before=latest`), in id order: how a
-    client shows the end of the history in one request, then reads further back page by page.
-
-    A route of its own: naming `{Query.before}` in the `history` binding would make the Functions
-    host refuse every `?after=&take=` request that does not also send `before`.
-    """
+def history_before(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
+    """The newest messages before a given id, in id order: how a client shows the end of the
+    history in one request, then reads further back page by page."""
     try:
-        contract.parse_page_query(req.params.get("before"), req.params.get("take"))
+        contract.parse_page_query(req.route_params.get("before"), req.route_params.get("take"))
     except contract.ContractError as error:
         return _error_response(error)
     messages = [contract.message_from_row(dict(row)) for row in rows]
     return _json_response({"messages": sorted(messages, key=lambda message: message["id"])})
+
+
+@app.function_name("reject_messages_path")
+@app.route(route="messages/{*path}", methods=HISTORY_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def reject_messages_path(req: func.HttpRequest) -> func.HttpResponse:
+    """Any other read under messages/ (a history route whose values are not numbers, say): the
+    JSON 404 rather than the host's empty one. Its name sorts after every history function's, so
+    it comes last in the host's function-name order as in ASP.NET Core's precedence."""
+    del req
+    return _error_response(
+        contract.ContractError(
+            404, "not_found", "no such API; history is /api/messages?after=<id>&take=<1..100>"
+        )
+    )
 
 
 @app.function_name("health")

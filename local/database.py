@@ -20,6 +20,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from functions.contract import author_problem, visible
 from functions.migrations import load_migrations
 
 INSERT, UPDATE, DELETE = 0, 1, 2
@@ -160,7 +161,27 @@ class Table:
                     f"String or binary data would be truncated in table '{self.name}', column '{column}' "
                     f"(at most {limit} UTF-16 units). (2628)"
                 )
+        for (table, column), check in COLUMN_CHECKS.items():
+            value = row.get(column)
+            if table == self.name and isinstance(value, str) and (problem := check(value)) is not None:
+                return (
+                    f"The INSERT statement conflicted with the CHECK constraint on table '{self.name}', "
+                    f"column '{column}': {problem}. (547)"
+                )
         return None
+
+
+def _text_problem(text: str) -> str | None:
+    return None if visible(text) else "text has no visible character"
+
+
+COLUMN_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
+    ("Messages", "author"): author_problem,
+    ("Messages", "text"): _text_problem,
+}
+"""The contract's rules for what a stored message may hold (functions/contract.py), held here as a
+CHECK constraint would hold them: a write that breaks one fails like SQL Server's error 547, so a
+path that skips the function's own check cannot store a disguised author or an invisible text."""
 
 
 def table_name(qualified: str) -> str:

@@ -12,17 +12,20 @@ function whose setting is missing fails to index).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from functions import wiring
 from local.database import BindingError, Database
-from local.host import FunctionsHost, _sql_parameters, resolve_app_settings, route_pattern
+from local.host import FunctionsHost, _sql_parameters, resolve_app_settings, route_pattern, route_values_fit
 from local.hub import Hub
 from local.schedule import Schedule, ScheduleError
+from local.server import build_app
 
 
 def at(text: str) -> datetime:
@@ -102,7 +105,9 @@ def test_routes_rank_literals_then_constrained_then_plain_then_catch_all() -> No
     ]
 
 
-@pytest.mark.parametrize("template", ["a/{id:int}", "a/{id?}", "a/{*rest:guid}", "a/{id:length(3)}"])
+@pytest.mark.parametrize(
+    "template", ["a/{id:alpha}", "a/{id?}", "a/{*rest:guid}", "a/{id:length(3)}", "a/{id:int:guid}"]
+)
 def test_route_features_the_host_does_not_implement_are_refused(template: str) -> None:
     with pytest.raises(ValueError, match=r"route 'a/"):
         route_pattern(template)
@@ -160,3 +165,78 @@ def test_app_settings_are_the_environment_while_the_host_runs(monkeypatch: pytes
         assert wiring.MESSAGE_RETENTION_DAYS_SETTING not in os.environ
 
     asyncio.run(scenario())
+
+
+def test_long_and_int_admit_what_int64_and_int32_tryparse_admit() -> None:
+    """ASP.NET Core's `long`/`int` constraints: Int64/Int32.TryParse, NumberStyles.Integer (white
+    space around, a leading sign, ASCII digits) and in range; nothing with `,` or `=` gets through."""
+    template = "messages/after/{after:long}/take/{take:int}"
+    for after in ("0", "17", "+5", "-5", " 7 ", str(2**63 - 1), str(2**70)):
+        assert _matches(template, f"messages/after/{after}/take/5"), after
+    for after in ("", "x", "1=2", "1,@Take=5", "1.5", "\u0661", "0x10", "1e3"):
+        assert not _matches(template, f"messages/after/{after}/take/5"), after
+    assert route_values_fit(template, {"after": str(2**63 - 1), "take": str(2**31 - 1)})
+    assert not route_values_fit(template, {"after": str(2**63), "take": "5"})
+    assert not route_values_fit(template, {"after": "1", "take": str(2**31)})
+    assert not route_values_fit(template, {"after": str(-(2**63) - 1), "take": "5"})
+
+
+ATTACKS = [
+    # Each answered 500 binding_failed, with the binding's internals, before issue 21.
+    ("GET", "/api/messages", 400, "invalid_after"),
+    ("HEAD", "/api/messages", 400, None),
+    ("GET", "/api/messages/page", 400, "invalid_before"),
+    ("GET", "/api/messages?after=1=2&take=5", 400, "invalid_after"),
+    ("GET", "/api/messages/page?before=1,@Take=5&take=5", 400, "invalid_before"),
+    ("GET", "/api/messages/after/1=2/take/5", 404, "not_found"),
+    ("GET", f"/api/messages/after/{2**63}/take/5", 404, "not_found"),
+    # aiohttp's router answers 405 where the Functions host, matching no route, answers 404.
+    ("HEAD", "/api/health", 405, None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), ATTACKS)
+def test_no_anonymous_request_makes_the_api_answer_500(
+    method: str, path: str, status: int, code: str | None
+) -> None:
+    async def scenario() -> tuple[int, str, bytes]:
+        application, _, host, _ = build_app(Database(), "publish-key")
+        async with TestClient(TestServer(application)) as client:
+            await host.start()
+            try:
+                response = await client.request(method, path, allow_redirects=False)
+                return response.status, response.content_type, await response.read()
+            finally:
+                await host.stop()
+
+    answer_status, content_type, body = asyncio.run(scenario())
+    assert answer_status == status and content_type == "application/json"
+    if code is not None:
+        assert json.loads(body)["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ({"text": "\u200b\u2060", "author": None}, "text"),
+        ({"text": "\u0085", "author": None}, "text"),
+        ({"text": "hi", "author": "adm\u200bin"}, "author"),
+        ({"text": "hi", "author": "\u202enimda"}, "author"),
+    ],
+)
+def test_the_local_database_refuses_what_the_contract_refuses(
+    row: dict[str, str | None], column: str
+) -> None:
+    database = Database()
+    message = {
+        "messageKey": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "createdAt": "2026-12-01T00:00:00.000Z",
+        **row,
+    }
+    with pytest.raises(
+        BindingError, match=rf"CHECK constraint on table 'Messages', column '{column}'.*\(547\)"
+    ):
+        database.upsert(wiring.MESSAGES_TABLE, [message])
+    assert database.count(wiring.MESSAGES_TABLE) == 0
+    database.upsert(wiring.MESSAGES_TABLE, [{**message, "text": "hi", "author": "admin"}])
+    assert database.count(wiring.MESSAGES_TABLE) == 1
