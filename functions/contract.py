@@ -226,6 +226,14 @@ def invalid_key() -> ContractError:
     )
 
 
+def key_in_use(key: uuid.UUID) -> ContractError:
+    """The answer to a request whose key another request claimed and is still writing: retry
+    (the retry finds the stored message, or takes over a claim whose request stored nothing)."""
+    return ContractError(
+        409, "key_in_use", f"another request with message key {key} is being stored; retry in a moment"
+    )
+
+
 def is_same_message(row: dict[str, Any], fields: dict[str, Any]) -> bool:
     """Whether a stored row holds the text and author a publish request carries: a retry of the
     same publish is, a different message under a key already used is not."""

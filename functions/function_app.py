@@ -15,6 +15,7 @@ import logging
 import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import azure.functions as func
 import contract
@@ -30,8 +31,10 @@ def _json_response(payload: object, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(payload), status_code=status, mimetype=JSON)
 
 
-def _error_response(error: contract.ContractError) -> func.HttpResponse:
-    return func.HttpResponse(error.body(), status_code=error.status, mimetype=JSON)
+def _error_response(
+    error: contract.ContractError, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(error.body(), status_code=error.status, mimetype=JSON, headers=headers)
 
 
 @app.function_name("negotiate")
@@ -75,10 +78,10 @@ def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
 @app.function_name("publish_with_key")
 @app.route(route="messages/{key:guid:length(36)}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
 @app.sql_input(
-    arg_name="existing",
-    command_text=queries.MESSAGE_BY_KEY,
-    command_type="Text",
-    parameters=queries.MESSAGE_BY_KEY_PARAMETERS,
+    arg_name="claim",
+    command_text=queries.CLAIM_MESSAGE_KEY,
+    command_type="StoredProcedure",
+    parameters=queries.CLAIM_MESSAGE_KEY_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
 @app.sql_output(
@@ -86,30 +89,45 @@ def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
     command_text=wiring.MESSAGES_TABLE,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
+@app.sql_output(
+    arg_name="release",
+    command_text=wiring.MESSAGE_KEYS_TABLE,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
 def publish_with_key(
-    req: func.HttpRequest, existing: func.SqlRowList, row: func.Out[func.SqlRow]
+    req: func.HttpRequest, claim: func.SqlRowList, row: func.Out[func.SqlRow], release: func.Out[func.SqlRow]
 ) -> func.HttpResponse:
     """Publish under a key the publisher chose, so that a retry cannot publish twice.
 
-    A key not used before stores the message (202, `"replayed": false`). The same key with the
-    same text and author is a retry: nothing is written and the stored message comes back (200,
-    `"replayed": true`). The same key with a different message is a 409. The key is the table's
-    primary key, on which the SQL output binding upserts: two retries racing past the lookup
-    still store one row, and the SQL trigger, which sends inserts only, broadcasts it once.
+    The input binding has claimed the key (`dbo.ClaimMessageKey`) before this body runs: of
+    racing requests with one key, exactly one wins the claim and writes its message (202,
+    `"replayed": false`). The others find the stored message, answered as a retry (200,
+    `"replayed": true`) when text and author are the same and 409 `key_reused` when not, or
+    find the winner still writing: 409 `key_in_use`, to retry in a moment. A winner whose body
+    is refused releases the claim. The output binding upserts, but only the claim's winner
+    writes, and dbo.Messages refuses updates: what is stored is what was broadcast.
     """
+    outcome: dict[str, Any] = next((dict(answer) for answer in claim), {"won": 0})
+    won = bool(outcome.get("won"))
     try:
         key = contract.parse_message_key(req.route_params.get("key"))
         fields = contract.parse_publish(req.get_body(), req.headers.get("Content-Type"))
     except contract.ContractError as error:
+        if won:
+            release.set(
+                func.SqlRow({"messageKey": req.route_params.get("key"), "claimedAt": queries.RELEASED_AT})
+            )
         return _error_response(error)
-    for previous in (dict(stored) for stored in existing):
-        if not contract.is_same_message(previous, fields):
+    if outcome.get("messageKey") is not None:
+        if not contract.is_same_message(outcome, fields):
             return _error_response(
                 contract.ContractError(
                     409, "key_reused", f"message key {key} was already used for a different message"
                 )
             )
-        return _json_response(_accepted(previous, replayed=True), status=200)
+        return _json_response(_accepted(outcome, replayed=True), status=200)
+    if not won:
+        return _error_response(contract.key_in_use(key), headers={"Retry-After": "1"})
     stored = contract.new_message_row(fields, datetime.now(UTC), key)
     row.set(func.SqlRow(stored))
     logging.info("%s %s", wiring.ACCEPTED_LOG, stored["messageKey"])
@@ -383,11 +401,21 @@ def check_presence(
     parameters=f"@Days=%{wiring.MESSAGE_RETENTION_DAYS_SETTING}%",
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
+@app.sql_input(
+    arg_name="purged_claims",
+    command_text=queries.PURGE_CLAIMS,
+    command_type="Text",
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
 def purge_expired(
-    timer: func.TimerRequest, purged_connections: func.SqlRowList, purged_messages: func.SqlRowList
+    timer: func.TimerRequest,
+    purged_connections: func.SqlRowList,
+    purged_messages: func.SqlRowList,
+    purged_claims: func.SqlRowList,
 ) -> None:
     """Hourly housekeeping. The deletes are the input bindings' statements, run before this body
     (as the SQL binding's documented stored-procedure deletes are): connection rows closed for
-    a day, and messages past the `MessageRetentionDays` app setting when it is above 0."""
-    del timer, purged_connections, purged_messages
+    a day, messages past the `MessageRetentionDays` app setting when it is above 0, and message
+    key claims a day old (a key's stored message, not its claim, answers its retries)."""
+    del timer, purged_connections, purged_messages, purged_claims
     logging.info("purged closed connections and expired messages")

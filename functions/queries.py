@@ -30,13 +30,15 @@ HISTORY_PAGE = (
 )
 HISTORY_PAGE_PARAMETERS = "@Before={before},@Take={take}"
 
-# The message a publisher's key names, if it was stored before (PUT /api/messages/{key}). The
-# route admits only the 36-character UUID form, so the binding receives nothing else.
-MESSAGE_BY_KEY = (
-    "SELECT id, messageKey, text, author, createdAt FROM dbo.Messages "
-    "WHERE messageKey = TRY_CONVERT(UNIQUEIDENTIFIER, @Key)"
-)
-MESSAGE_BY_KEY_PARAMETERS = "@Key={key}"
+# Claim a publisher's key before its message is written (PUT /api/messages/{key}): a stored
+# procedure of migration 0007, run by the input binding (CommandType StoredProcedure) before the
+# function body. One row: `won` (1 for exactly one of racing requests) and the stored message, if any.
+CLAIM_MESSAGE_KEY = "dbo.ClaimMessageKey"
+CLAIM_MESSAGE_KEY_PARAMETERS = "@Key={key}"
+CLAIM_STALE_SECONDS = 60
+"""A claim whose message never came is taken over after this long (the procedure's DATEADD)."""
+RELEASED_AT = "2000-01-01T00:00:00.000Z"
+"""The `claimedAt` a request that stored nothing writes back: older than any stale limit."""
 
 # The connections the table says are open, for the presence check to ask SignalR about: all of
 # them while there are at most 1,000 (a Standard unit's limit), else a random 1,000 per run, which
@@ -57,6 +59,12 @@ PURGE_MESSAGES = (
     "DELETE FROM dbo.Messages WHERE id IN ("
     "SELECT TOP (10000) id FROM dbo.Messages WHERE TRY_CONVERT(INT, @Days) > 0 "
     "AND createdAt < DATEADD(DAY, -TRY_CONVERT(INT, @Days), SYSUTCDATETIME()) ORDER BY id)"
+)
+
+PURGE_CLAIMS = (
+    "DELETE FROM dbo.MessageKeys WHERE messageKey IN ("
+    "SELECT TOP (10000) messageKey FROM dbo.MessageKeys "
+    "WHERE claimedAt < DATEADD(HOUR, -24, SYSUTCDATETIME()))"
 )
 
 ONLINE_COUNT = "SELECT COUNT(*) AS online FROM dbo.Connections WHERE disconnectedAt IS NULL"

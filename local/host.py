@@ -306,9 +306,11 @@ class FunctionsHost:
             elif kind == "signalRConnectionInfo":
                 arguments[name] = json.dumps(self.hub.connection_info(binding["hubName"]))
             elif kind == "sql":
-                rows = self.database.query(
-                    binding["commandText"], _sql_parameters(binding.get("parameters"), query, route)
-                )
+                parameters = _sql_parameters(binding.get("parameters"), query, route)
+                if binding.get("commandType") == "StoredProcedure":
+                    rows = self.database.call(binding["commandText"], parameters)
+                else:
+                    rows = self.database.query(binding["commandText"], parameters)
                 arguments[name] = func.SqlRowList([func.SqlRow(row) for row in rows])
             else:
                 raise BindingError(f"{spec.name}: the local host does not support {kind} input bindings")

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 import azure.functions as func
 import function_app
 import pytest
+import queries
 import wiring
 from function_support import FUNCTIONS
 
@@ -208,8 +209,12 @@ def test_text_of_exactly_2000_characters_is_accepted() -> None:
 KEY = "3f2b8c4e-1d2a-4c5b-9e7f-0a1b2c3d4e5f"
 
 
-def put(key: str, body: str, stored: list[dict[str, Any]] | None = None) -> tuple[func.HttpResponse, Out]:
-    """Call publish_with_key as the host does: the route's key, and what its SQL lookup found."""
+def put(
+    key: str, body: str, stored: dict[str, Any] | None = None, won: bool | None = None
+) -> tuple[func.HttpResponse, Out, Out]:
+    """Call publish_with_key as the host does: the route's key, and the one row dbo.ClaimMessageKey
+    returns (`won`, and the stored message's columns, NULL when none). By default the request wins
+    the claim exactly when nothing is stored, as a lone request does."""
     request = func.HttpRequest(
         "PUT",
         f"http://localhost/api/messages/{key}",
@@ -217,13 +222,16 @@ def put(key: str, body: str, stored: list[dict[str, Any]] | None = None) -> tupl
         route_params={"key": key},
         body=body.encode(),
     )
-    existing = func.SqlRowList([func.SqlRow.from_dict(r) for r in stored or []])
-    row = Out()
-    return user_function("publish_with_key")(request, existing, row), row
+    columns = ("id", "messageKey", "text", "author", "createdAt")
+    answer = {"won": int(stored is None if won is None else won), **(stored or dict.fromkeys(columns))}
+    claim = func.SqlRowList([func.SqlRow.from_dict(answer)])
+    row, release = Out(), Out()
+    return user_function("publish_with_key")(request, claim, row, release), row, release
 
 
 def test_a_new_key_stores_the_message_under_it() -> None:
-    response, row = put(KEY.upper(), '{"text": "once", "author": "ada"}')
+    response, row, release = put(KEY.upper(), '{"text": "once", "author": "ada"}')
+    assert release.calls == 0
     assert response.status_code == 202
     answer = json.loads(response.get_body())
     assert answer["key"] == KEY and answer["replayed"] is False
@@ -243,7 +251,7 @@ def test_the_same_key_and_message_again_is_a_replay_that_writes_nothing() -> Non
         "author": "ada",
         "createdAt": "2026-11-28T10:00:00.1230000",
     }
-    response, row = put(KEY, '{"text": "once", "author": " ada "}', [stored])
+    response, row, _ = put(KEY, '{"text": "once", "author": " ada "}', stored)
     assert response.status_code == 200 and row.calls == 0
     assert json.loads(response.get_body()) == {
         "key": KEY,
@@ -257,7 +265,7 @@ def test_the_same_key_and_message_again_is_a_replay_that_writes_nothing() -> Non
 def test_the_same_key_with_another_message_is_a_conflict() -> None:
     stored = {"id": 7, "messageKey": KEY, "text": "once", "author": None, "createdAt": "2026-11-28T10:00:00"}
     for body in ('{"text": "twice"}', '{"text": "once", "author": "someone"}'):
-        response, row = put(KEY, body, [stored])
+        response, row, _ = put(KEY, body, stored)
         assert response.status_code == 409 and row.calls == 0
         assert error_of(response)["code"] == "key_reused"
 
@@ -276,15 +284,51 @@ def test_the_same_key_with_another_message_is_a_conflict() -> None:
     ],
 )
 def test_a_key_that_is_not_a_canonical_uuid_is_refused(key: str) -> None:
-    response, row = put(key, '{"text": "x"}')
+    response, row, _ = put(key, '{"text": "x"}')
     assert response.status_code == 400 and row.calls == 0
     assert error_of(response)["code"] == "invalid_key"
 
 
 def test_the_key_route_checks_the_body_like_publish() -> None:
-    response, row = put(KEY, '{"text": ""}')
+    response, row, _ = put(KEY, '{"text": ""}')
     assert response.status_code == 400 and row.calls == 0
     assert error_of(response)["code"] == "invalid_text"
+
+
+def test_a_refused_body_releases_the_claim_it_won() -> None:
+    """Otherwise the publisher's corrected retry would wait for the claim to go stale."""
+    response, row, release = put(KEY, '{"text": ""}', won=True)
+    assert response.status_code == 400 and row.calls == 0
+    assert dict(release.value) == {"messageKey": KEY, "claimedAt": queries.RELEASED_AT}
+    _, _, not_won = put(KEY, '{"text": ""}', won=False)
+    assert not_won.calls == 0
+
+
+def test_a_key_another_request_is_still_writing_is_a_conflict_to_retry() -> None:
+    """The race of issue 21: a request that lost the claim, with no message stored yet, must not
+    write (the winner's text is what is broadcast and stored) nor answer 202."""
+    response, row, release = put(KEY, '{"text": "mine"}', won=False)
+    assert response.status_code == 409 and row.calls == 0 and release.calls == 0
+    assert error_of(response)["code"] == "key_in_use"
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_a_stored_message_is_never_written_again_even_by_a_winner() -> None:
+    stored = {"id": 7, "messageKey": KEY, "text": "once", "author": None, "createdAt": "2026-11-28T10:00:00"}
+    for body, status in (('{"text": "once"}', 200), ('{"text": "other"}', 409)):
+        response, row, _ = put(KEY, body, stored, won=True)
+        assert response.status_code == status and row.calls == 0
+
+
+def test_the_key_is_claimed_by_the_stored_procedure_before_the_body_runs() -> None:
+    claim = bindings("publish_with_key")["claim"]
+    assert (claim["direction"], claim["commandType"], claim["commandText"], claim["parameters"]) == (
+        "IN",
+        "StoredProcedure",
+        "dbo.ClaimMessageKey",
+        "@Key={key}",
+    )
+    assert bindings("publish_with_key")["release"]["commandText"] == wiring.MESSAGE_KEYS_TABLE
 
 
 def test_other_put_paths_get_the_invalid_key_error() -> None:
