@@ -14,35 +14,34 @@ import yaml
 
 from local.hub import HubLimits
 from local.server import start
-from settings.declarations import ENVIRONMENTS, PROJECT, SETTINGS_BY_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
-POLLING_KEY = "sqlTriggerPollingIntervalMs"
+# The stack key the deployment turns into the app setting Sql_Trigger_PollingIntervalMs.
+POLLING_KEY = "broadcast:sqlTriggerPollingIntervalMs"
 
 
 def stack_polling_ms(stack: str, root: Path = ROOT) -> int:
-    """The SQL trigger's polling interval a stack deploys (`Pulumi.<stack>.yaml`, else the declared
-    default for its environment): what the local mode polls at unless told otherwise."""
+    """The SQL trigger's polling interval that `Pulumi.<stack>.yaml` sets: what the local mode polls
+    at unless told otherwise. Read from the file itself (the local mode never imports the program's
+    settings), so a stack that leaves the key to its environment's default is refused, naming the
+    key, rather than guessed."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ValueError(f"--stack {stack}: no Pulumi.{stack}.yaml in {root}")
     try:
-        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        document = yaml.safe_load(path.read_text()) or {}
+        config = document.get("config") or {}
+        value = config.get(POLLING_KEY)
     except (yaml.YAMLError, AttributeError) as error:
         raise ValueError(f"--stack {stack}: Pulumi.{stack}.yaml is not a stack file: {error}") from None
-    setting = SETTINGS_BY_KEY[POLLING_KEY]
-    environment = str(config.get(f"{PROJECT}:environment", stack))
-    if f"{PROJECT}:{POLLING_KEY}" in config:
-        value = config[f"{PROJECT}:{POLLING_KEY}"]
-    elif environment in ENVIRONMENTS:
-        value = setting.default_for(environment)
-    else:
-        allowed = ", ".join(ENVIRONMENTS)
-        raise ValueError(f"--stack {stack}: {PROJECT}:environment {environment!r}: allowed {allowed}")
-    problem = setting.check(value) if isinstance(value, int) else "it must be an integer"
-    if problem:
-        raise ValueError(f"--stack {stack}: {PROJECT}:{POLLING_KEY} = {value!r}: {problem}")
-    return int(value)
+    if value is None:
+        raise ValueError(
+            f"--stack {stack}: Pulumi.{stack}.yaml does not set {POLLING_KEY}; set it there, or pass "
+            "--sql-polling-ms"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 60_000:
+        raise ValueError(f"--stack {stack}: {POLLING_KEY} = {value!r}: allowed 100-60000 (ms)")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

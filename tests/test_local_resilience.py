@@ -305,12 +305,16 @@ def test_the_sql_trigger_reads_one_batch_per_polling_interval() -> None:
 
 def test_python_m_local_polls_at_the_stack_setting_unless_told(tmp_path) -> None:
     assert parse_args([]).sql_polling_ms == 1000  # Pulumi.dev.yaml
-    assert parse_args(["--stack", "prod"]).sql_polling_ms == 500  # prod's declared default
     assert parse_args(["--sql-polling-ms", "0"]).sql_polling_ms == 0
     assert parse_args(["--sql-polling-ms", "250"]).sql_polling_ms == 250
+    (tmp_path / "Pulumi.fast.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 250\n")
+    assert stack_polling_ms("fast", tmp_path) == 250
     (tmp_path / "Pulumi.odd.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 50\n")
-    with pytest.raises(ValueError, match=r"sqlTriggerPollingIntervalMs = 50: .*100"):
+    with pytest.raises(ValueError, match=r"sqlTriggerPollingIntervalMs = 50: allowed 100-60000"):
         stack_polling_ms("odd", tmp_path)
+    (tmp_path / "Pulumi.unset.yaml").write_text("config:\n  broadcast:environment: prod\n")
+    with pytest.raises(ValueError, match=r"does not set broadcast:sqlTriggerPollingIntervalMs"):
+        stack_polling_ms("unset", tmp_path)
 
 
 @pytest.mark.parametrize("argv", [["--sql-polling-ms", "50"], ["--stack", "no-such-stack"]])
