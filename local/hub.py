@@ -579,6 +579,8 @@ class Hub:
         # referenced (with its queue) while the loop sleeps.
         for connections in self.connections.values():
             for connection in list(connections.values()):
+                if connection.dropped:
+                    continue  # its bounded close is under way
                 if now - connection.last_received >= self.limits.client_timeout:
                     log.info(
                         "dropping %s: nothing received from it for %.0f s",
