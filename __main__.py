@@ -35,11 +35,7 @@ from settings.deployer import deploying_identity, sql_administrator
 
 settings = load_settings()
 # A fresh subscription or machine lacks things Azure only complains about half-way into `up`.
-verify_prerequisites(
-    settings.location,
-    flex_consumption=settings.hosting_plan == "FlexConsumption",
-    private_network=settings.network.private,
-)
+verify_prerequisites(settings)
 client = authorization.get_client_config_output()
 deployer = deploying_identity(settings, client)
 # The code ships with `pulumi up`: the function package (built for the Functions host's Linux and
@@ -97,6 +93,9 @@ network = (
     else None
 )
 private_access = network.private_access if network else None
+# A network of its own gets a subnet where the schema is applied from inside (a deployment script), so
+# one `pulumi up` from anywhere works; its identity is then SQL's admin unless sqlAdmin* names a group.
+schema_subnet_id = network.script_subnet_id if network else None
 
 # The identities exist before the services, so every service can grant them access first: the
 # Functions app's (storage, SignalR, SQL), and SignalR's (it reads the upstream key from Key Vault).
@@ -114,7 +113,9 @@ database = SqlDatabase(
     "sql",
     SqlDatabaseArgs(
         **common,
-        administrator=sql_administrator(settings, client),
+        administrator=None
+        if schema_subnet_id and not settings.sql_admin
+        else sql_administrator(settings, client),
         sku=settings.sql_sku,
         auto_pause_delay_minutes=settings.sql_auto_pause_delay_minutes,
         zone_redundant=settings.sql_zone_redundant,
@@ -122,6 +123,7 @@ database = SqlDatabase(
         client_ip_ranges=settings.sql_client_ip_ranges,
         app_identity=app_identity,
         private_access=private_access,
+        schema_subnet_id=schema_subnet_id,
     ),
 )
 

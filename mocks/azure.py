@@ -92,6 +92,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
             state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{name}"))
             state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{name}"))
+            state["tenantId"] = TENANT
         elif args.typ == "azure-native:applicationinsights:Component":
             state["connectionString"] = f"InstrumentationKey={uuid.uuid5(uuid.NAMESPACE_URL, name)}"
         elif args.typ == "random:index/randomString:RandomString":
@@ -134,7 +135,8 @@ FLEX_REGIONS = (
 
 class ReadySubscription:
     """ARM as the preflight reads it, for a subscription that has everything: every resource provider
-    registered, Flex Consumption offered in FLEX_REGIONS. (Preflight's own tests use stricter ones.)"""
+    registered, Flex Consumption offered in FLEX_REGIONS, any subnet brought delegated to Microsoft.App.
+    (Preflight's own tests use stricter ones.)"""
 
     def __init__(self, providers: list[str]) -> None:
         self.providers = providers
@@ -149,6 +151,9 @@ class ReadySubscription:
             ]
         elif f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Web/geoRegions?sku=FlexConsumption" in url:
             value = [{"name": region} for region in FLEX_REGIONS]
+        elif "/subnets/" in url:  # a subnet the stack brings, delegated as Flex Consumption needs
+            delegation = {"name": "flex", "properties": {"serviceName": "Microsoft.App/environments"}}
+            return 200, {}, json.dumps({"properties": {"delegations": [delegation]}}).encode()
         else:
             raise AssertionError(f"unexpected ARM read {url}")
         return 200, {}, json.dumps({"value": value}).encode()

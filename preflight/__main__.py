@@ -1,6 +1,8 @@
 """`python -m preflight <stack> [--subscription ID]`: check a subscription and this machine before the
 first `pulumi up` (no Pulumi CLI needed): resource providers, Flex Consumption in the stack's region,
-and the ODBC driver. Prints each missing prerequisite with the command that fixes it; exits 1 if any."""
+with private networking a subnet the stack brings and who can sign in as the SQL admin, and with
+`--applies-schema` the ODBC driver this machine needs to apply a schema change. Prints each missing
+prerequisite with the command that fixes it; exits 1 if any."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pulumi
 
 from data_plane.azure_http import entra_token
-from preflight.checks import ARM, ArmGet, Needs, check, report
-from preflight.program import arm_reader, odbc_drivers
+from preflight.checks import ARM, ArmGet, check, report
+from preflight.program import arm_reader, needs_of, odbc_drivers
 from settings import SettingsError, load_settings, stack_file
 
 
@@ -43,6 +46,11 @@ def main(
     parser = argparse.ArgumentParser(prog="python -m preflight", description=__doc__)
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--subscription", help="subscription id (default: the stack's or the login's)")
+    parser.add_argument(
+        "--applies-schema",
+        action="store_true",
+        help="this machine applies a schema change (public stack, own network): check the ODBC driver",
+    )
     arguments = parser.parse_args(argv)
     try:
         config = stack_file(arguments.stack)
@@ -56,10 +64,9 @@ def main(
         return 1
     # With the credential the deploy-time resources use (CLI login; OIDC in CI).
     arm = arm_get or arm_reader(entra_token())
-    needs = Needs(
-        subscription_id=subscription_of(config, arguments.subscription, arm),
-        location=settings.location,
-        flex_consumption=settings.hosting_plan == "FlexConsumption",
+    needs = replace(
+        needs_of(settings, subscription_of(config, arguments.subscription, arm)),
+        schema_from_here=arguments.applies_schema,
     )
     problems, skipped = check(arm, odbc_drivers() if drivers is None else drivers, needs)
     for reason in skipped:

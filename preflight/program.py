@@ -8,7 +8,9 @@ import pulumi
 from pulumi_azure_native import authorization
 
 from data_plane.azure_http import Transport, urllib_transport
+from data_plane.database_schema import installed_odbc_drivers
 from preflight.checks import ArmGet, Needs, check, report
+from settings.model import Settings
 
 
 class PreflightError(RuntimeError):
@@ -21,9 +23,7 @@ arm_transport: Transport = urllib_transport
 
 def odbc_drivers() -> list[str]:
     """The ODBC drivers installed on this machine."""
-    import pyodbc
-
-    return list(pyodbc.drivers())
+    return installed_odbc_drivers()
 
 
 def arm_reader(token: str) -> ArmGet:
@@ -36,20 +36,30 @@ def arm_reader(token: str) -> ArmGet:
     return get
 
 
-def verify(location: str, flex_consumption: bool, private_network: bool = False) -> None:
-    """Check the subscription and this machine; raise PreflightError listing each fix.
+def needs_of(settings: Settings, subscription_id: str, deployer: tuple[str, str] | None = None) -> Needs:
+    """What a stack with these settings needs of its subscription and of who deploys it."""
+    network = settings.network
+    admin = settings.sql_admin
+    return Needs(
+        subscription_id=subscription_id,
+        location=settings.location,
+        flex_consumption=settings.hosting_plan == "FlexConsumption",
+        private_network=network.private,
+        schema_in_network=network.private and network.app_subnet_id is None,
+        sql_admin=(admin.principal_type, admin.sid) if admin else None,
+        deployer=deployer,
+        app_subnet_id=network.app_subnet_id,
+    )
 
-    The ODBC driver only matters where the schema is applied: in `pulumi up`, not in a preview."""
+
+def verify(settings: Settings) -> None:
+    """Check the subscription and who deploys; raise PreflightError listing each fix.
+
+    The ODBC driver is not checked here: the schema resource checks it when the schema changes."""
     client = authorization.get_client_config()
     token = authorization.get_client_token().token
-    needs = Needs(
-        subscription_id=client.subscription_id,
-        location=location,
-        flex_consumption=flex_consumption,
-        private_network=private_network,
-        schema_from_here=not pulumi.runtime.is_dry_run(),
-    )
-    problems, skipped = check(arm_reader(token), odbc_drivers(), needs)
+    needs = needs_of(settings, client.subscription_id, (client.object_id, client.client_id))
+    problems, skipped = check(arm_reader(token), (), needs)
     for reason in skipped:
         pulumi.log.warn(f"preflight: not checked: {reason}")
     if problems:

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from mocks import SUBSCRIPTION, run_stack
+from mocks import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION, run_stack
 from preflight.__main__ import main as preflight_main
 from preflight.checks import BASE_PROVIDERS, ODBC_DRIVER, PRIVATE_NETWORK_PROVIDERS, Needs, check
+
+SUBNET = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-hub/providers/Microsoft.Network/virtualNetworks/hub/subnets/fn"
 
 
 class Subscription:
@@ -18,7 +20,9 @@ class Subscription:
     `{"value": [{"namespace", "registrationState"}]}` with states Registered, Registering,
     NotRegistered, and providers never registered possibly absent; Web Apps - List Geo Regions with
     `sku=FlexConsumption`: `{"value": [{"name": "West Europe", ...}]}`). A caller without read on the
-    subscription gets 403 AuthorizationFailed. It checks the bearer token, path and query."""
+    subscription gets 403 AuthorizationFailed. It checks the bearer token, path and query. Subnets - Get
+    (api-version 2024-05-01) answers `{"properties": {"delegations": [{"properties": {"serviceName"}}]}}`,
+    404 NotFound for a subnet that does not exist."""
 
     def __init__(
         self,
@@ -26,9 +30,12 @@ class Subscription:
         registering: set[str] = frozenset(),  # type: ignore[assignment]
         flex_regions: tuple[str, ...] = ("West Europe", "North Europe", "East US 2"),
         readable: bool = True,
+        subnets: dict[str, list[str]] | None = None,
     ) -> None:
         self.registered, self.registering = registered, registering
         self.flex_regions, self.readable = flex_regions, readable
+        self.subnets = subnets or {}
+        """Subnet id -> the services it is delegated to."""
         self.reads: list[str] = []
 
     def get(self, url: str) -> tuple[int, bytes]:
@@ -42,6 +49,15 @@ class Subscription:
             value.append({"namespace": "Microsoft.Compute", "registrationState": "NotRegistered"})
         elif f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Web/geoRegions?sku=FlexConsumption" in url:
             value = [{"name": name, "properties": {"name": name}} for name in self.flex_regions]
+        elif "/subnets/" in url and url.endswith("?api-version=2024-05-01"):
+            subnet = url.split("https://management.azure.com", 1)[1].split("?")[0]
+            if subnet not in self.subnets:
+                return 404, b'{"error": {"code": "NotFound"}}'
+            delegations = [
+                {"name": f"d{i}", "properties": {"serviceName": service}}
+                for i, service in enumerate(self.subnets[subnet])
+            ]
+            return 200, json.dumps({"id": subnet, "properties": {"delegations": delegations}}).encode()
         else:
             return 404, b'{"error": {"code": "InvalidResourceType"}}'
         return 200, json.dumps({"value": value}).encode()
@@ -88,27 +104,89 @@ def test_a_region_without_flex_consumption_is_refused_with_the_ones_that_have_it
     assert elastic == []
 
 
-def test_the_odbc_driver_is_needed_where_the_schema_is_applied() -> None:
+def test_the_odbc_driver_is_needed_where_a_schema_change_is_applied() -> None:
     subscription = Subscription(registered=set(BASE_PROVIDERS))
-    (problem,) = check(subscription.get, ["SQLite3"], NEEDS)[0]
+    applies = Needs(SUBSCRIPTION, "westeurope", True, schema_from_here=True)
+    (problem,) = check(subscription.get, ["SQLite3"], applies)[0]
     assert ODBC_DRIVER in problem.what and "ACCEPT_EULA=Y apt-get install -y msodbcsql18" in problem.fix
     assert "brew install msodbcsql18" in problem.fix
-    preview = Needs(SUBSCRIPTION, "westeurope", True, schema_from_here=False)
-    assert check(subscription.get, ["SQLite3"], preview)[0] == []
+    assert check(subscription.get, ["SQLite3"], NEEDS)[0] == []
 
 
 def test_reads_the_identity_may_not_make_are_skipped_not_failed() -> None:
-    problems, skipped = check(Subscription(set(), readable=False).get, [ODBC_DRIVER], NEEDS)
-    assert problems == [] and len(skipped) == 2 and "HTTP 403" in skipped[0]
+    byo = Needs(SUBSCRIPTION, "westeurope", True, True, app_subnet_id=SUBNET)
+    problems, skipped = check(Subscription(set(), readable=False).get, [ODBC_DRIVER], byo)
+    assert problems == [] and len(skipped) == 3 and all("HTTP 403" in reason for reason in skipped)
 
 
 def test_the_program_stops_before_any_resource_with_every_fix() -> None:
     fresh = Subscription(registered={"Microsoft.Storage"})
     run = run_stack("dev", expect_error=True, azure=fresh.transport, odbc_drivers=[])
     assert [r for r in run.resources if r.type.startswith("azure-native:")] == []
-    message = str(run.error)
-    assert "az provider register --namespace Microsoft.Web" in message
-    assert "ODBC Driver 18 for SQL Server is not installed" in message
+    assert "az provider register --namespace Microsoft.Web" in str(run.error)
+
+
+def test_a_routine_up_does_not_need_the_odbc_driver() -> None:
+    """Issue 24, item 4: the driver matters only where a schema change is applied; the schema
+    resource checks it then (tests/test_schema_migrations.py), not every `pulumi up`."""
+    ready = Subscription(registered=set(BASE_PROVIDERS))
+    run = run_stack("dev", azure=ready.transport, odbc_drivers=[])
+    assert run.of_type("pulumi-python:dynamic:Resource")
+
+
+def test_a_private_stack_needs_container_instances_for_its_schema_script() -> None:
+    subscription = Subscription(registered={*BASE_PROVIDERS, "Microsoft.Network", "Microsoft.App"})
+    run = run_stack("test", expect_error=True, azure=subscription.transport)
+    assert "az provider register --namespace Microsoft.ContainerInstance" in str(run.error)
+    assert [r for r in run.resources if r.type.startswith("azure-native:")] == []
+
+
+def test_a_private_stack_whose_schema_runs_in_its_network_refuses_a_user_as_sql_admin() -> None:
+    """The deployment script signs in as the stack's schema identity: a user admin could never be it."""
+    ready = Subscription(registered={*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS})
+    admin = {
+        "sqlAdminLogin": "alice",
+        "sqlAdminObjectId": DEPLOYER_OBJECT_ID,
+        "sqlAdminPrincipalType": "User",
+    }
+    run = run_stack("test", admin, expect_error=True, azure=ready.transport)
+    assert "cannot sign in as the SQL admin User" in str(run.error)
+    assert "unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType" in str(run.error)
+    group = {**admin, "sqlAdminPrincipalType": "Group"}
+    needs = Needs(SUBSCRIPTION, "westeurope", True, True, schema_in_network=True, sql_admin=("Group", "g"))
+    problems, skipped = check(ready.get, [], needs)
+    assert problems == [] and any("must be a member" in reason for reason in skipped)
+    assert run_stack("test", group, azure=ready.transport).of_type("azure-native:resources:AzureCliScript")
+
+
+def test_the_deploying_identity_must_be_the_sql_admin_where_it_applies_the_schema() -> None:
+    ready = Subscription(registered=set(BASE_PROVIDERS))
+    other = {"sqlAdminLogin": "bob", "sqlAdminObjectId": "99999999-0000-0000-0000-000000000000"}
+    run = run_stack(
+        "dev", {**other, "sqlAdminPrincipalType": "User"}, expect_error=True, azure=ready.transport
+    )
+    assert f"the deploying identity ({DEPLOYER_OBJECT_ID}), which is not the SQL admin User" in str(run.error)
+    as_user = {**other, "sqlAdminObjectId": DEPLOYER_OBJECT_ID, "sqlAdminPrincipalType": "User"}
+    as_app = {**other, "sqlAdminObjectId": DEPLOYER_CLIENT_ID, "sqlAdminPrincipalType": "Application"}
+    for admin in (as_user, as_app):
+        assert run_stack("dev", admin, azure=ready.transport).of_type("azure-native:sql:Server")
+
+
+def test_a_subnet_brought_for_the_app_must_be_delegated_to_container_apps() -> None:
+    byo = Needs(SUBSCRIPTION, "westeurope", True, True, app_subnet_id=SUBNET)
+    wrong = Subscription(
+        set(BASE_PROVIDERS) | set(PRIVATE_NETWORK_PROVIDERS), subnets={SUBNET: ["Microsoft.Web/serverFarms"]}
+    )
+    (problem,) = check(wrong.get, [], byo)[0]
+    assert "delegated to Microsoft.Web/serverFarms, not Microsoft.App/environments" in problem.what
+    assert (
+        problem.fix
+        == f"`az network vnet subnet update --ids {SUBNET} --delegations Microsoft.App/environments`"
+    )
+    (missing,) = check(Subscription(wrong.registered).get, [], byo)[0]
+    assert missing.what == f"subnet {SUBNET} does not exist"
+    right = Subscription(wrong.registered, subnets={SUBNET: ["Microsoft.App/environments"]})
+    assert check(right.get, [], byo) == ([], [])
 
 
 def test_a_preview_does_not_need_the_odbc_driver() -> None:
@@ -128,5 +206,8 @@ def test_the_command_reports_and_exits_one(capsys: pytest.CaptureFixture[str]) -
         preflight_main(["dev", "--subscription", SUBSCRIPTION], arm_get=ready.get, drivers=[ODBC_DRIVER]) == 0
     )
     assert "are ready" in capsys.readouterr().out
+    args = ["dev", "--subscription", SUBSCRIPTION, "--applies-schema"]
+    assert preflight_main(args, arm_get=ready.get, drivers=[]) == 1
+    assert "ODBC Driver 18 for SQL Server is not installed" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         preflight_main(["nosuchstack"], arm_get=ready.get, drivers=[])
