@@ -156,9 +156,11 @@ class SchemaProvider(ResourceProvider):
         except Exception as error:
             if "Deny Public Network Access is set to Yes" in str(error) or "(47073)" in str(error):
                 raise MigrationError(
-                    f"{props['server']} accepts private connections only (network: private): run `pulumi up` "
-                    "from a machine in its virtual network, or in one peered with it whose DNS resolves "
-                    "privatelink.database.windows.net (a self-hosted runner; README, Private networking)"
+                    f"{props['server']} accepts private connections only (network: private, with a network "
+                    "you bring): run `pulumi up` from a machine in that network, or in one peered with it "
+                    "whose DNS resolves privatelink.database.windows.net (a self-hosted runner); or let the "
+                    "stack create its network, where the schema is applied from inside (README, Private "
+                    "networking)"
                 ) from error
             match = re.search(r"Client with IP address '([0-9.]+)' is not allowed", str(error))
             if not match:
