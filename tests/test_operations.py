@@ -347,7 +347,8 @@ def test_sql_and_host_storage_are_reached_through_private_endpoints_only(private
     endpoints = {
         r.inputs["privateLinkServiceConnections"][0]["groupIds"][0]: r for r in private.of_type(ENDPOINT)
     }
-    assert set(endpoints) == {"sqlServer", "blob", "queue", "table", "file"}  # file: the schema script's storage
+    # file: the storage of the schema's deployment script.
+    assert set(endpoints) == {"sqlServer", "blob", "queue", "table", "file"}
     server = resource_id(private, "azure-native:sql:Server", "")
     host = resource_id(private, "azure-native:storage:StorageAccount", "functions-")
     assert endpoints["sqlServer"].inputs["privateLinkServiceConnections"][0]["privateLinkServiceId"] == server
