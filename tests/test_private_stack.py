@@ -6,6 +6,7 @@ against a double of the deployment script service that refuses what Azure refuse
 from __future__ import annotations
 
 import copy
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from deployment_script_double import SCRIPT, DeploymentScripts, RefusedError, cl
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
 from components.schema_runner import DRIVER, RETENTION
+from components.shared import Naming, PrivateAccess, UserAssignedIdentity
+from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from data_plane.database_schema import SchemaProvider, entra_sid
 from functions.migrations import load_migrations
-from mocks import SUBSCRIPTION, ProgramRun, Registration, run_stack
+from mocks import SUBSCRIPTION, ProgramRun, Registration, run, run_stack
 
 SERVER = "azure-native:sql:Server"
 STORAGE = "azure-native:storage:StorageAccount"
@@ -268,3 +271,52 @@ def test_a_brought_network_keeps_applying_the_schema_from_the_deploying_machine(
         r for r in run.of_type("azure-native:network:PrivateDnsZoneGroup") if r.name == "sql-endpoint-dns"
     ]
     assert dns.urn in local_schema(run)[0].dependencies
+
+
+# Bad component arguments: one clear error each
+
+
+def _sql_args(**overrides: Any) -> SqlDatabaseArgs:
+    zones = {group: f"/zones/{group}" for group in ("sqlServer", "blob", "queue", "table", "file")}
+    values: dict[str, Any] = {
+        "resource_group_name": "rg-bcast-test",
+        "location": "westeurope",
+        "naming": Naming(workload="bcast", environment="test", suffix="x7k2q9"),
+        "administrator": None,
+        "sku": DatabaseSku.parse("GP_S_Gen5_1"),
+        "app_identity": UserAssignedIdentity(
+            resource_id="/identities/app",
+            client_id=str(uuid.uuid4()),
+            principal_id=str(uuid.uuid4()),
+            name="id-app",
+        ),
+        "private_access": PrivateAccess(endpoint_subnet_id="/subnets/snet-endpoints", dns_zone_ids=zones),
+        "schema_subnet_id": "/subnets/snet-scripts",
+    }
+    return SqlDatabaseArgs(**{**values, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"administrator": SqlAdministrator(login="alice", sid="a", tenant_id="t", principal_type="User")},
+            "leave administrator unset or make it a Group the identity joins (got a User)",
+        ),
+        ({"private_access": None}, "schema_subnet_id needs private_access and app_identity"),
+        ({"schema_subnet_id": None}, "administrator is required without schema_subnet_id"),
+        (
+            {
+                "private_access": PrivateAccess(
+                    endpoint_subnet_id="/s", dns_zone_ids={"sqlServer": "/zones/sql"}
+                )
+            },
+            "private_access with a `file` DNS zone is required",
+        ),
+    ],
+)
+def test_sql_refuses_arguments_its_in_network_schema_cannot_work_with(
+    overrides: dict[str, Any], message: str
+) -> None:
+    ran = run(lambda: SqlDatabase("sql", _sql_args(**overrides)), {}, stack="test", expect_error=True)
+    assert isinstance(ran.error, ValueError) and message in str(ran.error)
