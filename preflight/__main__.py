@@ -7,6 +7,7 @@ prerequisite with the command that fixes it; exits 1 if any."""
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -16,9 +17,39 @@ from dataclasses import replace
 import pulumi
 
 from data_plane.azure_http import entra_token
-from preflight.checks import ARM, ArmGet, check, report
-from preflight.program import arm_reader, needs_of, odbc_drivers
+from preflight.checks import ARM, ArmGet, Needs, check, report
+from preflight.program import arm_reader, odbc_drivers
 from settings import SettingsError, load_settings, stack_file
+from settings.model import Settings
+
+
+def needs_of(settings: Settings, subscription_id: str, deployer: tuple[str, str] | None = None) -> Needs:
+    """What a stack with these settings needs of its subscription and of who deploys it: a private
+    stack that creates its network applies its schema inside it (no ODBC driver here, its schema
+    identity is the SQL admin); one in a brought network, from here."""
+    network = settings.network
+    admin = settings.sql_admin
+    return Needs(
+        subscription_id=subscription_id,
+        location=settings.location,
+        flex_consumption=settings.hosting_plan == "FlexConsumption",
+        private_network=network.private,
+        schema_in_network=network.private and network.app_subnet_id is None,
+        sql_admin=(admin.principal_type, admin.sid) if admin else None,
+        deployer=deployer,
+        app_subnet_id=network.app_subnet_id,
+    )
+
+
+def token_identity(token: str) -> tuple[str, str] | None:
+    """(object id, client id) of whoever holds an Entra access token, from its `oid` and `appid` (or
+    `azp`) claims; None when it cannot be read (the admin check is then skipped)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["oid"]), str(claims.get("appid") or claims.get("azp") or "")
+    except (IndexError, KeyError, ValueError, TypeError):
+        return None
 
 
 def subscription_of(config: dict[str, str], given: str | None, arm_get: ArmGet) -> str:
@@ -63,11 +94,15 @@ def main(
         print(error, file=sys.stderr)
         return 1
     # With the credential the deploy-time resources use (CLI login; OIDC in CI).
-    arm = arm_get or arm_reader(entra_token())
-    needs = replace(
-        needs_of(settings, subscription_of(config, arguments.subscription, arm)),
-        schema_from_here=arguments.applies_schema,
+    token = None if arm_get else entra_token()
+    arm = arm_get or arm_reader(str(token))
+    needs = needs_of(
+        settings,
+        subscription_of(config, arguments.subscription, arm),
+        token_identity(token) if token else None,
     )
+    # A private stack's own network applies its schema in a deployment script, never from here.
+    needs = replace(needs, schema_from_here=arguments.applies_schema and not needs.schema_in_network)
     problems, skipped = check(arm, odbc_drivers() if drivers is None else drivers, needs)
     for reason in skipped:
         print(f"not checked: {reason}")

@@ -7,9 +7,10 @@ in `Pulumi.<stack>.yaml` fails `pulumi preview` in a second instead of half-way 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,34 @@ def read_key(config: pulumi.Config, setting: Setting, environment: str) -> tuple
     if problem is not None:
         return None, f"{PROJECT}:{setting.key} = {value!r}: {problem}"
     return value, None
+
+
+def unknown_keys(keys: Iterable[str], stack: str) -> list[str]:
+    """Keys in the project's namespace that no setting declares, refused as the Pulumi CLI refuses a
+    stack key `Pulumi.yaml` does not declare ("Stack ... uses configuration value ... which is not
+    defined by the project configuration", pulumi/pulumi#11127), with the key meant when it is a
+    near miss (`signalrSKU`, `protectdata`). Other namespaces (providers) are not the project's."""
+    declared = {setting.key for setting in SETTINGS}
+    by_folded = {key.lower(): key for key in declared}
+    errors = []
+    for full_key in sorted(keys):
+        namespace, _, name = full_key.partition(":")
+        if namespace != PROJECT or name in declared:
+            continue
+        meant = by_folded.get(name.lower()) or next(iter(difflib.get_close_matches(name, declared, 1)), None)
+        hint = f"; did you mean `{meant}`?" if meant else "; the declared keys are in Pulumi.yaml"
+        errors.append(
+            f"Stack '{stack}' uses configuration value '{full_key}' which is not defined by the project "
+            f"configuration{hint}"
+        )
+    return errors
+
+
+def _configured_keys() -> set[str]:
+    """Every config key the program was given (by the CLI, the mocks, or `set_all_config`)."""
+    from pulumi.runtime import config as runtime_config
+
+    return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
 
 
 def _location_rule(location: str | None) -> list[str]:
@@ -265,7 +294,7 @@ def load_settings(
     location = location if location is not None else pulumi.Config("azure-native").get("location")
 
     environment, error = read_environment(config, stack)
-    errors = [error] if error else []
+    errors = unknown_keys(_configured_keys(), stack) + ([error] if error else [])
     values: Values = {}
     for setting in SETTINGS:
         if setting.key == "environment":

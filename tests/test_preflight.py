@@ -1,16 +1,22 @@
 """The preflight: what a fresh subscription or deploying machine lacks is reported before anything is
-created, each with the command that fixes it; in the program and as `python -m preflight`."""
+created, each with the command that fixes it, by `python -m preflight` (and `python -m deploy`, which
+runs it first). The program itself reads nothing: tests/test_offline_program.py."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
+import pulumi
 import pytest
 
-from mocks import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION, run_stack
+from mocks import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION
 from preflight.__main__ import main as preflight_main
+from preflight.__main__ import needs_of, token_identity
 from preflight.checks import BASE_PROVIDERS, ODBC_DRIVER, PRIVATE_NETWORK_PROVIDERS, Needs, check
+from settings import load_settings, stack_file
+from settings.model import Settings
 
 HUB = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-hub/providers/Microsoft.Network/virtualNetworks/hub"
 SUBNET = f"{HUB}/subnets/fn"
@@ -120,57 +126,68 @@ def test_reads_the_identity_may_not_make_are_skipped_not_failed() -> None:
     assert problems == [] and len(skipped) == 3 and all("HTTP 403" in reason for reason in skipped)
 
 
-def test_the_program_stops_before_any_resource_with_every_fix() -> None:
-    fresh = Subscription(registered={"Microsoft.Storage"})
-    run = run_stack("dev", expect_error=True, azure=fresh.transport, odbc_drivers=[])
-    assert [r for r in run.resources if r.type.startswith("azure-native:")] == []
-    assert "az provider register --namespace Microsoft.Web" in str(run.error)
+def stack_settings(stack: str, **overrides: Any) -> Settings:
+    """A stack's settings as `python -m preflight` loads them, with config keys overridden."""
+    config = {**stack_file(stack), **{f"broadcast:{key}": value for key, value in overrides.items()}}
+    pulumi.runtime.set_all_config(config, [])
+    return load_settings(pulumi.Config("broadcast"), stack=stack)
 
 
-def test_a_routine_up_does_not_need_the_odbc_driver() -> None:
-    """Issue 24, item 4: the driver matters only where a schema change is applied; the schema
-    resource checks it then (tests/test_schema_migrations.py), not every `pulumi up`."""
-    ready = Subscription(registered=set(BASE_PROVIDERS))
-    run = run_stack("dev", azure=ready.transport, odbc_drivers=[])
-    assert run.of_type("pulumi-python:dynamic:Resource")
-
-
-def test_a_private_stack_needs_container_instances_for_its_schema_script() -> None:
+def test_a_private_stack_needs_container_instances_and_no_odbc_driver(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its schema runs in a deployment script's container (ACI): the provider must be registered, and
+    the deploying machine needs no ODBC driver even with --applies-schema."""
     subscription = Subscription(registered={*BASE_PROVIDERS, "Microsoft.Network", "Microsoft.App"})
-    run = run_stack("test", expect_error=True, azure=subscription.transport)
-    assert "az provider register --namespace Microsoft.ContainerInstance" in str(run.error)
-    assert [r for r in run.resources if r.type.startswith("azure-native:")] == []
+    args = ["test", "--subscription", SUBSCRIPTION, "--applies-schema"]
+    assert preflight_main(args, arm_get=subscription.get, drivers=[]) == 1
+    out = capsys.readouterr().out
+    assert "az provider register --namespace Microsoft.ContainerInstance" in out and "ODBC" not in out
+    ready = Subscription(registered={*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS})
+    assert preflight_main(args, arm_get=ready.get, drivers=[]) == 0
 
 
 def test_a_private_stack_whose_schema_runs_in_its_network_refuses_a_user_as_sql_admin() -> None:
-    """The deployment script signs in as the stack's schema identity: a user admin could never be it."""
+    """The deployment script signs in as the stack's schema identity: a user admin could never be it;
+    a group's members cannot be read with ARM, so a group admin is noted, not refused."""
     ready = Subscription(registered={*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS})
     admin = {
         "sqlAdminLogin": "alice",
         "sqlAdminObjectId": DEPLOYER_OBJECT_ID,
         "sqlAdminPrincipalType": "User",
     }
-    run = run_stack("test", admin, expect_error=True, azure=ready.transport)
-    assert "cannot sign in as the SQL admin User" in str(run.error)
-    assert "unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType" in str(run.error)
-    group = {**admin, "sqlAdminPrincipalType": "Group"}
-    needs = Needs(SUBSCRIPTION, "westeurope", True, True, schema_in_network=True, sql_admin=("Group", "g"))
-    problems, skipped = check(ready.get, [], needs)
-    assert problems == [] and any("must be a member" in reason for reason in skipped)
-    assert run_stack("test", group, azure=ready.transport).of_type("azure-native:resources:AzureCliScript")
+    needs = needs_of(stack_settings("test", **admin), SUBSCRIPTION, (DEPLOYER_OBJECT_ID, DEPLOYER_CLIENT_ID))
+    assert needs.schema_in_network and needs.sql_admin == ("User", DEPLOYER_OBJECT_ID)
+    (problem,) = check(ready.get, [], needs)[0]
+    assert "cannot sign in as the SQL admin User" in problem.what
+    assert "unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType" in problem.fix
+    group = needs_of(stack_settings("test", **{**admin, "sqlAdminPrincipalType": "Group"}), SUBSCRIPTION)
+    problems, skipped = check(ready.get, [], group)
+    assert problems == [] and any("schema identity" in r and "must be a member" in r for r in skipped)
+    assert check(ready.get, [], needs_of(stack_settings("test"), SUBSCRIPTION)) == ([], [])
 
 
 def test_the_deploying_identity_must_be_the_sql_admin_where_it_applies_the_schema() -> None:
     ready = Subscription(registered=set(BASE_PROVIDERS))
     other = {"sqlAdminLogin": "bob", "sqlAdminObjectId": "99999999-0000-0000-0000-000000000000"}
-    run = run_stack(
-        "dev", {**other, "sqlAdminPrincipalType": "User"}, expect_error=True, azure=ready.transport
-    )
-    assert f"the deploying identity ({DEPLOYER_OBJECT_ID}), which is not the SQL admin User" in str(run.error)
+    deployer = (DEPLOYER_OBJECT_ID, DEPLOYER_CLIENT_ID)
+    needs = needs_of(stack_settings("dev", **other, sqlAdminPrincipalType="User"), SUBSCRIPTION, deployer)
+    (problem,) = check(ready.get, [], needs)[0]
+    assert f"the deploying identity ({DEPLOYER_OBJECT_ID}), which is not the SQL admin User" in problem.what
     as_user = {**other, "sqlAdminObjectId": DEPLOYER_OBJECT_ID, "sqlAdminPrincipalType": "User"}
     as_app = {**other, "sqlAdminObjectId": DEPLOYER_CLIENT_ID, "sqlAdminPrincipalType": "Application"}
     for admin in (as_user, as_app):
-        assert run_stack("dev", admin, azure=ready.transport).of_type("azure-native:sql:Server")
+        assert check(ready.get, [], needs_of(stack_settings("dev", **admin), SUBSCRIPTION, deployer)) == (
+            [],
+            [],
+        )
+
+
+def test_the_deploying_identity_is_read_from_its_token() -> None:
+    claims = {"oid": DEPLOYER_OBJECT_ID, "appid": DEPLOYER_CLIENT_ID}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    assert token_identity(f"e30.{payload}.sig") == (DEPLOYER_OBJECT_ID, DEPLOYER_CLIENT_ID)
+    assert token_identity("not-a-jwt") is None
 
 
 def test_a_subnet_brought_for_the_app_must_be_delegated_to_container_apps() -> None:
@@ -188,12 +205,6 @@ def test_a_subnet_brought_for_the_app_must_be_delegated_to_container_apps() -> N
     assert missing.what == f"subnet {SUBNET} does not exist"
     right = Subscription(wrong.registered, subnets={SUBNET: ["Microsoft.App/environments"]})
     assert check(right.get, [], byo) == ([], [])
-
-
-def test_a_preview_does_not_need_the_odbc_driver() -> None:
-    ready = Subscription(registered=set(BASE_PROVIDERS))
-    run = run_stack("dev", azure=ready.transport, odbc_drivers=[], preview=True)
-    assert run.of_type("azure-native:sql:Server")
 
 
 def test_the_command_reports_and_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
