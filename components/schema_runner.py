@@ -3,12 +3,11 @@ accepts private connections only can be created and migrated by one `pulumi up` 
 
 Azure resources: a `storage.StorageAccount` for the deployment script (the file share its container
 mounts), reached through a `file` private endpoint only, with its diagnostic settings; an
-`authorization.RoleAssignment` (Storage
-File Data Privileged Contributor) for the script's identity on it; and a `resources.AzureCliScript`
-whose container runs in a subnet delegated to `Microsoft.ContainerInstance/containerGroups`
-(`containerSettings.subnetIds`), as the SQL server's Entra admin identity, and applies the migrations
-with `data_plane.migration_runner` (the same runner, bookkeeping table and autocommit rule as
-`data_plane.database_schema`).
+`authorization.RoleAssignment` (Storage File Data Privileged Contributor) for the script's identity
+on it; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
+`Microsoft.ContainerInstance/containerGroups` (`containerSettings.subnetIds`), as the SQL server's
+Entra admin identity, and applies the migrations with `data_plane.migration_runner` (the same
+runner, bookkeeping table and autocommit rule as `data_plane.database_schema`).
 
 ARM runs the script when the resource is created or its properties change, and answers only when the
 script ends: a failed migration fails `pulumi up` with the script's log. The script's content carries
@@ -49,7 +48,8 @@ RETENTION = "PT1H"
 """How long Azure keeps the script resource (and its log) after it ends; 1 to 26 hours."""
 TIMEOUT = "PT30M"
 SCRIPT_CONTENT_LIMIT = 32_000
-"""A conservative bound on the inline script (see docs/sources/private-networking.md)."""
+"""Our own bound on the inline script (Microsoft documents none we found): the bundle is about 12 KB;
+past this, ship the files through the script's storage instead of inline."""
 STORAGE_GROUP = "file"
 """The private endpoint sub-resource the script's container mounts its share through."""
 
