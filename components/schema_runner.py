@@ -3,8 +3,8 @@ accepts private connections only can be created and migrated by one `pulumi up` 
 
 Azure resources: a `storage.StorageAccount` for the deployment script (the file share its container
 mounts), reached through a `file` private endpoint only, with its diagnostic settings; an
-`authorization.RoleAssignment` (Storage File Data Privileged Contributor) for the script's identity
-on it; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
+`authorization.RoleAssignment`s (Storage File Data Privileged Contributor, and Reader) for the
+script's identity on it; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
 `Microsoft.ContainerInstance/containerGroups` (`containerSettings.subnetIds`), as the SQL server's
 Entra admin identity, and applies the migrations with `data_plane.migration_runner` (the same
 runner, bookkeeping table and autocommit rule as `data_plane.database_schema`).
@@ -160,7 +160,20 @@ class SchemaRunner(pulumi.ComponentResource):
             ),
             self,
         )
-        self.script = self._script(account, [*endpoint, file_role, *args.depends_on])
+        # The service signs the CLI in as the identity before the script; an identity with no Azure
+        # role anywhere sees no subscription and that sign-in fails (MicrosoftDocs/azure-docs#60266).
+        # Reader on the script's own storage is the least that makes the subscription visible.
+        reader = assign_role(
+            f"{name}-storage-reader-role",
+            account.id,
+            RoleAssignment(
+                principal_id=args.identity.principal_id,
+                role=Role.READER,
+                description="The schema script's sign-in sees the subscription",
+            ),
+            self,
+        )
+        self.script = self._script(account, [*endpoint, file_role, reader, *args.depends_on])
         self.name = self.script.name
         self.resource_id = self.script.id
         self.storage_account_id = account.id

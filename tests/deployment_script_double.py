@@ -20,6 +20,10 @@ Rules modelled, each from Microsoft's documentation (sources in docs/sources/pri
 - The account must allow shared key access: the service mounts the share with the account key, and
   otherwise the container fails with FailedMountAzureFileVolume (MicrosoftDocs/azure-docs#120857,
   #119179; Azure/bicep#14325).
+- The service signs the CLI in as the identity before the script runs; an identity with no Azure
+  role sees no subscription and the sign-in fails (MicrosoftDocs/azure-docs#60266, reported: a
+  hello-world script failed on `Microsoft.Resources/subscriptions/providers/read`). Modelled as: the
+  identity needs a control-plane role (Reader or wider) on some resource of the deployment.
 - `retentionInterval` is an ISO 8601 duration of 1 to 26 hours; `cleanupPreference` is Always,
   OnSuccess or OnExpiration ("Clean up deployment script resources").
 - A server with `publicNetworkAccess: Disabled` refuses connections that do not come through its
@@ -47,6 +51,7 @@ from mocks import SUBSCRIPTION, ProgramRun, Registration
 
 SCRIPT = "azure-native:resources:AzureCliScript"
 FILE_ROLE = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
+READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 DURATION = re.compile(r"^P(?:T(\d+)H|(\d+)D)$")
 
 
@@ -297,6 +302,14 @@ class DeploymentScripts:
         ):
             raise RefusedError(
                 "AuthorizationFailed: the identity lacks Storage File Data Privileged Contributor"
+            )
+        if not any(
+            r.inputs["principalId"] == principal_id(identity)
+            and r.inputs["roleDefinitionId"].endswith(READER_ROLE)
+            for r in self.run.of_type("azure-native:authorization:RoleAssignment")
+        ):
+            raise RefusedError(
+                "DeploymentScriptLoginFailed: the identity has no Azure role, so no subscription"
             )
 
     def _sql_rules(self, script: Registration, identity: Registration) -> dict[str, str]:

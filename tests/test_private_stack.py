@@ -139,6 +139,7 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             lambda run: without(run, "sql-schema-runner-storage-file-role"),
             "lacks Storage File Data Privileged Contributor",
         ),
+        (lambda run: without(run, "sql-schema-runner-storage-reader-role"), "has no Azure role"),
         (lambda run: edited(run, SCRIPT, "", retentionInterval="P2D"), "between PT1H and PT26H"),
         (lambda run: edited(run, SCRIPT, "", containerSettings=None), "needs one subnet"),
     ],

@@ -26,6 +26,7 @@ class Role(StrEnum):
     # A deployment script's identity mounts the script's file share with it (deployment scripts in a
     # private network).
     STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
+    READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
     # App Server alone cannot serve negotiation in Serverless mode; Owner covers it and the REST API.
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
