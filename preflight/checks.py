@@ -200,17 +200,14 @@ def sql_admin_unusable(needs: Needs) -> tuple[list[Problem], list[str]]:
         return [], []  # the default admin is whoever applies the schema
     kind, sid = needs.sql_admin
     if kind == "Group":
-        who = "the stack's schema identity (output sqlSchemaIdentity)" if needs.schema_in_network else "you"
+        who = (
+            "the stack's schema identity (id-sql-<workload>-<env>-<suffix>)"
+            if needs.schema_in_network
+            else "you"
+        )
         return [], [f"the SQL admin is group {sid}: {who} must be a member (group members are not read here)"]
     if needs.schema_in_network:
-        return [
-            Problem(
-                f"the schema of a private stack runs inside its network as the stack's schema identity, "
-                f"which cannot sign in as the SQL admin {kind} {sid}",
-                "unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType (the schema identity "
-                "becomes the admin), or make the admin a Group and add the schema identity to it",
-            )
-        ], []
+        return [], []  # the settings refuse a User or Application admin there (settings.loading)
     if needs.deployer is None:
         return [], []
     object_id, client_id = needs.deployer

@@ -15,7 +15,7 @@ from mocks import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION
 from preflight.__main__ import main as preflight_main
 from preflight.__main__ import needs_of, token_identity
 from preflight.checks import BASE_PROVIDERS, ODBC_DRIVER, PRIVATE_NETWORK_PROVIDERS, Needs, check
-from settings import load_settings, stack_file
+from settings import SettingsError, load_settings, stack_file
 from settings.model import Settings
 
 HUB = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-hub/providers/Microsoft.Network/virtualNetworks/hub"
@@ -148,23 +148,24 @@ def test_a_private_stack_needs_container_instances_and_no_odbc_driver(
 
 
 def test_a_private_stack_whose_schema_runs_in_its_network_refuses_a_user_as_sql_admin() -> None:
-    """The deployment script signs in as the stack's schema identity: a user admin could never be it;
-    a group's members cannot be read with ARM, so a group admin is noted, not refused."""
-    ready = Subscription(registered={*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS})
+    """The deployment script signs in as the stack's schema identity: a user admin could never be it
+    (the settings refuse it, naming the keys); a group's members cannot be read with ARM, so a group
+    admin is noted, not refused; a brought network applies the schema from here, any admin type."""
     admin = {
         "sqlAdminLogin": "alice",
         "sqlAdminObjectId": DEPLOYER_OBJECT_ID,
         "sqlAdminPrincipalType": "User",
     }
-    needs = needs_of(stack_settings("test", **admin), SUBSCRIPTION, (DEPLOYER_OBJECT_ID, DEPLOYER_CLIENT_ID))
-    assert needs.schema_in_network and needs.sql_admin == ("User", DEPLOYER_OBJECT_ID)
-    (problem,) = check(ready.get, [], needs)[0]
-    assert "cannot sign in as the SQL admin User" in problem.what
-    assert "unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType" in problem.fix
+    with pytest.raises(SettingsError, match=r"sqlAdminPrincipalType = 'User': with network private .* unset"):
+        stack_settings("test", **admin)
+    ready = Subscription(registered={*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS})
     group = needs_of(stack_settings("test", **{**admin, "sqlAdminPrincipalType": "Group"}), SUBSCRIPTION)
     problems, skipped = check(ready.get, [], group)
     assert problems == [] and any("schema identity" in r and "must be a member" in r for r in skipped)
     assert check(ready.get, [], needs_of(stack_settings("test"), SUBSCRIPTION)) == ([], [])
+    brought = {"networkAppSubnetId": f"{HUB}/subnets/app", "networkEndpointSubnetId": f"{HUB}/subnets/pe"}
+    needs = needs_of(stack_settings("test", **admin, **brought), SUBSCRIPTION, (DEPLOYER_OBJECT_ID, ""))
+    assert not needs.schema_in_network and needs.sql_admin == ("User", DEPLOYER_OBJECT_ID)
 
 
 def test_the_deploying_identity_must_be_the_sql_admin_where_it_applies_the_schema() -> None:
