@@ -88,6 +88,9 @@ def script_content(bundle_text: str) -> str:
             bundle_text,
             "BUNDLE",
             'python3 -m zipfile -e "$work/bundle.zip" "$work/app"',
+            # The image's Python may come without pip (Azure Linux packages it apart).
+            "python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip --upgrade "
+            "|| tdnf install -y python3-pip",
             f'python3 -m pip install --quiet --disable-pip-version-check --target "$work/lib" "{DRIVER}"',
             'cd "$work/app"',
             'PYTHONPATH="$work/lib:$work/app" python3 -m data_plane.migration_runner',

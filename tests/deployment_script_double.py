@@ -88,6 +88,7 @@ printf '%s\\n' "$DS_TOKEN"
 FAKE_PYTHON = """#!/bin/sh
 # python3 of the container: `-m pip install --target DIR mssql-python==...` installs the fake driver.
 if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
+  [ "$3" = "--version" ] && exit 0
   printf '%s\\n' "$*" >> "$DS_PIP_LOG"
   while [ "$#" -gt 0 ]; do [ "$1" = "--target" ] && target="$2"; shift; done
   mkdir -p "$target" && cp "$DS_FAKE_DRIVER" "$target/mssql_python.py"
