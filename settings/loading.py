@@ -288,10 +288,19 @@ def stack_file(stack: str, root: Path = ROOT) -> dict[str, str]:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no Pulumi.{stack}.yaml in {root}")
-    document = yaml.safe_load(path.read_text()) or {}
-    return {
-        key: v if isinstance(v, str) else json.dumps(v) for key, v in (document.get("config") or {}).items()
-    }
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise SettingsError(f"{path.name} is not valid YAML{where}: {problem}") from None
+    settings = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or not isinstance(settings, dict | None):
+        raise SettingsError(
+            f"{path.name}: `config` must be a mapping of keys to values, as `pulumi config` writes"
+        )
+    return {key: v if isinstance(v, str) else json.dumps(v) for key, v in (settings or {}).items()}
 
 
 def load_settings(
