@@ -15,6 +15,7 @@ from broadcast_policies import ALL_POLICIES
 from deployment_script_double import SCRIPT, DeploymentScripts, RefusedError, client_id, sql_state
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
+from components import schema_runner
 from components.schema_runner import DRIVER, RETENTION
 from components.shared import Naming, PrivateAccess, UserAssignedIdentity
 from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
@@ -321,3 +322,12 @@ def test_sql_refuses_arguments_its_in_network_schema_cannot_work_with(
 ) -> None:
     ran = run(lambda: SqlDatabase("sql", _sql_args(**overrides)), {}, stack="test", expect_error=True)
     assert isinstance(ran.error, ValueError) and message in str(ran.error)
+
+
+def test_a_script_over_the_inline_bound_is_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = ["sql-x.database.windows.net", "sqldb-x", "id-app", "0x00"]
+    content = schema_runner._planned_script(values, ["AppIdentityName", "AppIdentitySid"])
+    assert content.startswith("set -euo pipefail") and len(content) <= schema_runner.SCRIPT_CONTENT_LIMIT
+    monkeypatch.setattr(schema_runner, "SCRIPT_CONTENT_LIMIT", len(content) - 1)
+    with pytest.raises(ValueError, match=r"over \d+: ship the migrations through the script's storage"):
+        schema_runner._planned_script(values, ["AppIdentityName", "AppIdentitySid"])
