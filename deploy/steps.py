@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import pulumi
 from pulumi import automation as auto
 
-from preflight.__main__ import needs_of, subscription_of, token_identity
+from preflight.__main__ import UsageError, needs_of, subscription_of, token_identity
 from preflight.checks import ArmGet, Problem, check, report
 from settings import Settings, SettingsError, load_settings, stack_file
 
@@ -192,10 +192,8 @@ def preflight(run: Run, config: dict[str, str], settings: Settings, token: str) 
         arm = run.tools.arm_reader(token)
         try:
             subscription = subscription_of(config, run.options.subscription, arm)
-        except SystemExit:
-            raise StepError(
-                "preflight", "the identity sees several subscriptions", "pass --subscription <id>"
-            ) from None
+        except UsageError as error:
+            raise StepError("preflight", str(error), "pass --subscription <id>") from None
         needs = needs_of(settings, subscription, token_identity(token))
         # A preview applies no schema; a private stack's own network applies it in a deployment script.
         needs = replace(needs, schema_from_here=not run.options.preview_only and not needs.schema_in_network)
