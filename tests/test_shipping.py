@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from conftest import WHEELHOUSE
 
 from artifacts.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
-from artifacts.site_files import config_document, file_manifest, site_files
+from artifacts.site_files import SITE_DIR, config_document, file_manifest, site_files
 from data_plane.code_deployment import OneDeployProvider, PackageBlobProvider
 from data_plane.database_schema import entra_sid
 from data_plane.site_upload import SiteUploadProvider
@@ -247,6 +247,7 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "site"
     (site / "node_modules/@microsoft/signalr/dist/browser").mkdir(parents=True)
     (site / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js").write_text("signalr")
+    (site / "node_modules/terser").symlink_to(SITE_DIR / "node_modules/terser")  # app.js is minified
     (site / "index.html").write_text("<!doctype html>")
     (site / "404.html").write_text("<!doctype html>")
     (site / "app.js").write_text("1")
@@ -267,6 +268,7 @@ def test_site_upload_sends_every_file_then_only_changes_and_deletes_removed(site
         "index.html",
         "404.html",
         "app.js",
+        "app.js.map",
         "vendor/signalr.min.js",
         "config.json",
     }
@@ -285,7 +287,7 @@ def test_site_upload_sends_every_file_then_only_changes_and_deletes_removed(site
     second = {**first, "files": file_manifest(site_files(site_dir), site_dir.parent)}
     assert provider.diff("id", first, second).changes
     provider.update("id", first, second)
-    assert set(container.blobs) == {"app.js"} and container.deleted == ["404.html"]
+    assert set(container.blobs) == {"app.js", "app.js.map"} and container.deleted == ["404.html"]
     assert provider.diff("id", second, dict(second)).changes is False
 
 
@@ -296,8 +298,8 @@ def test_site_upload_refuses_a_file_changed_since_the_plan(site_dir: Path) -> No
         "config": "{}",
         "files": file_manifest(site_files(site_dir), site_dir.parent),
     }
-    (site_dir / "app.js").write_text("edited after preview")
-    with pytest.raises(RuntimeError, match=r"site/app\.js changed after `pulumi preview`"):
+    (site_dir / "index.html").write_text("edited after preview")
+    with pytest.raises(RuntimeError, match=r"site/index\.html changed after `pulumi preview`"):
         provider.create(planned)
 
 

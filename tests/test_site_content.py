@@ -112,3 +112,51 @@ def test_the_scripts_parse() -> None:
     for script in sorted(SITE_DIR.glob("*.js")):
         result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
+
+
+def ui_strings() -> dict[str, str]:
+    """The plain texts of the script's string table (`const T = { ... }`)."""
+    script = (SITE_DIR / "app.js").read_text()
+    table = re.search(r"\n  const T = \{\n(.*?)\n  \};\n", script, re.S)
+    assert table is not None, "app.js has no string table"
+    return dict(re.findall(r'^ {4}(\w+):\s*"((?:[^"\\]|\\.)*)",$', table.group(1), re.M))
+
+
+def test_every_text_of_the_page_comes_from_the_one_string_table() -> None:
+    """A translation is the table: each text of index.html names its entry, and says the same."""
+    strings = ui_strings()
+    html = (SITE_DIR / "index.html").read_text()
+    marked = re.findall(r'data-text="(\w+)"[^>]*>([^<]*)<', html)
+    assert len(marked) >= 15
+    for key, text in marked:
+        assert strings.get(key) == text, key
+    # Outside the table, the script writes no literal English into the page.
+    script = (SITE_DIR / "app.js").read_text()
+    body = script.split("\n  };\n", 1)[1]
+    assert not re.findall(r'(?:textContent|title|report\([^)]*)\s*=?\s*"[A-Z][a-z]+ ', body)
+    assert "new Intl.DateTimeFormat(LOCALE" in script and "new Intl.DateTimeFormat(undefined" not in script
+
+
+def test_the_script_is_served_minified_with_a_source_map() -> None:
+    files = site_files()
+    served, source_map = files["app.js"], files["app.js.map"]
+    written = (SITE_DIR / "app.js").read_bytes()
+    assert served.source.read_bytes().rstrip().endswith(b"//# sourceMappingURL=app.js.map")
+    assert len(served.source.read_bytes()) < 0.6 * len(written)
+    assert (source_map.content_type, source_map.cache_control) == ("application/json", ASSET)
+    assert site_files()["app.js"].source == served.source  # built once, then reused
+
+
+def test_a_missing_minifier_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    (tmp_path / "app.js").write_text('"use strict";')
+    with pytest.raises(FileNotFoundError, match=r"node_modules/terser/bin/terser is missing: run `npm ci`"):
+        site_files(tmp_path)
+
+
+def test_a_script_the_minifier_refuses_is_named(tmp_path: Path) -> None:
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules/terser").symlink_to(SITE_DIR / "node_modules/terser")
+    (tmp_path / "app.js").write_text("function (")
+    with pytest.raises(RuntimeError, match=r"(?s)site/app\.js: terser could not minify it: Parse error at app\.js:1,9.*Unexpected token"):
+        site_files(tmp_path)
