@@ -92,8 +92,8 @@
   const SPOKEN_CHARS = 140;
   // A connection state is read out only once it has lasted this long (no flapping read out).
   const SETTLE_MS = { live: 1000, down: 3000 };
-  // Messages added per animation frame: at a fourth of a mid-range phone's speed, about 50 ms.
-  const PER_FRAME = 20;
+  // Messages added per animation frame: at a fourth of a mid-range phone's speed, about 100 ms.
+  const SLICE = 20;
   const COLLAPSE_CHARS = 600;
   const COLLAPSE_LINES = 8;
   const SENT_VISIBLE_MS = 4000;
@@ -348,7 +348,8 @@
   }
 
   // Keeps what the reader looks at where it was, in code: browsers without scroll anchoring
-  // (Safari) would otherwise push it down by every message added above.
+  // (Safari) would otherwise push it down by every message added above. Where the browser anchors
+  // too, it has done so by the time the layout is read here, and the shift read is 0.
   // Scrolling moves by whole pixels while messages are fractions of one high: what a correction
   // could not apply is carried to the next one, so a long stream does not drift.
   let scrollResidue = 0;
@@ -426,8 +427,10 @@
     rememberSeen();
   }
 
-  // Live messages are added once per animation frame, at most PER_FRAME at a time so that a burst
-  // never freezes a slow phone (a hidden page gets no frames: a timer stands in).
+  // Live messages are added once per animation frame, SLICE at a time, so that a burst never
+  // freezes a slow phone (a hidden page gets no frames: a timer stands in). Most of a frame's cost
+  // is fixed (every message below the new ones moves, so the page is laid out and painted again),
+  // so slices are not made smaller than this.
   const incoming = [];
   let flushScheduled = false;
 
@@ -438,11 +441,11 @@
     else requestAnimationFrame(flush);
   }
 
-  // In a burst only the last part is highlighted: hundreds of cards fading at once cost every
+  // In a burst only the last slice is highlighted: hundreds of cards fading at once cost every
   // frame a repaint, and only the newest are in view.
   function flush() {
     flushScheduled = false;
-    merge(incoming.splice(0, PER_FRAME), incoming.length > 0 ? "burst" : "new");
+    merge(incoming.splice(0, SLICE), incoming.length > 0 ? "burst" : "new");
     if (incoming.length > 0) scheduleFlush();
   }
 

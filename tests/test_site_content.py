@@ -158,5 +158,6 @@ def test_a_script_the_minifier_refuses_is_named(tmp_path: Path) -> None:
     (tmp_path / "node_modules").mkdir()
     (tmp_path / "node_modules/terser").symlink_to(SITE_DIR / "node_modules/terser")
     (tmp_path / "app.js").write_text("function (")
-    with pytest.raises(RuntimeError, match=r"(?s)site/app\.js: terser could not minify it: Parse error at app\.js:1,9.*Unexpected token"):
+    refused = r"(?s)site/app\.js: terser could not minify it: Parse error at app\.js:1,9.*Unexpected token"
+    with pytest.raises(RuntimeError, match=refused):
         site_files(tmp_path)
