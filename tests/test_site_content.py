@@ -12,6 +12,8 @@ import pytest
 
 from artifacts.site_files import ASSET, REVALIDATE, SITE_DIR, content_type, site_files
 
+ROOT = SITE_DIR.parent
+
 
 def test_the_site_has_its_pages_and_the_vendored_client() -> None:
     files = site_files()
@@ -161,3 +163,32 @@ def test_a_script_the_minifier_refuses_is_named(tmp_path: Path) -> None:
     refused = r"(?s)site/app\.js: terser could not minify it: Parse error at app\.js:1,9.*Unexpected token"
     with pytest.raises(RuntimeError, match=refused):
         site_files(tmp_path)
+
+
+def code_point_ranges(text: str) -> list[tuple[int, int]]:
+    """(first, last) ranges of a JavaScript character class: `\\uXXXX`, `\\u{X...}`, `a-b`."""
+    point = r"\\u(?:\{([0-9a-fA-F]+)\}|([0-9a-fA-F]{4}))"
+    ranges = []
+    for match in re.finditer(f"{point}(?:-{point})?", text):
+        first = int(match.group(1) or match.group(2), 16)
+        last = int(match.group(3) or match.group(4), 16) if match.group(3) or match.group(4) else first
+        ranges.append((first, last))
+    return ranges
+
+
+def test_the_publisher_refuses_exactly_the_characters_the_api_refuses() -> None:
+    """Issue 21 item 9: the site's check and functions/contract.py hold the same list."""
+    contract = (ROOT / "functions" / "contract.py").read_text()
+    api: list[tuple[int, int]] = []
+    for name in ("CONTROL_RANGES", "BIDI_RANGES", "INVISIBLE_RANGES"):
+        block = re.search(rf"^{name} = (\([^\n]*\)\)|\(\n.*?\n\))$", contract, re.S | re.M)
+        assert block is not None, name
+        api += [
+            (int(a, 16), int(b, 16))
+            for a, b in re.findall(r"\((0x[0-9A-F]+), (0x[0-9A-F]+)\)", block.group(1))
+        ]
+    script = (SITE_DIR / "app.js").read_text()
+    site = re.search(r"const INVISIBLE =\s*/\[(.*?)\]/gu;", script)
+    assert site is not None
+    assert code_point_ranges(site.group(1)) == api
+    assert len(api) >= 20
