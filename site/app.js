@@ -92,8 +92,10 @@
   const SPOKEN_CHARS = 140;
   // A connection state is read out only once it has lasted this long (no flapping read out).
   const SETTLE_MS = { live: 1000, down: 3000 };
-  // Messages added per animation frame: at a fourth of a mid-range phone's speed, about 100 ms.
-  const SLICE = 20;
+  // Messages added per animation frame (see `flush`).
+  const SLICE_MIN = 20;
+  const SLICE_MAX = 100;
+  const FRAME_BUDGET_MS = 120;
   const COLLAPSE_CHARS = 600;
   const COLLAPSE_LINES = 8;
   const SENT_VISIBLE_MS = 4000;
@@ -432,25 +434,36 @@
     rememberSeen();
   }
 
-  // Live messages are added once per animation frame, SLICE at a time, so that a burst never
+  // Live messages are added once per animation frame, a slice at a time, so that a burst never
   // freezes a slow phone (a hidden page gets no frames: a timer stands in). Most of a frame's cost
-  // is fixed (every message below the new ones moves, so the page is laid out and painted again),
-  // so slices are not made smaller than this.
+  // is fixed (every message below the new ones moves, so the page is laid out and painted again):
+  // a slice starts at SLICE_MIN and grows while frames stay under FRAME_BUDGET_MS, so that a fast
+  // device needs fewer frames; it never shrinks below SLICE_MIN, which would only add frames.
   const incoming = [];
   let flushScheduled = false;
+  let slice = SLICE_MIN;
+  let previousFrame = 0; // when the previous slice's frame began, while a burst is being added
 
   function scheduleFlush() {
     if (flushScheduled) return;
     flushScheduled = true;
-    if (document.hidden) setTimeout(flush, 100);
+    if (document.hidden) setTimeout(() => flush(performance.now()), 100);
     else requestAnimationFrame(flush);
   }
 
   // In a burst only the last slice is highlighted: hundreds of cards fading at once cost every
   // frame a repaint, and only the newest are in view.
-  function flush() {
+  function flush(frameStart) {
     flushScheduled = false;
-    merge(incoming.splice(0, SLICE), incoming.length > 0 ? "burst" : "new");
+    if (previousFrame > 0) {
+      const took = Math.max(1, frameStart - previousFrame);
+      const fits = Math.min(2 * slice, Math.round((slice * FRAME_BUDGET_MS) / took));
+      slice = Math.max(SLICE_MIN, Math.min(SLICE_MAX, fits));
+    } else {
+      slice = SLICE_MIN;
+    }
+    merge(incoming.splice(0, slice), incoming.length > 0 ? "burst" : "new");
+    previousFrame = incoming.length > 0 ? frameStart : 0;
     if (incoming.length > 0) scheduleFlush();
   }
 
