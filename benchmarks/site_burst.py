@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import threading
@@ -169,6 +170,8 @@ def main() -> None:
         f"site burst: {args.burst} messages onto {args.history} shown, {args.width} px, "
         f"CPU {args.throttle:g}x slower, {args.site}"
     )
+    # Throttling multiplies whatever else the machine is doing: the figures mean little on a busy one.
+    print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     runs = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

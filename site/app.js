@@ -301,8 +301,9 @@
     if (!article) return;
     const { label, day } = parts.get(article);
     const above = article.previousElementSibling;
-    day.textContent = label;
-    day.hidden = above !== null && parts.get(above).label === label;
+    setText(day, label);
+    const hidden = above !== null && parts.get(above).label === label;
+    if (day.hidden !== hidden) day.hidden = hidden;
   }
 
   // Positions in the feed (the ARIA feed pattern's aria-posinset/aria-setsize): writes only.
