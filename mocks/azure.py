@@ -91,6 +91,8 @@ class AzureMocks(pulumi.runtime.Mocks):
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
             state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{name}"))
             state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{name}"))
+            state["tenantId"] = TENANT
+            state["tenantId"] = TENANT
         elif args.typ == "azure-native:applicationinsights:Component":
             state["connectionString"] = f"InstrumentationKey={uuid.uuid5(uuid.NAMESPACE_URL, name)}"
         elif args.typ == "random:index/randomString:RandomString":
