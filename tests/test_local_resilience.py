@@ -4,6 +4,9 @@ local host, driven by real Python SignalR clients (issue 12, items 9 and 10)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ import pytest
 from local_support import PUBLISH_KEY, Listener, LocalServer
 
 from functions import wiring
+from local.__main__ import main as local_main
 from local.__main__ import parse_args, stack_polling_ms
 from local.schedule import Schedule
 from local.server import start
@@ -324,3 +328,36 @@ def test_python_m_local_names_a_bad_polling_value(argv: list[str], capsys: pytes
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert argv[0] in error and argv[1] in error
+
+
+def test_a_sigterm_stops_python_m_local_even_after_the_event_loop_was_busy() -> None:
+    """asyncio's own signal handlers learn of a signal through a byte in the loop's self-pipe,
+    which call_soon_threadsafe fills too (the host's worker threads use it for every write); while
+    the loop is busy the pipe fills, the byte is dropped, and the SIGTERM is lost: the process stays
+    up. Python's signal handler does not depend on the pipe."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        running = asyncio.create_task(local_main(["--port", "0", "--sql-polling-ms", "0"]))
+        deadline = loop.time() + 30
+        while signal.getsignal(signal.SIGTERM) is saved[signal.SIGTERM] and not running.done():
+            assert loop.time() < deadline, "python -m local did not start"
+            await asyncio.sleep(0.05)
+
+        def flood() -> None:
+            for _ in range(400_000):
+                loop.call_soon_threadsafe(lambda: None)
+
+        worker = threading.Thread(target=flood)
+        worker.start()
+        time.sleep(2)  # the loop is busy (blocked) meanwhile: its self-pipe fills up
+        os.kill(os.getpid(), signal.SIGTERM)
+        worker.join()
+        await asyncio.wait_for(running, timeout=20)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
