@@ -92,7 +92,9 @@
   const SPOKEN_CHARS = 140;
   // A connection state is read out only once it has lasted this long (no flapping read out).
   const SETTLE_MS = { live: 1000, down: 3000 };
-  // Messages added per animation frame (see `flush`).
+  // Messages added per animation frame (see `flush`): the first slice of a burst about fills a
+  // phone's screen, the next ones go below it.
+  const SLICE_FIRST = 10;
   const SLICE_MIN = 20;
   const SLICE_MAX = 100;
   const FRAME_BUDGET_MS = 120;
@@ -393,8 +395,9 @@
   // Adds messages not seen before; keeps the feed newest first whatever order they arrive in.
   // `kind` is "history" (shown, not new to the reader), "new" (announced, highlighted, counted) or
   // "burst" (new, not highlighted).
-  // Everything newer than all shown goes in with one insertion; the layout is read once before
-  // (where the reader is) and once after (to keep them there).
+  // Everything newer than all shown goes in with one insertion; older ones are placed in one walk
+  // down the feed (both sorted, no per-message search). The layout is read once before (where the
+  // reader is) and once after (to keep them there).
   function merge(batch, kind) {
     const fresh = batch
       .filter((m) => Number.isInteger(m.id) && !messages.has(m.id))
@@ -404,21 +407,22 @@
     const now = new Date();
     const added = [];
     const top = document.createDocumentFragment();
-    const newest = [];
+    const older = [];
     for (const message of fresh) {
       if (kind === "history" || message.id === caughtUp + 1) caughtUp = Math.max(caughtUp, message.id);
       messages.set(message.id, message);
       const article = render(message, kind === "new", now);
+      if (kind === "history" || readerAway) drawn.observe(article);
+      else article.classList.add("skippable");
       added.push(article);
       if (message.id > lastId) {
-        newest.push(article);
+        top.prepend(article);
         lastId = message.id;
       } else {
-        const older = [...feed.children].find((shown) => Number(shown.dataset.id) < message.id);
-        feed.insertBefore(article, older || null);
+        older.push(article);
       }
     }
-    for (let index = newest.length - 1; index >= 0; index--) top.append(newest[index]);
+    placeOlder(older);
     const formerTop = feed.firstElementChild;
     feed.insertBefore(top, formerTop);
     for (const article of added) placeDay(article);
@@ -428,17 +432,52 @@
     keepPlace(place);
     trim();
     if (!current || !current.isConnected) makeCurrent(feed.firstElementChild, false);
-    numberArticles();
     $("empty").hidden = true;
     $("loading").hidden = true;
     if (kind !== "history") noticeNew(fresh);
+    // Positions change for every article below the new ones, and the newest seen is stored
+    // (synchronously): both once a burst is all in, not at every slice.
+    if (incoming.length > 0) return;
+    numberArticles();
     rememberSeen();
   }
 
+  // Articles far from the window may be skipped (`.skippable`: content-visibility: auto in
+  // styles.css). Skipped before it was ever drawn, an article has a guessed height, which becomes
+  // real once it nears the window: harmless below the window, but above it (without scroll
+  // anchoring, as in Safari) it would move what is read. So live messages that arrive while the
+  // reader is at the newest are skippable at once (they go in at the top or just below what is in
+  // view, and are drawn before the reader reaches them), while history and messages arriving above
+  // a reader who scrolled away become skippable only once drawn, with the height they were drawn
+  // at. ResizeObserver reports that height after the browser's own layout: nothing is measured
+  // here.
+  const drawn = new ResizeObserver((entries) => {
+    for (const { target, contentBoxSize } of entries) {
+      const height = contentBoxSize[0]?.blockSize;
+      if (!height || !target.isConnected) continue; // not laid out (yet): reported again once it is
+      target.style.setProperty("contain-intrinsic-block-size", `auto ${height}px`);
+      target.classList.add("skippable");
+      drawn.unobserve(target);
+    }
+  });
+
+  // Articles older than the newest shown, in ascending id order, each put above the first shown
+  // article older than it: one walk down the feed, from the bottom of the batch up.
+  function placeOlder(articles) {
+    let below = feed.firstElementChild;
+    for (let index = articles.length - 1; index >= 0; index--) {
+      const article = articles[index];
+      const id = Number(article.dataset.id);
+      while (below && Number(below.dataset.id) > id) below = below.nextElementSibling;
+      feed.insertBefore(article, below);
+    }
+  }
+
   // Live messages are added once per animation frame, a slice at a time, so that a burst never
-  // freezes a slow phone (a hidden page gets no frames: a timer stands in). Most of a frame's cost
-  // is fixed (every message below the new ones moves, so the page is laid out and painted again):
-  // a slice starts at SLICE_MIN and grows while frames stay under FRAME_BUDGET_MS, so that a fast
+  // freezes a slow phone (a hidden page gets no frames: a timer stands in). The newest slice goes
+  // first: the top of the feed is final after one frame, and later slices go in below it, out of
+  // view of a reader at the top, where `content-visibility: auto` skips their layout and paint.
+  // A slice starts at SLICE_MIN and grows while frames stay under FRAME_BUDGET_MS, so that a fast
   // device needs fewer frames; it never shrinks below SLICE_MIN, which would only add frames.
   const incoming = [];
   let flushScheduled = false;
@@ -452,8 +491,8 @@
     else requestAnimationFrame(flush);
   }
 
-  // In a burst only the last slice is highlighted: hundreds of cards fading at once cost every
-  // frame a repaint, and only the newest are in view.
+  // Only a slice that brings a message newer than all shown is highlighted: hundreds of cards
+  // fading at once cost every frame a repaint, and only the newest are in view.
   function flush(frameStart) {
     flushScheduled = false;
     if (previousFrame > 0) {
@@ -461,14 +500,19 @@
       const fits = Math.min(2 * slice, Math.round((slice * FRAME_BUDGET_MS) / took));
       slice = Math.max(SLICE_MIN, Math.min(SLICE_MAX, fits));
     } else {
-      slice = SLICE_MIN;
+      slice = SLICE_FIRST;
     }
-    merge(incoming.splice(0, slice), incoming.length > 0 ? "burst" : "new");
+    incoming.sort((a, b) => a.id - b.id);
+    const batch = incoming.splice(Math.max(0, incoming.length - slice));
+    merge(batch, batch.some((message) => message.id > lastId) ? "new" : "burst");
     previousFrame = incoming.length > 0 ? frameStart : 0;
     if (incoming.length > 0) scheduleFlush();
   }
 
+  // Every message up to `caughtUp` counts as received once it is queued (a catch-up need not ask
+  // for it again), though it is shown only when its slice is added.
   function receive(message) {
+    if (message.id === caughtUp + 1) caughtUp = message.id;
     incoming.push(message);
     scheduleFlush();
   }

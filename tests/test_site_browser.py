@@ -530,6 +530,10 @@ def test_new_messages_pill_title_count_and_highlight(browser: Browser, server: S
     server.publish("while you read", "ana")
     page.wait_for_selector(message(page, 41), timeout=TIMEOUT)
     assert "fresh" in (page.get_attribute(message(page, 41), "class") or "")
+    highlight = page.eval_on_selector(
+        message(page, 41, ".card"), "c => getComputedStyle(c, '::before').animationName"
+    )
+    assert highlight == "arrive"  # the overlay whose opacity fades (see test_no_highlight_animation...)
     assert "fresh" not in (page.get_attribute(message(page, 40), "class") or "")
     expect(page.locator("#new-pill")).to_have_text("1 new message")
     page.click("#new-pill")
@@ -560,7 +564,7 @@ def test_no_highlight_animation_under_reduced_motion(browser: Browser, server: S
     server.publish("calm")
     page.wait_for_selector(message(page, 1), timeout=TIMEOUT)
     animation = page.eval_on_selector(
-        message(page, 1, ".card"), "card => getComputedStyle(card).animationName"
+        message(page, 1, ".card"), "card => getComputedStyle(card, '::before').animationName"
     )
     assert animation == "none"
 
@@ -746,10 +750,14 @@ COUNT_LAYOUT_READS = """() => {
     return read.call(this);
   };
   window.perFrame = [];
+  window.topPerFrame = [];
   let shown = 0;
   const tick = () => {
     const now = document.querySelectorAll('#feed article').length;
-    if (now !== shown) window.perFrame.push(now - shown);
+    if (now !== shown) {
+      window.perFrame.push(now - shown);
+      window.topPerFrame.push(Number(document.querySelector('#feed article').dataset.id));
+    }
     shown = now;
     requestAnimationFrame(tick);
   };
@@ -759,16 +767,18 @@ COUNT_LAYOUT_READS = """() => {
 
 def test_a_burst_is_added_in_frames_without_measuring_each_message(browser: Browser, server: Server) -> None:
     """The page measures the layout once per batch at most, not once per message (each read
-    forces a layout), and adds a burst over several frames, a slice at a time."""
+    forces a layout), and adds a burst over several frames, a slice at a time, the newest slice
+    first: the top of the feed is final from the first frame, later slices go in below it."""
     page = open_live(browser, server, viewport={"width": 390, "height": 844})
     page.evaluate(COUNT_LAYOUT_READS)
     server.store(150)
     page.wait_for_selector(message(page, 150), timeout=TIMEOUT)
     wait_until(page, "document.querySelectorAll('#feed article').length === 150")
-    reads, per_frame = page.evaluate("[window.layoutReads, window.perFrame]")
-    print(f"burst of 150: {reads} layout reads; articles added per frame: {per_frame}")
+    reads, per_frame, tops = page.evaluate("[window.layoutReads, window.perFrame, window.topPerFrame]")
+    print(f"burst of 150: {reads} layout reads; articles added per frame: {per_frame}; on top: {tops}")
     assert reads <= 10, reads
     assert len(per_frame) >= 2, per_frame  # over several frames, not all at once
+    assert tops == [150] * len(tops), tops
     assert feed_ids(page) == list(range(150, 0, -1))
 
 
