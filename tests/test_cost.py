@@ -183,3 +183,20 @@ def test_the_command_prints_the_estimate_and_refuses_bad_input(capsys: pytest.Ca
         main(["nosuchstack"])
     with pytest.raises(SystemExit):
         main(["dev", "--log-gb", "-1"])
+
+
+def test_json_gives_the_totals_per_currency_that_the_price_lines_add_up_to(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--json` is what the pull request's cost comment reads (python -m pipeline.cost_diff)."""
+    assert main(["prod", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["stack"] == "prod" and document["daily"] is None
+    assert document["monthly"] == pytest.approx(prod_by_hand(), rel=1e-9)
+    signalr = next(item for item in document["items"] if item["priceLine"] == "signalr-standard-unit")
+    assert signalr["monthly"] == pytest.approx(SIGNALR_STANDARD_MONTH) and signalr["currency"] == "USD"
+    assert any("availability tests" in what for what in document["unpriced"])
+    assert main(["review", "--json"]) == 0
+    review = json.loads(capsys.readouterr().out)
+    daily = {currency: total * 24 / HOURS_PER_MONTH for currency, total in dev_like_by_hand().items()}
+    assert review["daily"] == pytest.approx(daily, rel=1e-9)
