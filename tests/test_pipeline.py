@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from deployment_script_double import DeploymentScripts
 
+from functions.migrations import load_migrations
 from mocks import ROOT, run_stack
 from pipeline.cost_diff import Side, comment, committed_stacks, difference
 from pipeline.cost_diff import main as cost_diff_main
@@ -98,6 +100,42 @@ def test_review_stacks_get_their_own_resource_group_and_dev_sized_resources() ->
     assert first.one("azure-native:sql:Database").inputs["sku"]["capacity"] == 1
     assert first.one("azure-native:operationalinsights:Workspace").inputs["retentionInDays"] == 30
     assert first.of_type("azure-native:authorization:ManagementLockByScope") == []
+
+
+def test_a_private_review_stack_file_applies_its_schema_inside_its_own_network(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`write <pr> --private` (the `review-private` label): the template plus `network: private`.
+    Under the mocks that stack creates its own network, applies the migrations from a deployment
+    script the double of the service accepts (tests/deployment_script_double.py, Azure's rules),
+    connects nothing from the runner, and leaves SQL with public access disabled and no rule."""
+    (tmp_path / "Pulumi.review.yaml").write_text((ROOT / "Pulumi.review.yaml").read_text())
+    assert review_main(["write", "9", "--private", "--root", str(tmp_path)]) == 0
+    document = yaml.safe_load((tmp_path / "Pulumi.pr-9.yaml").read_text())["config"]
+    template = yaml.safe_load((ROOT / "Pulumi.review.yaml").read_text())["config"]
+    assert document == {**template, "broadcast:instance": "pr9", "broadcast:network": "private"}
+    assert "broadcast:network" not in yaml.safe_load(stack_file(9))["config"]
+    private = run_stack("review", {"instance": "pr9", "network": "private"})
+    database = tmp_path_factory.mktemp("sql") / "db.json"
+    ran = DeploymentScripts(private).execute(database.parent, database)
+    assert ran.outputs["applied"] == [m.name for m in load_migrations()]
+    assert [r for r in private.of_type("pulumi-python:dynamic:Resource") if "migrations" in r.inputs] == []
+    server = private.one("azure-native:sql:Server").inputs
+    assert server["publicNetworkAccess"] == "Disabled"
+    assert private.of_type("azure-native:sql:FirewallRule") == []
+    group = private.one("azure-native:resources:ResourceGroup").inputs["resourceGroupName"]
+    assert group == "rg-bcast-review-pr9"
+
+
+def test_the_sweep_keeps_pull_requests_open_with_either_review_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stacks, public, private = tmp_path / "stacks.json", tmp_path / "keep.json", tmp_path / "keep-private.json"
+    stacks.write_text(json.dumps([{"name": "pr-7"}, {"name": "pr-12"}, {"name": "pr-3"}]))
+    public.write_text(json.dumps([{"number": 12}]))
+    private.write_text(json.dumps([{"number": 7}]))
+    assert review_main(["sweep", "--stacks", str(stacks), "--keep", str(public), "--keep", str(private)]) == 0
+    assert capsys.readouterr().out == "pr-3\n"
 
 
 SQL = "urn:pulumi:prod::broadcast::broadcast:sql:SqlDatabase"

@@ -237,6 +237,34 @@ def test_review_stacks_deploy_open_labelled_pull_requests_and_are_destroyed_on_c
     assert script.index("pulumi destroy") < script.index("pulumi stack rm")
 
 
+def test_a_review_private_label_deploys_a_private_review_stack_checked_by_the_preflight() -> None:
+    """Issue 20: either label deploys (`review-private` writes `network: private`); the stack is
+    destroyed when the pull request closes or loses its last review label, and the sweep keeps pull
+    requests open with either (`gh pr list --label a --label b` would ask for both)."""
+    workflow = load("review-stack.yml")
+    deploy, destroy, sweep = (workflow["jobs"][name] for name in ("deploy", "destroy", "sweep"))
+    private = "contains(github.event.pull_request.labels.*.name, 'review-private')"
+    assert f"|| {private})" in condition(deploy)
+    assert "github.event.label.name != 'review-private'" in condition(deploy)
+    assert f"&& !{private}" in condition(
+        destroy
+    ) and "github.event.label.name == 'review-private'" in condition(destroy)
+    steps = deploy["steps"]
+    write = steps[step_with(steps, "pipeline.review_stack write")]
+    assert write["env"]["PRIVATE"] == "${{ " + private + " }}"
+    assert 'review_stack write "$PR" --private' in write["run"]
+    preflight = step_with(steps, "python -m preflight")
+    assert step_with(steps, "pipeline.review_stack write") < preflight
+    login = next(i for i, step in enumerate(steps) if uses(step, "azure/login"))
+    up = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
+    assert login < preflight < up
+    assert '--subscription "$ARM_SUBSCRIPTION_ID"' in steps[preflight]["run"]
+    listed = sweep["steps"][step_with(sweep["steps"], "gh pr list")]["run"]
+    assert "--label review-private" in listed and "> keep-private.json" in listed
+    script = sweep["steps"][step_with(sweep["steps"], "pipeline.review_stack sweep")]["run"]
+    assert "--keep keep.json --keep keep-private.json" in script
+
+
 def test_a_missing_review_stack_is_told_apart_from_a_failing_backend() -> None:
     """A failed `pulumi stack export` used to read as "nothing to destroy": now only a listing that
     succeeded and lacks the stack does, and no Pulumi command's failure is swallowed anywhere."""
