@@ -50,6 +50,13 @@ class Registration:
     """What a component passed to `register_outputs` (None for custom resources)."""
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     """Per input, the URNs of the resources its value came from."""
+    ignore_changes: list[str] = field(default_factory=list)
+    """Input paths whose new values the engine replaces with the old ones before diffing."""
+    replace_on_changes: list[str] = field(default_factory=list)
+    """Input paths whose change makes the engine replace the resource."""
+    deleted_with: str = ""
+    """The URN of the resource whose deletion makes the engine skip this one's delete."""
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -169,6 +176,10 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 property_dependencies={
                     key: list(value.urns) for key, value in request.propertyDependencies.items()
                 },
+                ignore_changes=list(request.ignoreChanges),
+                replace_on_changes=list(request.replaceOnChanges),
+                deleted_with=request.deletedWith,
+                delete_before_replace=bool(request.deleteBeforeReplace),
             )
         )
         return response
