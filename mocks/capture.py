@@ -200,15 +200,16 @@ def run(
     azure: Any = None,
     odbc_drivers: list[str] | None = None,
     preview: bool = False,
+    mocks: AzureMocks | None = None,
 ) -> ProgramRun:
     """Run `body` (which declares resources) under mocks with `config`, and capture what it declared.
 
     With `expect_error`, an exception from the program is returned in `error` (with whatever was
     registered before it) instead of raised. `azure` answers the preflight's ARM reads and
     `odbc_drivers` is what this machine has (default: a ready subscription and machine); `preview`
-    runs it as `pulumi preview` does.
+    runs it as `pulumi preview` does; `mocks` answers as Azure would (default: `AzureMocks()`).
     """
-    mocks = AzureMocks()
+    mocks = mocks or AzureMocks()
     monitor = CapturingMonitor(mocks, stack)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), [])
@@ -250,7 +251,7 @@ def run_stack(
     stack: str, overrides: Mapping[str, Any] | None = None, expect_error: bool = False, **options: Any
 ) -> ProgramRun:
     """Run `__main__.py` with `Pulumi.<stack>.yaml` plus `overrides` (keys without the project prefix);
-    `options` are those of `run` (azure, odbc_drivers, preview)."""
+    `options` are those of `run` (azure, odbc_drivers, preview, mocks)."""
     config = stack_file(stack, ROOT)
     for key, value in (overrides or {}).items():
         full_key = key if ":" in key else f"broadcast:{key}"
