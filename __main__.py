@@ -9,14 +9,13 @@ The data flow, in the order this program builds it:
   6. SignalR pushes it to every connected client at once.
 """
 
-import os
 from pathlib import Path
 
 import pulumi
 import pulumi_random as random
 from pulumi_azure_native import authorization, resources
 
-from artifacts.function_package import build_package, pip_installer
+from artifacts.function_package import plan_package
 from artifacts.site_files import config_document, file_manifest, site_files
 from components.alerting import Alerting, AlertingArgs
 from components.app_service import HostingPlan, HostingPlanArgs
@@ -29,25 +28,17 @@ from components.signalr import SignalR, SignalRArgs, service_uri
 from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
-from preflight.program import verify as verify_prerequisites
 from settings import load_settings
 from settings.deployer import deploying_identity, sql_administrator
 
+# Evaluating this program reads files and makes no network call: the preflight's ARM reads run in
+# `python -m deploy` and `python -m preflight`, and the function package is built when it is deployed.
 settings = load_settings()
-# A fresh subscription or machine lacks things Azure only complains about half-way into `up`.
-verify_prerequisites(
-    settings.location,
-    flex_consumption=settings.hosting_plan == "FlexConsumption",
-    private_network=settings.network.private,
-)
 client = authorization.get_client_config_output()
 deployer = deploying_identity(settings, client)
-# The code ships with `pulumi up`: the function package (built for the Functions host's Linux and
-# Python, cached by content hash) and the site's files. BROADCAST_WHEELHOUSE points pip at local wheels.
-wheelhouse = os.environ.get("BROADCAST_WHEELHOUSE")
-package = build_package(
-    settings.python_version, installer=pip_installer(Path(wheelhouse) if wheelhouse else None)
-)
+# The code ships with `pulumi up`: the function package (planned here by the hash of its inputs, built
+# for the Functions host's Linux and Python when it is deployed) and the site's files.
+package = plan_package(settings.python_version)
 site_content = file_manifest(site_files(), Path(__file__).resolve().parent)
 
 resource_group = resources.ResourceGroup(
@@ -216,3 +207,5 @@ pulumi.export("signalrHostName", signalr.host_name)
 pulumi.export("sqlServerFqdn", database.fully_qualified_domain_name)
 pulumi.export("sqlDatabaseName", database.database_name)
 pulumi.export("logAnalyticsWorkspace", monitoring.name)
+# The key publishers send as x-functions-key: `pulumi stack output --show-secrets publishKey`.
+pulumi.export("publishKey", pulumi.Output.secret(functions.publish_key))

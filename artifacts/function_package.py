@@ -3,8 +3,13 @@
 Python Functions deployed from a package do not install requirements on the host: they ship inside
 the zip under `.python_packages/lib/site-packages`, built for the host's platform (Linux x86-64,
 manylinux2014) and Python version. The same sources give byte-identical zips (sorted entries,
-fixed timestamps and permissions, no bytecode), so the content hash only changes when the app does,
-and Pulumi deploys only then. Built zips are cached by that hash.
+fixed timestamps and permissions, no bytecode).
+
+The package's identity is the hash of what it is built from (sources, pinned requirements, platform,
+Python): `plan_package` computes it from the files alone, without pip or any network, so evaluating
+the Pulumi program (a preview, a unit test under mocks) never installs anything. The zip itself is
+built by `package_bytes` when it is actually deployed, during `pulumi up`, and cached by that hash;
+pip reads the package index, or only the wheelhouse named by BROADCAST_WHEELHOUSE.
 """
 
 from __future__ import annotations
@@ -43,10 +48,24 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 Installer = Callable[[Path, Path, str], None]
 """(requirements file, target directory, python version) -> installs the dependencies there."""
+WHEELHOUSE_VARIABLE = "BROADCAST_WHEELHOUSE"
+"""A directory of wheels: when set, pip installs from it alone (`--no-index`)."""
 
 
 @dataclass(frozen=True)
 class FunctionPackage:
+    """The package a stack deploys, as the program plans it: known without building it."""
+
+    path: Path
+    """Where the built zip is cached (it may not exist yet)."""
+    sha256: str
+    """The hash of the package's inputs (`inputs_hash`): a new value means new code to deploy."""
+    python_version: str
+    """The Functions host's Python version the dependencies are installed for."""
+
+
+@dataclass(frozen=True)
+class BuiltPackage:
     """A built package."""
 
     path: Path
@@ -76,6 +95,45 @@ def inputs_hash(functions_dir: Path, python_version: str, platform: str = PLATFO
         digest.update(path.relative_to(functions_dir).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def _cache_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"functions-{key[:32]}.zip"
+
+
+def plan_package(
+    python_version: str, functions_dir: Path = FUNCTIONS_DIR, cache_dir: Path = CACHE_DIR
+) -> FunctionPackage:
+    """The package for `python_version`, identified by its inputs' hash: reads the sources, runs
+    nothing, reaches no network."""
+    for required in ("function_app.py", "host.json", "requirements.txt"):
+        if not (functions_dir / required).is_file():
+            raise FileNotFoundError(f"{functions_dir / required} is missing: the Functions host needs it")
+    key = inputs_hash(functions_dir, python_version)
+    return FunctionPackage(_cache_path(cache_dir, key), key, python_version)
+
+
+def package_bytes(
+    path: str | Path,
+    sha256: str,
+    python_version: str,
+    functions_dir: Path = FUNCTIONS_DIR,
+    installer: Installer | None = None,
+) -> bytes:
+    """The zip of a planned package, built now if it is not cached (deploy time only).
+
+    Refuses when the sources no longer hash to what the plan recorded: the preview showed other code."""
+    cache_dir = Path(path).parent
+    planned = plan_package(python_version, functions_dir, cache_dir)
+    if planned.sha256 != sha256:
+        raise RuntimeError(
+            f"{functions_dir} changed after `pulumi preview` (package {sha256[:12]} planned, "
+            f"{planned.sha256[:12]} now); run `pulumi up` again"
+        )
+    if installer is None:
+        wheelhouse = os.environ.get(WHEELHOUSE_VARIABLE)
+        installer = pip_installer(Path(wheelhouse) if wheelhouse else None)
+    return build_package(python_version, functions_dir, cache_dir, installer).path.read_bytes()
 
 
 def pip_installer(find_links: Path | None = None) -> Installer:
@@ -129,16 +187,12 @@ def build_package(
     functions_dir: Path = FUNCTIONS_DIR,
     cache_dir: Path = CACHE_DIR,
     installer: Installer | None = None,
-) -> FunctionPackage:
+) -> BuiltPackage:
     """Build (or take from the cache) the package for `python_version`."""
-    key = inputs_hash(functions_dir, python_version)
-    cached = cache_dir / f"functions-{key[:32]}.zip"
+    cached = plan_package(python_version, functions_dir, cache_dir).path
     if cached.is_file():
         data = cached.read_bytes()
-        return FunctionPackage(cached, hashlib.sha256(data).hexdigest(), len(data), cached=True)
-    for required in ("function_app.py", "host.json", "requirements.txt"):
-        if not (functions_dir / required).is_file():
-            raise FileNotFoundError(f"{functions_dir / required} is missing: the Functions host needs it")
+        return BuiltPackage(cached, hashlib.sha256(data).hexdigest(), len(data), cached=True)
     install = installer or pip_installer()
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="functions-package-") as scratch:
@@ -158,7 +212,7 @@ def build_package(
         _write_zip(partial, entries)
         os.replace(partial, cached)
     data = cached.read_bytes()
-    return FunctionPackage(cached, hashlib.sha256(data).hexdigest(), len(data), cached=False)
+    return BuiltPackage(cached, hashlib.sha256(data).hexdigest(), len(data), cached=False)
 
 
 def clear_cache(cache_dir: Path = CACHE_DIR) -> None:

@@ -6,7 +6,9 @@
 - Elastic Premium / Dedicated: the zip is uploaded as a blob named by its hash into the app's private
   package container; `WEBSITE_RUN_FROM_PACKAGE` points at it and the app reads it with its identity.
 
-Both key on the package's SHA-256: a new hash redeploys, the same hash does nothing.
+Both key on the package's hash (of its inputs, known at plan time): a new hash redeploys, the same
+hash does nothing. The zip is built here, at deploy time (`artifacts.function_package.package_bytes`),
+so a preview or a program evaluated under mocks never runs pip.
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
+from artifacts.function_package import package_bytes
 from data_plane.azure_http import Transport, credential, entra_token, urllib_transport
-from data_plane.provider_support import diff_on, read_planned
+from data_plane.provider_support import diff_on
+
+PackageLoader = Callable[[dict[str, Any]], bytes]
+"""The zip of the package the resource's inputs plan (`package_path`, `package_sha256`, `python_version`)."""
+
+
+def _planned_package(props: dict[str, Any]) -> bytes:
+    return package_bytes(props["package_path"], props["package_sha256"], props["python_version"])
+
 
 # Kudu's deployment states (OneDeploy's DeploymentStatus; the Azure CLI's Flex deployment check ends
 # on -1, 3, 4, 5 and 6). Anything else is still running, unless the deployment says `complete`.
@@ -43,7 +54,8 @@ class AuthorizationPendingError(RuntimeError):
 
 
 class OneDeployProvider(ResourceProvider):
-    """The dynamic provider behind `OneDeploy`; `transport`, `token` and `sleep` are replaceable for tests."""
+    """The dynamic provider behind `OneDeploy`; `transport`, `token`, `sleep` and `load` are
+    replaceable for tests."""
 
     def __init__(
         self,
@@ -53,7 +65,9 @@ class OneDeployProvider(ResourceProvider):
         timeout_seconds: float = 1200,
         authorization_wait_seconds: float = AUTHORIZATION_WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        load: PackageLoader | None = None,
     ) -> None:
+        self._load = load
         self._transport = transport
         self._token = token
         self._sleep = sleep
@@ -73,10 +87,9 @@ class OneDeployProvider(ResourceProvider):
     def _pause(self, seconds: float) -> None:
         (self._sleep or time.sleep)(seconds)
 
-    def deploy(self, scm_host: str, package_path: str, package_sha256: str) -> str:
+    def deploy(self, scm_host: str, data: bytes) -> str:
         """Publish the zip and wait for the deployment to end; returns its id. Refusals for want of
         a permission are retried until AUTHORIZATION_WAIT_SECONDS have passed."""
-        data = read_planned(package_path, package_sha256)
         deadline = self._clock() + self._authorization_wait
         while True:
             try:
@@ -154,14 +167,14 @@ class OneDeployProvider(ResourceProvider):
         raise RuntimeError(message)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        deployment = self.deploy(props["scm_host"], props["package_path"], props["package_sha256"])
+        deployment = self.deploy(props["scm_host"], (self._load or _planned_package)(props))
         return CreateResult(id_=f"{props['app_id']}/deployments", outs={**props, "deployment_id": deployment})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_on(olds, news, watched=("app_id", "scm_host", "package_sha256"))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        deployment = self.deploy(news["scm_host"], news["package_path"], news["package_sha256"])
+        deployment = self.deploy(news["scm_host"], (self._load or _planned_package)(news))
         return UpdateResult(outs={**news, "deployment_id": deployment})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
@@ -180,6 +193,7 @@ class OneDeploy(pulumi.dynamic.Resource):
         scm_host: pulumi.Input[str],
         package_path: str,
         package_sha256: str,
+        python_version: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -190,6 +204,7 @@ class OneDeploy(pulumi.dynamic.Resource):
                 "scm_host": scm_host,
                 "package_path": package_path,
                 "package_sha256": package_sha256,
+                "python_version": python_version,
                 "deployment_id": None,
             },
             opts,
@@ -199,8 +214,11 @@ class OneDeploy(pulumi.dynamic.Resource):
 class PackageBlobProvider(ResourceProvider):
     """Uploads the package zip as a private blob (Elastic Premium / Dedicated run-from-package)."""
 
-    def __init__(self, blob_factory: Callable[[str, str, str], Any] | None = None) -> None:
+    def __init__(
+        self, blob_factory: Callable[[str, str, str], Any] | None = None, load: PackageLoader | None = None
+    ) -> None:
         self._blob_factory = blob_factory
+        self._load = load
 
     @staticmethod
     def _azure_blob(account_url: str, container: str, name: str) -> Any:
@@ -209,7 +227,7 @@ class PackageBlobProvider(ResourceProvider):
         return BlobClient(account_url, container, name, credential=credential())
 
     def _upload(self, props: dict[str, Any]) -> dict[str, Any]:
-        data = read_planned(props["package_path"], props["package_sha256"])
+        data = (self._load or _planned_package)(props)
         name = f"functions-{props['package_sha256']}.zip"
         blob = (self._blob_factory or self._azure_blob)(props["account_url"], props["container"], name)
         blob.upload_blob(data, overwrite=True)
@@ -241,6 +259,7 @@ class PackageBlob(pulumi.dynamic.Resource):
         container: pulumi.Input[str],
         package_path: str,
         package_sha256: str,
+        python_version: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -251,6 +270,7 @@ class PackageBlob(pulumi.dynamic.Resource):
                 "container": container,
                 "package_path": package_path,
                 "package_sha256": package_sha256,
+                "python_version": python_version,
                 "url": None,
             },
             opts,

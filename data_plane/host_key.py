@@ -7,6 +7,10 @@ creates that key itself once the code is running, which is too late for the Sign
 the same `pulumi up`. So the program generates the value (pulumi-random, secret) and sets it
 through ARM's "Web Apps - Create Or Update Host Secret" operation with the deploying identity.
 
+The same operation sets a host-level function key (`keyType` `functionKeys`; `az functionapp keys
+set --key-type functionKeys|masterKey|systemKeys`), which every function with function-level auth
+accepts: the stack's publish key.
+
 azure-native has no resource for host keys, hence this small dynamic resource.
 """
 
@@ -36,9 +40,13 @@ def _host_not_ready(status: int, text: bytes) -> bool:
     return status in RETRY_STATUSES or (status == 400 and HOST_STARTING_400 in text)
 
 
-def host_key_url(app_id: str, key_name: str) -> str:
-    """The ARM URL of a system key of the app `app_id`."""
-    return f"{ARM}{app_id}/host/default/systemKeys/{key_name}?api-version={API_VERSION}"
+SYSTEM_KEYS = "systemKeys"
+FUNCTION_KEYS = "functionKeys"
+
+
+def host_key_url(app_id: str, key_name: str, key_type: str = SYSTEM_KEYS) -> str:
+    """The ARM URL of a host key of the app `app_id`: `.../host/default/{keyType}/{keyName}`."""
+    return f"{ARM}{app_id}/host/default/{key_type}/{key_name}?api-version={API_VERSION}"
 
 
 class HostKeyProvider(ResourceProvider):
@@ -65,9 +73,9 @@ class HostKeyProvider(ResourceProvider):
         status, _, text = (self._transport or urllib_transport)(method, url, body, headers)
         return status, text
 
-    def put_key(self, app_id: str, key_name: str, value: str) -> None:
+    def put_key(self, app_id: str, key_name: str, value: str, key_type: str = SYSTEM_KEYS) -> None:
         """Create or replace the key, waiting (with back-off) while a new app's host starts."""
-        url = host_key_url(app_id, key_name)
+        url = host_key_url(app_id, key_name, key_type)
         body = json.dumps({"properties": {"name": key_name, "value": value}}).encode()
         deadline = time.monotonic() + self._timeout
         delay = 2.0
@@ -81,33 +89,39 @@ class HostKeyProvider(ResourceProvider):
             (self._sleep or time.sleep)(delay)
             delay = min(delay * 2, 30.0)
 
-    def delete_key(self, app_id: str, key_name: str) -> None:
+    def delete_key(self, app_id: str, key_name: str, key_type: str = SYSTEM_KEYS) -> None:
         """Delete the key; a key or app already gone is fine (404 here is final, not transient)."""
-        url = host_key_url(app_id, key_name)
+        url = host_key_url(app_id, key_name, key_type)
         status, text = self._send("DELETE", url, None)
         if status not in (200, 204, 404):
             detail = text.decode("utf-8", "replace")[:500]
             raise RuntimeError(f"DELETE {url.split('?')[0]} failed with HTTP {status}: {detail}")
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        self.put_key(props["app_id"], props["key_name"], props["value"])
-        return CreateResult(id_=f"{props['app_id']}/host/default/systemKeys/{props['key_name']}", outs=props)
+        key_type = props.get("key_type", SYSTEM_KEYS)
+        self.put_key(props["app_id"], props["key_name"], props["value"], key_type)
+        return CreateResult(id_=f"{props['app_id']}/host/default/{key_type}/{props['key_name']}", outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_on(
-            olds, news, watched=("value",), replace_on=("app_id", "key_name"), delete_before_replace=True
+            olds,
+            news,
+            watched=("value",),
+            replace_on=("app_id", "key_name", "key_type"),
+            delete_before_replace=True,
         )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        self.put_key(news["app_id"], news["key_name"], news["value"])
+        self.put_key(news["app_id"], news["key_name"], news["value"], news.get("key_type", SYSTEM_KEYS))
         return UpdateResult(outs=news)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        self.delete_key(props["app_id"], props["key_name"])
+        self.delete_key(props["app_id"], props["key_name"], props.get("key_type", SYSTEM_KEYS))
 
 
 class FunctionHostKey(pulumi.dynamic.Resource):
-    """A system key of a Functions app, set to a value the program controls."""
+    """A host key of a Functions app (a system key unless `key_type` says `functionKeys`), set to a
+    value the program controls."""
 
     value: pulumi.Output[str]
     """The key (secret)."""
@@ -119,11 +133,15 @@ class FunctionHostKey(pulumi.dynamic.Resource):
         key_name: str,
         value: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
+        key_type: str = SYSTEM_KEYS,
     ) -> None:
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["value"])
+        props: dict[str, Any] = {"app_id": app_id, "key_name": key_name, "value": pulumi.Output.secret(value)}
+        if key_type != SYSTEM_KEYS:  # the signalr_extension key's inputs stay as deployed stacks hold them
+            props["key_type"] = key_type
         super().__init__(
             HostKeyProvider(),
             name,
-            {"app_id": app_id, "key_name": key_name, "value": pulumi.Output.secret(value)},
+            props,
             pulumi.ResourceOptions.merge(opts, secret_opts),
         )

@@ -20,6 +20,8 @@ DEFAULT_TAKE = 50
 MAX_TAKE = 100
 LATEST = "latest"
 """The `before` value that asks for the newest page of history."""
+MAX_ID = 9223372036854775807
+"""The largest BIGINT: `before` of the newest page (`latest`) in the route form."""
 ALLOWED_FIELDS = frozenset({"text", "author"})
 
 
@@ -87,6 +89,12 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
     if not message_text.strip():
         raise ContractError(400, "invalid_text", "text must not be empty")
     _check_storable("text", message_text, "invalid_text")
+    if not visible(message_text):
+        raise ContractError(
+            400,
+            "invalid_text",
+            "text has no visible character (only spaces, controls or zero-width characters)",
+        )
     if sql_length(message_text) > MAX_TEXT_CHARS:
         raise ContractError(
             400,
@@ -101,6 +109,8 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
         author = author.strip() or None
     if author is not None:
         _check_storable("author", author, "invalid_author")
+        if (problem := author_problem(author)) is not None:
+            raise ContractError(400, "invalid_author", problem)
         if sql_length(author) > MAX_AUTHOR_CHARS:
             raise ContractError(
                 400,
@@ -109,6 +119,67 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
                 f"{MAX_AUTHOR_CHARS}",
             )
     return {"text": message_text, "author": author}
+
+
+# Characters no author name needs, each of which lets one name pass for another: controls, the
+# bidirectional embeddings, overrides, isolates and marks ("\u202enimda" displays as "admin"), and
+# the zero-width and other invisible characters ("adm\u200bin" too). Code point ranges rather than
+# Unicode categories, so that the site's counter (site/app.js) can hold exactly the same list
+# whatever Unicode version its browser knows. Each entry: (first, last) inclusive.
+CONTROL_RANGES = ((0x0000, 0x001F), (0x007F, 0x009F))
+"""C0 controls, DEL and C1 controls."""
+BIDI_RANGES = ((0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x2069))
+"""Arabic letter mark, LRM/RLM, embeddings and overrides (LRE..RLO), isolates (LRI..PDI)."""
+INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels (render as nothing)
+    (0x180B, 0x180F),  # Mongolian free variation selectors and vowel separator
+    (0x200B, 0x200D),  # zero-width space, non-joiner, joiner
+    (0x2028, 0x2029),  # line and paragraph separators
+    (0x2060, 0x2064),  # word joiner, invisible operators
+    (0x206A, 0x206F),  # deprecated format characters
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # zero-width no-break space (BOM)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0x1D173, 0x1D17A),  # musical symbol format characters
+    (0xE0000, 0xE007F),  # tag characters
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+)
+"""Characters that display as nothing by themselves (zero-width, joiners, fillers, selectors)."""
+AUTHOR_REFUSED_RANGES = CONTROL_RANGES + BIDI_RANGES + INVISIBLE_RANGES
+"""What `author` must not contain."""
+_INVISIBLE = re.compile(
+    "["
+    + "".join(
+        re.escape(chr(first)) + ("-" + re.escape(chr(last)) if last != first else "")
+        for first, last in CONTROL_RANGES + BIDI_RANGES + INVISIBLE_RANGES
+    )
+    + r"\s]"
+)
+_AUTHOR_REFUSED = {
+    code: f"U+{code:04X}" for first, last in AUTHOR_REFUSED_RANGES for code in range(first, last + 1)
+}
+
+
+def visible(value: str) -> bool:
+    """Whether anything of `value` shows once whitespace, controls, bidirectional controls and
+    zero-width or other invisible characters (the ranges above) are taken out."""
+    return _INVISIBLE.sub("", value) != ""
+
+
+def author_problem(author: str) -> str | None:
+    """Why an author name is refused (a control, bidirectional or invisible character, named by
+    its code point and position), or None when it may be stored."""
+    for position, character in enumerate(author, start=1):
+        if (code := _AUTHOR_REFUSED.get(ord(character))) is not None:
+            return (
+                f"author must not contain control, bidirectional or invisible characters: {code} at "
+                f"character {position} (such a character lets one name display as another)"
+            )
+    return None
 
 
 def sql_length(value: str) -> int:
@@ -152,6 +223,14 @@ def invalid_key() -> ContractError:
     """The answer to a message key that is not a UUID in its 36-character form."""
     return ContractError(
         400, "invalid_key", "the message key must be a UUID such as 3f2b8c4e-1d2a-4c5b-9e7f-0a1b2c3d4e5f"
+    )
+
+
+def key_in_use(key: uuid.UUID) -> ContractError:
+    """The answer to a request whose key another request claimed and is still writing: retry
+    (the retry finds the stored message, or takes over a claim whose request stored nothing)."""
+    return ContractError(
+        409, "key_in_use", f"another request with message key {key} is being stored; retry in a moment"
     )
 
 
@@ -217,10 +296,14 @@ def _parse_take(take: str | None) -> int:
 
 
 def parse_history_query(after: str | None, take: str | None) -> tuple[int, int]:
-    """Validate `?after=&take=`; return (after, take) or raise ContractError. What passes is exactly
-    what the SQL binding reads from the same query values (an empty `after` is 0 to both)."""
+    """Validate `?after=&take=` (or the route values of the same names); return (after, take) or
+    raise ContractError. `after` is required (an empty one is 0, the start); `take` defaults to 50."""
+    if after is None:
+        raise ContractError(
+            400, "invalid_after", "after is required: the id of the last message seen (0 for the oldest)"
+        )
     after_value = 0
-    if after is not None and after != "":
+    if after != "":
         if not _ascii_number(after, 18):
             raise ContractError(400, "invalid_after", "after must be a message id (a non-negative integer)")
         after_value = int(after)
@@ -230,13 +313,25 @@ def parse_history_query(after: str | None, take: str | None) -> tuple[int, int]:
 def parse_page_query(before: str | None, take: str | None) -> tuple[int | None, int]:
     """Validate `?before=&take=` of a history page; return (before, take), `before` None for
     `latest` (the newest page), or raise ContractError."""
-    if before == LATEST:
+    if before in (LATEST, str(MAX_ID)):  # the route form of `latest` is the largest BIGINT
         return None, _parse_take(take)
     if before is None or not _ascii_number(before, 18):
         raise ContractError(
             400, "invalid_before", f"before must be a message id (a non-negative integer) or {LATEST}"
         )
     return int(before), _parse_take(take)
+
+
+def history_after_path(after: int, take: int) -> str:
+    """Where the `history_after` function answers `?after=&take=`, relative to `/api/messages`
+    (the host adds the route prefix): route values that a route constraint holds to a number."""
+    return f"messages/after/{after}/take/{take}"
+
+
+def history_before_path(before: int | None, take: int) -> str:
+    """Where the `history_before` function answers `/page?before=&take=`, relative to
+    `/api/messages/page`; `latest` (None) is the largest id."""
+    return f"before/{MAX_ID if before is None else before}/take/{take}"
 
 
 def inserted_items(changes_json: str) -> list[dict[str, Any]]:

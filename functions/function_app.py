@@ -15,6 +15,7 @@ import logging
 import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import azure.functions as func
 import contract
@@ -30,8 +31,10 @@ def _json_response(payload: object, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(payload), status_code=status, mimetype=JSON)
 
 
-def _error_response(error: contract.ContractError) -> func.HttpResponse:
-    return func.HttpResponse(error.body(), status_code=error.status, mimetype=JSON)
+def _error_response(
+    error: contract.ContractError, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(error.body(), status_code=error.status, mimetype=JSON, headers=headers)
 
 
 @app.function_name("negotiate")
@@ -75,10 +78,10 @@ def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
 @app.function_name("publish_with_key")
 @app.route(route="messages/{key:guid:length(36)}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
 @app.sql_input(
-    arg_name="existing",
-    command_text=queries.MESSAGE_BY_KEY,
-    command_type="Text",
-    parameters=queries.MESSAGE_BY_KEY_PARAMETERS,
+    arg_name="claim",
+    command_text=queries.CLAIM_MESSAGE_KEY,
+    command_type="StoredProcedure",
+    parameters=queries.CLAIM_MESSAGE_KEY_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
 @app.sql_output(
@@ -86,30 +89,45 @@ def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
     command_text=wiring.MESSAGES_TABLE,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
+@app.sql_output(
+    arg_name="release",
+    command_text=wiring.MESSAGE_KEYS_TABLE,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
 def publish_with_key(
-    req: func.HttpRequest, existing: func.SqlRowList, row: func.Out[func.SqlRow]
+    req: func.HttpRequest, claim: func.SqlRowList, row: func.Out[func.SqlRow], release: func.Out[func.SqlRow]
 ) -> func.HttpResponse:
     """Publish under a key the publisher chose, so that a retry cannot publish twice.
 
-    A key not used before stores the message (202, `"replayed": false`). The same key with the
-    same text and author is a retry: nothing is written and the stored message comes back (200,
-    `"replayed": true`). The same key with a different message is a 409. The key is the table's
-    primary key, on which the SQL output binding upserts: two retries racing past the lookup
-    still store one row, and the SQL trigger, which sends inserts only, broadcasts it once.
+    The input binding has claimed the key (`dbo.ClaimMessageKey`) before this body runs: of
+    racing requests with one key, exactly one wins the claim and writes its message (202,
+    `"replayed": false`). The others find the stored message, answered as a retry (200,
+    `"replayed": true`) when text and author are the same and 409 `key_reused` when not, or
+    find the winner still writing: 409 `key_in_use`, to retry in a moment. A winner whose body
+    is refused releases the claim. The output binding upserts, but only the claim's winner
+    writes, and dbo.Messages refuses updates: what is stored is what was broadcast.
     """
+    outcome: dict[str, Any] = next((dict(answer) for answer in claim), {"won": 0})
+    won = bool(outcome.get("won"))
     try:
         key = contract.parse_message_key(req.route_params.get("key"))
         fields = contract.parse_publish(req.get_body(), req.headers.get("Content-Type"))
     except contract.ContractError as error:
+        if won:
+            release.set(
+                func.SqlRow({"messageKey": req.route_params.get("key"), "claimedAt": queries.RELEASED_AT})
+            )
         return _error_response(error)
-    for previous in (dict(stored) for stored in existing):
-        if not contract.is_same_message(previous, fields):
+    if outcome.get("messageKey") is not None:
+        if not contract.is_same_message(outcome, fields):
             return _error_response(
                 contract.ContractError(
                     409, "key_reused", f"message key {key} was already used for a different message"
                 )
             )
-        return _json_response(_accepted(previous, replayed=True), status=200)
+        return _json_response(_accepted(outcome, replayed=True), status=200)
+    if not won:
+        return _error_response(contract.key_in_use(key), headers={"Retry-After": "1"})
     stored = contract.new_message_row(fields, datetime.now(UTC), key)
     row.set(func.SqlRow(stored))
     logging.info("%s %s", wiring.ACCEPTED_LOG, stored["messageKey"])
@@ -127,8 +145,35 @@ def reject_message_key(req: func.HttpRequest) -> func.HttpResponse:
     return _error_response(contract.invalid_key())
 
 
+# History. Query-string values never reach a SQL binding: the host answers 500 before the function
+# runs when a binding expression names an absent query value, and a value holding `,` or `=` breaks
+# the binding's parameter list. So `?after=&take=` and `/page?before=&take=` are checked by functions
+# without bindings, which send the client on (307) to a route whose values a route constraint holds
+# to a number; those routes' functions read SQL. Every other path is a JSON 404.
+HISTORY_METHODS = ["GET", "HEAD"]
+
+
+def _redirect(location: str) -> func.HttpResponse:
+    return func.HttpResponse(status_code=307, headers={"Location": location, "Cache-Control": "no-store"})
+
+
 @app.function_name("history")
-@app.route(route="messages", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="messages", methods=HISTORY_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def history(req: func.HttpRequest) -> func.HttpResponse:
+    """`?after=<id>&take=<1..100>`: checked here, then answered by `history_after` (307)."""
+    try:
+        after, take = contract.parse_history_query(req.params.get("after"), req.params.get("take"))
+    except contract.ContractError as error:
+        return _error_response(error)
+    return _redirect(contract.history_after_path(after, take))
+
+
+@app.function_name("history_after")
+@app.route(
+    route="messages/after/{after:long}/take/{take:int}",
+    methods=HISTORY_METHODS,
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
 @app.sql_input(
     arg_name="rows",
     command_text=queries.HISTORY,
@@ -136,10 +181,10 @@ def reject_message_key(req: func.HttpRequest) -> func.HttpResponse:
     parameters=queries.HISTORY_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
-def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
+def history_after(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
     """Messages after a given id, in id order: how a reconnecting client fills its gap."""
     try:
-        contract.parse_history_query(req.params.get("after"), req.params.get("take"))
+        contract.parse_history_query(req.route_params.get("after"), req.route_params.get("take"))
     except contract.ContractError as error:
         return _error_response(error)
     messages = [contract.message_from_row(dict(row)) for row in rows]
@@ -147,7 +192,22 @@ def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
 
 
 @app.function_name("history_page")
-@app.route(route="messages/page", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="messages/page", methods=HISTORY_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def history_page(req: func.HttpRequest) -> func.HttpResponse:
+    """`/page?before=<id or latest>&take=<1..100>`: checked here, then answered by `history_before`."""
+    try:
+        before, take = contract.parse_page_query(req.params.get("before"), req.params.get("take"))
+    except contract.ContractError as error:
+        return _error_response(error)
+    return _redirect(contract.history_before_path(before, take))
+
+
+@app.function_name("history_before")
+@app.route(
+    route="messages/before/{before:long}/take/{take:int}",
+    methods=HISTORY_METHODS,
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
 @app.sql_input(
     arg_name="rows",
     command_text=queries.HISTORY_PAGE,
@@ -155,19 +215,29 @@ def history(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
     parameters=queries.HISTORY_PAGE_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
-def history_page(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
-    """The newest messages before a given id (or of all: `before=latest`), in id order: how a
-    client shows the end of the history in one request, then reads further back page by page.
-
-    A route of its own: naming `{Query.before}` in the `history` binding would make the Functions
-    host refuse every `?after=&take=` request that does not also send `before`.
-    """
+def history_before(req: func.HttpRequest, rows: func.SqlRowList) -> func.HttpResponse:
+    """The newest messages before a given id, in id order: how a client shows the end of the
+    history in one request, then reads further back page by page."""
     try:
-        contract.parse_page_query(req.params.get("before"), req.params.get("take"))
+        contract.parse_page_query(req.route_params.get("before"), req.route_params.get("take"))
     except contract.ContractError as error:
         return _error_response(error)
     messages = [contract.message_from_row(dict(row)) for row in rows]
     return _json_response({"messages": sorted(messages, key=lambda message: message["id"])})
+
+
+@app.function_name("reject_messages_path")
+@app.route(route="messages/{*path}", methods=HISTORY_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def reject_messages_path(req: func.HttpRequest) -> func.HttpResponse:
+    """Any other read under messages/ (a history route whose values are not numbers, say): the
+    JSON 404 rather than the host's empty one. Its name sorts after every history function's, so
+    it comes last in the host's function-name order as in ASP.NET Core's precedence."""
+    del req
+    return _error_response(
+        contract.ContractError(
+            404, "not_found", "no such API; history is /api/messages?after=<id>&take=<1..100>"
+        )
+    )
 
 
 @app.function_name("health")
@@ -331,11 +401,21 @@ def check_presence(
     parameters=f"@Days=%{wiring.MESSAGE_RETENTION_DAYS_SETTING}%",
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
+@app.sql_input(
+    arg_name="purged_claims",
+    command_text=queries.PURGE_CLAIMS,
+    command_type="Text",
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
 def purge_expired(
-    timer: func.TimerRequest, purged_connections: func.SqlRowList, purged_messages: func.SqlRowList
+    timer: func.TimerRequest,
+    purged_connections: func.SqlRowList,
+    purged_messages: func.SqlRowList,
+    purged_claims: func.SqlRowList,
 ) -> None:
     """Hourly housekeeping. The deletes are the input bindings' statements, run before this body
     (as the SQL binding's documented stored-procedure deletes are): connection rows closed for
-    a day, and messages past the `MessageRetentionDays` app setting when it is above 0."""
-    del timer, purged_connections, purged_messages
+    a day, messages past the `MessageRetentionDays` app setting when it is above 0, and message
+    key claims a day old (a key's stored message, not its claim, answers its retries)."""
+    del timer, purged_connections, purged_messages, purged_claims
     logging.info("purged closed connections and expired messages")

@@ -5,36 +5,40 @@ Query-string values reach SQL as strings, so conversions use TRY_CONVERT: a bad 
 nothing instead of failing the binding, and the function answers 400 itself.
 """
 
+# Both history queries read route values only, never query-string values: the Functions host fails
+# a call (500, before the function runs) when a binding expression names a query value that is
+# absent, and the SQL binding splits `parameters` on `,` and `=` after putting the values in, so a
+# query value such as `1=2` breaks it. Route constraints (`long`, `int`) admit neither.
 HISTORY = (
     "SELECT TOP (CASE WHEN TRY_CONVERT(INT, @Take) BETWEEN 1 AND 100 "
     "THEN TRY_CONVERT(INT, @Take) ELSE 0 END) "
     "id, messageKey, text, author, createdAt FROM dbo.Messages "
     "WHERE id > COALESCE(TRY_CONVERT(BIGINT, @After), 0) ORDER BY id"
 )
-HISTORY_PARAMETERS = "@After={Query.after},@Take={Query.take}"
+HISTORY_PARAMETERS = "@After={after},@Take={take}"
 
-# The newest `take` messages below `before` (`latest`: the newest of all), returned in id order:
-# the first screen in one request, then older history page by page. `id <` one BIGINT computed
-# from the parameters lets SQL Server seek the primary key backwards instead of scanning; a bad
-# `before` converts to NULL and selects nothing.
+# The newest `take` messages below `before` (the newest page of all: the largest BIGINT), returned
+# in id order: the first screen in one request, then older history page by page. `id <` one BIGINT
+# lets SQL Server seek the primary key backwards instead of scanning.
 HISTORY_PAGE = (
     "SELECT id, messageKey, text, author, createdAt FROM ("
     "SELECT TOP (CASE WHEN TRY_CONVERT(INT, @Take) BETWEEN 1 AND 100 "
     "THEN TRY_CONVERT(INT, @Take) ELSE 0 END) "
     "id, messageKey, text, author, createdAt FROM dbo.Messages "
-    "WHERE id < TRY_CONVERT(BIGINT, CASE WHEN @Before = 'latest' THEN '9223372036854775807' "
-    "ELSE @Before END) ORDER BY id DESC"
+    "WHERE id < TRY_CONVERT(BIGINT, @Before) ORDER BY id DESC"
     ") AS newest ORDER BY id"
 )
-HISTORY_PAGE_PARAMETERS = "@Before={Query.before},@Take={Query.take}"
+HISTORY_PAGE_PARAMETERS = "@Before={before},@Take={take}"
 
-# The message a publisher's key names, if it was stored before (PUT /api/messages/{key}). The
-# route admits only the 36-character UUID form, so the binding receives nothing else.
-MESSAGE_BY_KEY = (
-    "SELECT id, messageKey, text, author, createdAt FROM dbo.Messages "
-    "WHERE messageKey = TRY_CONVERT(UNIQUEIDENTIFIER, @Key)"
-)
-MESSAGE_BY_KEY_PARAMETERS = "@Key={key}"
+# Claim a publisher's key before its message is written (PUT /api/messages/{key}): a stored
+# procedure of migration 0007, run by the input binding (CommandType StoredProcedure) before the
+# function body. One row: `won` (1 for exactly one of racing requests) and the stored message, if any.
+CLAIM_MESSAGE_KEY = "dbo.ClaimMessageKey"
+CLAIM_MESSAGE_KEY_PARAMETERS = "@Key={key}"
+CLAIM_STALE_SECONDS = 60
+"""A claim whose message never came is taken over after this long (the procedure's DATEADD)."""
+RELEASED_AT = "2000-01-01T00:00:00.000Z"
+"""The `claimedAt` a request that stored nothing writes back: older than any stale limit."""
 
 # The connections the table says are open, for the presence check to ask SignalR about: all of
 # them while there are at most 1,000 (a Standard unit's limit), else a random 1,000 per run, which
@@ -55,6 +59,12 @@ PURGE_MESSAGES = (
     "DELETE FROM dbo.Messages WHERE id IN ("
     "SELECT TOP (10000) id FROM dbo.Messages WHERE TRY_CONVERT(INT, @Days) > 0 "
     "AND createdAt < DATEADD(DAY, -TRY_CONVERT(INT, @Days), SYSUTCDATETIME()) ORDER BY id)"
+)
+
+PURGE_CLAIMS = (
+    "DELETE FROM dbo.MessageKeys WHERE messageKey IN ("
+    "SELECT TOP (10000) messageKey FROM dbo.MessageKeys "
+    "WHERE claimedAt < DATEADD(HOUR, -24, SYSUTCDATETIME()))"
 )
 
 ONLINE_COUNT = "SELECT COUNT(*) AS online FROM dbo.Connections WHERE disconnectedAt IS NULL"

@@ -25,6 +25,8 @@ SQL_TRIGGER_MAX_BATCH_SIZE_SETTING = "Sql_Trigger_MaxBatchSize"
 
 MESSAGES_TABLE = "dbo.Messages"
 CONNECTIONS_TABLE = "dbo.Connections"
+MESSAGE_KEYS_TABLE = "dbo.MessageKeys"
+"""Publisher-chosen keys claimed by a PUT before its message is written (migration 0007)."""
 
 BROADCAST_MESSAGES_FUNCTION = "broadcast_messages"
 BROADCAST_PRESENCE_FUNCTION = "broadcast_presence"

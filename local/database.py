@@ -8,11 +8,13 @@ insert, update and delete to `_changes`, read in order by the local SQL trigger.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from functions.contract import author_problem, utc_timestamp, visible
 from functions.migrations import load_migrations
+from functions.queries import CLAIM_STALE_SECONDS
 
 INSERT, UPDATE, DELETE = 0, 1, 2
 
@@ -160,7 +164,33 @@ class Table:
                     f"String or binary data would be truncated in table '{self.name}', column '{column}' "
                     f"(at most {limit} UTF-16 units). (2628)"
                 )
+        for (table, column), check in COLUMN_CHECKS.items():
+            value = row.get(column)
+            if table == self.name and isinstance(value, str) and (problem := check(value)) is not None:
+                return (
+                    f"The INSERT statement conflicted with the CHECK constraint on table '{self.name}', "
+                    f"column '{column}': {problem}. (547)"
+                )
         return None
+
+
+def _text_problem(text: str) -> str | None:
+    return None if visible(text) else "text has no visible character"
+
+
+COLUMN_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
+    ("Messages", "author"): author_problem,
+    ("Messages", "text"): _text_problem,
+}
+"""The contract's rules for what a stored message may hold (functions/contract.py), held here as a
+CHECK constraint would hold them: a write that breaks one fails like SQL Server's error 547, so a
+path that skips the function's own check cannot store a disguised author or an invisible text."""
+
+
+INSERT_ONLY = frozenset({"Messages"})
+"""Tables whose rows never change once stored (migration 0007's trigger TR_Messages_insert_only
+refuses every UPDATE with error 50001): the output binding's MERGE fails on a matched row."""
+_CANONICAL_KEY = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def table_name(qualified: str) -> str:
@@ -278,6 +308,8 @@ class Database:
             key in row
             and connection.execute(f"SELECT 1 FROM {table.name} WHERE {key} = ?", (row[key],)).fetchone()
         )
+        if exists and table.name in INSERT_ONLY:
+            raise BindingError(f"A stored message never changes: dbo.{table.name} is insert-only. (50001)")
         if exists:
             updates = [column for column in row if column != key]
             if updates:
@@ -289,6 +321,50 @@ class Database:
         names = list(row)
         placeholders = ", ".join(f":{column}" for column in names)
         connection.execute(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})", row)
+
+    def call(self, procedure: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a stored procedure, as an input binding with CommandType StoredProcedure does. The
+        procedures are those of the migrations, each written here once more for SQLite."""
+        procedures = {"ClaimMessageKey": self._claim_message_key}
+        name = table_name(procedure)
+        if name not in procedures:
+            raise BindingError(f"Could not find stored procedure '{procedure}'. (2812)")
+        return procedures[name](**parameters)
+
+    def _claim_message_key(self, Key: str | None) -> list[dict[str, Any]]:  # noqa: N803 (T-SQL's @Key)
+        """dbo.ClaimMessageKey of migration 0007, in one transaction: claim a key whose message is not
+        stored (the primary key admits one INSERT; SQL Server fails the others with error 2627, which
+        the procedure catches), or take over a claim older than CLAIM_STALE_SECONDS. One row: `won`
+        and the stored message's columns (None when there is none)."""
+        key = Key.lower() if Key is not None and _CANONICAL_KEY.fullmatch(Key) else None
+        now = datetime.now(UTC)
+        won = 0
+        with self._locked() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                stored = connection.execute(
+                    "SELECT id, messageKey, text, author, createdAt FROM Messages WHERE messageKey = ?",
+                    (key,),
+                ).fetchone()
+                if key is not None and stored is None:
+                    try:
+                        connection.execute(
+                            "INSERT INTO MessageKeys (messageKey, claimedAt) VALUES (?, ?)",
+                            (key, utc_timestamp(now)),
+                        )
+                        won = 1
+                    except sqlite3.IntegrityError:  # SQL Server: 2627, a duplicate primary key
+                        stale = utc_timestamp(now - timedelta(seconds=CLAIM_STALE_SECONDS))
+                        won = connection.execute(
+                            "UPDATE MessageKeys SET claimedAt = ? WHERE messageKey = ? AND claimedAt < ?",
+                            (utc_timestamp(now), key, stale),
+                        ).rowcount
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        columns = ("id", "messageKey", "text", "author", "createdAt")
+        return [{"won": won, **(dict(stored) if stored is not None else dict.fromkeys(columns))}]
 
     @staticmethod
     def _next_identity(connection: sqlite3.Connection, table: str) -> int:

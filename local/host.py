@@ -135,15 +135,21 @@ _GUID_FORMATS = {
     r"|\([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\)",
 }
 _SEGMENT_PARAMETER = re.compile(r"^\{(\*?)(\w+)((?::[a-z]+(?:\(\d+\))?)*)\}$")
+# ASP.NET Core's `long` and `int` constraints: Int64/Int32.TryParse with NumberStyles.Integer and
+# the invariant culture (leading and trailing white space, a leading sign, ASCII digits, in range).
+# The pattern admits the form; the range is checked on each request (`route_values_fit`).
+_INTEGER_FORM = r"[\t-\r ]*[+-]?[0-9]+[\t-\r ]*"
+INTEGER_RANGES = {"long": (-(2**63), 2**63 - 1), "int": (-(2**31), 2**31 - 1)}
 
 
 def route_pattern(template: str) -> tuple[str, tuple[int, ...]]:
     """A Functions route template as an aiohttp path under /api/, and its rank (lower first).
 
-    Supports literal segments, `{name}`, `{*name}` (catch-all) and the constraints `guid` and
-    `length(n)`, which ASP.NET Core applies to the whole segment; anything else is refused rather
-    than matched loosely. The rank orders literal segments before constrained parameters, those
-    before plain ones, and a catch-all last, as ASP.NET Core's route precedence does.
+    Supports literal segments, `{name}`, `{*name}` (catch-all) and the constraints `guid`,
+    `length(n)` (with `guid`), `long` and `int`, which ASP.NET Core applies to the whole segment;
+    anything else is refused rather than matched loosely. The rank orders literal segments before
+    constrained parameters, those before plain ones, and a catch-all last, as ASP.NET Core's route
+    precedence does.
     """
     parts, rank = [], []
     for segment in template.strip("/").split("/"):
@@ -164,6 +170,10 @@ def route_pattern(template: str) -> tuple[str, tuple[int, ...]]:
             continue
         pattern = r"[^{}/]+"
         lengths = None
+        if constraints and all(c in INTEGER_RANGES for c in constraints):
+            parts.append(f"{{{name}:{_INTEGER_FORM}}}")
+            rank.append(2)
+            continue
         for constraint in constraints:
             if constraint == "guid":
                 lengths = lengths or set(_GUID_FORMATS)
@@ -180,6 +190,20 @@ def route_pattern(template: str) -> tuple[str, tuple[int, ...]]:
         parts.append(f"{{{name}:{pattern}}}")
         rank.append(2 if constraints else 3)
     return "/api/" + "/".join(parts), tuple(rank)
+
+
+def route_values_fit(template: str, values: Mapping[str, str]) -> bool:
+    """Whether route values are in the range of their `long` or `int` constraints (the form was
+    matched by the pattern); a value out of range means the route does not match, as in ASP.NET."""
+    for segment in template.strip("/").split("/"):
+        match = _SEGMENT_PARAMETER.match(segment)
+        if match is None:
+            continue
+        for constraint in (c for c in match.group(3).split(":") if c in INTEGER_RANGES):
+            low, high = INTEGER_RANGES[constraint]
+            if not low <= int(values[match.group(2)]) <= high:
+                return False
+    return True
 
 
 class FunctionsHost:
@@ -282,9 +306,11 @@ class FunctionsHost:
             elif kind == "signalRConnectionInfo":
                 arguments[name] = json.dumps(self.hub.connection_info(binding["hubName"]))
             elif kind == "sql":
-                rows = self.database.query(
-                    binding["commandText"], _sql_parameters(binding.get("parameters"), query, route)
-                )
+                parameters = _sql_parameters(binding.get("parameters"), query, route)
+                if binding.get("commandType") == "StoredProcedure":
+                    rows = self.database.call(binding["commandText"], parameters)
+                else:
+                    rows = self.database.query(binding["commandText"], parameters)
                 arguments[name] = func.SqlRowList([func.SqlRow(row) for row in rows])
             else:
                 raise BindingError(f"{spec.name}: the local host does not support {kind} input bindings")
@@ -352,7 +378,9 @@ class FunctionsHost:
                 continue
             path, rank = route_pattern(spec.trigger["route"])
             for method in spec.trigger.get("methods") or ["GET", "POST"]:
-                ranked.append((rank, web.route(method, path, self._http_handler(spec))))
+                # aiohttp would also route HEAD to a GET route; the Functions host does not.
+                options = {"allow_head": False} if method.upper() == "GET" else {}
+                ranked.append((rank, web.route(method, path, self._http_handler(spec), **options)))
         return [route for _, route in sorted(ranked, key=lambda pair: pair[0])]
 
     def _authorized(self, spec: FunctionSpec, request: web.Request) -> bool:
@@ -364,7 +392,15 @@ class FunctionsHost:
         return hmac.compare_digest(key.encode("utf-8", "surrogateescape"), self.publish_key.encode())
 
     def _http_handler(self, spec: FunctionSpec) -> Callable[[web.Request], Any]:
+        methods = {method.upper() for method in spec.trigger.get("methods") or ["GET", "POST"]}
+
         async def handle(request: web.Request) -> web.StreamResponse:
+            # aiohttp hands HEAD to a GET route; the Functions host matches a function's own methods
+            # only, and a value outside a `long` or `int` constraint's range matches no route.
+            if request.method not in methods or not route_values_fit(
+                spec.trigger["route"], request.match_info
+            ):
+                return error_response(404, f"no API at {request.path}")
             if not self._authorized(spec, request):
                 return error_response(
                     401, "a valid function key is required: the x-functions-key header or the code parameter"

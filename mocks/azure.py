@@ -6,7 +6,6 @@ tests can compute what the program should have wired without hard-coding it.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -123,36 +122,4 @@ class AzureMocks(pulumi.runtime.Mocks):
                 "subscriptionId": SUBSCRIPTION,
                 "tenantId": TENANT,
             }
-        if args.token == "azure-native:authorization:getClientToken":
-            return {"token": "mock-arm-token"}
         raise AssertionError(f"unexpected invoke {args.token}")
-
-
-FLEX_REGIONS = (
-    "Australia East", "Brazil South", "Canada Central", "Central US", "East Asia", "East US", "East US 2",
-    "France Central", "Germany West Central", "Japan East", "North Central US", "North Europe",
-    "South Central US", "Southeast Asia", "Sweden Central", "UK South", "West Europe", "West US 2",
-    "West US 3",
-)  # fmt: skip
-
-
-class ReadySubscription:
-    """ARM as the preflight reads it, for a subscription that has everything: every resource provider
-    registered, Flex Consumption offered in FLEX_REGIONS. (Preflight's own tests use stricter ones.)"""
-
-    def __init__(self, providers: list[str]) -> None:
-        self.providers = providers
-
-    def __call__(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        assert method == "GET" and headers["Authorization"] == "Bearer mock-arm-token", (method, url)
-        if f"/subscriptions/{SUBSCRIPTION}/providers?" in url:
-            value: list[dict[str, str]] = [
-                {"namespace": namespace, "registrationState": "Registered"} for namespace in self.providers
-            ]
-        elif f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Web/geoRegions?sku=FlexConsumption" in url:
-            value = [{"name": region} for region in FLEX_REGIONS]
-        else:
-            raise AssertionError(f"unexpected ARM read {url}")
-        return 200, {}, json.dumps({"value": value}).encode()

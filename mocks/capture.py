@@ -21,9 +21,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-import preflight.program
-from mocks.azure import AzureMocks, ReadySubscription
-from preflight.checks import BASE_PROVIDERS, ODBC_DRIVER, PRIVATE_NETWORK_PROVIDERS
+from mocks.azure import AzureMocks
 from settings.loading import stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,17 +195,14 @@ def run(
     config: Mapping[str, str],
     stack: str = "dev",
     expect_error: bool = False,
-    azure: Any = None,
-    odbc_drivers: list[str] | None = None,
     preview: bool = False,
     mocks: AzureMocks | None = None,
 ) -> ProgramRun:
     """Run `body` (which declares resources) under mocks with `config`, and capture what it declared.
 
     With `expect_error`, an exception from the program is returned in `error` (with whatever was
-    registered before it) instead of raised. `azure` answers the preflight's ARM reads and
-    `odbc_drivers` is what this machine has (default: a ready subscription and machine); `preview`
-    runs it as `pulumi preview` does; `mocks` answers as Azure would (default: `AzureMocks()`).
+    registered before it) instead of raised; `preview` runs it as `pulumi preview` does; `mocks`
+    answers as Azure would (default: `AzureMocks()`).
     """
     mocks = mocks or AzureMocks()
     monitor = CapturingMonitor(mocks, stack)
@@ -225,14 +220,7 @@ def run(
                 secret_exports.add(key)
 
     def program() -> Any:
-        # The preflight's ARM reads and the local ODBC driver, as on a ready subscription and machine.
-        ready = ReadySubscription([*BASE_PROVIDERS, *PRIVATE_NETWORK_PROVIDERS])
-        drivers = [ODBC_DRIVER] if odbc_drivers is None else odbc_drivers
-        with (
-            mock.patch.object(pulumi, "export", lambda key, value: raw_exports.__setitem__(key, value)),
-            mock.patch.object(preflight.program, "arm_transport", azure or ready),
-            mock.patch.object(preflight.program, "odbc_drivers", lambda: drivers),
-        ):
+        with mock.patch.object(pulumi, "export", lambda key, value: raw_exports.__setitem__(key, value)):
             body()
         return pulumi.Output.from_input(asyncio.ensure_future(resolve()))
 
@@ -251,7 +239,7 @@ def run_stack(
     stack: str, overrides: Mapping[str, Any] | None = None, expect_error: bool = False, **options: Any
 ) -> ProgramRun:
     """Run `__main__.py` with `Pulumi.<stack>.yaml` plus `overrides` (keys without the project prefix);
-    `options` are those of `run` (azure, odbc_drivers, preview, mocks)."""
+    `options` are those of `run` (preview, mocks)."""
     config = stack_file(stack, ROOT)
     for key, value in (overrides or {}).items():
         full_key = key if ":" in key else f"broadcast:{key}"

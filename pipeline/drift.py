@@ -1,8 +1,10 @@
 """Drift: what `pulumi refresh --preview-only --json` found changed in Azure since the last deployment,
 as the body of the issue the drift workflow keeps, one per stack.
 
-`python -m pipeline.drift <stack> <refresh.json> --body FILE` writes the issue body and prints
-`drifted=true|false` (for $GITHUB_OUTPUT).
+`python -m pipeline.drift <stack> <refresh.json> --body FILE [--status N --log FILE]` writes the
+issue body and prints `drifted=true|false`, `failed=true|false` and the issue's title (for
+$GITHUB_OUTPUT). A refresh that failed (status N other than 0) opens the issue too, with the end of
+its log: a check that cannot run must not read as "no drift".
 """
 
 from __future__ import annotations
@@ -74,14 +76,38 @@ def issue_body(stack: str, changes: list[Drifted], run_url: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def failure_body(stack: str, status: int, log: str, run_url: str = "", lines: int = 30) -> str:
+    """The issue when the refresh itself failed: its exit status and the end of its log."""
+    tail = "\n".join(log.strip().splitlines()[-lines:]) or "(no output)"
+    body = [
+        f"`pulumi refresh --preview-only` of stack `{stack}` failed (exit status {status}), so whether "
+        "Azure still matches the state is unknown. The end of its output:",
+        "",
+        "~~~",
+        tail.replace("~~~", "~ ~ ~"),
+        "~~~",
+    ]
+    if run_url:
+        body += ["", f"Run: {run_url}. This issue closes itself when a later check finds no drift."]
+    return "\n".join(body) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write the body, print whether the stack drifted."""
+    """Write the body, print whether the stack drifted or the check failed."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.drift", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack")
     parser.add_argument("refresh", type=Path, help="the JSON of pulumi refresh --preview-only --json")
     parser.add_argument("--body", type=Path, required=True, help="where to write the issue body")
     parser.add_argument("--run-url", default="", help="the workflow run, linked from the issue")
+    parser.add_argument("--status", type=int, default=0, help="the refresh's exit status")
+    parser.add_argument("--log", type=Path, help="the refresh's stderr, quoted when it failed")
     arguments = parser.parse_args(argv)
+    title = f"title={issue_title(arguments.stack)}"
+    if arguments.status != 0:
+        log = arguments.log.read_text(errors="replace") if arguments.log and arguments.log.is_file() else ""
+        arguments.body.write_text(failure_body(arguments.stack, arguments.status, log, arguments.run_url))
+        print("drifted=true", "failed=true", title, sep="\n")
+        return 0
     try:
         refresh = json.loads(arguments.refresh.read_text())
     except (OSError, ValueError) as error:
@@ -89,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     changes = drifted(refresh)
     arguments.body.write_text(issue_body(arguments.stack, changes, arguments.run_url))
-    print(f"drifted={'true' if changes else 'false'}")
-    print(f"title={issue_title(arguments.stack)}")
+    print(f"drifted={'true' if changes else 'false'}", "failed=false", title, sep="\n")
     return 0
 
 

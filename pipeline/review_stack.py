@@ -1,17 +1,20 @@
-"""The stack of a pull request's review deployment: named from the PR's number, configured from
-`Pulumi.review.yaml` plus its instance, and keeping the encryption salt its state was written with.
+"""The stacks of pull requests' review deployments: named from the PR's number, configured from
+`Pulumi.review.yaml` plus their instance, and found again to destroy them.
 
-`python -m pipeline.review_stack <pr> [--export FILE]` writes `Pulumi.pr-<pr>.yaml`. With the JSON of
-`pulumi stack export` (an existing stack on a self-managed backend with the passphrase provider), the
-salt recorded in the state goes into the file: the file is made anew on each run, and a stack file
-without its salt would make Pulumi start another one.
+`python -m pipeline.review_stack write <pr>` writes `Pulumi.pr-<pr>.yaml` (config only: the
+workflows set `PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER`, so an existing stack keeps the secrets
+manager its state was written with, whatever the provider). `exists <pr> --stacks FILE` reads
+`pulumi stack ls --json` and prints `exists=true|false`; `sweep --stacks FILE --keep FILE` prints the
+review stacks whose pull request is no longer open with the `deploy-review` label.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "Pulumi.review.yaml"
+REVIEW_STACK = re.compile(r"pr-([1-9][0-9]*)")
 
 
 def stack_name(pull_request: int) -> str:
@@ -33,45 +37,91 @@ def instance(pull_request: int) -> str:
     return stack_name(pull_request).replace("-", "")
 
 
-def passphrase_salt(exported: dict[str, Any]) -> str | None:
-    """The passphrase provider's salt recorded in an exported deployment, if that is its provider."""
-    providers = (exported.get("deployment") or {}).get("secrets_providers") or {}
-    if providers.get("type") != "passphrase":
-        return None
-    salt = (providers.get("state") or {}).get("salt")
-    return str(salt) if salt else None
-
-
-def stack_file(pull_request: int, exported: dict[str, Any] | None = None, root: Path = ROOT) -> str:
-    """The review stack's settings file: the template's config, its instance, and its salt."""
+def stack_file(pull_request: int, root: Path = ROOT) -> str:
+    """The review stack's settings file: the template's config and its instance, and no secrets
+    settings (Pulumi takes those from the stack's state; a new stack gets the provider named by
+    the workflow, never a default)."""
     document = yaml.safe_load((root / TEMPLATE).read_text()) or {}
     config = dict(document.get("config") or {})
     config["broadcast:instance"] = instance(pull_request)
-    result: dict[str, Any] = {}
-    salt = passphrase_salt(exported or {})
-    if salt:
-        result["encryptionsalt"] = salt
-    result["config"] = config
     return (
         "# Written by python -m pipeline.review_stack from Pulumi.review.yaml; not committed.\n"
-        + yaml.safe_dump(result, sort_keys=False)
+        + yaml.safe_dump({"config": config}, sort_keys=False)
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write Pulumi.pr-<number>.yaml and print the stack name."""
+def listed_stacks(listing: Any) -> set[str]:
+    """Stack names from `pulumi stack ls --json` (a list of objects with `name`). A backend may
+    qualify names (`org/project/stack`): the last segment is the stack."""
+    if not isinstance(listing, list) or not all(isinstance(s, dict) and "name" in s for s in listing):
+        raise ValueError("expected the JSON list that `pulumi stack ls --json` prints")
+    return {str(entry["name"]).rsplit("/", 1)[-1] for entry in listing}
+
+
+def review_number(stack: str) -> int | None:
+    """The pull request number of a review stack's name, or None for any other stack."""
+    match = REVIEW_STACK.fullmatch(stack)
+    return int(match.group(1)) if match else None
+
+
+def to_sweep(stacks: Iterable[str], keep: Iterable[int]) -> list[str]:
+    """The review stacks whose pull request is not among `keep` (open and labelled), oldest first."""
+    kept = set(keep)
+    numbered = [(n, s) for s in stacks if (n := review_number(s)) is not None and n not in kept]
+    return [name for _, name in sorted(numbered)]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from error
+
+
+def _numbers(document: Any) -> set[int]:
+    """Pull request numbers from `gh pr list --json number` (a list of `{"number": n}`)."""
+    if not isinstance(document, list) or not all(isinstance(p, dict) and "number" in p for p in document):
+        raise ValueError("expected the JSON list that `gh pr list --json number` prints")
+    return {int(p["number"]) for p in document}
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.review_stack", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("pull_request", type=int, help="the pull request's number")
-    parser.add_argument("--export", type=Path, help="`pulumi stack export` of the existing stack (JSON)")
-    arguments = parser.parse_args(argv)
-    exported = None
-    if arguments.export and arguments.export.is_file() and arguments.export.stat().st_size:
-        exported = json.loads(arguments.export.read_text())
-    name = stack_name(arguments.pull_request)
-    (ROOT / f"Pulumi.{name}.yaml").write_text(stack_file(arguments.pull_request, exported))
-    print(name)
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write", help="write Pulumi.pr-<pr>.yaml and print the stack name")
+    write.add_argument("pull_request", type=int)
+    write.add_argument("--root", type=Path, default=ROOT, help="where Pulumi.review.yaml is")
+    exists = commands.add_parser("exists", help="print exists=true|false for the PR's stack")
+    exists.add_argument("pull_request", type=int)
+    exists.add_argument("--stacks", type=Path, required=True, help="the JSON of pulumi stack ls --json")
+    sweep = commands.add_parser("sweep", help="print the review stacks to destroy, one a line")
+    sweep.add_argument("--stacks", type=Path, required=True, help="the JSON of pulumi stack ls --json")
+    sweep.add_argument("--keep", type=Path, required=True, help="gh pr list --json number: PRs to keep")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; bad input is named on stderr with exit status 2."""
+    arguments = _parser().parse_args(argv)
+    try:
+        if arguments.command == "write":
+            name = stack_name(arguments.pull_request)
+            root = arguments.root
+            (root / f"Pulumi.{name}.yaml").write_text(stack_file(arguments.pull_request, root))
+            print(name)
+        elif arguments.command == "exists":
+            name = stack_name(arguments.pull_request)
+            found = name in listed_stacks(_read_json(arguments.stacks))
+            print(f"exists={'true' if found else 'false'}")
+        else:
+            stacks = listed_stacks(_read_json(arguments.stacks))
+            for name in to_sweep(stacks, _numbers(_read_json(arguments.keep))):
+                print(name)
+    except ValueError as error:
+        print(f"python -m pipeline.review_stack {arguments.command}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

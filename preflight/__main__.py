@@ -1,6 +1,11 @@
 """`python -m preflight <stack> [--subscription ID]`: check a subscription and this machine before the
 first `pulumi up` (no Pulumi CLI needed): resource providers, Flex Consumption in the stack's region,
-and the ODBC driver. Prints each missing prerequisite with the command that fixes it; exits 1 if any."""
+and the ODBC driver. Prints each missing prerequisite with the command that fixes it.
+
+Exit codes: 0 ready; 1 a prerequisite is missing; 2 the command line is wrong (an unknown stack, or
+no --subscription where the sign-in sees several); 3 the stack file or a setting is invalid; 4 no
+Azure sign-in (run `az login`). Every error is one line on stderr (a settings error, one per key).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,25 @@ import sys
 from collections.abc import Iterable
 
 import pulumi
+from azure.core.exceptions import ClientAuthenticationError
 
 from data_plane.azure_http import entra_token
 from preflight.checks import ARM, ArmGet, Needs, check, report
 from preflight.program import arm_reader, odbc_drivers
 from settings import SettingsError, load_settings, stack_file
+
+EXIT_MISSING = 1
+EXIT_USAGE = 2
+EXIT_SETTINGS = 3
+EXIT_NOT_SIGNED_IN = 4
+SIGN_IN_HINT = (
+    "no Azure sign-in: run `az login` (then `az account set --subscription <id>`), or set "
+    "AZURE_TENANT_ID, AZURE_CLIENT_ID and a secret or federated token for a service principal"
+)
+
+
+class UsageError(Exception):
+    """The command line does not say enough (answered with exit code 2)."""
 
 
 def subscription_of(config: dict[str, str], given: str | None, arm_get: ArmGet) -> str:
@@ -32,7 +51,10 @@ def subscription_of(config: dict[str, str], given: str | None, arm_get: ArmGet) 
     status, body = arm_get(f"{ARM}/subscriptions?api-version=2022-12-01")
     ids = [item["subscriptionId"] for item in json.loads(body).get("value", [])] if status == 200 else []
     if len(ids) != 1:
-        raise SystemExit("python -m preflight: say which subscription with --subscription <id>")
+        seen = (
+            f"the sign-in sees {len(ids)} subscriptions" if status == 200 else f"ARM answered HTTP {status}"
+        )
+        raise UsageError(f"say which subscription with --subscription <id> ({seen})")
     return str(ids[0])
 
 
@@ -46,18 +68,25 @@ def main(
     arguments = parser.parse_args(argv)
     try:
         config = stack_file(arguments.stack)
+        pulumi.runtime.set_all_config(config, [])
+        settings = load_settings(pulumi.Config("broadcast"), stack=arguments.stack)
     except FileNotFoundError as error:
         parser.error(str(error))
-    pulumi.runtime.set_all_config(config, [])
-    try:
-        settings = load_settings(pulumi.Config("broadcast"), stack=arguments.stack)
     except SettingsError as error:
-        print(error, file=sys.stderr)
-        return 1
-    # With the credential the deploy-time resources use (CLI login; OIDC in CI).
-    arm = arm_get or arm_reader(entra_token())
+        print(f"python -m preflight: stack {arguments.stack}: {error}", file=sys.stderr)
+        return EXIT_SETTINGS
+    try:
+        # With the credential the deploy-time resources use (CLI login; OIDC in CI).
+        arm = arm_get or arm_reader(entra_token())
+        subscription_id = subscription_of(config, arguments.subscription, arm)
+    except ClientAuthenticationError:
+        print(f"python -m preflight: {SIGN_IN_HINT}", file=sys.stderr)
+        return EXIT_NOT_SIGNED_IN
+    except UsageError as error:
+        print(f"python -m preflight: {error}", file=sys.stderr)
+        return EXIT_USAGE
     needs = Needs(
-        subscription_id=subscription_of(config, arguments.subscription, arm),
+        subscription_id=subscription_id,
         location=settings.location,
         flex_consumption=settings.hosting_plan == "FlexConsumption",
     )
@@ -66,7 +95,7 @@ def main(
         print(f"not checked: {reason}")
     if problems:
         print(report(problems))
-        return 1
+        return EXIT_MISSING
     print(f"stack {arguments.stack}: subscription {needs.subscription_id} and this machine are ready")
     return 0
 

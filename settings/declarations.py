@@ -58,6 +58,17 @@ class Setting:
         return self.default
 
 
+MAX_TAG_VALUE = 256
+"""Azure resource tags: a tag value is limited to 256 characters (tag-resources#limitations; the
+azurestack provider's tag validation refuses longer ones)."""
+
+
+def _tag_value(value: Any) -> str | None:
+    if len(str(value)) > MAX_TAG_VALUE:
+        return f"allowed: a tag value of at most {MAX_TAG_VALUE} characters (got {len(str(value))})"
+    return None
+
+
 def _one_of(allowed: Sequence[Any]) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value in allowed:
@@ -239,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
         description="Azure SignalR Service SKU: Free_F1 (dev only: 20 concurrent connections and 20,000 "
         "messages a day, a broadcast to N clients counting N), Standard_S1 or Premium_P1 (1,000 connections "
         "per unit, no daily message cap).",
-        default={"dev": "Free_F1", "test": "Standard_S1", "review": "Free_F1", "prod": "Standard_S1"},
+        default={"dev": "Free_F1", "test": "Standard_S1", "review": "Standard_S1", "prod": "Standard_S1"},
         check=_one_of(SIGNALR_SKUS),
     ),
     Setting(
@@ -469,8 +480,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="owner",
         type="string",
-        description="Optional 'owner' tag value (team or e-mail).",
+        description="Optional 'owner' tag value (team or e-mail), at most 256 characters.",
         default="",
+        check=_tag_value,
     ),
 )
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}

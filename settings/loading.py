@@ -7,9 +7,10 @@ in `Pulumi.<stack>.yaml` fails `pulumi preview` in a second instead of half-way 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,34 @@ def read_key(config: pulumi.Config, setting: Setting, environment: str) -> tuple
     if problem is not None:
         return None, f"{PROJECT}:{setting.key} = {value!r}: {problem}"
     return value, None
+
+
+def unknown_keys(keys: Iterable[str], stack: str) -> list[str]:
+    """Keys in the project's namespace that no setting declares, refused as the Pulumi CLI refuses a
+    stack key `Pulumi.yaml` does not declare ("Stack ... uses configuration value ... which is not
+    defined by the project configuration", pulumi/pulumi#11127), with the key meant when it is a
+    near miss (`signalrSKU`, `protectdata`). Other namespaces (providers) are not the project's."""
+    declared = {setting.key for setting in SETTINGS}
+    by_folded = {key.lower(): key for key in declared}
+    errors = []
+    for full_key in sorted(keys):
+        namespace, _, name = full_key.partition(":")
+        if namespace != PROJECT or name in declared:
+            continue
+        meant = by_folded.get(name.lower()) or next(iter(difflib.get_close_matches(name, declared, 1)), None)
+        hint = f"; did you mean `{meant}`?" if meant else "; the declared keys are in Pulumi.yaml"
+        errors.append(
+            f"Stack '{stack}' uses configuration value '{full_key}' which is not defined by the project "
+            f"configuration{hint}"
+        )
+    return errors
+
+
+def _configured_keys() -> set[str]:
+    """Every config key the program was given (by the CLI, the mocks, or `set_all_config`)."""
+    from pulumi.runtime import config as runtime_config
+
+    return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
 
 
 def _location_rule(location: str | None) -> list[str]:
@@ -250,10 +279,19 @@ def stack_file(stack: str, root: Path = ROOT) -> dict[str, str]:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no Pulumi.{stack}.yaml in {root}")
-    document = yaml.safe_load(path.read_text()) or {}
-    return {
-        key: v if isinstance(v, str) else json.dumps(v) for key, v in (document.get("config") or {}).items()
-    }
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise SettingsError(f"{path.name} is not valid YAML{where}: {problem}") from None
+    settings = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or not isinstance(settings, dict | None):
+        raise SettingsError(
+            f"{path.name}: `config` must be a mapping of keys to values, as `pulumi config` writes"
+        )
+    return {key: v if isinstance(v, str) else json.dumps(v) for key, v in (settings or {}).items()}
 
 
 def load_settings(
@@ -265,7 +303,7 @@ def load_settings(
     location = location if location is not None else pulumi.Config("azure-native").get("location")
 
     environment, error = read_environment(config, stack)
-    errors = [error] if error else []
+    errors = unknown_keys(_configured_keys(), stack) + ([error] if error else [])
     values: Values = {}
     for setting in SETTINGS:
         if setting.key == "environment":

@@ -52,6 +52,8 @@ def request(method: str, url: str, body: bytes | None = None, headers: dict[str,
         return Http(error.code, dict(error.headers), error.read())
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         raise StepFailedError(f"{method} {url} did not answer: {error}") from None
+    except ValueError as error:  # a URL urllib cannot use, e.g. one built from a bad config.json
+        raise StepFailedError(f"{method} {url!r} is not a usable URL: {error}") from None
 
 
 @dataclass
@@ -81,6 +83,20 @@ def site(context: Context) -> str:
     return f"HTTP 200, {len(answer.body)} bytes, CSP present"
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a site URL (an http(s) scheme and a host are needed), or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (reading it checks the port)
+    except ValueError as error:
+        return str(error)
+    if parts.scheme not in ("https", "http"):
+        return "not an http(s) URL"
+    if not parts.hostname:
+        return "no host name"
+    return None
+
+
 def config(context: Context) -> str:
     """config.json names the API and the hub."""
     url = urllib.parse.urljoin(context.site_url, "config.json")
@@ -88,7 +104,10 @@ def config(context: Context) -> str:
     document = answer.json()
     if answer.status != 200 or not isinstance(document, dict) or not document.get("apiBaseUrl"):
         raise StepFailedError(f"GET {url} answered HTTP {answer.status}: {answer.body[:200]!r}")
-    context.api, context.hub = str(document["apiBaseUrl"]).rstrip("/"), str(document.get("hub", ""))
+    api = document["apiBaseUrl"]
+    if not isinstance(api, str) or url_problem(api) is not None:
+        raise StepFailedError(f"{url}: apiBaseUrl must be the API's http(s) URL, got {api!r}")
+    context.api, context.hub = api.rstrip("/"), str(document.get("hub", ""))
     return f"API {context.api}, hub {context.hub}"
 
 

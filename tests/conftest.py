@@ -9,7 +9,7 @@ import pytest
 
 from mocks import ProgramRun, run_stack
 
-# The program builds the function package; tests install its dependencies from the wheelhouse that
+# Tests that build the function package install its dependencies from the wheelhouse that
 # `make setup` downloads, so they need no network.
 WHEELHOUSE = Path(__file__).resolve().parent.parent / "build" / "wheels"
 os.environ.setdefault("BROADCAST_WHEELHOUSE", str(WHEELHOUSE))

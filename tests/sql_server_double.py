@@ -18,6 +18,12 @@ Rules modelled, each from Microsoft's documentation:
   Microsoft Graph with the server's identity; without one that can read the directory it fails with
   error 33134 (Azure SQL: Microsoft Entra service principals). CREATE USER ... WITH SID = <binary(16)>,
   TYPE = E needs no lookup (Azure SQL: managed identities, "Permissions for SMI"); SID must be 16 bytes.
+- "CREATE PROCEDURE must be the first statement in the batch" (and so must CREATE TRIGGER, FUNCTION
+  and VIEW, with or without OR ALTER): error 111, "'CREATE/ALTER PROCEDURE' must be the first
+  statement in a query batch." (CREATE PROCEDURE reference, Limitations; Batches of SQL statements).
+- A primary key admits one row per key: "Violation of PRIMARY KEY constraint '%.*ls'. Cannot insert
+  duplicate key in object '%.*ls'. The duplicate key value is %ls." is error 2627 (Database engine
+  errors 2000-2999), here for the tracking table's key, the migration name.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ _WITH_SID = re.compile(
     re.IGNORECASE,
 )
 _TRACKING_TABLE = "dbo.SchemaMigrations"
+_MODULE = re.compile(r"\bCREATE\s+(?:OR\s+ALTER\s+)?(PROCEDURE|PROC|TRIGGER|FUNCTION|VIEW)\b", re.IGNORECASE)
 
 
 def _error(sqlstate: str, message: str, number: int) -> pyodbc.ProgrammingError:
@@ -120,6 +127,10 @@ class SqlServerSession:
             raise _error(
                 "25000", "ALTER DATABASE statement not allowed within multi-statement transaction.", 226
             )
+        module = _MODULE.search(text)
+        if module and module.start() != 0:
+            kind = module.group(1).upper().replace("PROC", "PROCEDURE").replace("PROCEDUREEDURE", "PROCEDURE")
+            raise _error("42000", f"'CREATE/ALTER {kind}' must be the first statement in a query batch.", 111)
         self._users(text)
         self._bookkeeping(text, params)
         if self._autocommit:
@@ -149,7 +160,16 @@ class SqlServerSession:
         elif text.startswith(f"DELETE FROM {_TRACKING_TABLE}"):
             self._pending_tracking[str(params[0])] = None
         elif text.startswith(f"INSERT INTO {_TRACKING_TABLE}"):
-            self._pending_tracking[str(params[0])] = str(params[1])
+            name = str(params[0])
+            pending = self._pending_tracking.get(name, "absent")
+            if pending is not None and (pending != "absent" or name in self.tracking):
+                raise pyodbc.IntegrityError(
+                    "23000",
+                    "[23000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Violation of PRIMARY KEY "
+                    "constraint 'PK__SchemaMi' (its generated name). Cannot insert duplicate key in object "
+                    f"'{_TRACKING_TABLE}'. The duplicate key value is ({name}). (2627) (SQLExecDirectW)",
+                )
+            self._pending_tracking[name] = str(params[1])
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return list(self._rows)

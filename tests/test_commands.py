@@ -89,3 +89,86 @@ def test_offline_policy_check_names_an_unknown_stack(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         preview_main(["staging"])
     assert "no Pulumi.staging.yaml" in capsys.readouterr().err
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    (root / name).write_text(text)
+    return root / name
+
+
+@pytest.mark.parametrize(
+    ("stack_text", "message"),
+    [
+        ("config:\n  broadcast:sqlSku: Nope\n", "broadcast:sqlSku = 'Nope': allowed:"),
+        ('config: "x"\n', "Pulumi.bad.yaml: `config` must be a mapping"),
+        ("config:\n  broadcast:sqlSku: [\n", "Pulumi.bad.yaml is not valid YAML (line 3, column 1)"),
+        ("- a list\n", "Pulumi.bad.yaml: `config` must be a mapping"),
+    ],
+)
+def test_preview_names_a_bad_stack_file_or_setting_and_exits_3(
+    tmp_path: Path, stack_text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21: an invalid setting was a 46-line traceback, with the exit code of a violation (1)."""
+    write(tmp_path, "Pulumi.bad.yaml", stack_text)
+    assert preview_main(["bad"], root=tmp_path) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        (None, "cannot read it (No such file or directory)"),
+        ("{", "not valid JSON"),
+        ("[]", "must be a JSON object of policy names"),
+        ('{"allowed-locations": "sometimes"}', "policy 'allowed-locations' needs an enforcement level"),
+        ('{"allowed-locations": {"enforcementLevel": 3}}', "needs an enforcement level"),
+    ],
+)
+def test_preview_refuses_a_missing_or_invalid_policy_config_with_exit_2(
+    tmp_path: Path, config_text: str | None, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "policy.json"
+    if config_text is not None:
+        config.write_text(config_text)
+    with pytest.raises(SystemExit) as exited:
+        preview_main(["dev", "--policy-config", str(config)])
+    error = capsys.readouterr().err.splitlines()
+    assert exited.value.code == 2 and message in error[-1]
+
+
+def test_preflight_without_an_azure_sign_in_says_az_login_and_exits_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21: 43 lines of DefaultAzureCredential's attempts, and no hint."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    import preflight.__main__ as preflight_command
+
+    def not_signed_in(scope: str = "") -> str:
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    monkeypatch.setattr(preflight_command, "entra_token", not_signed_in)
+    assert preflight_command.main(["dev", "--subscription", "00000000-0000-0000-0000-000000000000"]) == 4
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and "run `az login`" in error[0]
+
+
+def test_preflight_asks_for_a_subscription_when_the_sign_in_sees_several(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A usage error (2), not the exit code of a missing prerequisite (1)."""
+    import preflight.__main__ as preflight_command
+
+    for name in ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+    def two_subscriptions(url: str) -> tuple[int, bytes]:
+        return 200, json.dumps({"value": [{"subscriptionId": "a"}, {"subscriptionId": "b"}]}).encode()
+
+    assert preflight_command.main(["dev"], arm_get=two_subscriptions, drivers=[]) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert error == [
+        "python -m preflight: say which subscription with --subscription <id> "
+        "(the sign-in sees 2 subscriptions)"
+    ]

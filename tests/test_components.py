@@ -6,9 +6,8 @@ from typing import Any
 
 import pulumi
 import pytest
-from conftest import WHEELHOUSE
 
-from artifacts.function_package import build_package, pip_installer
+from artifacts.function_package import plan_package
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.functions_app import FunctionApp, FunctionAppArgs, Telemetry
 from components.shared import Deployer, Naming, Role, RoleAssignment, UserAssignedIdentity, role_definition_id
@@ -191,7 +190,7 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
         principal_id="pid",
         name="id",
     )
-    package = build_package("3.11", installer=pip_installer(WHEELHOUSE))
+    package = plan_package("3.11")
     result, outputs = declare(
         lambda: FunctionApp(
             "fn",

@@ -29,12 +29,13 @@ def create_tables() -> dict[str, exp.Create]:
 
 
 def test_migrations_are_ordered_and_numbered() -> None:
-    assert [m.name[:4] for m in MIGRATIONS] == ["0001", "0002", "0003", "0004", "0005", "0006"]
+    numbers = [int(m.name[:4]) for m in MIGRATIONS]
+    assert numbers == sorted(set(numbers)) and {1, 2, 3, 4, 5, 6, 7} <= set(numbers)
 
 
 def test_tables_parse_with_primary_keys() -> None:
     tables = create_tables()
-    assert set(tables) == {wiring.MESSAGES_TABLE, wiring.CONNECTIONS_TABLE}
+    assert set(tables) == {wiring.MESSAGES_TABLE, wiring.CONNECTIONS_TABLE, wiring.MESSAGE_KEYS_TABLE}
     for name, statement in tables.items():
         text = statement.sql(dialect="tsql")
         assert "PRIMARY KEY" in text, name
@@ -68,6 +69,8 @@ def test_every_batch_is_idempotent_by_construction() -> None:
             )
             continue
         guard = code.splitlines()[0]
+        if re.match(r"CREATE OR ALTER (PROCEDURE|TRIGGER) ", guard):
+            continue  # replaces the module each run
         assert re.match(r"IF (NOT EXISTS|EXISTS|OBJECT_ID|SCHEMA_ID|\(SELECT)", guard), (
             f"{name}: unguarded batch {guard!r}"
         )
@@ -120,7 +123,8 @@ def test_badly_named_files_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", [queries.HISTORY, queries.HISTORY_PAGE, queries.ONLINE_COUNT, queries.HEALTH]
+    "query",
+    [queries.HISTORY, queries.HISTORY_PAGE, queries.ONLINE_COUNT, queries.HEALTH],
 )
 def test_binding_queries_parse_as_tsql(query: str) -> None:
     statement = sqlglot.parse_one(query, read="tsql")
@@ -143,7 +147,86 @@ def test_history_page_query_takes_the_newest_below_before_and_returns_them_in_id
     assert inner.args["order"].sql(dialect="tsql") == "ORDER BY id DESC"
     assert statement.args["order"].sql(dialect="tsql") == "ORDER BY id"
     assert set(re.findall(r"@(\w+)", queries.HISTORY_PAGE)) == {"Before", "Take"}
-    assert f"@Before = '{contract.LATEST}'" in queries.HISTORY_PAGE
+    # `latest` arrives as the largest BIGINT (the route form admits numbers only).
+    assert "id < TRY_CONVERT(BIGINT, @Before)" in queries.HISTORY_PAGE and str(contract.MAX_ID) == str(
+        2**63 - 1
+    )
+
+
+INSERT_ONLY = "0007_insert_only_messages.sql"
+
+
+def batches_of(name: str) -> list[str]:
+    return [
+        "\n".join(line for line in batch.splitlines() if not line.strip().startswith("--")).strip()
+        for migration, batch in ALL_BATCHES
+        if migration == name
+    ]
+
+
+def test_the_claim_procedure_lets_one_caller_win_and_returns_one_row() -> None:
+    (procedure,) = [batch for batch in batches_of(INSERT_ONLY) if "PROCEDURE" in batch.split("\n", 1)[0]]
+    assert procedure.startswith(f"CREATE OR ALTER PROCEDURE {queries.CLAIM_MESSAGE_KEY} @Key NVARCHAR(36)")
+    # The parameter the binding passes is the one the procedure declares.
+    assert re.findall(r"@(\w+)=", queries.CLAIM_MESSAGE_KEY_PARAMETERS) == ["Key"]
+    # Exactly one INSERT can succeed (the primary key); only a duplicate key (2627) is caught.
+    assert "INSERT INTO dbo.MessageKeys (messageKey, claimedAt)" in procedure
+    assert "IF ERROR_NUMBER() <> 2627\n                THROW;" in procedure
+    assert f"DATEADD(SECOND, -{queries.CLAIM_STALE_SECONDS}, SYSUTCDATETIME())" in procedure
+    assert "UPDATE dbo.MessageKeys WITH (READCOMMITTEDLOCK)" in procedure
+    # One row, whatever is stored: what the function reads as `won` and the message's columns.
+    assert procedure.rstrip().endswith("END") and "LEFT JOIN dbo.Messages AS stored" in procedure
+    assert (
+        "SELECT @won AS won, stored.id, stored.messageKey, stored.text, stored.author, stored.createdAt"
+        in (procedure)
+    )
+
+
+def test_claims_a_day_old_are_purged() -> None:
+    statement = sqlglot.parse_one(queries.PURGE_CLAIMS, read="tsql")
+    assert isinstance(statement, exp.Delete)
+    assert statement.this.sql(dialect="tsql") == wiring.MESSAGE_KEYS_TABLE
+    assert "claimedAt < DATEADD(HOUR, -24, SYSUTCDATETIME())" in queries.PURGE_CLAIMS
+
+
+def test_messages_refuse_every_update() -> None:
+    (trigger,) = [batch for batch in batches_of(INSERT_ONLY) if "TRIGGER" in batch.split("\n", 1)[0]]
+    assert trigger.startswith(
+        f"CREATE OR ALTER TRIGGER dbo.TR_Messages_insert_only ON {wiring.MESSAGES_TABLE} AFTER UPDATE"
+    )
+    assert "IF EXISTS (SELECT 1 FROM inserted)\n        THROW 50001," in trigger
+
+
+def test_the_app_identity_gets_only_what_the_claim_needs() -> None:
+    user = "[id-bcast-dev-x7k2q9]"
+    grants = [
+        line for batch in batches_of(INSERT_ONLY) for line in batch.splitlines() if line.startswith("GRANT")
+    ]
+    assert grants == [
+        f"GRANT EXECUTE ON OBJECT::{queries.CLAIM_MESSAGE_KEY} TO {user};",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON OBJECT::{wiring.MESSAGE_KEYS_TABLE} TO {user};",
+    ]
+
+
+def test_the_double_requires_a_module_to_open_its_batch() -> None:
+    """SQL Server's rule, modelled by the double that the schema runner's tests use: a guard before
+    CREATE PROCEDURE is error 111, so 0007 puts each CREATE OR ALTER in a batch of its own."""
+    import pyodbc
+    from sql_server_double import SqlServerSession
+
+    guarded = "IF OBJECT_ID(N'dbo.P') IS NULL\n    CREATE PROCEDURE dbo.P AS SELECT 1;"
+    with pytest.raises(
+        pyodbc.ProgrammingError, match=r"must be the first statement in a query batch\. \(111\)"
+    ):
+        SqlServerSession(autocommit=True).execute(guarded)
+    session = SqlServerSession(autocommit=True)
+    for batch in batches_of(INSERT_ONLY):
+        session.execute(batch)
+    duplicate = SqlServerSession(autocommit=True)
+    statement = "INSERT INTO dbo.SchemaMigrations (name, checksum, applied_at) VALUES (?, ?, ?)"
+    duplicate.execute(statement, "0007", "c", "t")
+    with pytest.raises(pyodbc.IntegrityError, match=r"Violation of PRIMARY KEY.*\(2627\)"):
+        duplicate.execute(statement, "0007", "c", "t")
 
 
 DATABASE_PERMISSION = re.compile(

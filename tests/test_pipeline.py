@@ -1,5 +1,5 @@
-"""The pipeline's own logic: review stacks' stack files, and drift reports from `pulumi refresh
---preview-only --json`."""
+"""The pipeline's own logic: review stacks' stack files, listing and sweep; drift reports from
+`pulumi refresh --preview-only --json` (and its failure); the secrets check before Pulumi."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import yaml
 from mocks import ROOT, run_stack
 from pipeline.drift import drifted, issue_body
 from pipeline.drift import main as drift_main
-from pipeline.review_stack import instance, stack_file, stack_name
+from pipeline.review_stack import instance, listed_stacks, stack_file, stack_name, to_sweep
+from pipeline.review_stack import main as review_main
+from pipeline.stack_secrets import check
+from pipeline.stack_secrets import main as secrets_main
 
 
 def test_review_stack_names_come_from_the_pull_request_number() -> None:
@@ -21,18 +24,62 @@ def test_review_stack_names_come_from_the_pull_request_number() -> None:
         stack_name(0)
 
 
-def test_a_review_stack_file_is_the_template_plus_its_instance_and_salt() -> None:
-    """The passphrase provider keeps its salt in the stack file (Pulumi stack settings file:
-    `encryptionsalt`); a review stack's file is written anew on each run, so the salt its state was
-    written with is taken from `pulumi stack export` (deployment.secrets_providers)."""
-    exported = {"deployment": {"secrets_providers": {"type": "passphrase", "state": {"salt": "v1:abc:def"}}}}
-    document = yaml.safe_load(stack_file(7, exported))
+def test_a_review_stack_file_is_the_template_plus_its_instance_and_no_secrets_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file is written anew on each run. Copying back only a passphrase salt turned a Key Vault
+    stack into a passphrase one; with no secrets settings in the file and
+    PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER set, Pulumi uses the secrets manager recorded in the
+    state (pulumi/pulumi `GetSecretsManager`: "we will keep using what is already specified in the
+    snapshot")."""
+    (tmp_path / "Pulumi.review.yaml").write_text((ROOT / "Pulumi.review.yaml").read_text())
+    assert review_main(["write", "7", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "pr-7\n"
+    document = yaml.safe_load((tmp_path / "Pulumi.pr-7.yaml").read_text())
     template = yaml.safe_load((ROOT / "Pulumi.review.yaml").read_text())["config"]
-    assert document["encryptionsalt"] == "v1:abc:def"
-    assert document["config"] == {**template, "broadcast:instance": "pr7"}
-    assert "encryptionsalt" not in yaml.safe_load(stack_file(7))
-    cloud = {"deployment": {"secrets_providers": {"type": "service", "state": {}}}}
-    assert "encryptionsalt" not in yaml.safe_load(stack_file(7, cloud))
+    assert document == {"config": {**template, "broadcast:instance": "pr7"}}
+    assert document == yaml.safe_load(stack_file(7))
+
+
+LISTING = [
+    {"name": "dev", "current": False},
+    {"name": "organization/broadcast/pr-7", "current": False},
+    {"name": "pr-12", "current": True},
+    {"name": "pr-x"},
+    {"name": "prod"},
+]
+
+
+def test_a_review_stack_exists_only_when_a_listing_that_succeeded_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pulumi stack ls --json`: a list of stacks with `name` (qualified on some backends)."""
+    assert listed_stacks(LISTING) == {"dev", "pr-7", "pr-12", "pr-x", "prod"}
+    stacks = tmp_path / "stacks.json"
+    stacks.write_text(json.dumps(LISTING))
+    assert review_main(["exists", "7", "--stacks", str(stacks)]) == 0
+    assert review_main(["exists", "8", "--stacks", str(stacks)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["exists=true", "exists=false"]
+    # What a failed `pulumi stack ls` leaves behind is an error, never "no stack".
+    for broken in ("", "error: failed to load checkpoint", json.dumps({"name": "pr-7"})):
+        stacks.write_text(broken)
+        assert review_main(["exists", "7", "--stacks", str(stacks)]) == 2
+        assert "exists=" not in capsys.readouterr().out
+    assert review_main(["exists", "7", "--stacks", str(tmp_path / "absent.json")]) == 2
+
+
+def test_the_sweep_names_review_stacks_whose_pull_request_is_not_open_with_the_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert to_sweep({"dev", "prod", "pr-7", "pr-12", "pr-3", "pr-x", "pr-07"}, [12]) == ["pr-3", "pr-7"]
+    stacks, keep = tmp_path / "stacks.json", tmp_path / "keep.json"
+    stacks.write_text(json.dumps(LISTING))
+    keep.write_text(json.dumps([{"number": 12}, {"number": 40}]))
+    assert review_main(["sweep", "--stacks", str(stacks), "--keep", str(keep)]) == 0
+    assert capsys.readouterr().out == "pr-7\n"
+    keep.write_text(json.dumps({"number": 12}))
+    assert review_main(["sweep", "--stacks", str(stacks), "--keep", str(keep)]) == 2
+    assert "gh pr list" in capsys.readouterr().err
 
 
 def test_review_stacks_get_their_own_resource_group_and_dev_sized_resources() -> None:
@@ -92,9 +139,82 @@ def test_the_drift_command_says_whether_to_open_or_close_the_issue(
     refresh, body = tmp_path / "refresh.json", tmp_path / "body.md"
     refresh.write_text(json.dumps(REFRESH))
     assert drift_main(["prod", str(refresh), "--body", str(body)]) == 0
-    assert capsys.readouterr().out.splitlines() == ["drifted=true", "title=Drift in stack prod"]
+    assert capsys.readouterr().out.splitlines() == [
+        "drifted=true",
+        "failed=false",
+        "title=Drift in stack prod",
+    ]
     refresh.write_text(json.dumps({"steps": [REFRESH["steps"][0]]}))
     assert drift_main(["prod", str(refresh), "--body", str(body)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "drifted=false"
     refresh.write_text("not json")
     assert drift_main(["prod", str(refresh), "--body", str(body)]) == 2
+
+
+def test_a_failed_refresh_opens_the_issue_with_the_end_of_its_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refresh that exits 1 (no virtualenv, no credentials) must not read as "no drift"."""
+    refresh, body, log = tmp_path / "refresh.json", tmp_path / "body.md", tmp_path / "refresh.log"
+    refresh.write_text("")
+    log.write_text(
+        "\n".join(f"line {n}" for n in range(100))
+        + "\nerror: It looks like the virtualenv .venv is missing\n"
+    )
+    arguments = ["prod", str(refresh), "--body", str(body), "--status", "255", "--log", str(log)]
+    assert drift_main(arguments) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "drifted=true",
+        "failed=true",
+        "title=Drift in stack prod",
+    ]
+    text = body.read_text()
+    assert "failed (exit status 255)" in text and "the virtualenv .venv is missing" in text
+    assert "line 71" in text and "line 70" not in text
+    refresh.write_text(json.dumps({"steps": []}))
+    assert drift_main(["prod", str(refresh), "--body", str(body), "--status", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == ["drifted=false", "failed=false"]
+
+
+SALTED = {"encryptionsalt": "v1:abc:def", "config": {}}
+VAULT = {"secretsprovider": "azurekeyvault://v.vault.azure.net/keys/k", "encryptedkey": "x"}
+DIY = {"PULUMI_BACKEND_URL": "azblob://state?storage_account=a"}
+
+
+def test_the_secrets_check_stops_on_an_empty_passphrase_token_or_provider() -> None:
+    """An unset secret is the empty string, which the passphrase provider accepts; a stack with
+    no provider named would get Pulumi's default one."""
+    assert check("dev", SALTED, {**DIY, "PULUMI_CONFIG_PASSPHRASE": "p"}).errors == ()
+    empty = check("dev", SALTED, {**DIY, "PULUMI_CONFIG_PASSPHRASE": ""})
+    assert empty.provider == "passphrase" and "PULUMI_CONFIG_PASSPHRASE is empty" in empty.errors[0]
+    assert "secret of the job's environment" in empty.errors[0]
+    dependabot = check("prod", SALTED, {**DIY, "GITHUB_ACTOR": "dependabot[bot]"})
+    assert "Dependabot secret named PULUMI_CONFIG_PASSPHRASE_PROD" in dependabot.errors[0]
+    assert check("dev", VAULT, DIY).errors == ()
+    nothing = check("pr-7", {}, DIY)
+    assert nothing.provider == "" and "PULUMI_SECRETS_PROVIDER" in nothing.errors[0]
+    cloud = check("dev", {}, {"PULUMI_BACKEND_URL": ""})
+    assert cloud.provider == "service" and "PULUMI_ACCESS_TOKEN is empty" in cloud.errors[0]
+    assert check("dev", {}, {"PULUMI_ACCESS_TOKEN": "t"}).errors == ()
+
+
+def test_a_new_stack_is_created_with_the_named_provider_only_when_its_file_names_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vault = "azurekeyvault://v.vault.azure.net/keys/k"
+    assert check("pr-7", {}, {**DIY, "PULUMI_SECRETS_PROVIDER": vault}).create_with == vault
+    assert check(
+        "dev", SALTED, {**DIY, "PULUMI_SECRETS_PROVIDER": vault, "PULUMI_CONFIG_PASSPHRASE": "p"}
+    ) == (check("dev", SALTED, {**DIY, "PULUMI_CONFIG_PASSPHRASE": "p"}))
+    review = check("pr-7", {}, {**DIY, "PULUMI_SECRETS_PROVIDER": "passphrase"})
+    assert review.create_with == "passphrase" and "PULUMI_CONFIG_PASSPHRASE is empty" in review.errors[0]
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(SALTED))
+    output = tmp_path / "github_output"
+    env = {**DIY, "PULUMI_CONFIG_PASSPHRASE": "p"}
+    assert secrets_main(["dev", "--root", str(tmp_path), "--github-output", str(output)], env) == 0
+    assert output.read_text() == "provider=passphrase\nsecrets-provider=\n"
+    assert secrets_main(["dev", "--root", str(tmp_path)], {**DIY}) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("::error::PULUMI_CONFIG_PASSPHRASE is empty")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: [unclosed")
+    assert secrets_main(["dev", "--root", str(tmp_path)], env) == 1
+    assert "Pulumi.dev.yaml is not YAML" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The preflight: what a fresh subscription or deploying machine lacks is reported before anything is
-created, each with the command that fixes it; in the program and as `python -m preflight`."""
+created, each with the command that fixes it, by `python -m preflight` (and `python -m deploy`, which
+runs it first). The program itself reads nothing: tests/test_offline_program.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mocks import SUBSCRIPTION, run_stack
+from mocks import SUBSCRIPTION
 from preflight.__main__ import main as preflight_main
 from preflight.checks import BASE_PROVIDERS, ODBC_DRIVER, PRIVATE_NETWORK_PROVIDERS, Needs, check
 
@@ -100,21 +101,6 @@ def test_the_odbc_driver_is_needed_where_the_schema_is_applied() -> None:
 def test_reads_the_identity_may_not_make_are_skipped_not_failed() -> None:
     problems, skipped = check(Subscription(set(), readable=False).get, [ODBC_DRIVER], NEEDS)
     assert problems == [] and len(skipped) == 2 and "HTTP 403" in skipped[0]
-
-
-def test_the_program_stops_before_any_resource_with_every_fix() -> None:
-    fresh = Subscription(registered={"Microsoft.Storage"})
-    run = run_stack("dev", expect_error=True, azure=fresh.transport, odbc_drivers=[])
-    assert [r for r in run.resources if r.type.startswith("azure-native:")] == []
-    message = str(run.error)
-    assert "az provider register --namespace Microsoft.Web" in message
-    assert "ODBC Driver 18 for SQL Server is not installed" in message
-
-
-def test_a_preview_does_not_need_the_odbc_driver() -> None:
-    ready = Subscription(registered=set(BASE_PROVIDERS))
-    run = run_stack("dev", azure=ready.transport, odbc_drivers=[], preview=True)
-    assert run.of_type("azure-native:sql:Server")
 
 
 def test_the_command_reports_and_exits_one(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,15 @@ import pytest
 
 from components.shared import Role, role_assignment_name
 from functions import wiring
-from mocks import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION, TENANT, ProgramRun, run_stack
+from mocks import (
+    DEPLOYER_CLIENT_ID,
+    DEPLOYER_OBJECT_ID,
+    SUBSCRIPTION,
+    TENANT,
+    ProgramRun,
+    Registration,
+    run_stack,
+)
 
 WEB_APP = "azure-native:web:WebApp"
 SIGNALR = "azure-native:signalrservice:SignalR"
@@ -487,7 +495,27 @@ def test_stack_outputs(stack: ProgramRun) -> None:
         "logAnalyticsWorkspace": stack.one("azure-native:operationalinsights:Workspace").inputs[
             "workspaceName"
         ],
+        "publishKey": publish_key(stack).inputs["value"],
     }
+    assert stack.secret_exports == {"publishKey"}
+
+
+def publish_key(stack: ProgramRun) -> Registration:
+    return stack.one("pulumi-python:dynamic:Resource", "functions-publish-function-key")
+
+
+def test_the_publish_key_is_a_host_function_key_set_after_the_code_from_a_generated_secret(
+    stack: ProgramRun,
+) -> None:
+    """ARM "Web Apps - Create Or Update Host Secret" (PUT .../host/default/{keyType}/{keyName}),
+    keyType functionKeys: a host-level key every function-level-auth function accepts."""
+    key = publish_key(stack)
+    app = stack.one(WEB_APP)
+    value = stack.one("random:index/randomPassword:RandomPassword", "functions-publish-key")
+    assert (key.inputs["key_name"], key.inputs["key_type"]) == ("publisher", "functionKeys")
+    assert key.inputs["app_id"].endswith("/" + app.inputs["name"]) and "value" in key.secret_inputs
+    assert key.inputs["value"] == "p" * int(value.inputs["length"]) and value.inputs["special"] is False
+    assert stack.one("pulumi-python:dynamic:Resource", "functions-code").urn in key.dependencies
 
 
 def test_no_secret_leaves_the_stack_unmarked(stack: ProgramRun) -> None:

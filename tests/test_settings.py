@@ -238,3 +238,56 @@ def test_names_that_azure_would_refuse_as_too_long_are_refused_first() -> None:
         r"workload of 6 characters or fewer",
     ):
         load("pr-7", environment="review", instance="pr7", workload="broadcst")
+
+
+PER_ENVIRONMENT = [
+    setting.key
+    for setting in SETTINGS
+    if isinstance(setting.default, dict) and len({repr(v) for v in setting.default.values()}) > 1
+]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "test", "review"])
+def test_settings_whose_default_differs_per_environment_are_written_in_each_stack_file(stack: str) -> None:
+    """So `pulumi config` shows what a stack really gets (prod's protectData, availabilityTests...)."""
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert {"protectData", "availabilityTests", "signalrSku"} <= set(PER_ENVIRONMENT)
+    missing = [key for key in PER_ENVIRONMENT if f"broadcast:{key}" not in config]
+    assert missing == [], f"Pulumi.{stack}.yaml leaves {missing} to the per-environment default"
+
+
+@pytest.mark.parametrize(("key", "meant"), [("signalrSKU", "signalrSku"), ("protectdata", "protectData")])
+def test_an_undeclared_project_key_is_refused_like_the_cli_refuses_it(key: str, meant: str) -> None:
+    """pulumi/pulumi#11127: "Stack ... uses configuration value ... which is not defined by the
+    project configuration"; here with the key meant."""
+    with pytest.raises(SettingsError) as raised:
+        load("dev", **{key: "true"})
+    assert (
+        f"Stack 'dev' uses configuration value 'broadcast:{key}' which is not defined by the project "
+        f"configuration; did you mean `{meant}`?"
+    ) in str(raised.value)
+
+
+def test_other_namespaces_and_unlike_keys_are_told_apart() -> None:
+    pulumi.runtime.set_all_config({"azure-native:subscriptionId": "x", "broadcast:zzz": "1"}, [])
+    with pytest.raises(SettingsError) as raised:
+        load_settings(pulumi.Config("broadcast"), stack="dev", location="westeurope")
+    assert "azure-native" not in str(raised.value)
+    assert "'broadcast:zzz' which is not defined by the project configuration; the declared keys" in str(
+        raised.value
+    )
+
+
+def test_the_program_under_mocks_refuses_a_misspelt_key() -> None:
+    from mocks import run_stack
+
+    run = run_stack("dev", {"signalrSKU": "Standard_S1"}, expect_error=True)
+    assert "did you mean `signalrSku`?" in str(run.error)
+    assert [r for r in run.resources if r.type.startswith("azure-native:")] == []
+
+
+def test_a_tag_value_longer_than_azure_allows_is_refused() -> None:
+    assert load("dev", owner="o" * 256).tags["owner"] == "o" * 256
+    too_long = r"owner = 'o{257}': allowed: a tag value of at most 256 characters"
+    with pytest.raises(SettingsError, match=too_long):
+        load("dev", owner="o" * 257)

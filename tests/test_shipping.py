@@ -16,7 +16,14 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from conftest import WHEELHOUSE
 
-from artifacts.function_package import FUNCTIONS_DIR, SITE_PACKAGES, build_package, pip_installer
+from artifacts.function_package import (
+    FUNCTIONS_DIR,
+    SITE_PACKAGES,
+    build_package,
+    package_bytes,
+    pip_installer,
+    plan_package,
+)
 from artifacts.site_files import config_document, file_manifest, site_files
 from data_plane.code_deployment import OneDeployProvider, PackageBlobProvider
 from data_plane.database_schema import entra_sid
@@ -103,6 +110,28 @@ def test_a_failed_install_says_what_failed(app_copy: Path, tmp_path: Path) -> No
         build(app_copy, tmp_path / "cache")
 
 
+def test_the_plan_knows_the_package_without_building_it(app_copy: Path, tmp_path: Path) -> None:
+    """The program plans the package (its hash) with no installer at all: no pip, no network."""
+    planned = plan_package("3.11", functions_dir=app_copy, cache_dir=tmp_path / "cache")
+    assert not planned.path.exists() and not (tmp_path / "cache").exists()
+    (app_copy / "queries.py").write_text((app_copy / "queries.py").read_text() + "\n# changed\n")
+    changed = plan_package("3.11", functions_dir=app_copy, cache_dir=tmp_path / "cache")
+    assert changed.sha256 != planned.sha256
+    assert plan_package("3.12", functions_dir=app_copy, cache_dir=tmp_path / "cache").sha256 != changed.sha256
+
+
+def test_the_package_is_built_when_deployed_and_refused_if_the_code_moved_on(
+    app_copy: Path, tmp_path: Path
+) -> None:
+    planned = plan_package("3.11", functions_dir=app_copy, cache_dir=tmp_path / "cache")
+    installer = pip_installer(WHEELHOUSE)
+    data = package_bytes(planned.path, planned.sha256, "3.11", functions_dir=app_copy, installer=installer)
+    assert planned.path.read_bytes() == data and zipfile.ZipFile(planned.path).testzip() is None
+    (app_copy / "queries.py").write_text((app_copy / "queries.py").read_text() + "\n# changed\n")
+    with pytest.raises(RuntimeError, match=r"changed after `pulumi preview`.*run `pulumi up` again"):
+        package_bytes(planned.path, planned.sha256, "3.11", functions_dir=app_copy, installer=installer)
+
+
 # the plan under mocks
 
 
@@ -142,9 +171,9 @@ def test_site_upload_waits_for_the_website_and_the_uploaders_role(stack: Program
 
 def test_flex_code_deployment_points_at_the_package(stack: ProgramRun) -> None:
     code = dynamic(stack, "functions-code")
-    package = build_package("3.11", installer=pip_installer(WHEELHOUSE))
+    package = plan_package("3.11")
     app_name = stack.exports["functionAppName"]
-    assert code.inputs["package_sha256"] == package.sha256
+    assert (code.inputs["package_sha256"], code.inputs["python_version"]) == (package.sha256, "3.11")
     assert code.inputs["package_path"] == package.path.relative_to(ROOT).as_posix()
     assert code.inputs["scm_host"] == f"{app_name}.scm.azurewebsites.net"
     assert code.inputs["app_id"].endswith("/" + app_name)
@@ -169,6 +198,7 @@ def test_migration_runs_after_server_database_firewall_and_identity(stack: Progr
         "0004_app_identity.sql",
         "0005_housekeeping.sql",
         "0006_least_privilege.sql",
+        "0007_insert_only_messages.sql",
     ]
 
 
@@ -396,28 +426,27 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture
-def zip_file(tmp_path: Path) -> tuple[str, str]:
-    path = tmp_path / "app.zip"
-    path.write_bytes(b"PK zip")
-    return str(path), hashlib.sha256(b"PK zip").hexdigest()
+ZIP = b"PK zip"
+PLANNED = {"package_path": "build/packages/functions-1.zip", "package_sha256": "1", "python_version": "3.11"}
+
+
+def load(props: dict[str, Any]) -> bytes:
+    """The package loader: the zip of exactly the planned package."""
+    assert {key: props[key] for key in PLANNED} == PLANNED
+    return ZIP
 
 
 def onedeploy(kudu: FakeKudu, clock: Clock | None = None) -> OneDeployProvider:
     clock = clock or Clock()
-    return OneDeployProvider(transport=kudu, token=lambda: "arm-token", sleep=clock.sleep, clock=clock)
-
-
-def test_onedeploy_publishes_and_follows_the_deployment(zip_file: tuple[str, str]) -> None:
-    kudu = FakeKudu([[{"status": "404"}, {"status": 1}, {"status": 2}, {"status": 4}]])
-    result = onedeploy(kudu).create(
-        {
-            "app_id": "/sub/app",
-            "scm_host": "app.scm.azurewebsites.net",
-            "package_path": zip_file[0],
-            "package_sha256": zip_file[1],
-        }
+    return OneDeployProvider(
+        transport=kudu, token=lambda: "arm-token", sleep=clock.sleep, clock=clock, load=load
     )
+
+
+def test_onedeploy_publishes_and_follows_the_deployment() -> None:
+    kudu = FakeKudu([[{"status": "404"}, {"status": 1}, {"status": 2}, {"status": 4}]])
+    props = {"app_id": "/sub/app", "scm_host": "app.scm.azurewebsites.net", **PLANNED}
+    result = onedeploy(kudu).create(props)
     assert result.outs["deployment_id"] == "d1"
     assert kudu.calls[0] == (
         "POST",
@@ -435,26 +464,24 @@ def test_onedeploy_publishes_and_follows_the_deployment(zip_file: tuple[str, str
         (6, "was only partly successful"),
     ],
 )
-def test_every_terminal_state_ends_the_wait_with_the_hosts_message(
-    zip_file: tuple[str, str], state: int, ending: str
-) -> None:
+def test_every_terminal_state_ends_the_wait_with_the_hosts_message(state: int, ending: str) -> None:
     """Kudu's terminal states besides success end the deployment at once (today they would be
     polled until the 20-minute timeout)."""
     text = "ModuleNotFoundError: pyodbc"
     kudu = FakeKudu([[{"status": 1}, {"status": state, "status_text": text, "log_url": "https://log"}]])
     clock = Clock()
     with pytest.raises(RuntimeError, match=f"{ending}: {text} https://log"):
-        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", *zip_file)
+        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", ZIP)
     assert len(kudu.calls) == 3 and clock.now < 60
 
 
-def test_a_deployment_marked_complete_ends_whatever_its_status(zip_file: tuple[str, str]) -> None:
+def test_a_deployment_marked_complete_ends_whatever_its_status() -> None:
     kudu = FakeKudu([[{"status": 2, "complete": True, "status_text": "worker recycled"}]])
     with pytest.raises(RuntimeError, match="ended with status 2: worker recycled"):
-        onedeploy(kudu).deploy("app.scm.azurewebsites.net", *zip_file)
+        onedeploy(kudu).deploy("app.scm.azurewebsites.net", ZIP)
 
 
-def test_a_fresh_role_is_waited_for_then_the_publish_succeeds(zip_file: tuple[str, str]) -> None:
+def test_a_fresh_role_is_waited_for_then_the_publish_succeeds() -> None:
     """Right after the role assignments: the caller is refused (403), then the app's identity cannot
     yet write its deployment storage (the deployment fails with a 403 from Storage); both pass."""
     storage_refusal = {
@@ -464,18 +491,18 @@ def test_a_fresh_role_is_waited_for_then_the_publish_succeeds(zip_file: tuple[st
     }
     kudu = FakeKudu([403, [storage_refusal], [{"status": 4}]])
     clock = Clock()
-    assert onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", *zip_file) == "d2"
+    assert onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", ZIP) == "d2"
     assert clock.sleeps == [15, 15]
 
 
-def test_a_refusal_that_outlasts_the_wait_names_the_roles(zip_file: tuple[str, str]) -> None:
+def test_a_refusal_that_outlasts_the_wait_names_the_roles() -> None:
     kudu = FakeKudu([403] * 100)
     clock = Clock()
     with pytest.raises(RuntimeError, match=r"HTTP 403: refused \(still refused after 600 s: check the role"):
-        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", *zip_file)
+        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", ZIP)
     assert 585 <= clock.now <= 600
     with pytest.raises(RuntimeError, match="refused with HTTP 400"):
-        onedeploy(FakeKudu([400])).deploy("app.scm.azurewebsites.net", *zip_file)
+        onedeploy(FakeKudu([400])).deploy("app.scm.azurewebsites.net", ZIP)
 
 
 def test_onedeploy_redeploys_only_on_a_new_package() -> None:
@@ -485,7 +512,7 @@ def test_onedeploy_redeploys_only_on_a_new_package() -> None:
     assert provider.diff("id", old, {**old, "package_sha256": "2"}).changes is True
 
 
-def test_package_blob_is_named_by_its_hash(zip_file: tuple[str, str]) -> None:
+def test_package_blob_is_named_by_its_hash() -> None:
     uploads: list[tuple[str, str, str, bytes]] = []
 
     class Blob:
@@ -495,19 +522,11 @@ def test_package_blob_is_named_by_its_hash(zip_file: tuple[str, str]) -> None:
         def upload_blob(self, data: bytes, overwrite: bool) -> None:
             uploads.append((*self.where, data))
 
-    provider = PackageBlobProvider(blob_factory=Blob)
-    result = provider.create(
-        {
-            "account_url": "https://st.blob.core.windows.net/",
-            "container": "app-package",
-            "package_path": zip_file[0],
-            "package_sha256": zip_file[1],
-        }
-    )
-    assert result.outs["url"] == f"https://st.blob.core.windows.net/app-package/functions-{zip_file[1]}.zip"
-    assert uploads == [
-        ("https://st.blob.core.windows.net/", "app-package", f"functions-{zip_file[1]}.zip", b"PK zip")
-    ]
+    provider = PackageBlobProvider(blob_factory=Blob, load=load)
+    account = "https://st.blob.core.windows.net/"
+    result = provider.create({"account_url": account, "container": "app-package", **PLANNED})
+    assert result.outs["url"] == f"{account}app-package/functions-1.zip"
+    assert uploads == [(account, "app-package", "functions-1.zip", ZIP)]
 
 
 def test_package_blob_reuploads_on_a_new_hash_and_moves_with_its_container() -> None:

@@ -58,7 +58,7 @@ def test_a_refused_key_fails_the_publish_step_with_the_answer(server: LocalServe
 class ElsewhereSite:
     """The site served from another origin than the one the API's CORS lists."""
 
-    def __init__(self, api: str) -> None:
+    def __init__(self, api: Any) -> None:
         page = b'<!doctype html><meta http-equiv="Content-Security-Policy" content="default-src \'self\'">'
         config = json.dumps({"apiBaseUrl": api, "hub": "broadcast"}).encode()
 
@@ -102,3 +102,35 @@ def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         smoke_main(["--url", "stbcast.z6.web.core.windows.net"])
     assert exited.value.code == 2 and "give the site's URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("api", [5, ["http://x"], "ftp://api.example/", "http://[::1"])
+def test_a_config_json_whose_api_is_not_a_url_fails_its_step_in_one_line(api: Any) -> None:
+    """Issue 21: `apiBaseUrl: 5` ended in a traceback from a later step."""
+    site = ElsewhereSite(api)
+    try:
+        code, lines = smoke("--url", site.url, "--wait", "1")
+    finally:
+        site.server.shutdown()
+    assert code == 1 and len(lines) == 2 and lines[-1].startswith("FAIL config")
+    assert "apiBaseUrl must be the API's http(s) URL" in lines[-1] or "not a usable URL" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--url", "http://[::1"], "Invalid IPv6 URL"),
+        (["--url", "http://site.example:99999/"], "Port out of range"),
+        (["--url", "https:///path"], "no host name"),
+        (["--url", "http://site.example/", "--wait", "nan"], "--wait nan: give a positive, finite number"),
+        (["--url", "http://site.example/", "--wait", "inf"], "--wait inf: give a positive, finite number"),
+        (["--url", "http://site.example/", "--wait", "-1"], "--wait -1.0: give a positive, finite number"),
+    ],
+)
+def test_bad_urls_and_waits_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        smoke_main(argv)
+    error = capsys.readouterr().err.splitlines()
+    assert exited.value.code == 2 and message in error[-1] and len(error) == 2  # usage, then the error

@@ -1,0 +1,54 @@
+"""`python -m cost <stack> [--live] [--currency USD] [--log-gb 1]`: the stack's monthly estimate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+import pulumi
+
+import cost
+from cost.estimate import DEFAULT_LOG_GB, estimate_settings, render
+from cost.prices import load_live, load_snapshot
+from settings import Settings, SettingsError, load_settings, stack_file
+
+REVIEW_INSTANCE = "pr0"
+"""Pulumi.review.yaml is a template: the review workflow adds `instance: pr<number>`."""
+
+
+def stack_settings(stack: str) -> Settings:
+    """The validated settings of `Pulumi.<stack>.yaml` (the review template with an instance)."""
+    config = stack_file(stack)
+    if stack == "review":
+        config.setdefault("broadcast:instance", REVIEW_INSTANCE)
+    pulumi.runtime.set_all_config(config, [])
+    return load_settings(pulumi.Config("broadcast"), stack=stack)
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    """Print the estimate; 1 with the reason when the stack or its settings are wrong."""
+    parser = argparse.ArgumentParser(prog="python -m cost", description=cost.__doc__)
+    parser.add_argument("stack", help="the stack: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--live", action="store_true", help="read prices from the Azure Retail Prices API")
+    parser.add_argument("--currency", default="USD", help="with --live: the currency (USD)")
+    parser.add_argument("--log-gb", type=float, default=DEFAULT_LOG_GB, help="Log Analytics GB a month")
+    arguments = parser.parse_args(argv)
+    if arguments.log_gb < 0:
+        parser.error("--log-gb must be 0 or more")
+    try:
+        settings = stack_settings(arguments.stack)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 1
+    prices = load_live(settings.location, arguments.currency) if arguments.live else load_snapshot()
+    estimate = estimate_settings(settings, prices, arguments.log_gb)
+    per_day = settings.environment == "review"
+    print(render(arguments.stack, estimate, prices.origin, per_day=per_day), file=out or sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
