@@ -686,7 +686,10 @@ class Life:
         for step in steps:
             if step.op != "update" or step.type != DYNAMIC:
                 continue
-            resource, old = new[step.urn], self.state[step.urn]
+            resource = new[step.urn]
+            old = self._old_of(resource)
+            if old is None:
+                continue
             provider = dynamic_provider(resource.inputs)
             if type(provider).__name__ not in EXECUTED_UPDATES:
                 continue
