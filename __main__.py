@@ -88,6 +88,9 @@ network = (
     else None
 )
 private_access = network.private_access if network else None
+# A network of its own gets a subnet where the schema is applied from inside (a deployment script), so
+# one `pulumi up` from anywhere works; its identity is then SQL's admin unless sqlAdmin* names a group.
+schema_subnet_id = network.script_subnet_id if network else None
 
 # The identities exist before the services, so every service can grant them access first: the
 # Functions app's (storage, SignalR, SQL), and SignalR's (it reads the upstream key from Key Vault).
@@ -105,7 +108,9 @@ database = SqlDatabase(
     "sql",
     SqlDatabaseArgs(
         **common,
-        administrator=sql_administrator(settings, client),
+        administrator=None
+        if schema_subnet_id and not settings.sql_admin
+        else sql_administrator(settings, client),
         sku=settings.sql_sku,
         auto_pause_delay_minutes=settings.sql_auto_pause_delay_minutes,
         zone_redundant=settings.sql_zone_redundant,
@@ -113,6 +118,7 @@ database = SqlDatabase(
         client_ip_ranges=settings.sql_client_ip_ranges,
         app_identity=app_identity,
         private_access=private_access,
+        schema_subnet_id=schema_subnet_id,
     ),
 )
 

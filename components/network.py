@@ -1,9 +1,12 @@
 """Network: private access to the data services (off by default; `network: private`).
 
-Azure resources: a `network.VirtualNetwork` with two subnets (one delegated to
+Azure resources: a `network.VirtualNetwork` with three subnets (one delegated to
 `Microsoft.App/environments` for the Flex Consumption app's outbound traffic, one for private
-endpoints), and the `privatedns.PrivateZone`s of the endpoints' sub-resources, linked to the network.
-Enterprises bring their own: given subnet ids, no network is created; given zone ids, no zone is.
+endpoints, one delegated to `Microsoft.ContainerInstance/containerGroups` where the deployment script
+that applies the database schema runs), and the `privatedns.PrivateZone`s of the endpoints'
+sub-resources, linked to the network (with the network created here, also `privatelink.file`, for
+the script's storage). Enterprises bring their own: given subnet ids, no network is created (and the
+schema is applied from the deploying machine, as before); given zone ids, no zone is.
 """
 
 from __future__ import annotations
@@ -24,17 +27,25 @@ PRIVATE_DNS_ZONES = {
     "queue": "privatelink.queue.core.windows.net",
     "table": "privatelink.table.core.windows.net",
 }
+# A deployment script's storage is reached through a `file` endpoint ("Run Bicep deployment script
+# privately over a private endpoint"); only a network created here gets this zone: a hub that brings
+# its own network keeps its zones, and two zones of one name cannot be linked to one network.
+SCRIPT_DNS_ZONES = {"file": "privatelink.file.core.windows.net"}
 # Flex Consumption delegates its integration subnet to Container Apps' environments, not server
 # farms (Azure Functions networking options, Flex Consumption).
 FLEX_DELEGATION = "Microsoft.App/environments"
-APP_SUBNET, ENDPOINT_SUBNET = "snet-app", "snet-endpoints"
+# A deployment script's container runs in a subnet delegated to container groups ("Access a private
+# virtual network from a Bicep deployment script").
+SCRIPT_DELEGATION = "Microsoft.ContainerInstance/containerGroups"
+APP_SUBNET, ENDPOINT_SUBNET, SCRIPT_SUBNET = "snet-app", "snet-endpoints", "snet-scripts"
 
 
-def split_address_space(address_space: str) -> tuple[str, str]:
-    """The app subnet (the first half, /27 or larger as Flex recommends) and the endpoint subnet (the
-    second half) of a virtual network's address space."""
+def split_address_space(address_space: str) -> tuple[str, str, str]:
+    """The app subnet (the first half: /27 or larger, as Flex recommends, from a /26), the endpoint
+    subnet (the third quarter) and the script subnet (the last quarter) of an address space."""
     first, second = ipaddress.IPv4Network(address_space).subnets(prefixlen_diff=1)
-    return str(first), str(second)
+    third, fourth = second.subnets(prefixlen_diff=1)
+    return str(first), str(third), str(fourth)
 
 
 @dataclass(kw_only=True)
@@ -42,8 +53,8 @@ class NetworkArgs(ComponentArgs):
     """Arguments of `Network`."""
 
     address_space: str = "10.20.0.0/24"
-    """Optional. The virtual network's address space (a /26 or larger), halved into the two subnets.
-    Default: 10.20.0.0/24."""
+    """Optional. The virtual network's address space (a /26 or larger): its first half for the app
+    subnet, its third and fourth quarters for the endpoint and script subnets. Default: 10.20.0.0/24."""
     app_subnet_id: str | None = None
     """Optional. An existing subnet delegated to Microsoft.App/environments: no network is created.
     With `endpoint_subnet_id`. Default: none."""
@@ -63,6 +74,9 @@ class Network(pulumi.ComponentResource):
     """The virtual network's resource id."""
     private_access: PrivateAccess
     """What the components need to be reached privately (subnets and zones)."""
+    script_subnet_id: pulumi.Output[str] | None
+    """The subnet delegated to container groups where in-network deploy-time work runs (the schema);
+    None when the network is brought (no subnet is created in someone else's network)."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:network:Network", name, None, opts)
@@ -74,27 +88,34 @@ class Network(pulumi.ComponentResource):
             vnet_name = vnet_id.apply(lambda resource_id: resource_id.rsplit("/", 1)[-1])
             app_subnet = pulumi.Output.from_input(args.app_subnet_id)
             endpoint_subnet = pulumi.Output.from_input(args.endpoint_subnet_id)
+            self.script_subnet_id, script_zones = None, {}
         else:
             vnet = self._virtual_network(args)
             vnet_id, vnet_name = vnet.id, vnet.name
             app_subnet = vnet.id.apply(lambda resource_id: f"{resource_id}/subnets/{APP_SUBNET}")
             endpoint_subnet = vnet.id.apply(lambda resource_id: f"{resource_id}/subnets/{ENDPOINT_SUBNET}")
+            self.script_subnet_id = vnet.id.apply(
+                lambda resource_id: f"{resource_id}/subnets/{SCRIPT_SUBNET}"
+            )
+            script_zones = SCRIPT_DNS_ZONES
         zones = {
             group: pulumi.Output.from_input(args.dns_zone_ids[group])
             if group in args.dns_zone_ids
             else self._zone(args, group, zone, vnet_id)
-            for group, zone in PRIVATE_DNS_ZONES.items()
+            for group, zone in {**PRIVATE_DNS_ZONES, **script_zones}.items()
         }
         self.private_access = PrivateAccess(
             endpoint_subnet_id=endpoint_subnet, dns_zone_ids=zones, app_subnet_id=app_subnet
         )
         self.name = vnet_name
         self.resource_id = vnet_id
-        self.register_outputs({"name": self.name, "resource_id": self.resource_id})
+        self.register_outputs(
+            {"name": self.name, "resource_id": self.resource_id, "script_subnet_id": self.script_subnet_id}
+        )
 
     def _virtual_network(self, args: NetworkArgs) -> network.VirtualNetwork:
         # Subnets inline: a separate Subnet resource and its network would each claim the subnet list.
-        app_prefix, endpoint_prefix = split_address_space(args.address_space)
+        app_prefix, endpoint_prefix, script_prefix = split_address_space(args.address_space)
         return network.VirtualNetwork(
             f"{self._logical}-vnet",
             virtual_network_name=args.naming.name("vnet"),
@@ -114,6 +135,13 @@ class Network(pulumi.ComponentResource):
                     name=ENDPOINT_SUBNET,
                     address_prefix=endpoint_prefix,
                     private_endpoint_network_policies=network.VirtualNetworkPrivateEndpointNetworkPolicies.DISABLED,
+                ),
+                network.SubnetArgs(
+                    name=SCRIPT_SUBNET,
+                    address_prefix=script_prefix,
+                    delegations=[
+                        network.DelegationArgs(name="container-groups", service_name=SCRIPT_DELEGATION)
+                    ],
                 ),
             ],
             opts=pulumi.ResourceOptions(parent=self),

@@ -4,7 +4,9 @@ Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Databas
 serverless in dev), `sql.BackupShortTermRetentionPolicy`, `sql.FirewallRule`s (Azure services, plus
 explicit client ranges) or, with private access, a private endpoint instead; server auditing and the
 database's diagnostics to Log Analytics; deletion locks when locked; and the schema (T-SQL
-migrations applied with pyodbc and an Entra token). No SQL password exists anywhere.
+migrations applied with pyodbc and an Entra token from the deploying machine, or, given a schema
+subnet, by `SchemaRunner` inside the network as a `managedidentity.UserAssignedIdentity` that is the
+server's admin). No SQL password exists anywhere.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import sql
+from pulumi_azure_native import managedidentity, sql
 
+from components.schema_runner import SchemaRunner, SchemaRunnerArgs
 from components.shared import (
     ComponentArgs,
     UserAssignedIdentity,
     assign_roles,
     lock_against_deletion,
-    private_endpoint,
+    resolvable_private_endpoint,
     send_diagnostics,
 )
-from data_plane.database_schema import DatabaseSchema
+from data_plane.database_schema import DatabaseSchema, schema_variables
 
 _SKU_PATTERN = re.compile(r"^(GP_S|GP|BC|HS)_Gen5_(\d+)$")
 _TIERS = {"GP_S": "GeneralPurpose", "GP": "GeneralPurpose", "BC": "BusinessCritical", "HS": "Hyperscale"}
@@ -116,8 +119,9 @@ class SqlAdministrator:
 class SqlDatabaseArgs(ComponentArgs):
     """Arguments of `SqlDatabase`."""
 
-    administrator: SqlAdministrator
-    """Required. The server's Entra admin (the only way to sign in besides granted identities)."""
+    administrator: SqlAdministrator | None
+    """Required. The server's Entra admin (the only way to sign in besides granted identities). None
+    only with `schema_subnet_id`: the schema identity is the admin then."""
     sku: DatabaseSku
     """Required. The database's vCore SKU."""
     auto_pause_delay_minutes: int = 60
@@ -132,6 +136,12 @@ class SqlDatabaseArgs(ComponentArgs):
     """Optional. The app's identity, made a database user (from its client id, no Graph lookup) by
     the schema migrations; when set, the schema is applied during `pulumi up` (the deploying identity
     must be the Entra admin or in its group, and reach the server). Default: none (no schema)."""
+    schema_subnet_id: pulumi.Input[str] | None = None
+    """Optional. With private access (and a `file` zone): a subnet delegated to
+    Microsoft.ContainerInstance/containerGroups where the schema is applied by a deployment script,
+    as a schema identity this component creates; that identity is the server's admin, unless
+    `administrator` is a Group (then add the identity to the group). Default: none (the deploying
+    machine applies the schema, and must reach the server)."""
 
 
 class SqlDatabase(pulumi.ComponentResource):
@@ -149,20 +159,26 @@ class SqlDatabase(pulumi.ComponentResource):
     """The database's resource id."""
     firewall_rules: list[sql.FirewallRule]
     """The firewall rules (none with private access); schema migrations wait for them."""
-    schema: DatabaseSchema | None
-    """The applied schema, when `app_identity` was given: the app's code waits for it."""
+    schema: pulumi.Resource | None
+    """The applied schema, when `app_identity` was given (the dynamic `DatabaseSchema`, or the
+    in-network deployment script): the app's code waits for it."""
+    schema_identity: UserAssignedIdentity | None
+    """The identity the in-network schema runs as (None when the deploying machine applies it)."""
 
     def __init__(self, name: str, args: SqlDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:sql:SqlDatabase", name, None, opts)
         self._name = name
         self._args = args
+        self.schema_identity = self._schema_identity()
         server = self._server()
         database = self._database(server)
         self.firewall_rules = self._firewall(server)
-        endpoint = (
-            private_endpoint(f"{name}-endpoint", server.id, SQL_GROUP, args, args.private_access, self)
+        endpoint, endpoint_dns = (
+            resolvable_private_endpoint(
+                f"{name}-endpoint", server.id, SQL_GROUP, args, args.private_access, self
+            )
             if args.private_access
-            else None
+            else (None, None)
         )
         assign_roles(name, server.id, args.role_assignments, self)
         auditing = self._auditing(server)
@@ -174,7 +190,7 @@ class SqlDatabase(pulumi.ComponentResource):
             DATABASE_LOGS,
             DATABASE_METRICS,
         )
-        self.schema = self._schema(server, database, [endpoint] if endpoint else [])
+        self.schema = self._schema(server, database, [r for r in (endpoint, endpoint_dns) if r is not None])
         if args.lock:
             # After everything under them, so Pulumi removes the locks first (they are inherited).
             lock_against_deletion(
@@ -205,9 +221,54 @@ class SqlDatabase(pulumi.ComponentResource):
     def _child(self, protect: bool = False) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, protect=protect)
 
+    def _schema_identity(self) -> UserAssignedIdentity | None:
+        """With a schema subnet, the identity the deployment script runs as (before the server, which
+        names it as its admin)."""
+        args = self._args
+        if args.schema_subnet_id is None:
+            if args.administrator is None:
+                raise ValueError("SqlDatabaseArgs: administrator is required without schema_subnet_id")
+            return None
+        if args.private_access is None or args.app_identity is None:
+            raise ValueError("SqlDatabaseArgs: schema_subnet_id needs private_access and app_identity")
+        if args.administrator is not None and args.administrator.principal_type != "Group":
+            raise ValueError(
+                "SqlDatabaseArgs: with schema_subnet_id the schema identity signs in as the admin: leave "
+                "administrator unset or make it a Group the identity joins "
+                f"(got a {args.administrator.principal_type})"
+            )
+        identity = managedidentity.UserAssignedIdentity(
+            f"{self._name}-schema-identity",
+            resource_name_=args.naming.name("id-sql"),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            opts=self._child(),
+        )
+        self._schema_identity_tenant = identity.tenant_id
+        return UserAssignedIdentity(
+            resource_id=identity.id,
+            client_id=identity.client_id,
+            principal_id=identity.principal_id,
+            name=identity.name,
+        )
+
+    def _admin(self) -> SqlAdministrator:
+        """The given admin, or the schema identity (an application: its SID is its client id)."""
+        args = self._args
+        if args.administrator is not None:
+            return args.administrator
+        assert self.schema_identity is not None  # _schema_identity refused this combination
+        return SqlAdministrator(
+            login=self.schema_identity.name,
+            sid=self.schema_identity.client_id,
+            tenant_id=self._schema_identity_tenant,
+            principal_type="Application",
+        )
+
     def _server(self) -> sql.Server:
         """The logical server: Entra-only, TLS 1.2; without public endpoint under private access."""
-        args, admin = self._args, self._args.administrator
+        args, admin = self._args, self._admin()
         return sql.Server(
             f"{self._name}-server",
             server_name=args.naming.name("sql"),
@@ -312,12 +373,34 @@ class SqlDatabase(pulumi.ComponentResource):
 
     def _schema(
         self, server: sql.Server, database: sql.Database, endpoints: Sequence[pulumi.Resource]
-    ) -> DatabaseSchema | None:
+    ) -> pulumi.Resource | None:
         """The tables, change tracking and the app's database user, applied during `pulumi up` once
-        the server can be reached (firewall rules, or the private endpoint)."""
+        the server can be reached (firewall rules, or the private endpoint and its DNS record): from
+        inside the network when there is a schema subnet, else from the deploying machine."""
         args = self._args
         if args.app_identity is None:
             return None
+        after = [server, database, *self.firewall_rules, *endpoints]
+        if self.schema_identity is not None and args.schema_subnet_id is not None:
+            runner = SchemaRunner(
+                f"{self._name}-schema-runner",
+                SchemaRunnerArgs(
+                    resource_group_name=args.resource_group_name,
+                    location=args.location,
+                    naming=args.naming,
+                    tags=args.tags,
+                    diagnostics=args.diagnostics,
+                    private_access=args.private_access,
+                    identity=self.schema_identity,
+                    subnet_id=args.schema_subnet_id,
+                    server=server.fully_qualified_domain_name,
+                    database=database.name,
+                    variables=schema_variables(args.app_identity.name, args.app_identity.client_id),
+                    depends_on=after,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            return runner.script
         return DatabaseSchema(
             f"{self._name}-schema",
             server=server.fully_qualified_domain_name,
@@ -325,9 +408,7 @@ class SqlDatabase(pulumi.ComponentResource):
             database=database.name,
             app_identity_name=args.app_identity.name,
             app_identity_client_id=args.app_identity.client_id,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[server, database, *self.firewall_rules, *endpoints]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
     def connection_string(self, identity_client_id: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -4,6 +4,8 @@
   Flex Consumption, a run-from-package blob elsewhere);
 - `site_upload`: `SiteContent` syncs `site/` and its `config.json` to the static website's `$web`;
 - `database_schema`: `DatabaseSchema` applies the T-SQL migrations with pyodbc and an Entra token;
+- `migration_runner`: the runner itself (standard library only), which also runs inside a private
+  stack's network, in the deployment script of `components.schema_runner`;
 - `host_key`: `FunctionHostKey` sets the Functions host's `signalr_extension` system key through ARM;
 - `azure_http`, `provider_support`: the HTTP, token and diff helpers they share.
 

@@ -1,161 +1,85 @@
-"""Applying the T-SQL migrations during `pulumi up`: the runner, and the dynamic resource around it.
-
-The runner records each applied migration (name, checksum of its text with the variables filled in,
-time) in a table of the database, skips what is recorded with the same checksum, and runs a changed
-migration again (they are idempotent by construction). An error names the migration file, the batch
-and its first line.
-
-Every batch runs in autocommit mode: SQL Server refuses `ALTER DATABASE` inside an explicit or
-implicit transaction (error 226), and pyodbc's default `autocommit=False` makes the ODBC driver open
-an implicit transaction at the first SELECT (ALTER DATABASE reference; mkleehammer/pyodbc#910). Only
-the bookkeeping of one migration (delete and insert its tracking row) is one transaction.
+"""Applying the T-SQL migrations during `pulumi up` from the deploying machine: the dynamic resource
+around the runner of `data_plane.migration_runner` (which also runs inside the network, see
+`components.schema_runner`).
 
 The resource connects with pyodbc and ODBC Driver 18 using an Entra access token of the deploying
 identity (no SQL password exists), after the server, database and firewall rules, and before the
-Functions app's code starts its SQL triggers.
+Functions app's code starts its SQL triggers. It connects only when it has work to do: a `pulumi up`
+whose migrations and variables are unchanged does not call the provider at all (the diff says no
+change), so the ODBC driver is needed only on a machine that applies a new or changed schema.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from data_plane.azure_http import ARM, SQL_SCOPE, entra_token, urllib_transport
+from data_plane.migration_runner import (
+    SQL_COPT_SS_ACCESS_TOKEN,
+    SQLITE,
+    TRACKING_TABLE,
+    TSQL,
+    Dialect,
+    MigrationError,
+    MigrationResult,
+    access_token_struct,
+    applied_checksum,
+    apply_migrations,
+    entra_sid,
+    verify_planned,
+)
 from data_plane.provider_support import diff_on
-from functions.migrations import Migration, load_migrations
+from functions.migrations import load_migrations
 
-TRACKING_TABLE = "dbo.SchemaMigrations"
-SQL_COPT_SS_ACCESS_TOKEN = 1256  # msodbcsql: pass an Entra access token instead of a password
-
-
-class MigrationError(RuntimeError):
-    """A migration failed; the message names the file and the statement."""
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """The statements the runner needs, per database engine."""
-
-    tracking_table: str
-    create_tracking_table: str
-
-
-TSQL = Dialect(
-    tracking_table=TRACKING_TABLE,
-    create_tracking_table=(
-        f"IF OBJECT_ID(N'{TRACKING_TABLE}', N'U') IS NULL CREATE TABLE {TRACKING_TABLE} ("
-        "name NVARCHAR(255) NOT NULL PRIMARY KEY, checksum CHAR(64) NOT NULL, "
-        "applied_at NVARCHAR(32) NOT NULL)"
-    ),
-)
-SQLITE = Dialect(
-    tracking_table="schema_migrations",
-    create_tracking_table=(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "name VARCHAR(255) NOT NULL PRIMARY KEY, checksum CHAR(64) NOT NULL, applied_at VARCHAR(32) NOT NULL)"
-    ),
+__all__ = [
+    "SQLITE",
+    "SQL_COPT_SS_ACCESS_TOKEN",
+    "TRACKING_TABLE",
+    "TSQL",
+    "DatabaseSchema",
+    "Dialect",
+    "MigrationError",
+    "MigrationResult",
+    "SchemaProvider",
+    "access_token_struct",
+    "applied_checksum",
+    "apply_migrations",
+    "entra_sid",
+]
+ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
+ODBC_INSTALL = (
+    "install it: Debian/Ubuntu: `curl -sSL https://packages.microsoft.com/config/$(. /etc/os-release; "
+    'echo "$ID/$VERSION_ID")/packages-microsoft-prod.deb -o /tmp/ms.deb && sudo dpkg -i /tmp/ms.deb && '
+    "sudo apt-get update && sudo ACCEPT_EULA=Y apt-get install -y msodbcsql18`; macOS: `brew tap "
+    "microsoft/mssql-release https://github.com/Microsoft/homebrew-mssql-release && HOMEBREW_ACCEPT_EULA=Y "
+    "brew install msodbcsql18`"
 )
 
 
-@dataclass(frozen=True)
-class MigrationResult:
-    """What one run did."""
-
-    applied: list[str]
-    skipped: list[str]
-
-
-def applied_checksum(migration: Migration, variables: dict[str, str] | None) -> str:
-    """What the tracking table records: the file's text and the values of the variables it uses, so
-    a new value (say, a recreated identity's id) runs the migration again."""
-    used = {name: (variables or {}).get(name, "") for name in sorted(migration.variables())}
-    return hashlib.sha256(f"{migration.text}\0{json.dumps(used, sort_keys=True)}".encode()).hexdigest()
-
-
-def apply_migrations(
-    connection: Any,
-    migrations: Sequence[Migration],
-    variables: dict[str, str] | None = None,
-    dialect: Dialect = TSQL,
-) -> MigrationResult:
-    """Run what is new or changed, in order, recording each; `connection` is a pyodbc connection.
-
-    Batches run in autocommit mode (ALTER DATABASE refuses any transaction); the tracking row of a
-    migration is written in one transaction once all its batches succeeded."""
-    connection.autocommit = True
-    cursor = connection.cursor()
-    cursor.execute(dialect.create_tracking_table)
-    cursor.execute(f"SELECT name, checksum FROM {dialect.tracking_table}")
-    recorded = {str(name): str(checksum) for name, checksum in cursor.fetchall()}
-    applied, skipped = [], []
-    for migration in migrations:
-        checksum = applied_checksum(migration, variables)
-        if recorded.get(migration.name) == checksum:
-            skipped.append(migration.name)
-            continue
-        for number, batch in enumerate(migration.batches(variables), start=1):
-            try:
-                cursor.execute(batch)
-                while cursor.nextset():  # drain every result of a multi-statement batch
-                    pass
-            except Exception as error:
-                first_line = next(
-                    (
-                        line.strip()
-                        for line in batch.splitlines()
-                        if line.strip() and not line.strip().startswith("--")
-                    ),
-                    "",
-                )
-                raise MigrationError(
-                    f"{migration.name}: batch {number} failed ({first_line[:120]}): {error}"
-                ) from error
-        _record(connection, dialect, migration.name, checksum)
-        applied.append(migration.name)
-    return MigrationResult(applied, skipped)
-
-
-def _record(connection: Any, dialect: Dialect, name: str, checksum: str) -> None:
-    """Replace a migration's tracking row in one transaction, then return to autocommit."""
-    connection.autocommit = False
+def installed_odbc_drivers() -> list[str]:
+    """The ODBC drivers of this machine (none when pyodbc or unixODBC itself is missing)."""
     try:
-        cursor = connection.cursor()
-        cursor.execute(f"DELETE FROM {dialect.tracking_table} WHERE name = ?", name)
-        cursor.execute(
-            f"INSERT INTO {dialect.tracking_table} (name, checksum, applied_at) VALUES (?, ?, ?)",
-            name,
-            checksum,
-            datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        connection.commit()
-    except Exception:
-        connection.rollback()
-        raise
-    finally:
-        connection.autocommit = True
+        import pyodbc
+    except ImportError:
+        return []
+    return list(pyodbc.drivers())
 
 
-def entra_sid(client_id: str) -> str:
-    """The SID of a service principal or managed identity as a T-SQL binary literal: its client
-    (application) id as SQL Server stores a uniqueidentifier (the first three fields little-endian,
-    as `CONVERT(VARBINARY(16), CAST('<id>' AS UNIQUEIDENTIFIER))` gives)."""
-    return "0x" + uuid.UUID(client_id).bytes_le.hex().upper()
-
-
-def access_token_struct(token: str) -> bytes:
-    """The token as msodbcsql wants it for SQL_COPT_SS_ACCESS_TOKEN: length-prefixed UTF-16-LE."""
-    encoded = token.encode("utf-16-le")
-    return struct.pack(f"<I{len(encoded)}s", len(encoded), encoded)
+def schema_variables(
+    app_identity_name: pulumi.Input[str], app_identity_client_id: pulumi.Input[str]
+) -> dict[str, pulumi.Input[str]]:
+    """The migrations' variables, wherever they run: the app identity's name and SID."""
+    return {
+        "AppIdentityName": app_identity_name,
+        # The user is created from the identity's SID: no Microsoft Graph lookup, which a service
+        # principal could only do through a server identity with Directory Readers.
+        "AppIdentitySid": pulumi.Output.from_input(app_identity_client_id).apply(entra_sid),
+    }
 
 
 class SchemaProvider(ResourceProvider):
@@ -173,8 +97,10 @@ class SchemaProvider(ResourceProvider):
         sleep: Callable[[float], None] | None = None,
         firewall_wait_seconds: float = 300,
         locks: Callable[[str], list[str]] | None = None,
+        drivers: Callable[[], list[str]] | None = None,
     ) -> None:
         self._connect = connect
+        self._drivers = drivers
         self._arm = arm
         self._sleep = sleep
         self._firewall_wait = firewall_wait_seconds
@@ -230,9 +156,11 @@ class SchemaProvider(ResourceProvider):
         except Exception as error:
             if "Deny Public Network Access is set to Yes" in str(error) or "(47073)" in str(error):
                 raise MigrationError(
-                    f"{props['server']} accepts private connections only (network: private): run `pulumi up` "
-                    "from a machine in its virtual network, or in one peered with it whose DNS resolves "
-                    "privatelink.database.windows.net (a self-hosted runner; README, Private networking)"
+                    f"{props['server']} accepts private connections only (network: private, with a network "
+                    "you bring): run `pulumi up` from a machine in that network, or in one peered with it "
+                    "whose DNS resolves privatelink.database.windows.net (a self-hosted runner); or let the "
+                    "stack create its network, where the schema is applied from inside (README, Private "
+                    "networking)"
                 ) from error
             match = re.search(r"Client with IP address '([0-9.]+)' is not allowed", str(error))
             if not match:
@@ -266,14 +194,18 @@ class SchemaProvider(ResourceProvider):
                     raise
                 (self._sleep or time.sleep)(15)
 
+    def _require_driver(self) -> None:
+        """The ODBC driver, checked when a connection is about to be made (not on every `up`)."""
+        if self._connect is None and ODBC_DRIVER not in (self._drivers or installed_odbc_drivers)():
+            raise MigrationError(
+                f"the schema changed and is applied from this machine, which lacks {ODBC_DRIVER}; "
+                f"{ODBC_INSTALL}"
+            )
+
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         migrations = load_migrations()
-        expected = {m["name"]: m["checksum"] for m in props["migrations"]}
-        found = {m.name: m.checksum for m in migrations}
-        if found != expected:
-            raise MigrationError(
-                "the migrations on disk differ from the ones this update planned; run `pulumi up` again"
-            )
+        verify_planned(migrations, props["migrations"])
+        self._require_driver()
         connection, temporary_rule = self._connect_through_firewall(props)
         try:
             result = apply_migrations(connection, migrations, dict(props.get("variables") or {}))
@@ -320,12 +252,7 @@ class DatabaseSchema(pulumi.dynamic.Resource):
                 "server_id": server_id,
                 "database": database,
                 "migrations": migrations,
-                "variables": {
-                    "AppIdentityName": app_identity_name,
-                    # The user is created from the identity's SID: no Microsoft Graph lookup, which a
-                    # service principal could only do through a server identity with Directory Readers.
-                    "AppIdentitySid": pulumi.Output.from_input(app_identity_client_id).apply(entra_sid),
-                },
+                "variables": schema_variables(app_identity_name, app_identity_client_id),
                 "applied": None,
             },
             opts,

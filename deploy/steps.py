@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import pulumi
 from pulumi import automation as auto
 
-from preflight.__main__ import subscription_of
-from preflight.checks import ArmGet, Needs, Problem, check, report
+from preflight.__main__ import UsageError, needs_of, subscription_of, token_identity
+from preflight.checks import ArmGet, Problem, check, report
 from settings import Settings, SettingsError, load_settings, stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,17 +192,11 @@ def preflight(run: Run, config: dict[str, str], settings: Settings, token: str) 
         arm = run.tools.arm_reader(token)
         try:
             subscription = subscription_of(config, run.options.subscription, arm)
-        except SystemExit:
-            raise StepError(
-                "preflight", "the identity sees several subscriptions", "pass --subscription <id>"
-            ) from None
-        needs = Needs(
-            subscription_id=subscription,
-            location=settings.location,
-            flex_consumption=settings.hosting_plan == "FlexConsumption",
-            private_network=settings.network.private,
-            schema_from_here=not run.options.preview_only,  # a preview applies no schema
-        )
+        except UsageError as error:
+            raise StepError("preflight", str(error), "pass --subscription <id>") from None
+        needs = needs_of(settings, subscription, token_identity(token))
+        # A preview applies no schema; a private stack's own network applies it in a deployment script.
+        needs = replace(needs, schema_from_here=not run.options.preview_only and not needs.schema_in_network)
         problems, skipped = check(arm, run.tools.odbc_drivers(), needs)
         if not (run.tools.policy_pack / "venv").is_dir():
             problems.append(

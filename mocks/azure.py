@@ -93,6 +93,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         elif args.typ == "azure-native:managedidentity:UserAssignedIdentity":
             state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{name}"))
             state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{name}"))
+            state["tenantId"] = TENANT
         elif args.typ == "azure-native:authorization:RoleAssignment":
             state["createdOn"] = ASSIGNED_AT
         elif args.typ == "azure-native:applicationinsights:Component":

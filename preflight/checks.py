@@ -7,7 +7,17 @@ fixes it.
 - Flex Consumption is offered in a subset of regions: GET /subscriptions/{id}/providers/Microsoft.Web/
   geoRegions?sku=FlexConsumption, names like "West Europe" (what `az functionapp
   list-flexconsumption-locations` reads).
-- The schema migrations connect with Microsoft's ODBC Driver 18 for SQL Server.
+- Private networking: the virtual network (Microsoft.Network), Flex Consumption's subnet delegation to
+  `Microsoft.App/environments` (Microsoft.App), and the deployment script that runs the schema inside
+  the network in an Azure Container Instance (Microsoft.ContainerInstance; "Access a private virtual
+  network from a Bicep deployment script"). A subnet brought by the stack is read (Subnets - Get) and
+  must carry its delegation.
+- Whoever applies the schema must be able to sign in to SQL as its Entra admin: the deploying identity
+  when the schema is applied from the deploying machine; the stack's schema identity when it runs in
+  the network (the admin is then that identity, or a group it is added to).
+- The schema migrations applied from the deploying machine connect with Microsoft's ODBC Driver 18 for
+  SQL Server, but only when the schema changes (`data_plane.database_schema` checks it then): a
+  routine `pulumi up` does not need it, and neither does a stack whose schema runs in the network.
 """
 
 from __future__ import annotations
@@ -17,10 +27,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from data_plane.database_schema import ODBC_DRIVER, ODBC_INSTALL
+
 ARM = "https://management.azure.com"
 PROVIDERS_API = "2021-04-01"
 WEB_API = "2023-01-01"
-ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
+NETWORK_API = "2024-05-01"
 BASE_PROVIDERS = (
     "Microsoft.Web",
     "Microsoft.Sql",
@@ -32,16 +44,11 @@ BASE_PROVIDERS = (
     "Microsoft.Insights",
 )
 """Registered for every stack: the services, identities, secrets and monitoring."""
-PRIVATE_NETWORK_PROVIDERS = ("Microsoft.Network", "Microsoft.App")
-"""With private networking: the virtual network, and Flex Consumption's subnet delegation to
-`Microsoft.App/environments`."""
-ODBC_INSTALL = (
-    "install it: Debian/Ubuntu: `curl -sSL https://packages.microsoft.com/config/$(. /etc/os-release; "
-    'echo "$ID/$VERSION_ID")/packages-microsoft-prod.deb -o /tmp/ms.deb && sudo dpkg -i /tmp/ms.deb && '
-    "sudo apt-get update && sudo ACCEPT_EULA=Y apt-get install -y msodbcsql18`; macOS: `brew tap "
-    "microsoft/mssql-release https://github.com/Microsoft/homebrew-mssql-release && HOMEBREW_ACCEPT_EULA=Y "
-    "brew install msodbcsql18`"
-)
+PRIVATE_NETWORK_PROVIDERS = ("Microsoft.Network", "Microsoft.App", "Microsoft.ContainerInstance")
+"""With private networking: the virtual network, Flex Consumption's subnet delegation to
+`Microsoft.App/environments`, and the container instance the in-network schema script runs in."""
+FLEX_DELEGATION = "Microsoft.App/environments"
+__all__ = ["ODBC_DRIVER", "ODBC_INSTALL"]
 
 ArmGet = Callable[[str], tuple[int, bytes]]
 """GET an ARM URL with the deploying identity's token: (status, body)."""
@@ -66,8 +73,20 @@ class Needs:
     location: str
     flex_consumption: bool
     private_network: bool = False
-    schema_from_here: bool = True
-    """The machine running `pulumi up` applies the schema (it needs the ODBC driver)."""
+    schema_from_here: bool = False
+    """The machine running this check is about to apply a schema change (it needs the ODBC driver):
+    `python -m preflight --schema-from-here`; `pulumi up` itself checks the driver only when the schema
+    changes."""
+    schema_in_network: bool = False
+    """The schema runs inside the stack's network (a private stack that creates its network), as the
+    stack's schema identity; otherwise the deploying identity applies it."""
+    sql_admin: tuple[str, str] | None = None
+    """The configured SQL admin as (principal type, sid); None: the default (the deploying identity,
+    or the schema identity when the schema runs in the network)."""
+    deployer: tuple[str, str] | None = None
+    """The deploying identity as (object id, client id), when known."""
+    app_subnet_id: str | None = None
+    """A subnet the stack brings for the Functions app (it must be delegated to Microsoft.App)."""
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -145,11 +164,70 @@ def odbc_missing(drivers: Iterable[str], needs: Needs) -> list[Problem]:
     ]
 
 
+def subnet_undelegated(arm_get: ArmGet, needs: Needs) -> list[Problem]:
+    """A problem when a subnet the stack brings is missing or not delegated to Microsoft.App
+    (Flex Consumption's virtual network integration refuses any other subnet)."""
+    if not needs.app_subnet_id:
+        return []
+    status, body = arm_get(f"{ARM}{needs.app_subnet_id}?api-version={NETWORK_API}")
+    if status == 404:
+        return [
+            Problem(
+                f"subnet {needs.app_subnet_id} does not exist", "set networkAppSubnetId to an existing subnet"
+            )
+        ]
+    if status != 200:
+        raise PermissionError(f"reading subnet {needs.app_subnet_id} answered HTTP {status}")
+    delegations = json.loads(body).get("properties", {}).get("delegations") or []
+    services = {
+        str(d.get("properties", {}).get("serviceName", "")) for d in delegations if isinstance(d, dict)
+    }
+    if FLEX_DELEGATION in services:
+        return []
+    return [
+        Problem(
+            f"subnet {needs.app_subnet_id} is delegated to {', '.join(sorted(services)) or 'nothing'}, "
+            f"not {FLEX_DELEGATION}",
+            f"`az network vnet subnet update --ids {needs.app_subnet_id} --delegations {FLEX_DELEGATION}`",
+        )
+    ]
+
+
+def sql_admin_unusable(needs: Needs) -> tuple[list[Problem], list[str]]:
+    """Whether whoever applies the schema can sign in as the SQL server's Entra admin: problems, and
+    what cannot be known from here (a group's members)."""
+    if needs.sql_admin is None:
+        return [], []  # the default admin is whoever applies the schema
+    kind, sid = needs.sql_admin
+    if kind == "Group":
+        who = (
+            "the stack's schema identity (id-sql-<workload>-<env>-<suffix>)"
+            if needs.schema_in_network
+            else "you"
+        )
+        return [], [f"the SQL admin is group {sid}: {who} must be a member (group members are not read here)"]
+    if needs.schema_in_network:
+        return [], []  # the settings refuse a User or Application admin there (settings.loading)
+    if needs.deployer is None:
+        return [], []
+    object_id, client_id = needs.deployer
+    if sid.lower() in (object_id.lower(), client_id.lower()):
+        return [], []
+    return [
+        Problem(
+            f"the schema is applied by the deploying identity ({object_id}), which is not the SQL admin "
+            f"{kind} {sid}",
+            "deploy as the SQL admin, make the admin a Group the deploying identity is in, or unset the "
+            "sqlAdmin* keys (the deploying identity becomes the admin)",
+        )
+    ], []
+
+
 def check(arm_get: ArmGet, drivers: Iterable[str], needs: Needs) -> tuple[list[Problem], list[str]]:
     """Every problem, and the checks that could not run (say, no right to read providers)."""
-    problems: list[Problem] = odbc_missing(drivers, needs)
-    skipped: list[str] = []
-    for rule in (unregistered, flex_unavailable):
+    problems, skipped = sql_admin_unusable(needs)
+    problems += odbc_missing(drivers, needs)
+    for rule in (unregistered, flex_unavailable, subnet_undelegated):
         try:
             problems += rule(arm_get, needs)
         except (PermissionError, ValueError) as error:

@@ -7,6 +7,7 @@ network, as Pulumi's testing guide shows)."""
 from __future__ import annotations
 
 from data_plane.azure_http import Transport, urllib_transport
+from data_plane.database_schema import installed_odbc_drivers
 from preflight.checks import ArmGet
 
 arm_transport: Transport = urllib_transport
@@ -14,10 +15,8 @@ arm_transport: Transport = urllib_transport
 
 
 def odbc_drivers() -> list[str]:
-    """The ODBC drivers installed on this machine."""
-    import pyodbc
-
-    return list(pyodbc.drivers())
+    """The ODBC drivers installed on this machine (none when pyodbc or unixODBC is missing)."""
+    return installed_odbc_drivers()
 
 
 def arm_reader(token: str) -> ArmGet:

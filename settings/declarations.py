@@ -391,8 +391,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="networkAddressSpace",
         type="string",
-        description="With network private: the virtual network's address space (private, /16 to /26), halved "
-        "into the app subnet and the private endpoint subnet.",
+        description="With network private: the virtual network's address space (private, /16 to /26): its "
+        "first half the app subnet, its last quarters the private endpoint and deployment script subnets.",
         default="10.20.0.0/24",
         check=_check_address_space,
     ),

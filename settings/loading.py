@@ -169,6 +169,15 @@ def _network_rule(values: Values) -> list[str]:
             f"{PROJECT}:sqlClientIpRanges: must be empty with network private (a server without a public "
             "endpoint refuses firewall rules, error 42101); reach it from the virtual network instead"
         )
+    admin_type = values.get("sqlAdminPrincipalType")
+    if private and not byo and admin_type in ("User", "Application"):
+        # Its own network: the schema runs in a deployment script as the stack's identity (components.sql).
+        errors.append(
+            f"{PROJECT}:sqlAdminPrincipalType = {admin_type!r}: with network private (a network of its "
+            "own) the schema is applied inside the network by the stack's schema identity, which must sign "
+            "in as the admin: unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType, or use a "
+            "Group and add the identity to it"
+        )
     if len(byo) == 1:
         errors.append(f"{PROJECT}:networkAppSubnetId and networkEndpointSubnetId: set both, or neither")
     if not private and (byo or values.get("networkPrivateDnsZoneIds")):

@@ -5,30 +5,118 @@
 "use strict";
 
 (() => {
+  // ---- every text the page shows, in one table: a translation replaces this table ----------
+  // index.html carries the same English texts (for a page without script); elements marked
+  // `data-text` take theirs from here. Times are formatted in the same locale, the page's.
+  const LOCALE = document.documentElement.lang || "en";
+  const T = {
+    title: "Broadcast",
+    skip: "Skip to messages",
+    publish: "Publish",
+    reconnect: "Reconnect now",
+    publisherTitle: "Publish a message",
+    keyLabel: "Publish key",
+    keyHint: "(from whoever runs this feed; kept in this tab only)",
+    nameLabel: "Name",
+    nameHint: "(optional, up to 64 characters)",
+    textLabel: "Message",
+    enterSends: "sends",
+    shiftEnterLine: "adds a line",
+    send: "Send",
+    feedTitle: "Live feed",
+    anonymous: "anonymous",
+    justNow: "just now",
+    today: "Today",
+    yesterday: "Yesterday",
+    showMore: "Show more",
+    showLess: "Show less",
+    copyLink: "Copy link",
+    linkCopied: "Link copied.",
+    linkInAddressBar: "Copying is not allowed here: the link is in the address bar.",
+    linkGone: "The linked message is no longer in the feed.",
+    newSince: "New since your last visit",
+    newCount: (n) => (n === 1 ? "1 new message" : `${n} new messages`),
+    newOne: (author, text) => `New message from ${author}: ${text}`,
+    newMany: (n, from) => `${n} new messages from ${from}`,
+    twoAuthors: (a, b) => `${a} and ${b}`,
+    moreAuthors: (a, others) => `${a} and ${others} others`,
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    offline: "Offline: waiting for the network",
+    saidLive: "Live.",
+    saidLiveAgain: "Live again.",
+    saidNotYet: "Not connected yet. Retrying…",
+    saidLost: "Connection lost. Reconnecting…",
+    online: "online",
+    lastKnown: "(last known)",
+    lastKnownTitle: "The count when the connection was lost; it is updated once reconnected.",
+    loading: "Loading messages…",
+    empty: "No messages yet. New ones appear here as they are published.",
+    historyFailed: "Earlier messages could not be loaded; trying again shortly. New messages still appear here.",
+    historyRetrying: "Loading earlier messages again…",
+    retry: "Retry",
+    older: "Show older messages",
+    olderFailed: "Show older messages (failed: try again)",
+    beginning: "The beginning of the feed.",
+    enterKey: "Enter the publish key first.",
+    writeFirst: "Write a message first.",
+    invalidAuthor:
+      "The name contains invisible, direction-changing or control characters: remove them or leave the name empty.",
+    keyRefused: "The publish key was refused.",
+    apiAnswered: (status) => `The API answered ${status}.`,
+    unreachable: "Could not reach the API. Try again once the feed is live.",
+    sent: "Sent.",
+    count: (n, max) => `${n} / ${max}`,
+    codePoint: (hex) => `U+${hex}`,
+  };
+
   const PAGE = 100; // the API's largest page
   const KEEP = 500; // messages kept on screen before the oldest make way (still reachable)
   const KEY_STORAGE = "broadcast.functionKey";
+  const SEEN_STORAGE = "broadcast.lastSeenId";
   const MAX_TEXT = 2000;
   // A visible page must be live again within seconds of the service coming back; a hidden one
   // retries rarely and catches up at once when shown. Jitter keeps thousands of pages from
   // retrying in step.
   const RETRY_CAP_VISIBLE_MS = 3000;
   const RETRY_CAP_HIDDEN_MS = 30000;
+  const HISTORY_RETRY_CAP_MS = 30000;
+  // The service pings an idle client every 15 s; the client gives up on a silent server after
+  // this long (the SignalR client's serverTimeoutInMilliseconds, 30 s by default), and only then
+  // does the page say "Reconnecting…". 20 s leaves 5 s for a late ping.
+  const SERVER_TIMEOUT_MS = 20000;
   // Screen readers get one summary per burst: after a quiet moment, or at most this late.
   const ANNOUNCE_QUIET_MS = 1000;
   const ANNOUNCE_MAX_WAIT_MS = 3000;
   const SPOKEN_CHARS = 140;
   // A connection state is read out only once it has lasted this long (no flapping read out).
   const SETTLE_MS = { live: 1000, down: 3000 };
+  // Messages added per animation frame (see `flush`).
+  const SLICE_MIN = 20;
+  const SLICE_MAX = 100;
+  const FRAME_BUDGET_MS = 120;
   const COLLAPSE_CHARS = 600;
   const COLLAPSE_LINES = 8;
   const SENT_VISIBLE_MS = 4000;
+  const COPIED_VISIBLE_MS = 2000;
+  // What a name may not contain, exactly as the API refuses it (functions/contract.py:
+  // CONTROL_RANGES, BIDI_RANGES, INVISIBLE_RANGES, in that order; a test holds the two lists
+  // together): C0 controls, DEL and C1 controls (U+0000-U+001F, U+007F-U+009F); bidi marks,
+  // embeddings, overrides and isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069);
+  // zero-width and other invisible characters (U+00AD, U+034F, U+115F-U+1160, U+17B4-U+17B5,
+  // U+180B-U+180F, U+200B-U+200D, U+2028-U+2029, U+2060-U+2064, U+206A-U+206F, U+3164,
+  // U+FE00-U+FE0F, U+FEFF, U+FFA0, U+1D173-U+1D17A, U+E0000-U+E007F, U+E0100-U+E01EF).
+  // A text made only of these and white space is empty (contract.py, `visible`).
+  const INVISIBLE =
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e-\u200f\u202a-\u202e\u2066-\u2069\u00ad\u034f\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200d\u2028-\u2029\u2060-\u2064\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
+  const hasInvisible = (value) => value.search(INVISIBLE) !== -1;
 
   const $ = (id) => document.getElementById(id);
   const feed = $("feed");
   const baseTitle = document.title;
   const messages = new Map(); // id -> message
-  const parts = new WeakMap(); // article -> { date, day, ago }: what refreshFeed updates
+  const parts = new WeakMap(); // article -> { date, label, day, ago }: what the refreshes update
   const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
   let config = null;
   let connection = null;
@@ -40,14 +128,16 @@
   let loaded = false; // the newest page has been shown
   let everLive = false;
   let newestLoad = null; // the newest page's request while it runs, shared by its callers
+  let readerAway = false; // the top of the feed (the newest message) is scrolled out of view
+  let current = null; // the article in the tab order (roving tabindex: one stop for the feed)
 
   // ---- rendering ---------------------------------------------------------------------------
 
-  const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric" });
-  const yearFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "long" });
-  const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-  const clockFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
-  const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto", style: "long" });
+  const dayFormat = new Intl.DateTimeFormat(LOCALE, { weekday: "long", month: "long", day: "numeric" });
+  const yearFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "long" });
+  const exactFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "medium" });
+  const clockFormat = new Intl.DateTimeFormat(LOCALE, { timeStyle: "short" });
+  const relative = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto", style: "long" });
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -56,13 +146,13 @@
     return node;
   }
 
-  const authorOf = (message) => message.author || "anonymous";
+  const authorOf = (message) => message.author || T.anonymous;
 
   // "just now", "5 minutes ago", "3 hours ago"; older ones show the time of day, since the day
   // separator above them gives the date.
   function ago(date, now) {
     const seconds = (date - now) / 1000;
-    if (seconds > -45) return "just now";
+    if (seconds > -45) return T.justNow;
     const minutes = Math.round(seconds / 60);
     if (minutes > -60) return relative.format(minutes, "minute");
     const hours = Math.round(minutes / 60);
@@ -73,36 +163,71 @@
   function dayLabel(date, now) {
     const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
     const days = Math.round((midnight(now) - midnight(date)) / 86400000);
-    if (days === 0) return "Today";
-    if (days === 1) return "Yesterday";
+    if (days === 0) return T.today;
+    if (days === 1) return T.yesterday;
     return date.getFullYear() === now.getFullYear() ? dayFormat.format(date) : yearFormat.format(date);
   }
 
+  // A name as it is, except that what would hide (zero-width characters, controls) or reorder it
+  // (bidi controls) is shown as its code point: "adm\u200bin" must not pass for "admin".
+  function nameNode(name) {
+    const node = element("bdi", "who");
+    let last = 0;
+    for (const match of name.matchAll(INVISIBLE)) {
+      node.append(name.slice(last, match.index));
+      const hex = match[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      node.append(element("span", "code-point", T.codePoint(hex)));
+      last = match.index + match[0].length;
+    }
+    node.append(name.slice(last));
+    return node;
+  }
+
   // Only http and https become links: `javascript:`, `data:` and the like stay plain text.
-  function safeHref(candidate) {
+  function safeUrl(candidate) {
     try {
       const url = new URL(candidate);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+      return url.protocol === "http:" || url.protocol === "https:" ? url : null;
     } catch {
       return null;
     }
+  }
+
+  // The address as written, ending where the sentence does: trailing punctuation, and closing
+  // parentheses that have no opening one inside it ("(see https://x.y/Foo_(bar))").
+  function trimAddress(raw) {
+    let candidate = raw;
+    for (;;) {
+      const before = candidate;
+      candidate = candidate.replace(/[.,;:!?'"]+$/, "");
+      const opened = candidate.split("(").length;
+      if (candidate.endsWith(")") && candidate.split(")").length > opened) candidate = candidate.slice(0, -1);
+      if (candidate === before) return candidate;
+    }
+  }
+
+  // What a link says: the address as written, unless its host is not what the browser will visit
+  // (a non-ASCII host, "аpple.com" in Cyrillic, goes to its punycode "xn--pple-43d.com"; user
+  // information before an "@" hides the real host): then the host the browser will visit.
+  function linkLabel(candidate, url) {
+    const [, scheme, authority, rest] = /^(https?:\/\/)([^/?#]*)(.*)$/is.exec(candidate);
+    return authority.toLowerCase() === url.host ? candidate : `${scheme}${url.host}${rest}`;
   }
 
   // The text as text nodes, with http(s) URLs as links that cannot reach back into this page.
   function linkify(text) {
     const fragment = document.createDocumentFragment();
     let last = 0;
-    for (const match of text.matchAll(/\bhttps?:\/\/[^\s<>"']+/gi)) {
-      // Punctuation that ends the sentence is not part of the address.
-      let candidate = match[0].replace(/[.,;:!?]+$/, "");
-      if (candidate.endsWith(")") && !candidate.includes("(")) candidate = candidate.slice(0, -1);
-      const href = safeHref(candidate);
-      if (!href) continue;
+    for (const match of text.matchAll(/\bhttps?:\/\/[^\s<>"]+/gi)) {
+      const candidate = trimAddress(match[0]);
+      const url = safeUrl(candidate);
+      if (!url) continue;
       fragment.append(text.slice(last, match.index));
-      const link = element("a", "", candidate);
-      link.href = href;
+      const link = element("a", "", linkLabel(candidate, url));
+      link.href = url.href;
       link.rel = "noopener noreferrer";
       link.target = "_blank";
+      link.tabIndex = -1; // in the tab order only while its article is (see `makeCurrent`)
       fragment.append(link);
       last = match.index + candidate.length;
     }
@@ -115,51 +240,51 @@
   function collapsible(card, text, message) {
     if (message.text.length <= COLLAPSE_CHARS && message.text.split("\n").length <= COLLAPSE_LINES) return;
     text.classList.add("collapsed");
-    const more = element("button", "quiet more", "Show more");
+    const more = element("button", "quiet more", T.showMore);
     more.type = "button";
+    more.tabIndex = -1;
     more.setAttribute("aria-expanded", "false");
     more.setAttribute("aria-controls", text.id);
-    more.addEventListener("click", () => {
-      const collapsed = text.classList.toggle("collapsed");
-      more.textContent = collapsed ? "Show more" : "Show less";
-      more.setAttribute("aria-expanded", String(!collapsed));
-    });
     card.append(more);
   }
 
-  // A candidate that fits in the collapsed height anyway (a wide screen) needs no button.
+  // A candidate that fits in the collapsed height anyway (a wide screen) needs no button. All
+  // reads first, then all writes: one layout for the whole batch.
   function unfoldShort(articles) {
-    for (const article of articles) {
-      const text = article.querySelector(".text.collapsed");
-      if (text && text.scrollHeight <= text.clientHeight) {
-        text.classList.remove("collapsed");
-        article.querySelector(".more").remove();
-      }
+    const texts = articles.map((article) => article.querySelector(".text.collapsed")).filter(Boolean);
+    const fits = texts.filter((text) => text.scrollHeight <= text.clientHeight);
+    for (const text of fits) {
+      text.classList.remove("collapsed");
+      text.parentElement.querySelector(".more").remove();
     }
   }
 
-  // One message as an article of the feed. Author and text are isolated (<bdi>, dir="auto") so a
-  // right-to-left name cannot reorder the time beside it.
-  function render(message, fresh) {
+  // One message as an article of the feed, reachable at #m<id>. Author and text are isolated
+  // (<bdi>, dir="auto") so a right-to-left name cannot reorder the time beside it.
+  function render(message, fresh, now) {
     const id = `m${message.id}`;
     const article = element("article", fresh ? "message fresh" : "message");
+    article.id = id;
     article.dataset.id = String(message.id);
-    article.tabIndex = 0;
+    article.tabIndex = -1;
     article.setAttribute("aria-labelledby", `${id}-who ${id}-when`);
     article.setAttribute("aria-describedby", `${id}-text`);
     const day = element("p", "day");
     day.hidden = true;
     const card = element("div", "card");
     const head = element("p", "head");
-    const who = element("bdi", "who", authorOf(message));
+    const who = nameNode(authorOf(message));
     who.id = `${id}-who`;
     const when = element("time");
     when.id = `${id}-when`;
     when.dateTime = message.createdAt;
     const date = new Date(message.createdAt);
     when.title = exactFormat.format(date);
-    when.append(element("span", "ago", ago(date, new Date())), element("span", "exact", when.title));
-    head.append(who, " ", when);
+    when.append(element("span", "ago", ago(date, now)), element("span", "exact", when.title));
+    const copy = element("button", "quiet copy", T.copyLink);
+    copy.type = "button";
+    copy.tabIndex = -1;
+    head.append(who, " ", when, copy);
     const text = element("p", "text");
     text.id = `${id}-text`;
     text.dir = "auto";
@@ -167,30 +292,41 @@
     card.append(head, text);
     collapsible(card, text, message);
     article.append(day, card);
-    parts.set(article, { date, day, ago: when.firstChild });
+    parts.set(article, { date, label: dayLabel(date, now), day, ago: when.firstChild });
     return article;
   }
 
-  // Day separators, positions in the feed, and relative times: one pass over the feed, after each
-  // change and every half minute (a separator says "Today" only until midnight).
-  function refreshFeed() {
-    const now = new Date();
+  // The day separator above `article`: shown when its day differs from the article above it.
+  function placeDay(article) {
+    if (!article) return;
+    const { label, day } = parts.get(article);
+    const above = article.previousElementSibling;
+    setText(day, label);
+    const hidden = above !== null && parts.get(above).label === label;
+    if (day.hidden !== hidden) day.hidden = hidden;
+  }
+
+  // Positions in the feed (the ARIA feed pattern's aria-posinset/aria-setsize): writes only.
+  function numberArticles() {
     const size = $("older").hidden ? String(feed.children.length) : "-1";
-    let previous = "";
     let position = 0;
     for (const article of feed.children) {
-      const { date, day, ago: relativeTime } = parts.get(article);
-      const label = dayLabel(date, now);
-      setText(day, label);
-      day.hidden = label === previous;
-      previous = label;
-      setText(relativeTime, ago(date, now));
       article.setAttribute("aria-posinset", String(++position));
-      article.setAttribute("aria-setsize", size);
+      if (article.getAttribute("aria-setsize") !== size) article.setAttribute("aria-setsize", size);
     }
   }
 
-  // Writes only what changed: the whole feed is refreshed after every arrival.
+  // Relative times and day labels age: every half minute, and when the page is shown again.
+  function refreshTimes() {
+    const now = new Date();
+    for (const article of feed.children) {
+      const entry = parts.get(article);
+      entry.label = dayLabel(entry.date, now);
+      setText(entry.ago, ago(entry.date, now));
+    }
+    for (const article of feed.children) placeDay(article);
+  }
+
   function setText(node, text) {
     if (node.textContent !== text) node.textContent = text;
   }
@@ -204,35 +340,266 @@
     feed.setAttribute("aria-busy", String(busy));
   }
 
+  // The article the reader is looking at (the first one whose bottom is below the top of the
+  // window) and where it is: a binary search, reading a few positions after one layout.
+  function readingPlace() {
+    const articles = feed.children;
+    let low = 0;
+    let high = articles.length - 1;
+    if (high < 0) return null;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (articles[middle].getBoundingClientRect().bottom > 0) high = middle;
+      else low = middle + 1;
+    }
+    return { article: articles[low], top: articles[low].getBoundingClientRect().top };
+  }
+
+  // Keeps what the reader looks at where it was, in code: browsers without scroll anchoring
+  // (Safari) would otherwise push it down by every message added above. Where the browser anchors
+  // too, it has done so by the time the layout is read here, and the shift read is 0.
+  // Scrolling moves by whole pixels while messages are fractions of one high: what a correction
+  // could not apply is carried to the next one, so a long stream does not drift.
+  let scrollResidue = 0;
+
+  function keepPlace(place) {
+    if (!place?.article.isConnected) return;
+    const shift = place.article.getBoundingClientRect().top - place.top + scrollResidue;
+    const before = window.scrollY;
+    window.scrollBy(0, shift);
+    scrollResidue = Math.max(-1, Math.min(1, shift - (window.scrollY - before)));
+  }
+
+  // The oldest make way once more than `limit` are shown, but never what the reader may be
+  // looking at: while they are away from the newest, only articles far below the window go.
+  function trim() {
+    const excess = feed.children.length - limit;
+    if (excess <= 0) return;
+    const doomed = [];
+    const far = 2 * window.innerHeight;
+    for (let article = feed.lastElementChild; article && doomed.length < excess; ) {
+      if (readerAway && article.getBoundingClientRect().top < far) break;
+      doomed.push(article);
+      article = article.previousElementSibling;
+    }
+    for (const article of doomed) {
+      messages.delete(Number(article.dataset.id));
+      if (article === current) current = null;
+      article.remove();
+    }
+    if (doomed.length > 0) setHasOlder(true);
+  }
+
   // Adds messages not seen before; keeps the feed newest first whatever order they arrive in.
-  // `kind` is "history" (shown, not new to the reader) or "new" (announced, highlighted, counted).
+  // `kind` is "history" (shown, not new to the reader), "new" (announced, highlighted, counted) or
+  // "burst" (new, not highlighted).
+  // Everything newer than all shown goes in with one insertion; the layout is read once before
+  // (where the reader is) and once after (to keep them there).
   function merge(batch, kind) {
     const fresh = batch
       .filter((m) => Number.isInteger(m.id) && !messages.has(m.id))
       .sort((a, b) => a.id - b.id);
     if (fresh.length === 0) return;
+    const place = readerAway ? readingPlace() : null;
+    const now = new Date();
     const added = [];
+    const top = document.createDocumentFragment();
+    const newest = [];
     for (const message of fresh) {
       if (kind === "history" || message.id === caughtUp + 1) caughtUp = Math.max(caughtUp, message.id);
       messages.set(message.id, message);
-      // Before the first older one: the top for anything newer than all shown, else a search.
-      const older =
-        message.id > lastId
-          ? feed.firstElementChild
-          : [...feed.children].find((article) => Number(article.dataset.id) < message.id);
-      added.push(feed.insertBefore(render(message, kind === "new"), older || null));
-      lastId = Math.max(lastId, message.id);
+      const article = render(message, kind === "new", now);
+      added.push(article);
+      if (message.id > lastId) {
+        newest.push(article);
+        lastId = message.id;
+      } else {
+        const older = [...feed.children].find((shown) => Number(shown.dataset.id) < message.id);
+        feed.insertBefore(article, older || null);
+      }
     }
+    for (let index = newest.length - 1; index >= 0; index--) top.append(newest[index]);
+    const formerTop = feed.firstElementChild;
+    feed.insertBefore(top, formerTop);
+    for (const article of added) placeDay(article);
+    for (const article of added) placeDay(article.nextElementSibling);
+    placeDay(formerTop);
     unfoldShort(added);
-    while (feed.children.length > limit) {
-      const oldest = feed.lastElementChild;
-      messages.delete(Number(oldest.dataset.id));
-      oldest.remove();
-      setHasOlder(true);
-    }
+    keepPlace(place);
+    trim();
+    if (!current || !current.isConnected) makeCurrent(feed.firstElementChild, false);
+    numberArticles();
     $("empty").hidden = true;
-    refreshFeed();
-    if (kind === "new") noticeNew(fresh);
+    $("loading").hidden = true;
+    if (kind !== "history") noticeNew(fresh);
+    rememberSeen();
+  }
+
+  // Live messages are added once per animation frame, a slice at a time, so that a burst never
+  // freezes a slow phone (a hidden page gets no frames: a timer stands in). Most of a frame's cost
+  // is fixed (every message below the new ones moves, so the page is laid out and painted again):
+  // a slice starts at SLICE_MIN and grows while frames stay under FRAME_BUDGET_MS, so that a fast
+  // device needs fewer frames; it never shrinks below SLICE_MIN, which would only add frames.
+  const incoming = [];
+  let flushScheduled = false;
+  let slice = SLICE_MIN;
+  let previousFrame = 0; // when the previous slice's frame began, while a burst is being added
+
+  function scheduleFlush() {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    if (document.hidden) setTimeout(() => flush(performance.now()), 100);
+    else requestAnimationFrame(flush);
+  }
+
+  // In a burst only the last slice is highlighted: hundreds of cards fading at once cost every
+  // frame a repaint, and only the newest are in view.
+  function flush(frameStart) {
+    flushScheduled = false;
+    if (previousFrame > 0) {
+      const took = Math.max(1, frameStart - previousFrame);
+      const fits = Math.min(2 * slice, Math.round((slice * FRAME_BUDGET_MS) / took));
+      slice = Math.max(SLICE_MIN, Math.min(SLICE_MAX, fits));
+    } else {
+      slice = SLICE_MIN;
+    }
+    merge(incoming.splice(0, slice), incoming.length > 0 ? "burst" : "new");
+    previousFrame = incoming.length > 0 ? frameStart : 0;
+    if (incoming.length > 0) scheduleFlush();
+  }
+
+  function receive(message) {
+    incoming.push(message);
+    scheduleFlush();
+  }
+
+  // ---- the feed pattern's keyboard: one tab stop, Page Up/Down, Ctrl+Home/End ---------------
+
+  function controlsOf(article) {
+    return article.querySelectorAll("a, button");
+  }
+
+  // The one article in the tab order (and its links and buttons); the others are reached with
+  // Page Up/Down, so Tab leaves the feed at once whatever its length.
+  function makeCurrent(article, focus) {
+    if (!article) return;
+    if (current !== article) {
+      if (current) {
+        current.tabIndex = -1;
+        for (const control of controlsOf(current)) control.tabIndex = -1;
+      }
+      current = article;
+      article.tabIndex = 0;
+      for (const control of controlsOf(article)) control.tabIndex = 0;
+    }
+    if (focus) article.focus();
+  }
+
+  // The nearest element that takes focus before (or after) the feed, in document order.
+  function focusableBeside(after) {
+    const focusables = [
+      ...document.querySelectorAll("a[href], button:not([disabled]), input, textarea, [tabindex='0']"),
+    ].filter((node) => !feed.contains(node) && node.getClientRects().length > 0);
+    const beside = (node) => feed.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING;
+    return after ? focusables.find(beside) : focusables.filter((node) => !beside(node)).pop();
+  }
+
+  function onFeedKey(event) {
+    const article = event.target.closest?.("article");
+    if (!article) return;
+    let target = null;
+    if (event.key === "PageDown") target = article.nextElementSibling;
+    else if (event.key === "PageUp") target = article.previousElementSibling;
+    else if (event.ctrlKey && (event.key === "End" || event.key === "Home")) {
+      target = focusableBeside(event.key === "End");
+      if (target) {
+        event.preventDefault();
+        target.focus();
+      }
+      return;
+    } else return;
+    if (target) {
+      event.preventDefault();
+      makeCurrent(target, true);
+    }
+  }
+
+  function onFeedClick(event) {
+    const button = event.target.closest("button");
+    const article = event.target.closest("article");
+    if (!button || !article) return;
+    if (button.classList.contains("copy")) copyLink(article);
+    else if (button.classList.contains("more")) {
+      const text = article.querySelector(".text");
+      const collapsed = text.classList.toggle("collapsed");
+      button.textContent = collapsed ? T.showMore : T.showLess;
+      button.setAttribute("aria-expanded", String(!collapsed));
+    }
+  }
+
+  // ---- links to a message -------------------------------------------------------------------
+
+  let copiedTimer = 0;
+
+  async function copyLink(article) {
+    const url = new URL(`#${article.id}`, location.href).href;
+    const button = article.querySelector(".copy");
+    let said = T.linkCopied;
+    try {
+      await navigator.clipboard.writeText(url);
+    } catch {
+      history.replaceState(null, "", `#${article.id}`);
+      said = T.linkInAddressBar;
+    }
+    speak($("copy-status"), said);
+    button.textContent = said === T.linkCopied ? said : T.copyLink;
+    clearTimeout(copiedTimer);
+    copiedTimer = setTimeout(() => (button.textContent = T.copyLink), COPIED_VISIBLE_MS);
+  }
+
+  const linkedId = () => Number(/^#m(\d+)$/.exec(location.hash)?.[1] || 0);
+
+  // Opens #m<id>: older pages are read until the message is there, then it is shown and marked.
+  async function showLinked() {
+    const id = linkedId();
+    if (!id || !loaded) return;
+    while (!$(`m${id}`) && !$("older").hidden && Number(feed.lastElementChild?.dataset.id) > id) {
+      if (!(await loadOlder())) return;
+    }
+    const article = $(`m${id}`);
+    if (!article) {
+      speak($("copy-status"), T.linkGone);
+      return;
+    }
+    for (const marked of feed.querySelectorAll(".linked")) marked.classList.remove("linked");
+    article.classList.add("linked");
+    makeCurrent(article, false);
+    article.scrollIntoView({ block: "center" });
+    article.focus({ preventScroll: true });
+  }
+
+  // ---- "new since your last visit" ---------------------------------------------------------
+
+  const storage = (action) => {
+    try {
+      return action(localStorage);
+    } catch {
+      return null; // storage refused (a private window, a policy): no line, nothing lost
+    }
+  };
+  const seenBefore = Number(storage((store) => store.getItem(SEEN_STORAGE))) || 0;
+
+  function rememberSeen() {
+    if (!document.hidden && lastId > 0) storage((store) => store.setItem(SEEN_STORAGE, String(lastId)));
+  }
+
+  // A line under the oldest message published since this device last showed the feed, when
+  // older ones (seen then) are shown below it.
+  function markSince() {
+    if (!seenBefore || feed.querySelector(".since")) return;
+    const seen = [...feed.children].find((article) => Number(article.dataset.id) <= seenBefore);
+    const oldestNew = seen?.previousElementSibling;
+    if (oldestNew) oldestNew.append(element("p", "since", T.newSince));
   }
 
   // ---- what is new: announcements, the "new messages" pill, the title ---------------------
@@ -254,15 +621,15 @@
   // "New message from Ana: hello" or "3 new messages from Ana and 2 others" (newest author first).
   function summary(batch) {
     const newest = batch[batch.length - 1];
-    if (batch.length === 1) return `New message from ${authorOf(newest)}: ${clip(newest.text)}`;
+    if (batch.length === 1) return T.newOne(authorOf(newest), clip(newest.text));
     const authors = [...new Set(batch.map(authorOf).reverse())];
     const from =
       authors.length === 1
         ? authors[0]
         : authors.length === 2
-          ? `${authors[0]} and ${authors[1]}`
-          : `${authors[0]} and ${authors.length - 1} others`;
-    return `${batch.length} new messages from ${from}`;
+          ? T.twoAuthors(authors[0], authors[1])
+          : T.moreAuthors(authors[0], authors.length - 1);
+    return T.newMany(batch.length, from);
   }
 
   // A live region re-reads only changed text: the same summary twice is cleared first.
@@ -289,15 +656,10 @@
     }, Math.max(0, wait));
   }
 
-  // The newest message is at the top: the reader is away when the feed's top is scrolled past.
-  function awayFromNewest() {
-    return feed.getBoundingClientRect().top < 0;
-  }
-
   function showPill() {
     const pill = $("new-pill");
     pill.hidden = unseen === 0;
-    pill.textContent = `${unseen} new message${unseen === 1 ? "" : "s"}`;
+    setText(pill, T.newCount(unseen));
   }
 
   function noticeNew(batch) {
@@ -306,10 +668,24 @@
       unread += batch.length;
       document.title = `(${unread}) ${baseTitle}`;
     }
-    if (awayFromNewest()) {
+    if (readerAway) {
       unseen += batch.length;
       showPill();
     }
+  }
+
+  // Whether the reader is away from the newest message, kept up to date by an observer of the
+  // feed's top edge rather than measured at every arrival.
+  function watchReader() {
+    new IntersectionObserver(([entry]) => {
+      readerAway = !entry.isIntersecting && entry.boundingClientRect.top < 0;
+      if (readerAway) return;
+      if (unseen > 0) {
+        unseen = 0;
+        showPill();
+      }
+      trim(); // what was kept while the reader was away may go now
+    }).observe($("feed-top"));
   }
 
   function setupNewMessageCues() {
@@ -317,39 +693,21 @@
       unseen = 0;
       showPill();
       window.scrollTo({ top: 0, behavior: reducedMotion.matches ? "auto" : "smooth" });
+      makeCurrent(feed.firstElementChild, false);
       feed.firstElementChild?.focus({ preventScroll: true });
     });
-    let ticking = false;
-    window.addEventListener(
-      "scroll",
-      () => {
-        if (ticking) return;
-        ticking = true;
-        requestAnimationFrame(() => {
-          ticking = false;
-          if (unseen > 0 && !awayFromNewest()) {
-            unseen = 0;
-            showPill();
-          }
-        });
-      },
-      { passive: true },
-    );
+    watchReader();
     // The header wraps on narrow screens; the pill sits just under it.
     new ResizeObserver(() => {
       document.body.style.setProperty("--bar-height", `${document.querySelector(".bar").offsetHeight}px`);
     }).observe(document.querySelector(".bar"));
-    // The feed pattern's keys: Page Down / Page Up move between articles.
-    feed.addEventListener("keydown", (event) => {
+    feed.addEventListener("keydown", onFeedKey);
+    feed.addEventListener("click", onFeedClick);
+    feed.addEventListener("focusin", (event) => {
       const article = event.target.closest?.("article");
-      if (!article || (event.key !== "PageDown" && event.key !== "PageUp")) return;
-      const next = event.key === "PageDown" ? article.nextElementSibling : article.previousElementSibling;
-      if (next) {
-        event.preventDefault();
-        next.focus();
-      }
+      if (article) makeCurrent(article, false);
     });
-    setInterval(refreshFeed, 30000);
+    setInterval(refreshTimes, 30000);
   }
 
   // ---- history ------------------------------------------------------------------------------
@@ -365,17 +723,41 @@
   // Both query values are always sent: on Azure the binding needs every value it names.
   const page = (before) => getMessages(`/page?before=${before}&take=${PAGE}`);
 
+  let historyAttempt = 0;
+  let historyTimer = 0;
+
+  // A failed first page is tried again on its own, with growing jittered pauses (and at once
+  // with "Retry"), whatever the connection does: live messages keep arriving meanwhile.
+  function historyFailed() {
+    $("load-error-text").textContent = T.historyFailed;
+    $("load-error").hidden = false;
+    clearTimeout(historyTimer);
+    const delay = Math.min(HISTORY_RETRY_CAP_MS, 1000 * 2 ** historyAttempt++);
+    historyTimer = setTimeout(retryHistory, delay / 2 + (Math.random() * delay) / 2);
+  }
+
+  function retryHistory() {
+    clearTimeout(historyTimer);
+    if (loaded) return;
+    $("load-error-text").textContent = T.historyRetrying;
+    loadNewest().catch((error) => console.warn("history failed:", error));
+  }
+
   async function loadNewestOnce() {
     setBusy(true);
     try {
       const newest = await page("latest");
       merge(newest, "history");
       loaded = true;
+      clearTimeout(historyTimer);
       setHasOlder(newest.length === PAGE);
+      numberArticles();
       $("empty").hidden = feed.children.length > 0; // a message may have arrived live meanwhile
       $("load-error").hidden = true;
+      markSince();
+      showLinked();
     } catch (error) {
-      $("load-error").hidden = false;
+      historyFailed();
       throw error;
     } finally {
       $("loading").hidden = true;
@@ -403,6 +785,7 @@
     }
   }
 
+  // The page before the oldest shown; true once it is shown.
   async function loadOlder() {
     const button = $("older");
     const oldest = Number(feed.lastElementChild?.dataset.id);
@@ -412,11 +795,14 @@
       const older = await page(oldest);
       limit = Math.max(limit, messages.size + older.length); // what the reader asked for stays
       merge(older, "history");
-      button.textContent = "Show older messages";
+      button.textContent = T.older;
       setHasOlder(older.length === PAGE);
+      numberArticles();
+      return true;
     } catch (error) {
       console.warn("older messages failed:", error);
-      button.textContent = "Show older messages (failed: try again)";
+      button.textContent = T.olderFailed;
+      return false;
     } finally {
       button.disabled = false;
       setBusy(false);
@@ -425,12 +811,7 @@
 
   // ---- connection -----------------------------------------------------------------------------
 
-  const STATES = {
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-    offline: "Offline: waiting for the network",
-  };
+  const STATES = { connecting: T.connecting, live: T.live, reconnecting: T.reconnecting, offline: T.offline };
   let spoken = ""; // the state last read out: "live" or "down"
   let settling = ""; // the state waiting to be read out
   let settleTimer = 0;
@@ -450,24 +831,23 @@
     clearTimeout(settleTimer);
     settleTimer = setTimeout(() => {
       if (group === spoken) return;
-      let text = "Not connected yet. Retrying…";
-      if (group === "live") text = spoken === "down" ? "Live again." : "Live.";
-      else if (everLive) text = "Connection lost. Reconnecting…";
+      let text = T.saidNotYet;
+      if (group === "live") text = spoken === "down" ? T.saidLiveAgain : T.saidLive;
+      else if (everLive) text = T.saidLost;
       spoken = group;
       speak($("status-announce"), text);
     }, SETTLE_MS[group]);
   }
 
+  // The count the hub last sent; while disconnected it stays, marked as the last known one.
   function setPresence(online) {
     const presence = $("presence");
-    if (online === null) {
-      // Unknown while disconnected: an old count would be a guess shown as a fact.
-      $("online").textContent = "–";
-      presence.title = "Unknown while disconnected";
-      return;
-    }
+    const stale = online === null;
+    presence.dataset.stale = String(stale);
+    $("presence-stale").hidden = !stale;
+    presence.title = stale ? T.lastKnownTitle : "";
+    if (stale) return;
     presence.hidden = false;
-    presence.title = "";
     $("online").textContent = String(online);
   }
 
@@ -552,9 +932,10 @@
     // No withAutomaticReconnect: keepConnected retries itself, so that it can be hurried.
     connection = new signalR.HubConnectionBuilder()
       .withUrl(config.apiBaseUrl)
+      .withServerTimeout(SERVER_TIMEOUT_MS)
       .configureLogging(quietLogger)
       .build();
-    connection.on("newMessage", (message) => merge([message], "new"));
+    connection.on("newMessage", receive);
     connection.on("presence", (presence) => setPresence(presence.online));
     connection.onclose(() => {
       setPresence(null);
@@ -569,7 +950,8 @@
       if (document.hidden) return;
       unread = 0;
       document.title = baseTitle;
-      refreshFeed();
+      refreshTimes();
+      rememberSeen();
       retryNow();
     });
     return keepConnected();
@@ -578,6 +960,7 @@
   // ---- publisher ----------------------------------------------------------------------------
 
   const FIELD_OF_ERROR = { invalid_text: "text", text_too_long: "text", invalid_author: "author" };
+  const NEXT_FIELD = { "publish-key": "author", author: "text" };
   let sentTimer = 0;
 
   function openPublisher(open, focus) {
@@ -589,11 +972,13 @@
     if (open && focus) $($("publish-key").value ? "text" : "publish-key").focus();
   }
 
+  // `field`: the input the message is about; typing there again clears it.
   function report(kind, message, field = null, stale = false) {
     const result = $("publish-result");
     clearTimeout(sentTimer);
     result.dataset.kind = kind;
     result.dataset.stale = String(stale);
+    result.dataset.field = field || "";
     result.textContent = message;
     if (field) {
       $(field).setAttribute("aria-invalid", "true");
@@ -606,7 +991,7 @@
     // UTF-16 units, as the API and SQL Server's NVARCHAR count them (most emoji count 2).
     const count = $("text").value.length;
     const counter = $("text-count");
-    counter.textContent = `${count} / ${MAX_TEXT}`;
+    counter.textContent = T.count(count, MAX_TEXT);
     counter.dataset.level = count > MAX_TEXT ? "over" : count > MAX_TEXT * 0.9 ? "near" : "";
   }
 
@@ -624,13 +1009,22 @@
   // (an answer lost to the network) cannot publish it twice. A changed message gets a new key.
   let unsent = null; // { key, body }
 
+  // What the API would refuse, refused here first with the same rules (see INVISIBLE).
+  function problem(key, author, text) {
+    if (!key.trim()) return [T.enterKey, "publish-key"];
+    if (hasInvisible(author)) return [T.invalidAuthor, "author"];
+    if (!text.replace(INVISIBLE, "").trim()) return [T.writeFirst, "text"];
+    return null;
+  }
+
   async function send() {
     const key = $("publish-key");
     const text = $("text").value;
-    if (!key.value.trim()) return report("error", "Enter the publish key first.", "publish-key");
-    if (!text.trim()) return report("error", "Write a message first.", "text");
+    const author = $("author").value.trim();
+    const refused = problem(key.value, author, text);
+    if (refused) return report("error", refused[0], refused[1]);
     sessionStorage.setItem(KEY_STORAGE, key.value);
-    const body = JSON.stringify({ text, author: $("author").value || null });
+    const body = JSON.stringify({ text, author: author || null });
     if (unsent?.body !== body) unsent = { key: newMessageKey(), body };
     $("send").disabled = true;
     report("", "");
@@ -644,18 +1038,37 @@
         unsent = null;
         $("text").value = "";
         countCharacters();
-        report("ok", "Sent.");
+        report("ok", T.sent);
       } else if (response.status === 401) {
-        report("error", "The publish key was refused.", "publish-key");
+        report("error", T.keyRefused, "publish-key");
       } else {
-        const body = await response.json().catch(() => null);
-        const message = body?.error?.message || `The API answered ${response.status}.`;
-        report("error", message, FIELD_OF_ERROR[body?.error?.code] || null);
+        const answer = await response.json().catch(() => null);
+        const message = answer?.error?.message || T.apiAnswered(response.status);
+        report("error", message, FIELD_OF_ERROR[answer?.error?.code] || null);
       }
     } catch {
-      report("error", "Could not reach the API. Try again once the feed is live.", null, true);
+      report("error", T.unreachable, null, true);
     } finally {
       $("send").disabled = false;
+    }
+  }
+
+  // Enter sends from the message box (Shift+Enter: a new line; Ctrl+Enter anywhere), moves on
+  // from the key and the name, and Escape closes the panel, back on "Publish".
+  function onPublisherKey(event) {
+    const form = $("publish-form");
+    if (event.key === "Escape") {
+      event.preventDefault();
+      openPublisher(false);
+      $("publish-toggle").focus();
+    } else if (event.key !== "Enter" || event.isComposing) {
+      return;
+    } else if (event.ctrlKey || event.metaKey || (event.target.id === "text" && !event.shiftKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    } else if (NEXT_FIELD[event.target.id]) {
+      event.preventDefault();
+      $(NEXT_FIELD[event.target.id]).focus();
     }
   }
 
@@ -663,18 +1076,18 @@
     const form = $("publish-form");
     $("publish-key").value = sessionStorage.getItem(KEY_STORAGE) || "";
     $("publish-toggle").addEventListener("click", () => openPublisher($("publisher").hidden, true));
-    window.addEventListener("hashchange", () => location.hash === "#publish" && openPublisher(true, true));
+    window.addEventListener("hashchange", () => {
+      if (location.hash === "#publish") openPublisher(true, true);
+      else showLinked();
+    });
     if (location.hash === "#publish") openPublisher(true, false);
     form.addEventListener("input", (event) => {
       event.target.removeAttribute("aria-invalid");
+      const result = $("publish-result");
+      if (result.dataset.field === event.target.id) report("", "");
       if (event.target.id === "text") countCharacters();
     });
-    form.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-        event.preventDefault();
-        form.requestSubmit();
-      }
-    });
+    $("publisher").addEventListener("keydown", onPublisherKey);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       send();
@@ -683,11 +1096,21 @@
 
   // ---- start ----------------------------------------------------------------------------------
 
+  function applyTexts() {
+    for (const node of document.querySelectorAll("[data-text]")) node.textContent = T[node.dataset.text];
+  }
+
   async function main() {
+    applyTexts();
     setStatus("connecting");
     setupPublisher();
     setupNewMessageCues();
-    $("older").addEventListener("click", loadOlder);
+    $("older").addEventListener("click", () => loadOlder());
+    $("load-retry").addEventListener("click", () => {
+      historyAttempt = 0;
+      retryHistory();
+    });
+    window.addEventListener("pagehide", rememberSeen);
     const response = await fetch("config.json", { cache: "no-cache" });
     config = await response.json();
     config.apiBaseUrl = config.apiBaseUrl.replace(/\/$/, "");

@@ -379,3 +379,16 @@ def test_destroy_deletes_an_unprotected_stack_and_refuses_a_missing_one(tmp_path
 def test_conflicting_flags_are_refused() -> None:
     with pytest.raises(SystemExit):
         main(["dev", "--destroy", "--preview-only"], tools=None)
+
+
+def test_an_unknown_subscription_is_a_preflight_step_error(tmp_path: Path, monkeypatch: Any) -> None:
+    """With no `--subscription`, no stack or environment subscription, and a sign-in whose
+    subscription list ARM does not give, the preflight step says to pass `--subscription`."""
+    for variable in ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    harness = Harness(tmp_path)
+    code = main(["dev"], tools=harness.tools())
+    out = harness.out.getvalue()
+    assert code == 1 and harness.backend.calls == [] and steps(out)[-1] == "preflight"
+    assert "say which subscription with --subscription <id> (ARM answered HTTP 404)" in out
+    assert "what to do: pass --subscription <id>" in out

@@ -16,6 +16,7 @@ import components.app_service
 import components.functions_app
 import components.monitoring
 import components.network
+import components.schema_runner
 import components.signalr
 import components.sql
 import components.static_site
@@ -27,6 +28,7 @@ COMPONENT_MODULES = [
     components.functions_app,
     components.monitoring,
     components.network,
+    components.schema_runner,
     components.signalr,
     components.sql,
     components.static_site,
@@ -106,6 +108,7 @@ def test_components_hold_only_component_resources() -> None:
         "functions_app.py",
         "monitoring.py",
         "network.py",
+        "schema_runner.py",
         "shared",
         "signalr.py",
         "sql.py",

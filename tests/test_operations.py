@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.alerting import AVAILABILITY_LOCATIONS, undelivered_query
-from components.network import FLEX_DELEGATION, PRIVATE_DNS_ZONES
+from components.network import FLEX_DELEGATION, PRIVATE_DNS_ZONES, SCRIPT_DNS_ZONES
 from functions import wiring
 from mocks import SUBSCRIPTION, ProgramRun, Registration, run_stack
 
@@ -333,10 +333,12 @@ def test_the_private_stack_creates_a_network_with_a_flex_subnet_and_an_endpoint_
 ) -> None:
     vnet = private.one("azure-native:network:VirtualNetwork").inputs
     assert vnet["addressSpace"] == {"addressPrefixes": ["10.20.0.0/24"]}
-    app, endpoints = vnet["subnets"]
+    app, endpoints, scripts = vnet["subnets"]
     assert (app["name"], app["addressPrefix"]) == ("snet-app", "10.20.0.0/25")
     assert app["delegations"] == [{"name": "flex-consumption", "serviceName": FLEX_DELEGATION}]
-    assert (endpoints["name"], endpoints["addressPrefix"]) == ("snet-endpoints", "10.20.0.128/25")
+    assert (endpoints["name"], endpoints["addressPrefix"]) == ("snet-endpoints", "10.20.0.128/26")
+    # Where the schema's deployment script runs (tests/test_private_stack.py).
+    assert (scripts["name"], scripts["addressPrefix"]) == ("snet-scripts", "10.20.0.192/26")
     web = private.one("azure-native:web:WebApp").inputs
     assert web["virtualNetworkSubnetId"].endswith(f"/{vnet['virtualNetworkName']}/subnets/snet-app")
 
@@ -345,7 +347,8 @@ def test_sql_and_host_storage_are_reached_through_private_endpoints_only(private
     endpoints = {
         r.inputs["privateLinkServiceConnections"][0]["groupIds"][0]: r for r in private.of_type(ENDPOINT)
     }
-    assert set(endpoints) == {"sqlServer", "blob", "queue", "table"}
+    # file: the storage of the schema's deployment script.
+    assert set(endpoints) == {"sqlServer", "blob", "queue", "table", "file"}
     server = resource_id(private, "azure-native:sql:Server", "")
     host = resource_id(private, "azure-native:storage:StorageAccount", "functions-")
     assert endpoints["sqlServer"].inputs["privateLinkServiceConnections"][0]["privateLinkServiceId"] == server
@@ -353,9 +356,9 @@ def test_sql_and_host_storage_are_reached_through_private_endpoints_only(private
         assert endpoints[group].inputs["privateLinkServiceConnections"][0]["privateLinkServiceId"] == host
         assert endpoints[group].inputs["subnet"]["id"].endswith("/subnets/snet-endpoints")
     zones = {r.inputs["privateZoneName"] for r in private.of_type("azure-native:privatedns:PrivateZone")}
-    assert zones == set(PRIVATE_DNS_ZONES.values())
+    assert zones == {*PRIVATE_DNS_ZONES.values(), *SCRIPT_DNS_ZONES.values()}
     links = private.of_type("azure-native:privatedns:VirtualNetworkLink")
-    assert len(links) == 4 and all(link.inputs["registrationEnabled"] is False for link in links)
+    assert len(links) == 5 and all(link.inputs["registrationEnabled"] is False for link in links)
     for group, zone in PRIVATE_DNS_ZONES.items():
         (dns,) = [
             r

@@ -4,8 +4,12 @@ project's T-SQL migrations; and the dynamic resource's provider around it."""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import struct
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,7 @@ import pyodbc
 import pytest
 from sql_server_double import SqlServerSession
 
-from data_plane import database_schema
+from data_plane import database_schema, migration_runner
 from data_plane.database_schema import (
     SQLITE,
     MigrationError,
@@ -354,3 +358,53 @@ def test_a_private_server_says_where_to_run_from() -> None:
         MigrationError, match=r"private connections only .* privatelink\.database\.windows\.net"
     ):
         provider.create(schema_props())
+
+
+def test_the_odbc_driver_is_needed_only_when_a_schema_change_is_applied() -> None:
+    """Issue 24, item 4: an unchanged schema is no change (Pulumi then calls neither create nor
+    update, so nothing connects); the driver is asked for when the provider is about to connect."""
+    provider = SchemaProvider(drivers=lambda: ["SQLite3"])
+    assert provider.diff("id", schema_props(), schema_props()).changes is False
+    with pytest.raises(
+        MigrationError, match=r"lacks ODBC Driver 18 for SQL Server; install it: .*msodbcsql18"
+    ):
+        provider.create(schema_props())
+
+
+def test_the_bundle_carries_the_same_runner_and_migrations_and_is_deterministic(tmp_path: Path) -> None:
+    """What the in-network script runs: this repository's runner and migration files, with the plan."""
+    plan = {
+        "server": "sql-x.database.windows.net",
+        "database": "d",
+        "variables": VARIABLES,
+        "migrations": [{"name": m.name, "checksum": m.checksum} for m in load_migrations()],
+    }
+    root = Path(__file__).resolve().parent.parent
+    text = migration_runner.bundle(plan, root)
+    assert text == migration_runner.bundle(plan, root)
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(text))) as archive:
+        archive.extractall(tmp_path)
+        names = set(archive.namelist())
+    assert names == {
+        "functions/migrations.py",
+        "data_plane/migration_runner.py",
+        "plan.json",
+        *(f"functions/sql/migrations/{m.name}" for m in load_migrations()),
+    }
+    assert (tmp_path / "data_plane/migration_runner.py").read_bytes() == Path(
+        migration_runner.__file__
+    ).read_bytes()
+    sessions: list[SqlServerSession] = []
+
+    def connect(server: str, database: str, token: str) -> SqlServerSession:
+        assert (server, database, token) == ("sql-x.database.windows.net", "d", "tok")
+        sessions.append(SqlServerSession(autocommit=False))  # the driver's default, as pyodbc's
+        return sessions[-1]
+
+    outputs = migration_runner.run_plan(tmp_path, connect=connect, token=lambda: "tok")
+    assert outputs == {"applied": [m.name for m in load_migrations()], "skipped": []}
+    assert sessions[0].closed and set(sessions[0].tracking) == set(outputs["applied"])
+    stale = {**plan, "migrations": plan["migrations"][:-1]}
+    (tmp_path / "plan.json").write_text(json.dumps(stale))
+    with pytest.raises(MigrationError, match="differ from the ones this update planned"):
+        migration_runner.run_plan(tmp_path, connect=connect, token=lambda: "tok")

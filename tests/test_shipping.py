@@ -24,7 +24,7 @@ from artifacts.function_package import (
     pip_installer,
     plan_package,
 )
-from artifacts.site_files import config_document, file_manifest, site_files
+from artifacts.site_files import SITE_DIR, config_document, file_manifest, site_files
 from data_plane.code_deployment import OneDeployProvider, PackageBlobProvider
 from data_plane.database_schema import entra_sid
 from data_plane.site_upload import SiteUploadProvider
@@ -278,6 +278,7 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "site"
     (site / "node_modules/@microsoft/signalr/dist/browser").mkdir(parents=True)
     (site / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js").write_text("signalr")
+    (site / "node_modules/terser").symlink_to(SITE_DIR / "node_modules/terser")  # app.js is minified
     (site / "index.html").write_text("<!doctype html>")
     (site / "404.html").write_text("<!doctype html>")
     (site / "app.js").write_text("1")
@@ -298,6 +299,7 @@ def test_site_upload_sends_every_file_then_only_changes_and_deletes_removed(site
         "index.html",
         "404.html",
         "app.js",
+        "app.js.map",
         "vendor/signalr.min.js",
         "config.json",
     }
@@ -316,7 +318,7 @@ def test_site_upload_sends_every_file_then_only_changes_and_deletes_removed(site
     second = {**first, "files": file_manifest(site_files(site_dir), site_dir.parent)}
     assert provider.diff("id", first, second).changes
     provider.update("id", first, second)
-    assert set(container.blobs) == {"app.js"} and container.deleted == ["404.html"]
+    assert set(container.blobs) == {"app.js", "app.js.map"} and container.deleted == ["404.html"]
     assert provider.diff("id", second, dict(second)).changes is False
 
 
@@ -327,8 +329,8 @@ def test_site_upload_refuses_a_file_changed_since_the_plan(site_dir: Path) -> No
         "config": "{}",
         "files": file_manifest(site_files(site_dir), site_dir.parent),
     }
-    (site_dir / "app.js").write_text("edited after preview")
-    with pytest.raises(RuntimeError, match=r"site/app\.js changed after `pulumi preview`"):
+    (site_dir / "index.html").write_text("edited after preview")
+    with pytest.raises(RuntimeError, match=r"site/index\.html changed after `pulumi preview`"):
         provider.create(planned)
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from artifacts.site_files import ASSET, REVALIDATE, SITE_DIR, content_type, site_files
 
+ROOT = SITE_DIR.parent
+
 
 def test_the_site_has_its_pages_and_the_vendored_client() -> None:
     files = site_files()
@@ -112,3 +114,81 @@ def test_the_scripts_parse() -> None:
     for script in sorted(SITE_DIR.glob("*.js")):
         result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
+
+
+def ui_strings() -> dict[str, str]:
+    """The plain texts of the script's string table (`const T = { ... }`)."""
+    script = (SITE_DIR / "app.js").read_text()
+    table = re.search(r"\n  const T = \{\n(.*?)\n  \};\n", script, re.S)
+    assert table is not None, "app.js has no string table"
+    return dict(re.findall(r'^ {4}(\w+):\s*"((?:[^"\\]|\\.)*)",$', table.group(1), re.M))
+
+
+def test_every_text_of_the_page_comes_from_the_one_string_table() -> None:
+    """A translation is the table: each text of index.html names its entry, and says the same."""
+    strings = ui_strings()
+    html = (SITE_DIR / "index.html").read_text()
+    marked = re.findall(r'data-text="(\w+)"[^>]*>([^<]*)<', html)
+    assert len(marked) >= 15
+    for key, text in marked:
+        assert strings.get(key) == text, key
+    # Outside the table, the script writes no literal English into the page.
+    script = (SITE_DIR / "app.js").read_text()
+    body = script.split("\n  };\n", 1)[1]
+    assert not re.findall(r'(?:textContent|title|report\([^)]*)\s*=?\s*"[A-Z][a-z]+ ', body)
+    assert "new Intl.DateTimeFormat(LOCALE" in script and "new Intl.DateTimeFormat(undefined" not in script
+
+
+def test_the_script_is_served_minified_with_a_source_map() -> None:
+    files = site_files()
+    served, source_map = files["app.js"], files["app.js.map"]
+    written = (SITE_DIR / "app.js").read_bytes()
+    assert served.source.read_bytes().rstrip().endswith(b"//# sourceMappingURL=app.js.map")
+    assert len(served.source.read_bytes()) < 0.6 * len(written)
+    assert (source_map.content_type, source_map.cache_control) == ("application/json", ASSET)
+    assert site_files()["app.js"].source == served.source  # built once, then reused
+
+
+def test_a_missing_minifier_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    (tmp_path / "app.js").write_text('"use strict";')
+    with pytest.raises(FileNotFoundError, match=r"node_modules/terser/bin/terser is missing: run `npm ci`"):
+        site_files(tmp_path)
+
+
+def test_a_script_the_minifier_refuses_is_named(tmp_path: Path) -> None:
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules/terser").symlink_to(SITE_DIR / "node_modules/terser")
+    (tmp_path / "app.js").write_text("function (")
+    refused = r"(?s)site/app\.js: terser could not minify it: Parse error at app\.js:1,9.*Unexpected token"
+    with pytest.raises(RuntimeError, match=refused):
+        site_files(tmp_path)
+
+
+def code_point_ranges(text: str) -> list[tuple[int, int]]:
+    """(first, last) ranges of a JavaScript character class: `\\uXXXX`, `\\u{X...}`, `a-b`."""
+    point = r"\\u(?:\{([0-9a-fA-F]+)\}|([0-9a-fA-F]{4}))"
+    ranges = []
+    for match in re.finditer(f"{point}(?:-{point})?", text):
+        first = int(match.group(1) or match.group(2), 16)
+        last = int(match.group(3) or match.group(4), 16) if match.group(3) or match.group(4) else first
+        ranges.append((first, last))
+    return ranges
+
+
+def test_the_publisher_refuses_exactly_the_characters_the_api_refuses() -> None:
+    """Issue 21 item 9: the site's check and functions/contract.py hold the same list."""
+    contract = (ROOT / "functions" / "contract.py").read_text()
+    api: list[tuple[int, int]] = []
+    for name in ("CONTROL_RANGES", "BIDI_RANGES", "INVISIBLE_RANGES"):
+        block = re.search(rf"^{name} = (\([^\n]*\)\)|\(\n.*?\n\))$", contract, re.S | re.M)
+        assert block is not None, name
+        api += [
+            (int(a, 16), int(b, 16))
+            for a, b in re.findall(r"\((0x[0-9A-F]+), (0x[0-9A-F]+)\)", block.group(1))
+        ]
+    script = (SITE_DIR / "app.js").read_text()
+    site = re.search(r"const INVISIBLE =\s*/\[(.*?)\]/gu;", script)
+    assert site is not None
+    assert code_point_ranges(site.group(1)) == api
+    assert len(api) >= 20

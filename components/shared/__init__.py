@@ -22,7 +22,7 @@ from components.shared.identity import (
 from components.shared.interface import ComponentArgs, Diagnostics, PrivateAccess
 from components.shared.locks import lock_against_deletion
 from components.shared.naming import Naming
-from components.shared.private_access import private_endpoint
+from components.shared.private_access import private_endpoint, resolvable_private_endpoint
 from components.shared.storage import secure_storage_account
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "create_identity",
     "lock_against_deletion",
     "private_endpoint",
+    "resolvable_private_endpoint",
     "role_assignment_name",
     "role_definition_id",
     "secure_storage_account",

@@ -18,6 +18,20 @@ def private_endpoint(
     parent: pulumi.Resource,
 ) -> network.PrivateEndpoint:
     """A private endpoint to `group_id` of `target_id`, with its A record in the group's zone."""
+    return resolvable_private_endpoint(name, target_id, group_id, args, access, parent)[0]
+
+
+def resolvable_private_endpoint(
+    name: str,
+    target_id: pulumi.Input[str],
+    group_id: str,
+    args: ComponentArgs,
+    access: PrivateAccess,
+    parent: pulumi.Resource,
+) -> tuple[network.PrivateEndpoint, network.PrivateDnsZoneGroup]:
+    """The endpoint and its DNS zone group: whatever connects through the endpoint by name during the
+    same `pulumi up` waits for both (before the A record exists, the name resolves to the public
+    address, which a server without public access refuses)."""
     endpoint = network.PrivateEndpoint(
         name,
         private_endpoint_name=args.naming.name(f"pep-{group_id.lower()}"),
@@ -32,7 +46,7 @@ def private_endpoint(
         ],
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    network.PrivateDnsZoneGroup(
+    dns = network.PrivateDnsZoneGroup(
         f"{name}-dns",
         private_dns_zone_group_name="default",
         private_endpoint_name=endpoint.name,
@@ -42,4 +56,4 @@ def private_endpoint(
         ],
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return endpoint
+    return endpoint, dns

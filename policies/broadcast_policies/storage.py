@@ -31,12 +31,27 @@ def _no_public_blob_access(args: ResourceValidationArgs, report: Report) -> None
         )
 
 
+DEPLOYMENT_SCRIPT_PURPOSE = "deployment-script"
+"""The `purpose` tag of a deployment script's storage: Azure's deployment script service mounts the
+script's file share with the account key (MicrosoftDocs/azure-docs#120857), so keys stay on there,
+provided the account refuses public network access (reached through a private endpoint only)."""
+
+
 def _no_shared_key(args: ResourceValidationArgs, report: Report) -> None:
-    if args.resource_type == STORAGE_ACCOUNT and args.props.get("allowSharedKeyAccess") is not False:
-        report(
-            "Storage account accepts account keys. Set allow_shared_key_access=False and grant "
-            "Storage Blob Data roles to identities instead."
-        )
+    if args.resource_type != STORAGE_ACCOUNT or args.props.get("allowSharedKeyAccess") is False:
+        return
+    if (args.props.get("tags") or {}).get("purpose") == DEPLOYMENT_SCRIPT_PURPOSE:
+        if args.props.get("publicNetworkAccess") != "Disabled":
+            report(
+                "A deployment script's storage keeps account keys (the script service mounts its share "
+                "with one), so it must refuse public network access: set public_network_access="
+                "storage.PublicNetworkAccess.DISABLED and reach it through a private endpoint."
+            )
+        return
+    report(
+        "Storage account accepts account keys. Set allow_shared_key_access=False and grant "
+        "Storage Blob Data roles to identities instead."
+    )
 
 
 def _static_website_documents(args: ResourceValidationArgs, report: Report) -> None:
