@@ -436,6 +436,7 @@ def with_doubles(provider: Any, world: World, clock: Callable[[], float]) -> Any
             lambda: "token",
             lambda _: None,
         )
+        provider._timeout = 0  # no waiting here: a host not there now is a finding, not a retry
     elif name == "SiteUploadProvider":
         provider._container_factory = lambda url: BlobContainer(world, url)
         provider._sleep = lambda _: None
