@@ -8,8 +8,40 @@ import contextlib
 import logging
 import secrets
 import signal
+from pathlib import Path
 
+import yaml
+
+from local.hub import HubLimits
 from local.server import start
+
+ROOT = Path(__file__).resolve().parent.parent
+# The stack key the deployment turns into the app setting Sql_Trigger_PollingIntervalMs.
+POLLING_KEY = "broadcast:sqlTriggerPollingIntervalMs"
+
+
+def stack_polling_ms(stack: str, root: Path = ROOT) -> int:
+    """The SQL trigger's polling interval that `Pulumi.<stack>.yaml` sets: what the local mode polls
+    at unless told otherwise. Read from the file itself (the local mode never imports the program's
+    settings), so a stack that leaves the key to its environment's default is refused, naming the
+    key, rather than guessed."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise ValueError(f"--stack {stack}: no Pulumi.{stack}.yaml in {root}")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+        config = document.get("config") or {}
+        value = config.get(POLLING_KEY)
+    except (yaml.YAMLError, AttributeError) as error:
+        raise ValueError(f"--stack {stack}: Pulumi.{stack}.yaml is not a stack file: {error}") from None
+    if value is None:
+        raise ValueError(
+            f"--stack {stack}: Pulumi.{stack}.yaml does not set {POLLING_KEY}; set it there, or pass "
+            "--sql-polling-ms"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 60_000:
+        raise ValueError(f"--stack {stack}: {POLLING_KEY} = {value!r}: allowed 100-60000 (ms)")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +61,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="delete messages older than this many days, hourly (default 0: keep them all)",
     )
+    parser.add_argument(
+        "--stack",
+        default="dev",
+        help="the stack whose sqlTriggerPollingIntervalMs the SQL trigger polls at (default dev)",
+    )
+    parser.add_argument(
+        "--sql-polling-ms",
+        type=int,
+        default=None,
+        help="the SQL trigger's polling interval in ms, 100-60000 as on Azure, or 0 to run it on every "
+        "write (default: the stack's)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=HubLimits().max_connections,
+        help=f"most open SignalR connections (default {HubLimits().max_connections:,})",
+    )
     arguments = parser.parse_args(argv)
+    if arguments.sql_polling_ms is None:
+        try:
+            arguments.sql_polling_ms = stack_polling_ms(arguments.stack)
+        except ValueError as error:
+            parser.error(str(error))
+    elif arguments.sql_polling_ms != 0 and not 100 <= arguments.sql_polling_ms <= 60_000:
+        parser.error(f"--sql-polling-ms {arguments.sql_polling_ms}: allowed 0 (every write) or 100-60000")
+    if arguments.max_connections < 1:
+        parser.error(f"--max-connections {arguments.max_connections}: at least 1")
     if not 0 <= arguments.message_retention_days <= 3650:
         parser.error(f"--message-retention-days {arguments.message_retention_days}: allowed 0-3650")
     if not 0 <= arguments.port <= 65535:
@@ -50,12 +109,16 @@ async def main(argv: list[str] | None = None) -> None:
         key,
         arguments.db,
         message_retention_days=arguments.message_retention_days,
+        hub_limits=HubLimits(max_connections=arguments.max_connections),
+        sql_polling_ms=arguments.sql_polling_ms,
     )
     print(f"broadcast local mode on {local.url}/", flush=True)
     print(f"  site       {local.url}/", flush=True)
     print(f"  api        {local.url}/api/  (publish key: {key})", flush=True)
     print(f"  signalr    {local.url}/client/?hub=broadcast", flush=True)
     print(f"  database   {arguments.db}", flush=True)
+    polling = f"every {arguments.sql_polling_ms} ms" if arguments.sql_polling_ms else "on every write"
+    print(f"  sql trigger polls {polling}", flush=True)
     print(
         f"  try: curl -X POST {local.url}/api/messages -H 'x-functions-key: {key}' "
         "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'",
@@ -63,8 +126,16 @@ async def main(argv: list[str] | None = None) -> None:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    # signal.signal, not loop.add_signal_handler: asyncio learns of a signal from a byte in its
+    # self-pipe, which call_soon_threadsafe also fills, and a full pipe drops the byte (a SIGTERM
+    # at the end of a 1,000-client benchmark was lost that way). Python's own handler runs whatever
+    # the pipe holds.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        signal.signal(signum, request_stop)
     await stop.wait()
     print("stopping", flush=True)
     await local.stop()

@@ -15,9 +15,15 @@ Tokens are HS256 JWTs signed with a key only this process knows. As with the ser
 a token's audience says where it is valid: a client token's is the client URL, a server token's the
 REST URL; a client token (which anyone gets from the anonymous negotiate) cannot broadcast.
 
-Each connection has a bounded send queue; a client that stops reading is dropped once its queue
-fills, so it never stalls the others. Every close is bounded: a peer that does not read or answer
-is cut off, so neither a dropped client nor a shutdown waits on it.
+Limits (see `HubLimits`), so that no client, however hostile, makes the process hold more than a
+bounded amount: each connection's send queue is capped in bytes (a client that stops reading is
+dropped once it fills, so it never stalls the others); a client's message is at most 32 KiB and
+nothing it sends is echoed unbounded; the number of connections and of negotiated tokens is capped
+(per client address for tokens, so one client's flood cannot evict another's); and, as Azure
+SignalR Service does, the hub pings a connection it has sent nothing for 15 s and drops a client it
+has received nothing from for 30 s. Every close is bounded: a peer that does not read or answer is
+cut off, so neither a dropped client nor a shutdown waits on it; a closed connection leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -43,16 +49,11 @@ from local.errors import error_exception, error_response
 RECORD_SEPARATOR = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = 1, 2, 3, 4, 5, 6, 7
 TOKEN_LIFETIME_SECONDS = 3600
-HANDSHAKE_TIMEOUT_SECONDS = 15
-KEEPALIVE_SECONDS = 15
-SEND_QUEUE_LIMIT = 1000
 # A close (our close record, the WebSocket close handshake) that takes longer than this is given up
 # and the TCP connection aborted: a peer that stopped reading would otherwise hold it for good.
 CLOSE_TIMEOUT_SECONDS = 2.0
-# A negotiated connection token not used within this time is forgotten (the client negotiates again),
-# and at most this many wait at once, so clients that negotiate and never connect cannot grow memory.
-PENDING_TTL_SECONDS = 60.0
-PENDING_LIMIT = 10_000
+# Whatever part of a client's message the hub repeats in an answer is cut to this many characters.
+ECHO_LIMIT = 64
 # The audience of Microsoft Entra tokens for the service's data-plane APIs, and the REST API version
 # whose connection check the app calls.
 ENTRA_AUDIENCE = "https://signalr.azure.com"
@@ -71,6 +72,36 @@ log = logging.getLogger("local.hub")
 ConnectionEvent = Callable[[str, "Connection"], Awaitable[None]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class HubLimits:
+    """What one client, or all of them, can make the hub hold, and how long it waits for them.
+    The defaults are the service's where it has one (docs/sources/local-hub.md)."""
+
+    send_queue_bytes: int = 1 << 20
+    """Bytes that may wait for one connection (about 1,000 typical messages); one more and the
+    client is dropped as too slow. Counted in bytes, not messages, so big messages cannot add up."""
+    read_pause_bytes: int = 16 * 1024
+    """While this much waits for a connection, the hub reads nothing more from it (ASP.NET Core
+    SignalR's backpressure), so a client that sends but never reads cannot queue answers."""
+    max_message_bytes: int = 32 * 1024
+    """The largest message a client may send (ASP.NET Core SignalR's MaximumReceiveMessageSize)."""
+    max_connections: int = 2_000
+    """Open WebSockets, handshakes included; one more is refused with 429."""
+    keepalive_interval: float = 15.0
+    """A connection sent nothing for this long gets a ping (Azure SignalR: keepAliveIntervalInSeconds)."""
+    client_timeout: float = 30.0
+    """A client that sent nothing, pings included, for this long is dropped (Azure SignalR:
+    connectionTimeoutInSeconds)."""
+    handshake_timeout: float = 15.0
+    """The wait for the hub protocol's handshake (ASP.NET Core SignalR's HandshakeTimeout)."""
+    pending_ttl: float = 60.0
+    """A negotiated connection token not used within this time is forgotten (negotiate again)."""
+    pending_per_address: int = 2_000
+    """Unused tokens per client address: past it, that address's oldest gives way, never another's."""
+    pending_limit: int = 10_000
+    """Unused tokens in all; past it, a new negotiate is refused (429), no token is evicted."""
+
+
 @dataclass(eq=False)
 class Connection:
     """One connected client."""
@@ -84,8 +115,24 @@ class Connection:
     transport: asyncio.Transport | None = None
     dropped: bool = False
     last_sent: float = field(default_factory=time.monotonic)
+    last_received: float = field(default_factory=time.monotonic)
+    """When the client last sent a message (pings included): the client timeout counts from it."""
     busy: bool = False
     """True while the connection's writer task is sending its backlog."""
+    queued_bytes: int = 0
+    """Bytes in `queue` and in the frame being written: what the send queue limit counts."""
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while nothing waits for the connection (or it is gone): the reader's backpressure."""
+
+
+@dataclass
+class _Pending:
+    """A negotiated connection token not used yet."""
+
+    connection_id: str
+    user_id: str | None
+    created: float
+    address: str
 
 
 class Hub:
@@ -96,20 +143,20 @@ class Hub:
         hubs: set[str],
         base_url: str = "",
         signing_key: str | None = None,
-        send_queue_limit: int = SEND_QUEUE_LIMIT,
-        pending_ttl: float = PENDING_TTL_SECONDS,
-        pending_limit: int = PENDING_LIMIT,
+        limits: HubLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hubs = hubs
-        self.send_queue_limit = send_queue_limit
+        self.limits = limits or HubLimits()
         self.base_url = base_url.rstrip("/")
-        self.pending_ttl = pending_ttl
-        self.pending_limit = pending_limit
         self._clock = clock
         self._key = signing_key or secrets.token_urlsafe(32)
-        # Insertion order is expiry order (one TTL for all), so expired tokens are always at the front.
-        self._pending: dict[str, tuple[str, str | None, float]] = {}
+        # Insertion order is expiry order (one TTL for all), so expired tokens are always at the front;
+        # the same holds within each address's own dict.
+        self._pending: dict[str, _Pending] = {}
+        self._pending_by_address: dict[str, dict[str, None]] = {}
+        self._sockets = 0
+        """WebSockets open (handshakes included): what `max_connections` counts."""
         self._closing: set[asyncio.Task[None]] = set()
         self.connections: dict[str, dict[str, Connection]] = {hub: {} for hub in hubs}
         self._listeners: list[ConnectionEvent] = []
@@ -198,7 +245,7 @@ class Hub:
             raise web.HTTPServiceUnavailable(text="the service is restarting; retry")
         hub = request.query.get("hub", "")
         if hub not in self.hubs:
-            raise web.HTTPNotFound(text=f"unknown hub {hub!r}")
+            raise web.HTTPNotFound(text=f"unknown hub {_echo(hub)}")
         return hub
 
     # events
@@ -231,7 +278,7 @@ class Hub:
         user_id = self._check_token(request, hub)
         connection_id = str(uuid.uuid4())
         token = secrets.token_urlsafe(24)
-        self._remember_pending(token, connection_id, user_id)
+        self._remember_pending(token, connection_id, user_id, request.remote or "")
         return web.json_response(
             {
                 "negotiateVersion": 1,
@@ -241,20 +288,38 @@ class Hub:
             }
         )
 
-    def _remember_pending(self, token: str, connection_id: str, user_id: str | None) -> None:
+    def _remember_pending(self, token: str, connection_id: str, user_id: str | None, address: str) -> None:
         now = self._clock()
         self._forget_expired(now)
-        while len(self._pending) >= self.pending_limit:
-            # The oldest gives way: a client connects within moments of negotiating, a flood does not.
-            del self._pending[next(iter(self._pending))]
-        self._pending[token] = (connection_id, user_id, now)
+        mine = self._pending_by_address.setdefault(address, {})
+        if len(mine) >= self.limits.pending_per_address:
+            # This address's oldest gives way: a flood evicts only its own tokens, never a real client's.
+            self._drop_pending(next(iter(mine)))
+        elif len(self._pending) >= self.limits.pending_limit:
+            if not mine:
+                del self._pending_by_address[address]
+            raise web.HTTPTooManyRequests(
+                text="too many negotiated connections wait to connect; retry in a minute",
+                headers={"Retry-After": str(round(self.limits.pending_ttl))},
+            )
+        self._pending[token] = _Pending(connection_id, user_id, now, address)
+        self._pending_by_address[address][token] = None
+
+    def _drop_pending(self, token: str) -> _Pending | None:
+        entry = self._pending.pop(token, None)
+        if entry is not None:
+            mine = self._pending_by_address[entry.address]
+            del mine[token]
+            if not mine:
+                del self._pending_by_address[entry.address]
+        return entry
 
     def _forget_expired(self, now: float) -> None:
         while self._pending:
             oldest = next(iter(self._pending))
-            if now - self._pending[oldest][2] < self.pending_ttl:
+            if now - self._pending[oldest].created < self.limits.pending_ttl:
                 return
-            del self._pending[oldest]
+            self._drop_pending(oldest)
 
     def pending(self) -> int:
         """Negotiated connection tokens not used yet (and not expired)."""
@@ -265,7 +330,7 @@ class Hub:
         """The service's REST API shape: broadcast `{target, arguments}` to a hub (server tokens only)."""
         hub = request.match_info["hub"]
         if hub not in self.hubs:
-            raise error_exception(web.HTTPNotFound, f"unknown hub {hub!r}")
+            raise error_exception(web.HTTPNotFound, f"unknown hub {_echo(hub)}")
         self._check_server_token(request, hub)
         target, arguments = _broadcast_body(await request.read())
         self.broadcast(hub, target, arguments)
@@ -302,33 +367,51 @@ class Hub:
         """The WebSocket transport with the JSON hub protocol."""
         hub = self._hub_of(request)
         user_id = self._check_token(request, hub)
+        if self._sockets >= self.limits.max_connections:
+            raise web.HTTPTooManyRequests(
+                text=f"the hub holds its most connections ({self.limits.max_connections}); retry later"
+            )
         token = request.query.get("id")
         if token is None:
             # Like Azure SignalR Service, a client holding an access token may skip negotiate.
             connection_id, negotiated_user = str(uuid.uuid4()), None
         else:
             self._forget_expired(self._clock())
-            pending = self._pending.pop(token, None)
+            pending = self._drop_pending(token)
             if pending is None:
                 raise web.HTTPNotFound(text="unknown, used or expired connection token; negotiate again")
-            connection_id, negotiated_user, _ = pending
-        # `timeout` bounds the wait for the client's answer to our close frame.
+            connection_id, negotiated_user = pending.connection_id, pending.user_id
+        # `timeout` bounds the wait for the client's answer to our close frame; a bigger message than
+        # max_msg_size closes the connection with 1009 (message too big) before it is buffered whole.
         # No permessage-deflate: broadcast frames are built once for all clients (see _fan_out).
         socket = web.WebSocketResponse(
-            heartbeat=None, max_msg_size=1 << 20, timeout=CLOSE_TIMEOUT_SECONDS, compress=False
+            heartbeat=None,
+            max_msg_size=self.limits.max_message_bytes,
+            timeout=CLOSE_TIMEOUT_SECONDS,
+            compress=False,
         )
-        await socket.prepare(request)
-        transport = request.transport
-        connection = Connection(
-            connection_id,
-            hub,
-            user_id or negotiated_user,
-            socket,
-            asyncio.Queue(self.send_queue_limit),
-            transport if isinstance(transport, asyncio.Transport) else None,
-        )
-        if not await self._handshake(connection):
-            return socket
+        self._sockets += 1
+        try:
+            await socket.prepare(request)
+            transport = request.transport
+            connection = Connection(
+                connection_id,
+                hub,
+                user_id or negotiated_user,
+                socket,
+                asyncio.Queue(),
+                transport if isinstance(transport, asyncio.Transport) else None,
+            )
+            connection.drained.set()
+            if await self._handshake(connection):
+                await self._serve(connection)
+        finally:
+            self._sockets -= 1
+        return socket
+
+    async def _serve(self, connection: Connection) -> None:
+        """A connection after its handshake: counted online until it closes, then released."""
+        hub, connection_id = connection.hub, connection.connection_id
         self.connections[hub][connection_id] = connection
         writer = asyncio.create_task(self._write(connection))
         self._start_background_tasks()
@@ -340,16 +423,16 @@ class Hub:
             self.connections[hub].pop(connection_id, None)
             writer.cancel()
             await self._close(connection)
+            _release(connection)
             log.info("disconnected %s from %s (%d online)", connection_id, hub, len(self.connections[hub]))
             await self._emit("disconnected", connection)
-        return socket
 
     async def _handshake(self, connection: Connection) -> bool:
         """The hub protocol's handshake; a bad one is answered with its error record, then closed
         (as ASP.NET Core SignalR does)."""
         socket = connection.socket
         try:
-            message = await socket.receive(timeout=HANDSHAKE_TIMEOUT_SECONDS)
+            message = await socket.receive(timeout=self.limits.handshake_timeout)
         except TimeoutError:
             await self._close(connection)
             return False
@@ -369,8 +452,8 @@ class Hub:
             return False
         if request.get("protocol") != "json" or request.get("version") != 1:
             error = (
-                f"unsupported protocol {request.get('protocol')!r} version {request.get('version')!r}; "
-                "only json version 1"
+                f"unsupported protocol {_echo(request.get('protocol'))} version "
+                f"{_echo(request.get('version'))}; only json version 1"
             )
             await self._close(connection, handshake_error=error)
             return False
@@ -380,7 +463,9 @@ class Hub:
     async def _read(self, connection: Connection) -> None:
         async for message in connection.socket:
             if message.type != WSMsgType.TEXT:
+                # Binary, or an error: a message over max_message_bytes has closed the socket (1009).
                 break
+            connection.last_received = time.monotonic()
             for record in message.data.split(RECORD_SEPARATOR):
                 if not record:
                     continue
@@ -392,14 +477,25 @@ class Hub:
                     return
                 if kind == CLOSE:
                     return
-                if kind == INVOCATION and payload.get("invocationId"):
+                if kind == INVOCATION and payload.get("invocationId") is not None:
+                    invocation_id = payload["invocationId"]
+                    # ASP.NET Core SignalR requires a string; a long one is not repeated back.
+                    if not isinstance(invocation_id, str) or len(invocation_id) > ECHO_LIMIT:
+                        error = f"invalid invocationId: a string of at most {ECHO_LIMIT} characters"
+                        await self._close(connection, error)
+                        return
                     # Serverless mode has no hub methods here; answer so a client call does not hang.
                     reply = {
                         "type": COMPLETION,
-                        "invocationId": payload["invocationId"],
+                        "invocationId": invocation_id,
                         "error": "hub methods are not available in serverless mode",
                     }
                     self._enqueue(connection, _record(reply))
+                    if connection.queued_bytes > self.limits.read_pause_bytes:
+                        # Read nothing more until it has taken its answers (or is dropped).
+                        await connection.drained.wait()
+                if connection.dropped:
+                    return
 
     async def _close(
         self,
@@ -454,26 +550,47 @@ class Hub:
                     size += len(parts[-1])
                 # send_frame waits while the client's socket buffer is full (send_str would encode again).
                 await connection.socket.send_frame(b"".join(parts), WSMsgType.TEXT)
+                # max(): a drop releases the queue while this frame was on its way.
+                connection.queued_bytes = max(0, connection.queued_bytes - size)
                 connection.last_sent = time.monotonic()
                 connection.busy = not queue.empty()
+                if not connection.busy:
+                    connection.drained.set()
                 self.delivered += len(parts)
         except (ConnectionError, RuntimeError):
             pass
+        finally:
+            # Whatever ends the writer, the reader must not wait for a drain that will not come.
+            connection.drained.set()
 
     async def _keepalive(self) -> None:
-        """Ping the connections that were sent nothing for a while (the protocol's keep-alive): one
-        pass for all of them, instead of a timer per connection."""
-        ping = _record({"type": PING})
+        """The service's keep-alive and client timeout: one pass for all connections, instead of a
+        timer per connection. A pass runs every sixth of the shorter interval."""
+        limits = self.limits
+        tick = min(limits.keepalive_interval, limits.client_timeout) / 6
         while True:
-            await asyncio.sleep(KEEPALIVE_SECONDS / 3)
+            await asyncio.sleep(tick)
             # Expired connection tokens go here too, not only when the next client negotiates.
             self._forget_expired(self._clock())
-            idle_since = time.monotonic() - KEEPALIVE_SECONDS
-            for connections in self.connections.values():
-                for connection in list(connections.values()):
-                    if connection.last_sent < idle_since:
-                        connection.last_sent = time.monotonic()
-                        self._enqueue(connection, ping)
+            self._keepalive_pass(time.monotonic())
+
+    def _keepalive_pass(self, now: float) -> None:
+        # A method of its own: its loop variable goes with the pass, so no closed connection stays
+        # referenced (with its queue) while the loop sleeps.
+        for connections in self.connections.values():
+            for connection in list(connections.values()):
+                if connection.dropped:
+                    continue  # its bounded close is under way
+                if now - connection.last_received >= self.limits.client_timeout:
+                    log.info(
+                        "dropping %s: nothing received from it for %.0f s",
+                        connection.connection_id,
+                        now - connection.last_received,
+                    )
+                    self._drop(connection, "the server timed out waiting for a message from the client")
+                elif now - connection.last_sent >= self.limits.keepalive_interval:
+                    connection.last_sent = now
+                    self._enqueue(connection, PING_RECORD)
 
     def _start_background_tasks(self) -> None:
         if self._outbox_ready is None:
@@ -485,26 +602,28 @@ class Hub:
     def _enqueue(self, connection: Connection, frame: bytes) -> None:
         if connection.dropped:
             return
-        try:
-            connection.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            connection.dropped = True
+        if connection.queued_bytes + len(frame) > self.limits.send_queue_bytes:
             log.warning(
-                "dropping %s: it stopped reading (%d messages queued)",
+                "dropping %s: it stopped reading (%d bytes queued)",
                 connection.connection_id,
-                connection.queue.maxsize,
+                connection.queued_bytes,
             )
-            # Its TCP connection must go too (after a bounded close): a silent peer would hold it forever.
-            closing = asyncio.get_running_loop().create_task(
-                self._close(
-                    connection,
-                    "the client did not read its messages fast enough",
-                    allow_reconnect=True,
-                    code=WSCloseCode.POLICY_VIOLATION,
-                )
-            )
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            self._drop(connection, "the client did not read its messages fast enough")
+            return
+        connection.queue.put_nowait(frame)
+        connection.queued_bytes += len(frame)
+        connection.drained.clear()
+
+    def _drop(self, connection: Connection, reason: str) -> None:
+        """Drop a client (it may reconnect): what waits for it is released at once, and its TCP
+        connection goes after a bounded close, as a silent peer would otherwise hold it forever."""
+        connection.dropped = True
+        _release(connection)
+        closing = asyncio.get_running_loop().create_task(
+            self._close(connection, reason, allow_reconnect=True, code=WSCloseCode.POLICY_VIOLATION)
+        )
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def broadcast(self, hub: str, target: str, arguments: list[Any]) -> int:
         """Send one invocation to every connection of `hub`, in call order; returns how many."""
@@ -542,10 +661,15 @@ class Hub:
             await ready.wait()
             ready.clear()
             while self._outbox:
-                parts, connections = self._next_batch()
-                self._write_to_all(b"".join(parts), len(parts), connections)
+                self._send_next_batch()
                 # Let requests and reads in between two passes; what is broadcast meanwhile joins the next.
                 await asyncio.sleep(0)
+
+    def _send_next_batch(self) -> None:
+        # Not inlined in _fan_out: a local there would keep the last batch's connections (closed ones
+        # too, with their queues) referenced while the pump waits for the next broadcast.
+        parts, connections = self._next_batch()
+        self._write_to_all(b"".join(parts), len(parts), connections)
 
     def _write_to_all(self, payload: bytes, records: int, connections: list[Connection]) -> None:
         wire = _text_frame(payload)
@@ -602,6 +726,21 @@ class Hub:
         self.accepting = True
 
 
+def _release(connection: Connection) -> None:
+    """Free what waits for a connection that is gone (its queue can hold a megabyte), and wake its
+    reader."""
+    while not connection.queue.empty():
+        connection.queue.get_nowait()
+    connection.queued_bytes = 0
+    connection.drained.set()
+
+
+def _echo(value: object) -> str:
+    """A client's value as an answer may repeat it: its repr, cut to ECHO_LIMIT characters."""
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 3] + "..."
+
+
 def _broadcast_body(raw: bytes) -> tuple[str, list[Any]]:
     """`{"target": str, "arguments": [...]}` from a REST request, or a 400 in the API's error shape."""
     try:
@@ -621,6 +760,9 @@ def _broadcast_body(raw: bytes) -> tuple[str, list[Any]]:
 def _record(message: dict[str, Any]) -> bytes:
     """One hub protocol record, encoded: JSON and the record separator."""
     return (json.dumps(message) + RECORD_SEPARATOR).encode()
+
+
+PING_RECORD = _record({"type": PING})
 
 
 def _text_frame(payload: bytes) -> bytes:

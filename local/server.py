@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestHandler
 
 from artifacts.site_files import SITE_DIR
 from functions import wiring
@@ -18,7 +23,7 @@ from local.cors import cors_middleware
 from local.database import Database
 from local.errors import JSON, error_response
 from local.host import FunctionsHost, site_routes
-from local.hub import Hub
+from local.hub import Hub, HubLimits
 from local.identity import PATH as IDENTITY_PATH
 from local.identity import ManagedIdentity
 
@@ -27,6 +32,15 @@ log = logging.getLogger("local")
 SECRET_QUERY_NAMES = frozenset({"code", "access_token"})
 # How long the server waits for requests still running at shutdown (after the hub closed its clients).
 SHUTDOWN_TIMEOUT_SECONDS = 2.0
+# A request's line and headers must arrive within this time of the connection opening (or of the
+# previous answer on a kept-alive connection), and its body within this time of its headers; the
+# time an idle kept-alive connection stays open is the first one too. Without them a client that
+# sends half a request holds a connection and its buffers for minutes.
+HEADER_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = 10.0
+# After answering a request whose body was not read whole (413, 408), how long the server still reads
+# and discards it so the client sees the answer, before closing.
+LINGER_SECONDS = 2.0
 
 
 def redact(path_qs: str) -> str:
@@ -67,6 +81,78 @@ class AccessLogger(AbstractAccessLogger):
     def enabled(self) -> bool:
         """Skip the formatting when nobody listens."""
         return self.logger.isEnabledFor(logging.INFO)
+
+
+class _RequestHandler(RequestHandler):
+    """aiohttp's connection handler, except for requests its parser refuses: their error text holds
+    the start of the raw request line (a `?code=` key included), and aiohttp logs it with a traceback
+    and answers it as plain text. Here the log gets one line without it, and the client the API's
+    JSON error shape (the path is unknown for a request that could not be parsed)."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """Answer a parser error without repeating the request; anything else as aiohttp does."""
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        log.warning("refused a malformed request from %s (%s)", request.remote, type(exc).__name__)
+        if isinstance(exc, LineTooLong):
+            text = f"the request line or a header is longer than {self.max_line_size} bytes"
+        else:
+            text = f"the request is not valid HTTP/1.1 ({type(exc).__name__})"
+        response = error_response(exc.code if 400 <= exc.code < 500 else 400, text)
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _RequestHandler(self, loop=asyncio.get_running_loop(), **self._handler_options)
+
+    def __init__(self, *args: Any, handler_options: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handler_options = handler_options
+
+
+class _AppRunner(web.AppRunner):
+    """An AppRunner whose connections use `_RequestHandler`."""
+
+    def __init__(self, app: web.Application, **handler_options: Any) -> None:
+        super().__init__(app, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, **handler_options)
+        self._handler_options = dict(handler_options)
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()  # runs the application's start-up and freezes it
+        return _Server(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_options=self._handler_options,
+        )
+
+
+def body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware that reads a request's body within `seconds` of its headers (the handlers then
+    get it from memory), or answers 408 and closes: a client that stops half-way through its body
+    holds nothing for long."""
+
+    @web.middleware
+    async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(seconds):
+                    await request.read()
+            except TimeoutError:
+                raise web.HTTPRequestTimeout(
+                    text=f"the request body did not arrive within {seconds:g} s",
+                    headers={"Connection": "close"},
+                ) from None
+        return await handler(request)
+
+    return read_body_in_time
 
 
 def _is_api(path: str) -> bool:
@@ -128,10 +214,17 @@ class LocalMode:
 
 
 def build_app(
-    database: Database, publish_key: str, site_dir: Path = SITE_DIR, message_retention_days: int = 0
+    database: Database,
+    publish_key: str,
+    site_dir: Path = SITE_DIR,
+    message_retention_days: int = 0,
+    *,
+    hub_limits: HubLimits | None = None,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+    sql_polling_ms: int = 0,
 ) -> tuple[web.Application, Hub, FunctionsHost, ManagedIdentity]:
     """The aiohttp application and its hub, host and app identity (URLs set once the port is known)."""
-    hub = Hub({wiring.HUB_NAME})
+    hub = Hub({wiring.HUB_NAME}, limits=hub_limits)
     identity = ManagedIdentity(hub)
     # As on Azure, the app's identity holds a data-plane role on SignalR (SignalR Service Owner).
     hub.data_plane_principals.add(identity.client_id)
@@ -139,12 +232,18 @@ def build_app(
         database,
         hub,
         publish_key,
-        app_settings={wiring.MESSAGE_RETENTION_DAYS_SETTING: str(message_retention_days)},
+        polling_interval_ms=sql_polling_ms,
+        app_settings={
+            wiring.MESSAGE_RETENTION_DAYS_SETTING: str(message_retention_days),
+            wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(sql_polling_ms),
+        },
     )
     # The API allows the site's origin, as the deployed app's CORS does (here the site is on this
-    # one); CORS wraps the JSON errors, so an error answer carries the CORS headers too.
+    # one); CORS wraps the JSON errors, so an error answer carries the CORS headers too; the body
+    # deadline is inside them, so its 408 is one of those errors.
     app = web.Application(
-        client_max_size=1 << 20, middlewares=[cors_middleware(lambda: [hub.base_url]), api_errors]
+        client_max_size=1 << 20,
+        middlewares=[cors_middleware(lambda: [hub.base_url]), api_errors, body_deadline(body_timeout)],
     )
     app.add_routes(hub.routes())
     app.add_routes(identity.routes())
@@ -175,11 +274,32 @@ async def start(
     db: str = ":memory:",
     site_dir: Path = SITE_DIR,
     message_retention_days: int = 0,
+    *,
+    hub_limits: HubLimits | None = None,
+    header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+    sql_polling_ms: int = 0,
 ) -> LocalMode:
-    """Start the local mode and return once it accepts connections (port 0 picks a free port)."""
+    """Start the local mode and return once it accepts connections (port 0 picks a free port).
+
+    `sql_polling_ms` is the SQL trigger's polling interval (`Sql_Trigger_PollingIntervalMs`, as on
+    Azure); 0 runs it on every write instead (immediate, for tests). `python -m local` passes the
+    stack's value."""
     database = Database(db)
-    app, hub, functions_host, identity = build_app(database, publish_key, site_dir, message_retention_days)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    app, hub, functions_host, identity = build_app(
+        database,
+        publish_key,
+        site_dir,
+        message_retention_days,
+        hub_limits=hub_limits,
+        body_timeout=body_timeout,
+        sql_polling_ms=sql_polling_ms,
+    )
+    # aiohttp's keep-alive timer closes a connection still waiting for a request's headers when it
+    # fires, so it is the header timeout too (it starts when the connection opens).
+    runner = _AppRunner(
+        app, access_log_class=AccessLogger, keepalive_timeout=header_timeout, lingering_time=LINGER_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -720,8 +720,10 @@
     return (await response.json()).messages;
   }
 
-  // Both query values are always sent: on Azure the binding needs every value it names.
-  const page = (before) => getMessages(`/page?before=${before}&take=${PAGE}`);
+  // The route forms the query forms redirect to (README, the API), called directly: one round trip
+  // fewer. "latest" is the largest id, as `/messages/page?before=latest` means it.
+  const LATEST = "9223372036854775807";
+  const page = (before) => getMessages(`/before/${before === "latest" ? LATEST : before}/take/${PAGE}`);
 
   let historyAttempt = 0;
   let historyTimer = 0;
@@ -775,7 +777,7 @@
     setBusy(true);
     try {
       for (;;) {
-        const batch = await getMessages(`?after=${caughtUp}&take=${PAGE}`);
+        const batch = await getMessages(`/after/${caughtUp}/take/${PAGE}`);
         merge(batch, kind);
         caughtUp = Math.max(caughtUp, ...batch.map((m) => m.id));
         if (batch.length < PAGE) return;

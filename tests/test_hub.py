@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -12,7 +14,7 @@ import pytest
 from aiohttp import web
 from local_support import raw_request
 
-from local.hub import RECORD_SEPARATOR, Hub
+from local.hub import RECORD_SEPARATOR, Hub, HubLimits
 
 HUB = "broadcast"
 
@@ -36,8 +38,8 @@ async def serving(hub: Hub) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def running_hub(send_queue_limit: int = 1000) -> AsyncIterator[tuple[Hub, str]]:
-    hub = Hub({HUB}, send_queue_limit=send_queue_limit)
+async def running_hub(limits: HubLimits | None = None) -> AsyncIterator[tuple[Hub, str]]:
+    hub = Hub({HUB}, limits=limits)
     async with serving(hub) as url:
         yield hub, url
 
@@ -182,7 +184,7 @@ def test_broadcast_reaches_every_connection_and_events_fire() -> None:
 
 def test_a_client_that_stops_reading_is_dropped_without_stalling_the_others() -> None:
     async def body() -> None:
-        async with running_hub(send_queue_limit=8) as (hub, url), aiohttp.ClientSession() as session:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
             slow = await connect(session, hub, url)
             (slow_id,) = list(hub.connections[HUB])
             fast = await connect(session, hub, url)
@@ -204,13 +206,10 @@ def test_a_client_that_stops_reading_is_dropped_without_stalling_the_others() ->
     run(body)
 
 
-def test_idle_connections_get_keepalive_pings(monkeypatch: pytest.MonkeyPatch) -> None:
-    import local.hub
-
-    monkeypatch.setattr(local.hub, "KEEPALIVE_SECONDS", 0.3)
-
+def test_idle_connections_get_keepalive_pings() -> None:
     async def body() -> None:
-        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+        limits = HubLimits(keepalive_interval=0.3)
+        async with running_hub(limits) as (hub, url), aiohttp.ClientSession() as session:
             socket = await connect(session, hub, url)
             frame = json.loads((await socket.receive_str(timeout=5)).rstrip(RECORD_SEPARATOR))
             assert frame == {"type": 6}
@@ -333,7 +332,7 @@ def test_a_connection_token_expires_and_then_asks_to_negotiate_again() -> None:
     clock = FakeClock()
 
     async def body() -> None:
-        hub = Hub({HUB}, pending_ttl=10, clock=clock)
+        hub = Hub({HUB}, limits=HubLimits(pending_ttl=10), clock=clock)
         async with serving(hub) as url, aiohttp.ClientSession() as session:
             token = hub.issue_token(HUB)
             stale = (await (await negotiate(session, url, token)).json())["connectionToken"]
@@ -351,21 +350,51 @@ def test_a_connection_token_expires_and_then_asks_to_negotiate_again() -> None:
     run(body)
 
 
-def test_negotiations_that_never_connect_are_bounded() -> None:
+async def negotiate_from(url: str, token: str, address: str) -> str:
+    """A negotiate from a client at `address` (loopback: 127.0.0.0/8 is all this machine's)."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        response = await negotiate(session, url, token)
+        assert response.status == 200, await response.text()
+        return (await response.json())["connectionToken"]
+
+
+def test_a_flood_of_negotiations_evicts_only_its_own_tokens() -> None:
+    """Issue 21, item 6: a flood from one address used to push out the oldest tokens of everyone
+    (a real client's pending token among them); now each address's oldest give way to its own."""
+
     async def body() -> None:
-        hub = Hub({HUB}, pending_limit=50)
+        hub = Hub({HUB}, limits=HubLimits(pending_per_address=50, pending_limit=1000))
         async with serving(hub) as url, aiohttp.ClientSession() as session:
             token = hub.issue_token(HUB)
-            tokens = [
-                (await (await negotiate(session, url, token)).json())["connectionToken"] for _ in range(120)
-            ]
-            assert hub.pending() == 50
-            # The newest still work; the oldest gave way.
-            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={tokens[-1]}&access_token={token}")
+            real = await negotiate_from(url, token, "127.0.0.2")
+            flood = [await negotiate_from(url, token, "127.0.0.1") for _ in range(120)]
+            assert hub.pending() == 51
+            # The real client's token survived the flood and still connects.
+            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={real}&access_token={token}")
+            await socket.close()
+            # The flood's newest work; its oldest gave way to its own.
+            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={flood[-1]}&access_token={token}")
             await socket.close()
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await session.ws_connect(f"{url}/client/?hub={HUB}&id={tokens[0]}&access_token={token}")
+                await session.ws_connect(f"{url}/client/?hub={HUB}&id={flood[0]}&access_token={token}")
             assert refused.value.status == 404
+
+    run(body)
+
+
+def test_when_every_token_slot_is_taken_a_new_negotiate_is_refused_and_none_is_evicted() -> None:
+    async def body() -> None:
+        hub = Hub({HUB}, limits=HubLimits(pending_per_address=10, pending_limit=15))
+        async with serving(hub) as url, aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+            first = [await negotiate_from(url, token, "127.0.0.2") for _ in range(10)]
+            [await negotiate_from(url, token, "127.0.0.3") for _ in range(5)]
+            refused = await negotiate(session, url, token)
+            assert refused.status == 429 and refused.headers["Retry-After"] == "60"
+            assert hub.pending() == 15
+            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={first[0]}&access_token={token}")
+            await socket.close()
 
     run(body)
 
@@ -389,5 +418,147 @@ def test_broadcasts_queued_together_leave_as_one_message_of_records_in_order() -
             ]
             assert all(frame.endswith(RECORD_SEPARATOR) for frame in frames)
             await socket.close()
+
+    run(body)
+
+
+# Issue 21, items 1 and 4: what one client can make the hub hold, and for how long
+
+
+async def frames_until_closed(socket: aiohttp.ClientWebSocketResponse) -> list[str]:
+    """Every text frame the server sends until it closes the connection."""
+    frames = []
+    while True:
+        message = await socket.receive(timeout=5)
+        if message.type != aiohttp.WSMsgType.TEXT:
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+            return frames
+        frames.append(message.data)
+
+
+@pytest.mark.parametrize("invocation_id", ["x" * 30_000, 12345, ["a"]])
+def test_an_invocation_id_that_is_long_or_not_a_string_is_not_echoed(invocation_id: object) -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            invocation = {"type": 1, "invocationId": invocation_id, "target": "send", "arguments": []}
+            await socket.send_str(json.dumps(invocation) + RECORD_SEPARATOR)
+            frames = await frames_until_closed(socket)
+            assert sum(len(frame) for frame in frames) < 500, "the answer repeated the client's input"
+            close = json.loads(frames[-1].rstrip(RECORD_SEPARATOR))
+            assert close["type"] == 7 and "invocationId" in close["error"]
+            assert await eventually(lambda: hub.online(HUB) == 0)
+
+    run(body)
+
+
+def test_a_short_invocation_id_gets_its_completion() -> None:
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            invocation = {"type": 1, "invocationId": "7", "target": "send", "arguments": []}
+            await socket.send_str(json.dumps(invocation) + RECORD_SEPARATOR)
+            reply = json.loads((await socket.receive_str(timeout=5)).rstrip(RECORD_SEPARATOR))
+            assert reply["type"] == 3 and reply["invocationId"] == "7" and reply["error"]
+            await socket.close()
+
+    run(body)
+
+
+def test_a_message_over_32_kib_closes_the_connection_with_1009() -> None:
+    """ASP.NET Core SignalR's MaximumReceiveMessageSize (32 KB): the hub never buffers more."""
+
+    async def body() -> None:
+        async with running_hub() as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            ping = json.dumps({"type": 6}) + RECORD_SEPARATOR
+            await socket.send_str(ping * (32 * 1024 // len(ping)))  # just under: fine
+            await socket.send_str(ping * (33 * 1024 // len(ping)))
+            closing = await socket.receive(timeout=5)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1009
+            await socket.close()
+            assert await eventually(lambda: hub.online(HUB) == 0)
+
+    run(body)
+
+
+def test_connections_past_the_limit_are_refused_with_429() -> None:
+    async def body() -> None:
+        async with (
+            running_hub(HubLimits(max_connections=2)) as (hub, url),
+            aiohttp.ClientSession() as session,
+        ):
+            sockets = [await connect(session, hub, url) for _ in range(2)]
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await connect(session, hub, url)
+            assert refused.value.status == 429
+            await sockets[0].close()
+            assert await eventually(lambda: hub.online(HUB) == 1)
+            sockets[0] = await connect(session, hub, url)  # a freed slot is taken again
+            for socket in sockets:
+                await socket.close()
+
+    run(body)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def test_a_closed_connection_is_released_whole() -> None:
+    """The keep-alive loop and the broadcast pump used to keep the last connection they handled,
+    queue included, for as long as they then waited."""
+
+    async def body() -> None:
+        limits = HubLimits(keepalive_interval=0.1)
+        async with running_hub(limits) as (hub, url), aiohttp.ClientSession() as session:
+            socket = await connect(session, hub, url)
+            (connection,) = hub.connections[HUB].values()
+            gone = weakref.ref(connection)
+            del connection
+            hub.broadcast(HUB, "newMessage", [{"id": 1}])
+            assert "newMessage" in await socket.receive_str(timeout=5)
+            assert await socket.receive_str(timeout=5) == json.dumps({"type": 6}) + RECORD_SEPARATOR
+            await socket.close()
+            assert await eventually(lambda: hub.online(HUB) == 0)
+            assert await eventually(lambda: gc.collect() >= 0 and gone() is None), "still referenced"
+
+    run(body)
+
+
+def test_a_silent_client_is_dropped_after_the_client_timeout_and_a_pinging_one_is_kept() -> None:
+    """Azure SignalR: the service drops a client it has received no message from (keep-alive pings
+    included) within connectionTimeoutInSeconds (30 s; here 0.6 s)."""
+
+    async def body() -> None:
+        limits = HubLimits(keepalive_interval=0.2, client_timeout=0.6)
+        async with running_hub(limits) as (hub, url), aiohttp.ClientSession() as session:
+            started = asyncio.get_running_loop().time()
+            silent = await connect(session, hub, url)
+            talking = await connect(session, hub, url)
+
+            async def keep_pinging() -> None:
+                while True:
+                    await talking.send_str(json.dumps({"type": 6}) + RECORD_SEPARATOR)
+                    await asyncio.sleep(0.1)
+
+            pinger = asyncio.create_task(keep_pinging())
+            frames = await frames_until_closed(silent)
+            elapsed = asyncio.get_running_loop().time() - started
+            assert 0.6 <= elapsed < 3, f"dropped after {elapsed:.2f} s"
+            close = json.loads(frames[-1].rstrip(RECORD_SEPARATOR))
+            assert close["type"] == 7 and close["allowReconnect"] is True and "timed out" in close["error"]
+            assert frames[0] == json.dumps({"type": 6}) + RECORD_SEPARATOR  # it was pinged meanwhile
+            assert await eventually(lambda: hub.online(HUB) == 1)
+            # The client that pings stays, well past the timeout.
+            await asyncio.sleep(1.0)
+            assert not talking.closed and hub.online(HUB) == 1
+            pinger.cancel()
+            await talking.close()
 
     run(body)

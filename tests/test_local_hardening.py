@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import pytest
 from local_support import raw_request
 
 from functions import wiring
-from local.hub import RECORD_SEPARATOR
+from local.hub import RECORD_SEPARATOR, HubLimits
 from local.server import LocalMode, redact, start
 
 KEY = "a-publish-key-that-must-not-be-logged"
@@ -270,7 +271,8 @@ def test_shutdown_takes_under_5_s_with_a_client_that_never_reads(dropped: bool) 
     async def body() -> None:
         mode = await start("127.0.0.1", 0, KEY)
         # A short queue drops the client quickly; a long one keeps it, stalled, with a full buffer.
-        mode.hub.send_queue_limit = 8 if dropped else 1000
+        queue_bytes = (2 if dropped else 64) << 20
+        mode.hub.limits = dataclasses.replace(mode.hub.limits, send_queue_bytes=queue_bytes)
         client = await stalled_client(mode)
         try:
             assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
@@ -296,7 +298,7 @@ def test_shutdown_takes_under_5_s_with_a_client_that_never_reads(dropped: bool) 
 def test_a_dropped_client_connection_is_closed_although_its_peer_stays_silent() -> None:
     async def body() -> None:
         async with local_mode() as mode:
-            mode.hub.send_queue_limit = 8
+            mode.hub.limits = dataclasses.replace(mode.hub.limits, send_queue_bytes=2 << 20)
             client = await stalled_client(mode)
             try:
                 assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
@@ -312,5 +314,171 @@ def test_a_dropped_client_connection_is_closed_although_its_peer_stays_silent() 
                 assert connection.transport is not None and connection.transport.is_closing()
             finally:
                 client.close()
+
+    run(body)
+
+
+# Issue 21, item 1: what one anonymous WebSocket can make the server hold
+
+
+def test_the_send_queue_is_capped_in_bytes_not_in_messages() -> None:
+    """40 messages of 256 KiB are far fewer than the old 1,000-message cap, but 10 MiB: a client that
+    does not read them is dropped once 1 MiB waits, and what waited is released."""
+
+    async def body() -> None:
+        async with local_mode() as mode:
+            client = await stalled_client(mode)
+            try:
+                assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
+                (connection,) = mode.hub.connections[HUB].values()
+                most = 0
+                for index in range(40):
+                    mode.hub.broadcast(HUB, "newMessage", [{"id": index, "text": "x" * (256 * 1024)}])
+                    await asyncio.sleep(0)
+                    most = max(most, connection.queued_bytes)
+                assert await eventually(lambda: connection.dropped, 10)
+                assert most <= mode.hub.limits.send_queue_bytes == 1 << 20
+                assert connection.queue.empty() and connection.queued_bytes == 0
+                assert await eventually(lambda: mode.hub.online(HUB) == 0, 5)
+            finally:
+                client.close()
+
+    run(body)
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client's WebSocket text frame (masked, as RFC 6455 requires of clients)."""
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    length = len(payload)
+    header = struct.pack("!BBH", 0x81, 0x80 | 126, length) if length < 1 << 16 else b""
+    assert header, "frames up to 64 KiB here"
+    return header + mask + masked
+
+
+def test_a_client_that_sends_invocations_but_never_reads_holds_a_bounded_backlog() -> None:
+    """The issue's attack: negotiate, connect, stop reading, send invocations. Each one's answer
+    waits for the client; once 16 KiB wait the hub reads nothing more from it, so its backlog stays
+    bounded, and with nothing received the client timeout drops it and everything is released."""
+
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY, hub_limits=HubLimits(client_timeout=1.5))
+        client = await stalled_client(mode)
+        loop = asyncio.get_running_loop()
+        try:
+            assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
+            (connection,) = mode.hub.connections[HUB].values()
+            record = json.dumps({"type": 1, "invocationId": "i" * 64, "target": "t", "arguments": []})
+            per_frame = 200  # about 24 KiB: under the 32 KiB a client's message may have
+            frame = masked_text_frame(((record + RECORD_SEPARATOR) * per_frame).encode())
+            sent, most = 0, 0
+
+            async def flood() -> None:
+                nonlocal sent
+                while True:
+                    await loop.sock_sendall(client, frame)
+                    sent += per_frame
+
+            flooding = asyncio.create_task(flood())
+            deadline = loop.time() + 20
+            while not connection.dropped and loop.time() < deadline:
+                most = max(most, connection.queued_bytes)
+                await asyncio.sleep(0.01)
+            flooding.cancel()
+            assert connection.dropped, "the client was neither dropped nor timed out"
+            # Never more queued than the pause threshold plus one frame's answers (~160 bytes each),
+            # however many invocations were sent.
+            assert most <= mode.hub.limits.read_pause_bytes + per_frame * 160, most
+            assert sent * 160 > 4 * most
+            assert await eventually(lambda: mode.hub.online(HUB) == 0, 5)
+            assert connection.queued_bytes == 0 and connection.queue.empty()
+        finally:
+            client.close()
+            await mode.stop()
+
+    run(body)
+
+
+# Issue 21, item 5: a request the parser refuses
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        f"GET /api/messages?code={KEY}&pad={'p' * 9000} HTTP/1.1".encode(),
+        f"GET /api/messages HTTP/1.1\r\nReferer: /?code={KEY}&pad={'p' * 9000}".encode(),
+        f"GET /api/messages?code={KEY} HTTP/1.1\r\nBad Header: x".encode(),
+    ],
+    ids=["request-line-over-8-KB", "header-over-8-KB", "malformed-header"],
+)
+def test_a_request_the_parser_refuses_is_answered_in_json_and_logged_without_it(
+    head: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> None:
+        async with local_mode() as mode:
+            status, headers, payload = await raw_request(mode.url, head)
+            assert status == 400
+            assert headers["Content-Type"].startswith("application/json")
+            error = json.loads(payload)["error"]
+            assert error["code"] == "bad_request" and error["message"]
+            assert KEY.encode() not in payload
+
+    run(scenario)
+    assert "refused a malformed request" in caplog.text
+    assert KEY not in caplog.text, "the key reached the log"
+
+
+# Issue 21, item 7: half-sent requests
+
+
+async def open_raw(url: str, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(data)
+    await writer.drain()
+    return reader, writer
+
+
+def test_a_request_whose_headers_stop_half_way_is_closed_after_the_header_timeout() -> None:
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY, header_timeout=0.5)
+        try:
+            started = time.monotonic()
+            reader, writer = await open_raw(mode.url, b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Half: ")
+            assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed, nothing answered
+            assert 0.5 <= time.monotonic() - started < 3
+            writer.close()
+            # A connection that sends nothing at all goes the same way.
+            reader, writer = await open_raw(mode.url, b"")
+            assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+            writer.close()
+        finally:
+            await mode.stop()
+
+    run(body)
+
+
+def test_a_request_whose_body_stops_half_way_gets_408_after_the_body_timeout() -> None:
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY, body_timeout=0.5)
+        try:
+            head = (
+                f"POST /api/messages HTTP/1.1\r\nHost: x\r\nx-functions-key: {KEY}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            )
+            started = time.monotonic()
+            reader, writer = await open_raw(mode.url, head.encode() + b'{"text": "hal')
+            answer = await asyncio.wait_for(reader.read(), timeout=10)  # the answer, then closed
+            assert 0.5 <= time.monotonic() - started < 5
+            status_line, _, rest = answer.partition(b"\r\n")
+            assert status_line.split()[1] == b"408"
+            error = json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+            assert error["code"] == "request_timeout" and "0.5 s" in error["message"]
+            writer.close()
+            assert mode.database.count(wiring.MESSAGES_TABLE) == 0
+        finally:
+            await mode.stop()
 
     run(body)

@@ -4,16 +4,24 @@ local host, driven by real Python SignalR clients (issue 12, items 9 and 10)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from local_support import PUBLISH_KEY, Listener, LocalServer
 
 from functions import wiring
+from local.__main__ import main as local_main
+from local.__main__ import parse_args, stack_polling_ms
 from local.schedule import Schedule
+from local.server import start
 
 
 @pytest.fixture
@@ -264,3 +272,92 @@ def test_the_local_database_refuses_values_longer_than_their_nvarchar(server: Lo
             [{**row, "messageKey": str(uuid.uuid4()), "text": "t", "author": "\U0001f600" * 33}],
         )
     assert len(database.query("SELECT id FROM dbo.Messages", {})) == 1
+
+
+# Issue 21, item 10: the SQL trigger polls as Azure's does
+
+
+def test_the_sql_trigger_reads_one_batch_per_polling_interval() -> None:
+    """The SQL extension's change consumption loop reads at most Sql_Trigger_MaxBatchSize changes,
+    runs the function, then waits Sql_Trigger_PollingIntervalMs whatever it found
+    (SqlTableChangeMonitor.RunChangeConsumptionLoopAsync). Five messages with batches of two need
+    three polls, so the last arrives at least two intervals after the first (a trigger woken by
+    every write delivers all five within milliseconds)."""
+    interval = 0.3
+
+    async def scenario() -> None:
+        mode = await start("127.0.0.1", 0, PUBLISH_KEY, sql_polling_ms=round(interval * 1000))
+        mode.host.max_batch_size = 2
+        try:
+            async with Listener(mode.url + "/api") as listener, aiohttp.ClientSession() as session:
+                headers = {"x-functions-key": PUBLISH_KEY}
+                for index in range(5):
+                    body = {"text": f"polled {index}"}
+                    async with session.post(f"{mode.url}/api/messages", json=body, headers=headers) as r:
+                        assert r.status == 202
+                await listener.wait_for(lambda listener: len(listener.messages) >= 1)
+                first = time.monotonic()
+                await listener.wait_for(lambda listener: len(listener.messages) >= 5)
+                spread = time.monotonic() - first
+                assert [m["text"] for m in listener.messages] == [f"polled {i}" for i in range(5)]
+                assert spread >= 2 * interval * 0.75, f"five messages in {spread:.2f} s"
+        finally:
+            await mode.stop()
+
+    asyncio.run(scenario())
+
+
+def test_python_m_local_polls_at_the_stack_setting_unless_told(tmp_path) -> None:
+    assert parse_args([]).sql_polling_ms == 1000  # Pulumi.dev.yaml
+    assert parse_args(["--sql-polling-ms", "0"]).sql_polling_ms == 0
+    assert parse_args(["--sql-polling-ms", "250"]).sql_polling_ms == 250
+    (tmp_path / "Pulumi.fast.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 250\n")
+    assert stack_polling_ms("fast", tmp_path) == 250
+    (tmp_path / "Pulumi.odd.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 50\n")
+    with pytest.raises(ValueError, match=r"sqlTriggerPollingIntervalMs = 50: allowed 100-60000"):
+        stack_polling_ms("odd", tmp_path)
+    (tmp_path / "Pulumi.unset.yaml").write_text("config:\n  broadcast:environment: prod\n")
+    with pytest.raises(ValueError, match=r"does not set broadcast:sqlTriggerPollingIntervalMs"):
+        stack_polling_ms("unset", tmp_path)
+
+
+@pytest.mark.parametrize("argv", [["--sql-polling-ms", "50"], ["--stack", "no-such-stack"]])
+def test_python_m_local_names_a_bad_polling_value(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert argv[0] in error and argv[1] in error
+
+
+def test_a_sigterm_stops_python_m_local_even_after_the_event_loop_was_busy() -> None:
+    """asyncio's own signal handlers learn of a signal through a byte in the loop's self-pipe,
+    which call_soon_threadsafe fills too (the host's worker threads use it for every write); while
+    the loop is busy the pipe fills, the byte is dropped, and the SIGTERM is lost: the process stays
+    up. Python's signal handler does not depend on the pipe."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        running = asyncio.create_task(local_main(["--port", "0", "--sql-polling-ms", "0"]))
+        deadline = loop.time() + 30
+        while signal.getsignal(signal.SIGTERM) is saved[signal.SIGTERM] and not running.done():
+            assert loop.time() < deadline, "python -m local did not start"
+            await asyncio.sleep(0.05)
+
+        def flood() -> None:
+            for _ in range(400_000):
+                loop.call_soon_threadsafe(lambda: None)
+
+        worker = threading.Thread(target=flood)
+        worker.start()
+        time.sleep(2)  # the loop is busy (blocked) meanwhile: its self-pipe fills up
+        os.kill(os.getpid(), signal.SIGTERM)
+        worker.join()
+        await asyncio.wait_for(running, timeout=20)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

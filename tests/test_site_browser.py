@@ -824,7 +824,7 @@ def test_a_failed_history_load_retries_by_itself_and_offers_retry(browser: Brows
             answers.append(200)
             route.continue_()
 
-    page.route("**/api/messages/page**", fail_twice)
+    page.route("**/api/messages/before/**", fail_twice)
     page.goto(server.url + "/")
     page.wait_for_selector("body[data-connection=live]", timeout=TIMEOUT)
     expect(page.locator("#load-retry")).to_be_visible(timeout=TIMEOUT)
@@ -865,7 +865,7 @@ def test_what_could_pass_for_something_else_is_shown_as_it_is(browser: Browser, 
         ]
     }
     context = browser.new_context(reduced_motion="reduce", viewport={"width": 600, "height": 900})
-    context.route("**/api/messages/page**", lambda route: route.fulfill(json=history))
+    context.route("**/api/messages/before/**", lambda route: route.fulfill(json=history))
     page = context.new_page()
     page.goto(server.url + "/")
     page.wait_for_selector(message(page, 4), timeout=TIMEOUT)
