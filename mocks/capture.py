@@ -204,6 +204,10 @@ def run(
     registered before it) instead of raised; `preview` runs it as `pulumi preview` does; `mocks`
     answers as Azure would (default: `AzureMocks()`).
     """
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:  # an earlier asyncio.run() (the smoke test, the local mode) left none set
+        asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = mocks or AzureMocks()
     monitor = CapturingMonitor(mocks, stack)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
