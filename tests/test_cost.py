@@ -205,5 +205,5 @@ def test_json_gives_the_totals_per_currency_that_the_price_lines_add_up_to(
     assert any("availability tests" in what for what in document["unpriced"])
     assert main(["review", "--json"]) == 0
     review = json.loads(capsys.readouterr().out)
-    daily = {currency: total * 24 / HOURS_PER_MONTH for currency, total in dev_like_by_hand().items()}
+    daily = {currency: total * 24 / HOURS_PER_MONTH for currency, total in review_by_hand().items()}
     assert review["daily"] == pytest.approx(daily, rel=1e-9)
