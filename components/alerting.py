@@ -1,7 +1,8 @@
 """Alerting: what pages someone, and the action group that does the paging.
 
 Azure resources: `monitor.ActionGroup` (e-mail receivers), log alerts (`monitor.ScheduledQueryRule`)
-on Application Insights for failed invocations, HTTP 5xx and messages stored but never broadcast,
+on Application Insights for failed invocations, HTTP 5xx, messages stored but never broadcast and
+the presence check's timer that stopped running,
 metric alerts (`monitor.MetricAlert`) for SignalR's connection quota and SQL's CPU and storage, and
 standard availability tests (`applicationinsights.WebTest`) from five regions with their alerts.
 """
@@ -44,6 +45,12 @@ class AlertThresholds:
     """SQL CPU (Average over 15 minutes)."""
     sql_storage_percent: int = 85
     """SQL data space used (Maximum over an hour)."""
+
+
+PRESENCE_CHECK_FUNCTION = "check_presence"
+"""The timer the presence guarantee rests on (functions/function_app.py, every minute)."""
+PRESENCE_CHECK_QUERY = f'requests | where operation_Name == "{PRESENCE_CHECK_FUNCTION}"'
+"""Each invocation of a function, timers included, is one `requests` row named after the function."""
 
 
 def undelivered_query(after_minutes: int) -> str:
@@ -131,6 +138,17 @@ class Alerting(pulumi.ComponentResource):
             measure="undelivered",
             window="PT30M",
         )
+        # Timers on Flex Consumption can stop after a deployment (Azure/azure-functions-host#11828),
+        # and presence is only right again because check_presence runs every minute: no run in 5
+        # minutes is an alert of its own, since a stopped timer fails nothing the others count.
+        self._log_alert(
+            "presence-check-stopped",
+            "Presence: check_presence has not run for 5 minutes",
+            PRESENCE_CHECK_QUERY,
+            1,
+            severity=1,
+            operator="LessThan",
+        )
         self._metric_alert(
             "signalr-connections",
             "SignalR: connections near the units' quota",
@@ -180,9 +198,10 @@ class Alerting(pulumi.ComponentResource):
         severity: int,
         measure: str | None = None,
         window: str = "PT5M",
+        operator: str = "GreaterThan",
     ) -> monitor.ScheduledQueryRule:
         """A log alert on Application Insights: rows of `query` (or the `measure` column's total)
-        above `threshold`, checked every 5 minutes."""
+        above (`operator`: or below) `threshold`, checked every 5 minutes."""
         args = self._args
         return monitor.ScheduledQueryRule(
             f"{self._name}-{key}",
@@ -204,7 +223,7 @@ class Alerting(pulumi.ComponentResource):
                         time_aggregation="Total" if measure else "Count",
                         metric_measure_column=measure,
                         # A plain string: the SDK's ConditionOperator enum has another API's values.
-                        operator="GreaterThan",
+                        operator=operator,
                         threshold=threshold,
                         failing_periods=monitor.ConditionFailingPeriodsArgs(
                             number_of_evaluation_periods=1, min_failing_periods_to_alert=1

@@ -39,6 +39,7 @@ from components.shared import (
 )
 from data_plane.code_deployment import OneDeploy, PackageBlob
 from data_plane.host_key import FUNCTION_KEYS, FunctionHostKey
+from data_plane.role_propagation import RolePropagation
 from functions import wiring
 
 PACKAGE_CONTAINER = "app-package"
@@ -62,6 +63,8 @@ class Telemetry:
 APP_LOGS = ("FunctionAppLogs",)
 # Microsoft.KeyVault/vaults: who read or changed the key.
 VAULT_LOGS = ("AuditEvent",)
+VAULT_FIXED_AT_CREATION = ("properties.softDeleteRetentionInDays", "properties.enablePurgeProtection")
+"""Vault properties ARM will not change on an existing vault (`ignore_changes` keeps them)."""
 PRIVATE_STORAGE_GROUPS = ("blob", "queue", "table")
 """The host storage's services the app uses (AzureWebJobsStorage__blob/queue/tableServiceUri)."""
 
@@ -428,7 +431,7 @@ class FunctionApp(pulumi.ComponentResource):
         webhook = pulumi.Output.concat("https://", app.default_host_name, "/runtime/webhooks/signalr?code=")
         if self._args.signalr_identity is None:
             return pulumi.Output.secret(pulumi.Output.concat(webhook, key.value))
-        secret_uri = self._key_vault_secret(key.value, self._args.signalr_identity)
+        secret_uri = self._key_vault_secret(value.result, self._args.signalr_identity, key)
         return pulumi.Output.concat(webhook, "{@Microsoft.KeyVault(SecretUri=", secret_uri, ")}")
 
     def _publish_key(self, app: web.WebApp) -> pulumi.Output[str]:
@@ -448,13 +451,15 @@ class FunctionApp(pulumi.ComponentResource):
         )
         return pulumi.Output.secret(key.value)
 
-    def _key_vault_secret(self, value: pulumi.Input[str], reader: UserAssignedIdentity) -> pulumi.Output[str]:
-        """A Key Vault (RBAC, soft delete; purge protection when data is protected) holding the key,
-        readable by `reader` only; returns the secret's URI. The secret is written through ARM
-        (`vaults/secrets/write`, part of Contributor): the deploying identity needs no data-plane role."""
+    def _vault(self) -> keyvault.Vault:
+        """A Key Vault (RBAC, soft delete; purge protection when data is protected) and its audit logs.
+
+        Its soft-delete retention and purge protection are chosen when it is created and kept after:
+        ARM refuses to change the retention once set ("The property "softDeleteRetentionInDays" has
+        been set already and it can't be modified") and refuses purge protection `false` (it is
+        irreversible), so a later `protectData` change must not send either (docs/day-two.md)."""
         args = self._args
-        if args.tenant_id is None:
-            raise ValueError("FunctionAppArgs.tenant_id is required with signalr_identity")
+        assert args.tenant_id is not None
         vault = keyvault.Vault(
             f"{self._name}-vault",
             vault_name=args.naming.name("kv"),
@@ -471,16 +476,35 @@ class FunctionApp(pulumi.ComponentResource):
                 enable_purge_protection=True if args.lock else None,
                 public_network_access="Enabled",
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.lock),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.lock, ignore_changes=list(VAULT_FIXED_AT_CREATION)
+            ),
         )
         send_diagnostics(f"{self._name}-vault-diagnostics", vault.id, args.diagnostics, self, logs=VAULT_LOGS)
+        return vault
+
+    def _key_vault_secret(
+        self, value: pulumi.Input[str], reader: UserAssignedIdentity, host_key: pulumi.CustomResource
+    ) -> pulumi.Output[str]:
+        """The key as a secret readable by `reader` only; returns its URI once SignalR may use it.
+
+        The secret is written through ARM (`vaults/secrets/write`, part of Contributor), but
+        azure-native deletes it through Key Vault's data plane, where the deploying identity holds no
+        role (pulumi-azure-native custom_keyvault.go): it is `deleted_with` its vault, so a destroy or
+        a vault replacement never asks. It takes the generated value, not the host key's, so it and
+        its role are created with the vault, early; SignalR then waits until that role has settled
+        (`RolePropagation`) and the host knows the key."""
+        args = self._args
+        if args.tenant_id is None:
+            raise ValueError("FunctionAppArgs.tenant_id is required with signalr_identity")
+        vault = self._vault()
         secret = keyvault.Secret(
             f"{self._name}-signalr-key-secret",
             secret_name="signalr-extension-key",
             vault_name=vault.name,
             resource_group_name=args.resource_group_name,
             properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(value)),
-            opts=self._child(),
+            opts=pulumi.ResourceOptions(parent=self, deleted_with=vault),
         )
         read = assign_role(
             f"{self._name}-signalr-key-reader",
@@ -488,10 +512,16 @@ class FunctionApp(pulumi.ComponentResource):
             RoleAssignment(principal_id=reader.principal_id, role=Role.KEY_VAULT_SECRETS_USER),
             self,
         )
+        settled = RolePropagation(
+            f"{self._name}-signalr-key-reader-settled",
+            role_assignment_id=read.id,
+            assigned_at=read.created_on,
+            opts=self._child([read]),
+        )
         # The versionless URI (SignalR rereads it every 30 minutes), built from outputs that are not
-        # secret: the secret's own outputs are, since its value input is. The role's id carries the
-        # dependency, so SignalR is created once it may read the key.
-        return pulumi.Output.all(vault.properties.vault_uri, secret.name, read.id).apply(
+        # secret: the secret's own outputs are, since its value input is. The settled role and the
+        # host key carry the dependencies: SignalR starts once it may read the key and the host knows it.
+        return pulumi.Output.all(vault.properties.vault_uri, secret.name, settled.id, host_key.id).apply(
             lambda parts: f"{parts[0].rstrip('/')}/secrets/{parts[1]}"
         )
 

@@ -1,15 +1,18 @@
-"""`python -m cost <stack> [--live] [--currency USD] [--log-gb 1]`: the stack's monthly estimate."""
+"""`python -m cost <stack> [--live] [--currency USD] [--log-gb 1] [--json]`: the stack's monthly
+estimate, as text or (`--json`) as one JSON object for other programs (the pull request's cost
+comment, `python -m pipeline.cost_diff`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import pulumi
 
 import cost
-from cost.estimate import DEFAULT_LOG_GB, estimate_settings, render
+from cost.estimate import DEFAULT_LOG_GB, HOURS_PER_MONTH, Estimate, estimate_settings, render
 from cost.prices import load_live, load_snapshot
 from settings import Settings, SettingsError, load_settings, stack_file
 
@@ -26,6 +29,31 @@ def stack_settings(stack: str) -> Settings:
     return load_settings(pulumi.Config("broadcast"), stack=stack)
 
 
+def as_json(stack: str, estimate: Estimate, origin: str, per_day: bool) -> dict[str, Any]:
+    """The estimate as `--json` prints it: monthly totals per currency (the snapshot's lines come in
+    the currency their source gave), each item, and what is not priced."""
+    totals = estimate.totals()
+    return {
+        "stack": stack,
+        "origin": origin,
+        "monthly": totals,
+        "daily": {currency: total * 24 / HOURS_PER_MONTH for currency, total in totals.items()}
+        if per_day
+        else None,
+        "items": [
+            {
+                "what": item.what,
+                "monthly": item.monthly,
+                "currency": item.line.currency if item.line else None,
+                "priceLine": item.line.key if item.line else None,
+                "note": item.note,
+            }
+            for item in estimate.items
+        ],
+        "unpriced": estimate.unpriced,
+    }
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Print the estimate; 1 with the reason when the stack or its settings are wrong."""
     parser = argparse.ArgumentParser(prog="python -m cost", description=cost.__doc__)
@@ -33,6 +61,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser.add_argument("--live", action="store_true", help="read prices from the Azure Retail Prices API")
     parser.add_argument("--currency", default="USD", help="with --live: the currency (USD)")
     parser.add_argument("--log-gb", type=float, default=DEFAULT_LOG_GB, help="Log Analytics GB a month")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     arguments = parser.parse_args(argv)
     if arguments.log_gb < 0:
         parser.error("--log-gb must be 0 or more")
@@ -46,7 +75,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     prices = load_live(settings.location, arguments.currency) if arguments.live else load_snapshot()
     estimate = estimate_settings(settings, prices, arguments.log_gb)
     per_day = settings.environment == "review"
-    print(render(arguments.stack, estimate, prices.origin, per_day=per_day), file=out or sys.stdout)
+    if arguments.json:
+        text = json.dumps(as_json(arguments.stack, estimate, prices.origin, per_day), indent=2)
+    else:
+        text = render(arguments.stack, estimate, prices.origin, per_day=per_day)
+    print(text, file=out or sys.stdout)
     return 0
 
 

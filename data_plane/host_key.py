@@ -30,6 +30,14 @@ from data_plane.provider_support import diff_on
 API_VERSION = "2024-04-01"
 # The host of a newly created app answers 404/409/5xx until it has started; keep asking.
 RETRY_STATUSES = frozenset({404, 408, 409, 429, 500, 502, 503, 504})
+# ...and ARM relays a starting host's 503 as a 400 with this message (Azure/bicep-types-az#1356,
+# Azure/azure-functions-host#11379). Any other 400 is a real refusal and fails at once.
+HOST_STARTING_400 = b"(ServiceUnavailable) from host runtime"
+
+
+def _host_not_ready(status: int, text: bytes) -> bool:
+    """Whether an answer means the host has not started yet (worth asking again)."""
+    return status in RETRY_STATUSES or (status == 400 and HOST_STARTING_400 in text)
 
 
 SYSTEM_KEYS = "systemKeys"
@@ -75,7 +83,7 @@ class HostKeyProvider(ResourceProvider):
             status, text = self._send("PUT", url, body)
             if status in (200, 201):
                 return
-            if status not in RETRY_STATUSES or time.monotonic() + delay > deadline:
+            if not _host_not_ready(status, text) or time.monotonic() + delay > deadline:
                 detail = text.decode("utf-8", "replace")[:500]
                 raise RuntimeError(f"PUT {url.split('?')[0]} failed with HTTP {status}: {detail}")
             (self._sleep or time.sleep)(delay)

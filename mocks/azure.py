@@ -16,6 +16,8 @@ SUBSCRIPTION = "00000000-0000-0000-0000-00000000a11c"
 TENANT = "00000000-0000-0000-0000-0000000be5e7"
 DEPLOYER_OBJECT_ID = "11111111-2222-3333-4444-555555555555"
 DEPLOYER_CLIENT_ID = "22222222-0000-0000-0000-000000000000"
+ASSIGNED_AT = "2026-01-01T00:00:00.0000000Z"
+"""What ARM answers as a role assignment's `createdOn`."""
 
 
 def _physical_name(args: pulumi_mocks.MockResourceArgs) -> str:
@@ -92,7 +94,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"client/{name}"))
             state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"principal/{name}"))
             state["tenantId"] = TENANT
-            state["tenantId"] = TENANT
+        elif args.typ == "azure-native:authorization:RoleAssignment":
+            state["createdOn"] = ASSIGNED_AT
         elif args.typ == "azure-native:applicationinsights:Component":
             state["connectionString"] = f"InstrumentationKey={uuid.uuid5(uuid.NAMESPACE_URL, name)}"
         elif args.typ == "random:index/randomString:RandomString":

@@ -48,6 +48,13 @@ class Registration:
     """What a component passed to `register_outputs` (None for custom resources)."""
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     """Per input, the URNs of the resources its value came from."""
+    ignore_changes: list[str] = field(default_factory=list)
+    """Input paths whose new values the engine replaces with the old ones before diffing."""
+    replace_on_changes: list[str] = field(default_factory=list)
+    """Input paths whose change makes the engine replace the resource."""
+    deleted_with: str = ""
+    """The URN of the resource whose deletion makes the engine skip this one's delete."""
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -167,6 +174,10 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 property_dependencies={
                     key: list(value.urns) for key, value in request.propertyDependencies.items()
                 },
+                ignore_changes=list(request.ignoreChanges),
+                replace_on_changes=list(request.replaceOnChanges),
+                deleted_with=request.deletedWith,
+                delete_before_replace=bool(request.deleteBeforeReplace),
             )
         )
         return response
@@ -185,13 +196,19 @@ def run(
     stack: str = "dev",
     expect_error: bool = False,
     preview: bool = False,
+    mocks: AzureMocks | None = None,
 ) -> ProgramRun:
     """Run `body` (which declares resources) under mocks with `config`, and capture what it declared.
 
     With `expect_error`, an exception from the program is returned in `error` (with whatever was
-    registered before it) instead of raised; `preview` runs it as `pulumi preview` does.
+    registered before it) instead of raised; `preview` runs it as `pulumi preview` does; `mocks`
+    answers as Azure would (default: `AzureMocks()`).
     """
-    mocks = AzureMocks()
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:  # an earlier asyncio.run() (the smoke test, the local mode) left none set
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    mocks = mocks or AzureMocks()
     monitor = CapturingMonitor(mocks, stack)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), [])
@@ -226,7 +243,7 @@ def run_stack(
     stack: str, overrides: Mapping[str, Any] | None = None, expect_error: bool = False, **options: Any
 ) -> ProgramRun:
     """Run `__main__.py` with `Pulumi.<stack>.yaml` plus `overrides` (keys without the project prefix);
-    `options` are those of `run` (preview)."""
+    `options` are those of `run` (preview, mocks)."""
     config = stack_file(stack, ROOT)
     for key, value in (overrides or {}).items():
         full_key = key if ":" in key else f"broadcast:{key}"

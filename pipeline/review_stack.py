@@ -1,11 +1,12 @@
 """The stacks of pull requests' review deployments: named from the PR's number, configured from
 `Pulumi.review.yaml` plus their instance, and found again to destroy them.
 
-`python -m pipeline.review_stack write <pr>` writes `Pulumi.pr-<pr>.yaml` (config only: the
-workflows set `PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER`, so an existing stack keeps the secrets
-manager its state was written with, whatever the provider). `exists <pr> --stacks FILE` reads
-`pulumi stack ls --json` and prints `exists=true|false`; `sweep --stacks FILE --keep FILE` prints the
-review stacks whose pull request is no longer open with the `deploy-review` label.
+`python -m pipeline.review_stack write <pr> [--private]` writes `Pulumi.pr-<pr>.yaml` (config only:
+the workflows set `PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER`, so an existing stack keeps the secrets
+manager its state was written with, whatever the provider); `--private` (the `review-private` label)
+makes it a private stack (`network: private`, README: Private networking). `exists <pr> --stacks
+FILE` reads `pulumi stack ls --json` and prints `exists=true|false`; `sweep --stacks FILE --keep FILE
+[--keep FILE]` prints the review stacks whose pull request is no longer open with either label.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "Pulumi.review.yaml"
 REVIEW_STACK = re.compile(r"pr-([1-9][0-9]*)")
+LABEL = "deploy-review"
+PRIVATE_LABEL = "review-private"
+"""A pull request with either label gets a review stack; with `review-private`, a private one."""
 
 
 def stack_name(pull_request: int) -> str:
@@ -37,13 +41,16 @@ def instance(pull_request: int) -> str:
     return stack_name(pull_request).replace("-", "")
 
 
-def stack_file(pull_request: int, root: Path = ROOT) -> str:
-    """The review stack's settings file: the template's config and its instance, and no secrets
-    settings (Pulumi takes those from the stack's state; a new stack gets the provider named by
-    the workflow, never a default)."""
+def stack_file(pull_request: int, root: Path = ROOT, private: bool = False) -> str:
+    """The review stack's settings file: the template's config and its instance (and, private,
+    `network: private` with the default address space: each review stack has its own virtual network
+    in its own resource group), and no secrets settings (Pulumi takes those from the stack's state;
+    a new stack gets the provider named by the workflow, never a default)."""
     document = yaml.safe_load((root / TEMPLATE).read_text()) or {}
     config = dict(document.get("config") or {})
     config["broadcast:instance"] = instance(pull_request)
+    if private:
+        config["broadcast:network"] = "private"
     return (
         "# Written by python -m pipeline.review_stack from Pulumi.review.yaml; not committed.\n"
         + yaml.safe_dump({"config": config}, sort_keys=False)
@@ -93,12 +100,19 @@ def _parser() -> argparse.ArgumentParser:
     write = commands.add_parser("write", help="write Pulumi.pr-<pr>.yaml and print the stack name")
     write.add_argument("pull_request", type=int)
     write.add_argument("--root", type=Path, default=ROOT, help="where Pulumi.review.yaml is")
+    write.add_argument("--private", action="store_true", help=f"a private stack (the {PRIVATE_LABEL} label)")
     exists = commands.add_parser("exists", help="print exists=true|false for the PR's stack")
     exists.add_argument("pull_request", type=int)
     exists.add_argument("--stacks", type=Path, required=True, help="the JSON of pulumi stack ls --json")
     sweep = commands.add_parser("sweep", help="print the review stacks to destroy, one a line")
     sweep.add_argument("--stacks", type=Path, required=True, help="the JSON of pulumi stack ls --json")
-    sweep.add_argument("--keep", type=Path, required=True, help="gh pr list --json number: PRs to keep")
+    sweep.add_argument(
+        "--keep",
+        type=Path,
+        required=True,
+        action="append",
+        help="gh pr list --json number: PRs to keep (once per label)",
+    )
     return parser
 
 
@@ -109,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "write":
             name = stack_name(arguments.pull_request)
             root = arguments.root
-            (root / f"Pulumi.{name}.yaml").write_text(stack_file(arguments.pull_request, root))
+            text = stack_file(arguments.pull_request, root, arguments.private)
+            (root / f"Pulumi.{name}.yaml").write_text(text)
             print(name)
         elif arguments.command == "exists":
             name = stack_name(arguments.pull_request)
@@ -117,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"exists={'true' if found else 'false'}")
         else:
             stacks = listed_stacks(_read_json(arguments.stacks))
-            for name in to_sweep(stacks, _numbers(_read_json(arguments.keep))):
+            keep = set().union(*(_numbers(_read_json(path)) for path in arguments.keep))
+            for name in to_sweep(stacks, keep):
                 print(name)
     except ValueError as error:
         print(f"python -m pipeline.review_stack {arguments.command}: {error}", file=sys.stderr)

@@ -250,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
         description="Azure SignalR Service SKU: Free_F1 (dev only: 20 concurrent connections and 20,000 "
         "messages a day, a broadcast to N clients counting N), Standard_S1 or Premium_P1 (1,000 connections "
         "per unit, no daily message cap).",
-        default={"dev": "Free_F1", "test": "Standard_S1", "review": "Free_F1", "prod": "Standard_S1"},
+        default={"dev": "Free_F1", "test": "Standard_S1", "review": "Standard_S1", "prod": "Standard_S1"},
         check=_one_of(SIGNALR_SKUS),
     ),
     Setting(

@@ -190,21 +190,34 @@ class Listener:
                 await self.task
 
 
+PRESENCE_PATH = "SignalR's upstream, its Key Vault reference, the app, SQL and the SQL trigger"
+"""What a client's `presence` proves went round, in order."""
+
+
 async def connect(context: Context) -> str:
-    """A client connects to SignalR and hears presence (a connection event went round the system)."""
+    """A client connects to SignalR and hears presence (a connection event went round the system);
+    the answer says what it waited for, and how long each wait took."""
     listener = Listener(context.api)
     context.listener = listener
+    started = time.monotonic()
     listener.task = asyncio.create_task(listener.client.run())
     try:
         await asyncio.wait_for(listener.opened.wait(), context.wait_seconds)
     except TimeoutError:
         raise StepFailedError(f"no SignalR connection within {context.wait_seconds:.0f} s") from None
+    opened = time.monotonic()
     if not await listener.until(lambda: bool(listener.presence), context.wait_seconds):
         raise StepFailedError(
             f"connected, but no presence within {context.wait_seconds:.0f} s: connection events do not reach "
-            "the app (SignalR upstream, its Key Vault reference, or the SQL trigger)"
+            f"the app ({PRESENCE_PATH}). SignalR reads the upstream's Key Vault reference when it is created "
+            "and then every 30 minutes: one read before its role applied fails until the next "
+            "(docs/day-two.md, first deployment)"
         )
-    return f"connected, {listener.presence[-1]} online"
+    heard = time.monotonic()
+    return (
+        f"connected after {opened - started:.1f} s, {listener.presence[-1]} online after "
+        f"{heard - opened:.1f} s more: waited for a connection event to go round {PRESENCE_PATH}"
+    )
 
 
 async def publish(context: Context) -> str:

@@ -39,6 +39,13 @@ def dev_like_by_hand() -> dict[str, float]:
     return {"USD": usd, "EUR": 2 * 2 * SECONDS * BASELINE_EUR_GB_SECOND}
 
 
+def review_by_hand() -> dict[str, float]:
+    """review: dev's, but one Standard SignalR unit (5 Free units per subscription and region would
+    stop the fifth review stack: docs/day-two.md)."""
+    dev = dev_like_by_hand()
+    return {**dev, "USD": dev["USD"] + SIGNALR_STANDARD_MONTH}
+
+
 def prod_by_hand() -> dict[str, float]:
     """prod: GP_Gen5_2 provisioned and zone-redundant (compute + license + zone surcharge for 2 vCores,
     zone-redundant storage), one Standard unit, logs kept 90 days (59 days past the free 31)."""
@@ -50,7 +57,7 @@ def prod_by_hand() -> dict[str, float]:
 
 
 @pytest.mark.parametrize(
-    ("stack", "by_hand"), [("dev", dev_like_by_hand), ("prod", prod_by_hand), ("review", dev_like_by_hand)]
+    ("stack", "by_hand"), [("dev", dev_like_by_hand), ("prod", prod_by_hand), ("review", review_by_hand)]
 )
 def test_each_stack_costs_what_the_price_lines_add_up_to(
     stack: str, by_hand: Any, capsys: pytest.CaptureFixture[str]
@@ -70,7 +77,7 @@ def test_the_truths_users_miss_are_said() -> None:
     prod = estimate_settings(stack_settings("prod"), load_snapshot())
     assert any("availability tests: 87,600 runs" in item for item in prod.unpriced)
     review = render("review", estimate_settings(stack_settings("review"), load_snapshot()), per_day=True)
-    day = dev_like_by_hand()["USD"] * 24 / HOURS_PER_MONTH
+    day = review_by_hand()["USD"] * 24 / HOURS_PER_MONTH
     assert f"total, {day:.2f} USD a day" in review
 
 
@@ -183,3 +190,20 @@ def test_the_command_prints_the_estimate_and_refuses_bad_input(capsys: pytest.Ca
         main(["nosuchstack"])
     with pytest.raises(SystemExit):
         main(["dev", "--log-gb", "-1"])
+
+
+def test_json_gives_the_totals_per_currency_that_the_price_lines_add_up_to(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--json` is what the pull request's cost comment reads (python -m pipeline.cost_diff)."""
+    assert main(["prod", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["stack"] == "prod" and document["daily"] is None
+    assert document["monthly"] == pytest.approx(prod_by_hand(), rel=1e-9)
+    signalr = next(item for item in document["items"] if item["priceLine"] == "signalr-standard-unit")
+    assert signalr["monthly"] == pytest.approx(SIGNALR_STANDARD_MONTH) and signalr["currency"] == "USD"
+    assert any("availability tests" in what for what in document["unpriced"])
+    assert main(["review", "--json"]) == 0
+    review = json.loads(capsys.readouterr().out)
+    daily = {currency: total * 24 / HOURS_PER_MONTH for currency, total in review_by_hand().items()}
+    assert review["daily"] == pytest.approx(daily, rel=1e-9)

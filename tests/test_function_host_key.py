@@ -123,3 +123,39 @@ def test_provider_unpickles_in_a_fresh_process_started_like_pulumis_dynamic_plug
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "HostKeyProvider ['app_id']"
+
+
+class StartingHostArm(FakeArm):
+    """ARM while a new Flex app's host starts: it relays the host's 503 as `400 BadRequest` with
+    "Encountered an error (ServiceUnavailable) from host runtime." (Azure/bicep-types-az#1356,
+    Azure/azure-functions-host#11379), then accepts the key."""
+
+    def __init__(self, starting_answers: int, body: bytes) -> None:
+        super().__init__(*([400] * starting_answers), 200)
+        self.body = body
+
+    def __call__(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        status, _, _ = super().__call__(method, url, body, headers)
+        return status, {}, (self.body if status == 400 else b"{}")
+
+
+def test_put_waits_while_arm_relays_the_starting_hosts_service_unavailable_as_400() -> None:
+    body = (
+        b'{"error": {"code": "BadRequest", '
+        b'"message": "Encountered an error (ServiceUnavailable) from host runtime."}}'
+    )
+    arm = StartingHostArm(3, body)
+    key_client, sleeps = client(arm)
+    key_client.put_key(APP_ID, "signalr_extension", "v")
+    assert [call[0] for call in arm.calls] == ["PUT"] * 4
+    assert sleeps == [2.0, 4.0, 8.0]
+
+
+def test_any_other_400_fails_at_once_with_its_message() -> None:
+    arm = StartingHostArm(1, b'{"error": {"code": "BadRequest", "message": "Invalid key name."}}')
+    key_client, sleeps = client(arm)
+    with pytest.raises(RuntimeError, match=r"HTTP 400: .*Invalid key name"):
+        key_client.put_key(APP_ID, "signalr_extension", "v")
+    assert sleeps == [] and len(arm.calls) == 1

@@ -40,6 +40,7 @@ PROVIDER_CLASSES = {
     ("data_plane.code_deployment", "PackageBlobProvider"),
     ("data_plane.database_schema", "SchemaProvider"),
     ("data_plane.host_key", "HostKeyProvider"),
+    ("data_plane.role_propagation", "RolePropagationProvider"),
     ("data_plane.site_upload", "SiteUploadProvider"),
 }
 

@@ -30,7 +30,7 @@ def create_tables() -> dict[str, exp.Create]:
 
 def test_migrations_are_ordered_and_numbered() -> None:
     numbers = [int(m.name[:4]) for m in MIGRATIONS]
-    assert numbers == sorted(set(numbers)) and {1, 2, 3, 4, 5, 7} <= set(numbers)
+    assert numbers == sorted(set(numbers)) and {1, 2, 3, 4, 5, 6, 7} <= set(numbers)
 
 
 def test_tables_parse_with_primary_keys() -> None:
@@ -227,3 +227,32 @@ def test_the_double_requires_a_module_to_open_its_batch() -> None:
     duplicate.execute(statement, "0007", "c", "t")
     with pytest.raises(pyodbc.IntegrityError, match=r"Violation of PRIMARY KEY.*\(2627\)"):
         duplicate.execute(statement, "0007", "c", "t")
+
+
+DATABASE_PERMISSION = re.compile(
+    r"^\s*(?:IF .*\n\s*)?(GRANT|REVOKE) ([A-Z ,]+?) (?:TO|FROM) (\[[^\]]+\]);$", re.MULTILINE
+)
+
+
+def test_after_every_migration_the_app_identity_holds_create_table_and_no_create_schema() -> None:
+    """Database-wide permissions (GRANT/REVOKE without ON), folded in migration order: the SQL trigger
+    needs CREATE TABLE for its leases tables; CREATE SCHEMA it never uses, since 0004 creates az_func
+    and the trigger creates it only when missing (SQL trigger binding, "Permissions")."""
+    held: set[str] = set()
+    for _, batch in ALL_BATCHES:
+        for verb, permissions, user in DATABASE_PERMISSION.findall(batch):
+            assert user == "[id-bcast-dev-x7k2q9]"
+            names = {permission.strip() for permission in permissions.split(",")}
+            held = held | names if verb == "GRANT" else held - names
+    assert held == {"CREATE TABLE"}
+
+
+def test_the_revoke_runs_again_whenever_0004_grants_again() -> None:
+    """0004 runs again (and grants again) for a recreated identity, whose SID differs: 0006 must too,
+    so its recorded checksum has to follow the SID as 0004's does."""
+    from data_plane.database_schema import applied_checksum
+
+    grant, revoke = (next(m for m in MIGRATIONS if m.name.startswith(n)) for n in ("0004", "0006"))
+    recreated = {**VARIABLES, "AppIdentitySid": "0x00112233445566778899AABBCCDDEEFF"}
+    for migration in (grant, revoke):
+        assert applied_checksum(migration, VARIABLES) != applied_checksum(migration, recreated)

@@ -408,3 +408,23 @@ def test_an_enterprise_brings_its_own_network_and_zones() -> None:
         sql_dns.inputs["privateDnsZoneConfigs"][0]["privateDnsZoneId"]
         == f"{ZONES}/privatelink.database.windows.net"
     )
+
+
+def test_a_presence_check_that_stopped_running_for_5_minutes_alerts(stack: ProgramRun) -> None:
+    """The presence guarantee rests on the check_presence timer, and timers on Flex Consumption can
+    stop after a deployment (Azure/azure-functions-host#11828): no invocation in 5 minutes fires."""
+    from function_support import FUNCTIONS
+
+    from components.alerting import PRESENCE_CHECK_FUNCTION
+
+    trigger = FUNCTIONS[PRESENCE_CHECK_FUNCTION].get_trigger()
+    assert trigger.get_binding_name() == "timerTrigger" and trigger.schedule == wiring.PRESENCE_CHECK_SCHEDULE
+    rule = alert(stack, "presence-check-stopped").inputs
+    (condition,) = rule["criteria"]["allOf"]
+    assert condition["query"] == f'requests | where operation_Name == "{PRESENCE_CHECK_FUNCTION}"'
+    assert (condition["timeAggregation"], condition["operator"], condition["threshold"]) == (
+        "Count",
+        "LessThan",
+        1,
+    )
+    assert (rule["windowSize"], rule["evaluationFrequency"], rule["severity"]) == ("PT5M", "PT5M", 1)

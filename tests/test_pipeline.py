@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from deployment_script_double import DeploymentScripts
 
+from functions.migrations import load_migrations
 from mocks import ROOT, run_stack
+from pipeline.cost_diff import Side, comment, committed_stacks, difference
+from pipeline.cost_diff import main as cost_diff_main
 from pipeline.drift import drifted, issue_body
 from pipeline.drift import main as drift_main
 from pipeline.review_stack import instance, listed_stacks, stack_file, stack_name, to_sweep
@@ -91,10 +96,47 @@ def test_review_stacks_get_their_own_resource_group_and_dev_sized_resources() ->
     ]
     assert groups == ["rg-bcast-review-pr1", "rg-bcast-review-pr2"]
     assert "rg-bcast-dev" not in groups
-    assert first.one("azure-native:signalrservice:SignalR").inputs["sku"]["name"] == "Free_F1"
+    # Standard, not Free: 5 Free units per subscription and region would stop the fifth review stack.
+    assert first.one("azure-native:signalrservice:SignalR").inputs["sku"]["name"] == "Standard_S1"
     assert first.one("azure-native:sql:Database").inputs["sku"]["capacity"] == 1
     assert first.one("azure-native:operationalinsights:Workspace").inputs["retentionInDays"] == 30
     assert first.of_type("azure-native:authorization:ManagementLockByScope") == []
+
+
+def test_a_private_review_stack_file_applies_its_schema_inside_its_own_network(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`write <pr> --private` (the `review-private` label): the template plus `network: private`.
+    Under the mocks that stack creates its own network, applies the migrations from a deployment
+    script the double of the service accepts (tests/deployment_script_double.py, Azure's rules),
+    connects nothing from the runner, and leaves SQL with public access disabled and no rule."""
+    (tmp_path / "Pulumi.review.yaml").write_text((ROOT / "Pulumi.review.yaml").read_text())
+    assert review_main(["write", "9", "--private", "--root", str(tmp_path)]) == 0
+    document = yaml.safe_load((tmp_path / "Pulumi.pr-9.yaml").read_text())["config"]
+    template = yaml.safe_load((ROOT / "Pulumi.review.yaml").read_text())["config"]
+    assert document == {**template, "broadcast:instance": "pr9", "broadcast:network": "private"}
+    assert "broadcast:network" not in yaml.safe_load(stack_file(9))["config"]
+    private = run_stack("review", {"instance": "pr9", "network": "private"})
+    database = tmp_path_factory.mktemp("sql") / "db.json"
+    ran = DeploymentScripts(private).execute(database.parent, database)
+    assert ran.outputs["applied"] == [m.name for m in load_migrations()]
+    assert [r for r in private.of_type("pulumi-python:dynamic:Resource") if "migrations" in r.inputs] == []
+    server = private.one("azure-native:sql:Server").inputs
+    assert server["publicNetworkAccess"] == "Disabled"
+    assert private.of_type("azure-native:sql:FirewallRule") == []
+    group = private.one("azure-native:resources:ResourceGroup").inputs["resourceGroupName"]
+    assert group == "rg-bcast-review-pr9"
+
+
+def test_the_sweep_keeps_pull_requests_open_with_either_review_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stacks, public, private = tmp_path / "stacks.json", tmp_path / "keep.json", tmp_path / "keep-private.json"
+    stacks.write_text(json.dumps([{"name": "pr-7"}, {"name": "pr-12"}, {"name": "pr-3"}]))
+    public.write_text(json.dumps([{"number": 12}]))
+    private.write_text(json.dumps([{"number": 7}]))
+    assert review_main(["sweep", "--stacks", str(stacks), "--keep", str(public), "--keep", str(private)]) == 0
+    assert capsys.readouterr().out == "pr-3\n"
 
 
 SQL = "urn:pulumi:prod::broadcast::broadcast:sql:SqlDatabase"
@@ -218,3 +260,78 @@ def test_a_new_stack_is_created_with_the_named_provider_only_when_its_file_names
     (tmp_path / "Pulumi.dev.yaml").write_text("config: [unclosed")
     assert secrets_main(["dev", "--root", str(tmp_path)], env) == 1
     assert "Pulumi.dev.yaml is not YAML" in capsys.readouterr().out
+
+
+# The pull request's cost comment (issue 24 item 3)
+
+SIGNALR_STANDARD_MONTH = 49.10  # cost/prices.json, signalr-standard-unit (USD a unit a month)
+
+
+def tree(root: Path, stacks: dict[str, dict[str, object]]) -> Path:
+    """A checkout with this program and the given stack files. `settings` and `cost` are copied
+    (they find the stack files beside their own resolved path); the rest is linked."""
+    root.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name in ("settings", "cost"):
+            shutil.copytree(entry, root / entry.name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif entry.name == "Pulumi.yaml" or not entry.name.startswith(("Pulumi.", ".")):
+            (root / entry.name).symlink_to(entry)
+    for stack, config in stacks.items():
+        (root / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return root
+
+
+def committed(stack: str) -> dict[str, object]:
+    return dict(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
+
+
+def test_the_cost_comment_prices_each_stack_on_main_and_on_the_branch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each tree's own `python -m cost <stack> --json`: one more SignalR unit in prod is its price
+    line's 49.10 USD; a stack new on the branch, a stack the branch breaks and main's figures are
+    each said; review stacks get their daily figure."""
+    prod = committed("prod")
+    base = tree(tmp_path / "main", {"prod": prod, "dev": committed("dev")})
+    head = tree(
+        tmp_path / "branch",
+        {
+            "prod": {**prod, "broadcast:signalrUnits": 2},
+            "dev": {**committed("dev"), "broadcast:signalrSKU": "Standard_S1"},
+            "review": committed("review"),
+        },
+    )
+    (head / "Pulumi.pr-7.yaml").write_text((ROOT / "Pulumi.review.yaml").read_text())
+    assert committed_stacks(head) == {"prod", "dev", "review"}
+    assert cost_diff_main(["--base", str(base), "--head", str(head)]) == 0
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(rows) == {"`dev`", "`prod`", "`review`"}
+    assert rows["`prod`"].endswith(f"| {SIGNALR_STANDARD_MONTH:+,.2f} USD |")
+    assert (
+        "**no estimate**" in rows["`dev`"]
+        and "signalrSKU" in rows["`dev`"]
+        and rows["`dev`"].endswith("| unknown |")
+    )
+    assert "| no such stack |" in rows["`review`"] and "| new: +" in rows["`review`"]
+    assert cost_diff_main(["--base", str(tmp_path), "--head", str(head)]) == 2
+
+
+def test_the_cost_difference_is_per_currency_and_names_new_and_removed_stacks() -> None:
+    assert difference({"USD": 10.0, "EUR": 2.0}, {"USD": 10.004, "EUR": 3.5}) == "+1.50 EUR"
+    assert difference({"USD": 10.0}, {"USD": 10.0}) == "none"
+    text = comment(
+        {"dev": Side({"USD": 1.0}), "old": Side({"USD": 5.0}), "x": Side(error="bad key")},
+        {
+            "dev": Side({"USD": 3.0, "EUR": 1.0}),
+            "x": Side({"USD": 1.0}),
+            "pr": Side({"USD": 73.0}, {"USD": 2.4}),
+        },
+    )
+    assert "| `dev` | 1.00 USD | 3.00 USD + 1.00 EUR | +2.00 USD +1.00 EUR |" in text
+    assert "| `old` | 5.00 USD | removed | removed: -5.00 USD |" in text
+    assert "| `x` | no estimate: bad key | 1.00 USD | unknown |" in text
+    assert "A `pr` stack costs 2.40 USD a day" in text

@@ -327,7 +327,10 @@ def test_signalr_upstream_references_the_key_in_key_vault_and_holds_none(stack: 
     }
     reader = stack.one(ROLE, "signalr-key-reader")
     assert reader.inputs["scope"].endswith("/signalr-extension-key")
-    assert reader.urn in service.dependencies
+    # ...once that role has settled (Key Vault: up to 10 minutes), and the host knows the key.
+    settled = stack.one("pulumi-python:dynamic:Resource", "signalr-key-reader-settled")
+    assert reader.urn in settled.dependencies and settled.inputs["settle_seconds"] == 600
+    assert {settled.urn, key.urn} <= set(service.dependencies)
 
 
 @pytest.mark.parametrize(("stack_name", "protected"), [("dev", False), ("prod", True)])

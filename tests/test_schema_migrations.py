@@ -310,13 +310,15 @@ def test_entra_sid_is_the_client_id_in_sql_servers_uniqueidentifier_byte_order()
 
 
 def test_a_new_identity_runs_the_user_migration_again() -> None:
-    (identity,) = [m for m in load_migrations() if "AppIdentitySid" in m.variables()]
+    """And 0006, which takes back what 0004 grants again (CREATE SCHEMA), with it."""
+    identity, revoke = [m for m in load_migrations() if "AppIdentitySid" in m.variables()]
+    assert (identity.name, revoke.name) == ("0004_app_identity.sql", "0006_least_privilege.sql")
     other = {**VARIABLES, "AppIdentitySid": entra_sid(str(uuid.uuid4()))}
     assert applied_checksum(identity, VARIABLES) != applied_checksum(identity, other)
     session = SqlServerSession(autocommit=True)
     apply_migrations(session, load_migrations(), VARIABLES)
     rerun = apply_migrations(session, load_migrations(), other)
-    assert rerun.applied == [identity.name]
+    assert rerun.applied == [identity.name, revoke.name]
 
 
 def schema_props() -> dict[str, Any]:

@@ -197,6 +197,7 @@ def test_migration_runs_after_server_database_firewall_and_identity(stack: Progr
         "0003_connections.sql",
         "0004_app_identity.sql",
         "0005_housekeeping.sql",
+        "0006_least_privilege.sql",
         "0007_insert_only_messages.sql",
     ]
 

@@ -37,6 +37,8 @@ def test_every_step_passes_against_the_local_mode(server: LocalServer) -> None:
     ]
     assert all(line.split()[3] == "ms" for line in lines)
     assert "CSP present" in lines[0] and f"API {server.url}/api" in lines[1]
+    # What the signalr step waited for, and for how long (the first deployment's slow part).
+    assert "1 online after" in lines[4] and "waited for a connection event to go round SignalR's" in lines[4]
     status, page = server.request("GET", "/api/messages?after=0&take=100")
     assert status == 200 and any(m["text"].startswith("smoke ") for m in page["messages"])
 

@@ -14,8 +14,11 @@ import yaml
 from mocks import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
-# The CLI as a shell command: at a line's start, or after `;`, `&`, `|`, `(` or `{`.
-PULUMI_COMMAND = re.compile(r"(^|[;&|({])\s*pulumi (login|stack|preview|up|refresh|destroy|config)\b", re.M)
+# The CLI as a shell command, or the deploy command that drives it: at a line's start, or after `;`,
+# `&`, `|`, `(` or `{`.
+PULUMI_COMMAND = re.compile(
+    r"(^|[;&|({])\s*(pulumi (login|stack|preview|up|refresh|destroy|config)|\S*python -m deploy)\b", re.M
+)
 
 
 def load(name: str) -> dict[str, Any]:
@@ -95,29 +98,88 @@ def test_the_test_job_runs_setup_in_debian_where_chromium_is_a_package(workflow:
 DEPLOY_JOBS = {"dev": "dev", "test-private": "test", "prod": "prod"}
 
 
-def test_every_deployment_is_smoke_tested_with_a_masked_key() -> None:
+def deploy_script(name: str) -> tuple[list[dict[str, Any]], int, str]:
+    """A deploy job's steps, and the index and script of the step that runs `python -m deploy`."""
+    steps = load("deploy.yml")["jobs"][name]["steps"]
+    index = step_with(steps, "python -m deploy")
+    return steps, index, steps[index]["run"]
+
+
+def test_every_deployment_runs_the_deploy_command_which_ends_with_the_smoke_test() -> None:
+    """`python -m deploy <stack> --yes` runs preflight, preview with the policy pack, up, then the
+    smoke test with the stack's secret `publishKey` output, inside its process (tests/test_deploy.py
+    holds the steps and their order): no key is fetched with the Azure CLI, and none is printed."""
     for name in DEPLOY_JOBS:
-        steps = load("deploy.yml")["jobs"][name]["steps"]
-        deploy = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
-        smoke = next(i for i, step in enumerate(steps) if "python -m smoke" in str(step.get("run", "")))
-        assert deploy < smoke, name
-        script = steps[smoke]["run"]
-        assert script.index("::add-mask::") < script.index("python -m smoke")
-        assert '--key "$key"' in script and "siteUrl" in script
+        steps, index, script = deploy_script(name)
+        assert script.rstrip().endswith('.venv/bin/python -m deploy "$STACK" --yes'), name
+        assert "--preview-only" not in script and not any(
+            uses(step, "pulumi/actions") and "command" in (step.get("with") or {}) for step in steps
+        )
+        cli = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
+        policy = step_with(steps, "policies/venv/bin/pip install -r policies/requirements.txt")
+        assert cli < index and policy < index, name
+    for workflow in WORKFLOWS.glob("*.yml"):
+        assert "functionapp keys" not in workflow.read_text(), workflow.name
+
+
+def test_the_review_smoke_test_takes_the_publish_key_output_masked() -> None:
+    """pulumi/actions sets each stack output as a step output and registers secret ones with
+    `core.setSecret` (src/run.ts); the step masks it again before anything can print it."""
+    steps = load("review-stack.yml")["jobs"]["deploy"]["steps"]
+    up = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
+    smoke = step_with(steps, "python -m smoke")
+    assert steps[up]["id"] == "up" and up < smoke
+    assert steps[smoke]["env"]["KEY"] == "${{ steps.up.outputs.publishKey }}"
+    assert steps[smoke]["env"]["SITE"] == "${{ steps.up.outputs.siteUrl }}"
+    script = steps[smoke]["run"]
+    assert script.index('echo "::add-mask::$KEY"') < script.index("python -m smoke")
+    assert '--url "$SITE" --key "$KEY"' in script and '[ -z "$KEY" ]' in script
 
 
 def test_the_first_deploy_creates_the_stack_with_the_provider_the_stack_file_or_variable_names() -> None:
-    """No default provider: `secrets-provider` is what `python -m pipeline.stack_secrets` found
-    (empty when the committed stack file decides), and that check runs before Pulumi."""
+    """No default provider: the stack is created (`pulumi stack select --create`, or the action's
+    `upsert`) with what `python -m pipeline.stack_secrets` found (empty when the committed stack
+    file decides), and that check runs before Pulumi."""
     for name, stack in DEPLOY_JOBS.items():
         job = load("deploy.yml")["jobs"][name]
         assert job["env"]["STACK"] == stack
-        steps = job["steps"]
-        action = next(step for step in steps if uses(step, "pulumi/actions"))
-        assert action["with"]["upsert"] is True
-        assert action["with"]["secrets-provider"] == "${{ steps.secrets.outputs.secrets-provider }}"
+        steps, index, script = deploy_script(name)
+        assert steps[index]["env"]["PROVIDER"] == "${{ steps.secrets.outputs.secrets-provider }}"
+        select = 'pulumi stack select --stack "$STACK" --create ${PROVIDER:+--secrets-provider "$PROVIDER"}'
+        assert script.index(select) < script.index('.venv/bin/python -m deploy "$STACK"'), name
         check = next(step for step in steps if "pipeline.stack_secrets" in str(step.get("run", "")))
         assert check["id"] == "secrets" and '"$GITHUB_OUTPUT"' in check["run"]
+    review = load("review-stack.yml")["jobs"]["deploy"]["steps"]
+    action = next(step for step in review if uses(step, "pulumi/actions"))
+    assert action["with"]["upsert"] is True
+    assert action["with"]["secrets-provider"] == "${{ steps.secrets.outputs.secrets-provider }}"
+
+
+def test_the_preview_comment_carries_each_stack_s_cost_on_main_and_on_the_branch() -> None:
+    """`python -m pipeline.cost_diff` needs no secret (stack files, settings, the price snapshot):
+    its job names no environment and gets no id-token. GitHub: a `pull_request` run checks out the
+    merge commit (GITHUB_SHA), whose first parent is the base branch's tip."""
+    workflow = load("pull-request.yml")
+    job = workflow["jobs"]["cost"]
+    assert "permissions" not in job and "environment" not in job and "if" not in job
+    assert not re.search(r"secrets\.|vars\.", yaml.safe_dump(job))
+    checkout = next(step for step in job["steps"] if uses(step, "actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 2 and "ref" not in checkout["with"]
+    script = job["steps"][step_with(job["steps"], "pipeline.cost_diff")]["run"]
+    assert 'git worktree add --detach "$RUNNER_TEMP/main" HEAD^1' in script
+    assert '--base "$RUNNER_TEMP/main" --head . > cost.md' in script
+    upload = next(step for step in job["steps"] if uses(step, "actions/upload-artifact"))
+    assert upload["with"]["path"] == "cost.md"
+    comment = workflow["jobs"]["comment"]
+    download = next(step for step in comment["steps"] if uses(step, "actions/download-artifact"))
+    pattern = download["with"]["pattern"]
+    assert (
+        re.fullmatch(pattern.replace("*", ".*"), upload["with"]["name"])
+        and download["with"]["merge-multiple"]
+    )
+    assert "cost" in comment["needs"] and "preview" in comment["needs"]
+    script = comment["steps"][step_with(comment["steps"], "gh api")]["run"]
+    assert "cat cost.md" in script and script.index("cat preview-*.md") < script.index("cat cost.md")
 
 
 def test_azure_jobs_use_the_providers_oidc_not_a_cli_session() -> None:
@@ -173,6 +235,34 @@ def test_review_stacks_deploy_open_labelled_pull_requests_and_are_destroyed_on_c
     script = destroy["steps"][step_with(destroy["steps"], "pulumi destroy")]["run"]
     assert 'pulumi destroy --stack "$STACK" --yes' in script and 'pulumi stack rm "$STACK" --yes' in script
     assert script.index("pulumi destroy") < script.index("pulumi stack rm")
+
+
+def test_a_review_private_label_deploys_a_private_review_stack_checked_by_the_preflight() -> None:
+    """Issue 20: either label deploys (`review-private` writes `network: private`); the stack is
+    destroyed when the pull request closes or loses its last review label, and the sweep keeps pull
+    requests open with either (`gh pr list --label a --label b` would ask for both)."""
+    workflow = load("review-stack.yml")
+    deploy, destroy, sweep = (workflow["jobs"][name] for name in ("deploy", "destroy", "sweep"))
+    private = "contains(github.event.pull_request.labels.*.name, 'review-private')"
+    assert f"|| {private})" in condition(deploy)
+    assert "github.event.label.name != 'review-private'" in condition(deploy)
+    assert f"&& !{private}" in condition(
+        destroy
+    ) and "github.event.label.name == 'review-private'" in condition(destroy)
+    steps = deploy["steps"]
+    write = steps[step_with(steps, "pipeline.review_stack write")]
+    assert write["env"]["PRIVATE"] == "${{ " + private + " }}"
+    assert 'review_stack write "$PR" --private' in write["run"]
+    preflight = step_with(steps, "python -m preflight")
+    assert step_with(steps, "pipeline.review_stack write") < preflight
+    login = next(i for i, step in enumerate(steps) if uses(step, "azure/login"))
+    up = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
+    assert login < preflight < up
+    assert '--subscription "$ARM_SUBSCRIPTION_ID"' in steps[preflight]["run"]
+    listed = sweep["steps"][step_with(sweep["steps"], "gh pr list")]["run"]
+    assert "--label review-private" in listed and "> keep-private.json" in listed
+    script = sweep["steps"][step_with(sweep["steps"], "pipeline.review_stack sweep")]["run"]
+    assert "--keep keep.json --keep keep-private.json" in script
 
 
 def test_a_missing_review_stack_is_told_apart_from_a_failing_backend() -> None:
