@@ -778,7 +778,12 @@ def test_a_burst_is_added_in_frames_without_measuring_each_message(browser: Brow
     print(f"burst of 150: {reads} layout reads; articles added per frame: {per_frame}; on top: {tops}")
     assert reads <= 10, reads
     assert len(per_frame) >= 2, per_frame  # over several frames, not all at once
-    assert tops == [150] * len(tops), tops
+    # The newest slice goes in first and the later ones below it: once the newest message is on top
+    # it stays there while older slices are added (one at a time, oldest first, it would be on top
+    # for the last frame only). The burst may reach the page in several hub frames, so the first
+    # tops may be the newest received so far.
+    assert tops[-1] == 150 and tops.count(150) >= 2, tops
+    assert tops == sorted(tops), tops
     assert feed_ids(page) == list(range(150, 0, -1))
 
 
