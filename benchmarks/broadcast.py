@@ -83,12 +83,6 @@ class Client:
     """Whether it has heard the presence count of all the run's clients."""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def raise_file_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
@@ -96,10 +90,22 @@ def raise_file_limit() -> int:
     return target
 
 
-async def wait_until_up(url: str, timeout: float = 30) -> None:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_until_up(
+    url: str, timeout: float = 30, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until `url` answers below 500; sooner an error when `process` (the server) has exited."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while True:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the server exited at start (code {process.returncode})")
             try:
                 async with session.get(url) as response:
                     if response.status < 500:
@@ -434,11 +440,10 @@ def start_local(polling_ms: int, processes: list[subprocess.Popen[bytes]]) -> tu
     port, key = free_port(), secrets.token_urlsafe(16)
     command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", key]
     command += ["--sql-polling-ms", str(polling_ms)]
-    processes.append(
-        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    )
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes.append(process)
     api = f"http://127.0.0.1:{port}/api"
-    asyncio.run(wait_until_up(f"{api}/health"))
+    asyncio.run(wait_until_up(f"{api}/health", process=process))
     return api, key
 
 

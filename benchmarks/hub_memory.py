@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import secrets
@@ -30,6 +29,9 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
+from benchmarks.broadcast import free_port, stop, wait_until_up  # noqa: E402
+
 SEPARATOR = "\x1e"
 
 
@@ -39,12 +41,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def masked_frame(payload: bytes) -> bytes:
@@ -144,19 +140,6 @@ async def attack(url: str, pid: int, args: argparse.Namespace) -> dict[str, floa
     return figures
 
 
-async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("the local mode exited at start")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{url}/api/health") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the local mode did not come up")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -176,7 +159,7 @@ def main() -> None:
     command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", secrets.token_urlsafe(16)]
     process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        asyncio.run(wait_until_up(url, process))
+        asyncio.run(wait_until_up(f"{url}/api/health", process=process))
         figures = asyncio.run(attack(url, process.pid, args))
         print(
             f"server RSS: {figures['before']:.0f} MiB before, {figures['peak']:.0f} MiB at the peak, "
@@ -184,11 +167,7 @@ def main() -> None:
             flush=True,
         )
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-        if process.poll() is None:
-            process.kill()
+        stop(process)
 
 
 if __name__ == "__main__":
