@@ -38,14 +38,14 @@ def daily(estimate: Any) -> Mapping[str, float]:
     return {str(currency): float(amount) for currency, amount in estimate["daily"].items()}
 
 
-def so_far(per_day: Mapping[str, float], since: datetime, now: datetime) -> str:
+def so_far(per_day: Mapping[str, float], since: datetime, now: datetime, stack: str = "review") -> str:
     """The comment's line: the amount, the days, the daily figure and where it comes from."""
     days = max((now - since).total_seconds(), 0.0) / 86400
     spent = {currency: amount * days for currency, amount in per_day.items()}
     return (
         f"Cost so far: about {money(spent)} ({days:.1f} days since the first `up` at "
-        f"{since.strftime('%Y-%m-%d %H:%M')} UTC, times {money(per_day)} a day from `python -m cost review`: "
-        "the committed price snapshot's estimate, not the bill)."
+        f"{since.strftime('%Y-%m-%d %H:%M')} UTC, times {money(per_day)} a day from "
+        f"`python -m cost {stack}`: the committed price snapshot's estimate, not the bill)."
     )
 
 
@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     now: datetime = arguments.now or datetime.now(UTC)
     try:
-        line = so_far(daily(_read(arguments.estimate)), first_update(_read(arguments.history)), now)
+        estimate = _read(arguments.estimate)
+        since = first_update(_read(arguments.history))
+        line = so_far(daily(estimate), since, now, str(estimate.get("stack", "review")))
     except ValueError as error:
         print(f"python -m pipeline.review_cost: {error}", file=sys.stderr)
         return 2

@@ -523,7 +523,8 @@ def test_the_review_comment_says_what_the_stack_has_cost_so_far(
     files["estimate"].write_text(json.dumps({"stack": "pr-7", "daily": {"USD": 1.0, "EUR": 0.5}}))
     arguments = ["--history", str(files["history"]), "--estimate", str(files["estimate"])]
     assert review_cost_main([*arguments, "--now", "2026-12-05T10:00:00+00:00"]) == 0
-    assert "about 1.00 USD + 0.50 EUR (1.0 days" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "about 1.00 USD + 0.50 EUR (1.0 days" in out and "a day from `python -m cost pr-7`" in out
     files["history"].write_text("[]")
     assert review_cost_main(arguments) == 2
     assert "pulumi stack history --json" in capsys.readouterr().err
