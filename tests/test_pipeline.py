@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,13 @@ from pipeline.cost_diff import Side, comment, committed_stacks, difference
 from pipeline.cost_diff import main as cost_diff_main
 from pipeline.drift import drifted, issue_body
 from pipeline.drift import main as drift_main
-from pipeline.review_stack import instance, listed_stacks, stack_file, stack_name, to_sweep
+from pipeline.pulumi_version import main as version_main
+from pipeline.pulumi_version import pinned
+from pipeline.review_cost import first_update, so_far
+from pipeline.review_cost import main as review_cost_main
+from pipeline.review_stack import instance, listed_stacks, stack_file, stack_name, to_sweep, wanted
 from pipeline.review_stack import main as review_main
-from pipeline.stack_secrets import check
+from pipeline.stack_secrets import check, dependabot_secret, owns, scope_errors
 from pipeline.stack_secrets import main as secrets_main
 
 
@@ -219,8 +225,10 @@ def test_a_failed_refresh_opens_the_issue_with_the_end_of_its_output(
 
 
 SALTED = {"encryptionsalt": "v1:abc:def", "config": {}}
-VAULT = {"secretsprovider": "azurekeyvault://v.vault.azure.net/keys/k", "encryptedkey": "x"}
-DIY = {"PULUMI_BACKEND_URL": "azblob://state?storage_account=a"}
+VAULT = {"secretsprovider": "azurekeyvault://v.vault.azure.net/keys/pulumi-dev", "encryptedkey": "x"}
+DIY = {"PULUMI_BACKEND_URL": "azblob://state-dev?storage_account=a"}
+PROD = {"PULUMI_BACKEND_URL": "azblob://state-prod?storage_account=a"}
+REVIEW = {"PULUMI_BACKEND_URL": "azblob://state-review?storage_account=a"}
 
 
 def test_the_secrets_check_stops_on_an_empty_passphrase_token_or_provider() -> None:
@@ -230,10 +238,10 @@ def test_the_secrets_check_stops_on_an_empty_passphrase_token_or_provider() -> N
     empty = check("dev", SALTED, {**DIY, "PULUMI_CONFIG_PASSPHRASE": ""})
     assert empty.provider == "passphrase" and "PULUMI_CONFIG_PASSPHRASE is empty" in empty.errors[0]
     assert "secret of the job's environment" in empty.errors[0]
-    dependabot = check("prod", SALTED, {**DIY, "GITHUB_ACTOR": "dependabot[bot]"})
+    dependabot = check("prod", SALTED, {**PROD, "GITHUB_ACTOR": "dependabot[bot]"})
     assert "Dependabot secret named PULUMI_CONFIG_PASSPHRASE_PROD" in dependabot.errors[0]
     assert check("dev", VAULT, DIY).errors == ()
-    nothing = check("pr-7", {}, DIY)
+    nothing = check("pr-7", {}, REVIEW)
     assert nothing.provider == "" and "PULUMI_SECRETS_PROVIDER" in nothing.errors[0]
     cloud = check("dev", {}, {"PULUMI_BACKEND_URL": ""})
     assert cloud.provider == "service" and "PULUMI_ACCESS_TOKEN is empty" in cloud.errors[0]
@@ -243,12 +251,12 @@ def test_the_secrets_check_stops_on_an_empty_passphrase_token_or_provider() -> N
 def test_a_new_stack_is_created_with_the_named_provider_only_when_its_file_names_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    vault = "azurekeyvault://v.vault.azure.net/keys/k"
-    assert check("pr-7", {}, {**DIY, "PULUMI_SECRETS_PROVIDER": vault}).create_with == vault
+    vault = "azurekeyvault://v.vault.azure.net/keys/pulumi-review"
+    assert check("pr-7", {}, {**REVIEW, "PULUMI_SECRETS_PROVIDER": vault}).create_with == vault
     assert check(
         "dev", SALTED, {**DIY, "PULUMI_SECRETS_PROVIDER": vault, "PULUMI_CONFIG_PASSPHRASE": "p"}
     ) == (check("dev", SALTED, {**DIY, "PULUMI_CONFIG_PASSPHRASE": "p"}))
-    review = check("pr-7", {}, {**DIY, "PULUMI_SECRETS_PROVIDER": "passphrase"})
+    review = check("pr-7", {}, {**REVIEW, "PULUMI_SECRETS_PROVIDER": "passphrase"})
     assert review.create_with == "passphrase" and "PULUMI_CONFIG_PASSPHRASE is empty" in review.errors[0]
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(SALTED))
     output = tmp_path / "github_output"
@@ -335,3 +343,188 @@ def test_the_cost_difference_is_per_currency_and_names_new_and_removed_stacks() 
     assert "| `old` | 5.00 USD | removed | removed: -5.00 USD |" in text
     assert "| `x` | no estimate: bad key | 1.00 USD | unknown |" in text
     assert "A `pr` stack costs 2.40 USD a day" in text
+
+
+# Issue 29: no branch reaches production's state or secrets; review stacks in order
+
+
+def test_a_job_refuses_a_backend_or_key_that_is_not_its_own_state_s() -> None:
+    """Item 1: one state per environment. A `PULUMI_BACKEND_URL` (or Key Vault key) shared by every
+    environment, as a repository variable would be, names at most one state, so every other job
+    stops before Pulumi; a look-alike (`nonprod`) is not prod's."""
+    shared = {
+        "PULUMI_BACKEND_URL": "azblob://pulumi-state?storage_account=a",
+        "PULUMI_CONFIG_PASSPHRASE": "p",
+    }
+    for stack in ("dev", "prod", "pr-7"):
+        errors = check(stack, SALTED, shared).errors
+        assert len(errors) == 1 and "is not" in errors[0] and "own state" in errors[0], stack
+    assert "-review" in check("pr-7", SALTED, shared).errors[0]
+    assert owns("azblob://state-prod?storage_account=a", "prod")
+    assert owns("azblob://tfstate_prod?storage_account=a", "prod")
+    assert not owns("azblob://state-nonprod?storage_account=a", "prod")
+    assert not owns("azblob://state?storage_account=prod", "prod")
+    assert owns("file:///var/pulumi/state-review", "review") and not owns("s3://state-dev", "review")
+    assert (
+        scope_errors("prod", "azblob://state-prod", "azurekeyvault://kv.vault.azure.net/keys/pulumi-prod")
+        == []
+    )
+    key = scope_errors("prod", "azblob://state-prod", "azurekeyvault://prod.vault.azure.net/keys/shared")
+    assert len(key) == 1 and "not prod's own key" in key[0]
+    # Pulumi Cloud: the URL says nothing; the token must be the environment's (a team token).
+    assert (
+        scope_errors("prod", "", "service") == [] and scope_errors("prod", "https://api.pulumi.com", "") == []
+    )
+    token = check("prod", {}, {"PULUMI_BACKEND_URL": ""}).errors[0]
+    assert "never an organization token" in token
+
+
+def test_a_dependabot_review_deploy_names_the_review_state_s_dependabot_secret() -> None:
+    """Item 6: Dependabot secrets have no environments, so each state has its own name;
+    `PULUMI_CONFIG_PASSPHRASE_PR-12` is not a valid secret name, `..._REVIEW` serves every review
+    stack."""
+    assert dependabot_secret("PULUMI_CONFIG_PASSPHRASE", "pr-12") == "PULUMI_CONFIG_PASSPHRASE_REVIEW"
+    assert dependabot_secret("PULUMI_ACCESS_TOKEN", "dev") == "PULUMI_ACCESS_TOKEN_DEV"
+    verdict = check("pr-12", SALTED, {**REVIEW, "GITHUB_ACTOR": "dependabot[bot]"})
+    assert "Dependabot secret named PULUMI_CONFIG_PASSPHRASE_REVIEW " in verdict.errors[0]
+    assert "PR-12" not in " ".join(verdict.errors)
+
+
+def test_the_pulumi_cli_version_is_requirements_txt_s_pin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 5: one source; a bump of `pulumi==` by Dependabot moves the CLI the workflows install."""
+    assert pinned("# x\npulumi==3.300.1\npulumi-random==4.21.4\n") == "3.300.1"
+    for bad, why in (
+        ("pulumi>=3\n", "found 0"),
+        ("pulumi==3.1\n", "not a release"),
+        ("pulumi==1.0.0\n" * 2, "2"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            pinned(bad)
+    output = tmp_path / "out"
+    assert version_main(["--github-output", str(output)]) == 0
+    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert sdk and output.read_text() == f"version={sdk.group(1)}\n"
+    (tmp_path / "r.txt").write_text("pulumi-random==1.0.0\n")
+    assert version_main(["--requirements", str(tmp_path / "r.txt")]) == 2
+    assert "expected one `pulumi==" in capsys.readouterr().err
+
+
+def requirement_pins(path: Path) -> dict[str, str]:
+    """`name==version` lines of a requirements file (and the files it includes), names normalised."""
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("-r "):
+            pins |= requirement_pins(path.parent / line[3:].strip())
+        elif match := re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line):
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+def lock_entries(path: Path) -> dict[str, tuple[str, int]]:
+    """Each requirement of a pip-compile lock: its version and how many hashes it carries."""
+    entries: dict[str, tuple[str, int]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", path.read_text()):
+        if match := re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", block):
+            name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+            entries[name] = (match.group(2), len(re.findall(r"--hash=sha256:[0-9a-f]{64}", block)))
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("lock", "sources"),
+    [
+        ("requirements-lock.txt", ["requirements.txt", "smoke/requirements.txt"]),
+        ("policies/requirements-lock.txt", ["policies/requirements.txt"]),
+    ],
+)
+def test_the_hashed_locks_pin_what_the_requirements_pin(lock: str, sources: list[str]) -> None:
+    """Item 2: where Pulumi runs with secrets, `pip install --require-hashes -r <lock>`: every
+    package (dependencies too) pinned with at least one sha256, and every pin of the requirement
+    files at the same version, so the lock cannot drift from what `make setup` installs."""
+    entries = lock_entries(ROOT / lock)
+    assert entries and all(hashes >= 1 for _, hashes in entries.values()), lock
+    for source in sources:
+        for name, version in requirement_pins(ROOT / source).items():
+            assert entries.get(name, ("missing", 0))[0] == version, f"{lock}: {name}=={version} ({source})"
+    header = (ROOT / lock).read_text().split("\n\n", 1)[0]
+    assert "--generate-hashes" in header and all(source in header for source in sources)
+
+
+def test_only_this_project_s_stacks_are_listed_for_the_sweep_and_the_destroy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 7: a backend can hold other projects' `pr-*` stacks; the last name segment is not the
+    project. Qualified names count when their project is ours; `org/stack` names none."""
+    listing = [
+        {"name": "organization/broadcast/pr-7"},
+        {"name": "organization/other/pr-8"},
+        {"name": "pr-9"},
+    ]
+    assert listed_stacks(listing, "broadcast") == {"pr-7", "pr-9"}
+    with pytest.raises(ValueError, match="names no project"):
+        listed_stacks([{"name": "organization/pr-8"}], "broadcast")
+    stacks, keep = tmp_path / "stacks.json", tmp_path / "keep.json"
+    stacks.write_text(json.dumps(listing))
+    keep.write_text(json.dumps([{"number": 9}]))
+    assert review_main(["sweep", "--json", "--stacks", str(stacks), "--keep", str(keep)]) == 0
+    assert json.loads(capsys.readouterr().out) == ["pr-7"]
+    assert review_main(["exists", "8", "--stacks", str(stacks)]) == 0
+    assert capsys.readouterr().out == "exists=false\n"
+
+
+PULL = {"state": "OPEN", "labels": [{"name": "deploy-review"}], "baseRefName": "main", "headRefOid": "b2"}
+
+
+def test_a_queued_deploy_deploys_only_what_the_pull_request_still_wants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Items 4 and 8: the payload is from when the event fired; GitHub's answer now decides."""
+    assert wanted(PULL, "b2") == (True, "the pull request is open, labelled and at this commit")
+    assert wanted({**PULL, "labels": [{"name": "review-private"}]}, "b2")[0]
+    refusals = {
+        "closed": wanted({**PULL, "state": "CLOSED"}, "b2"),
+        "merged": wanted({**PULL, "state": "MERGED"}, "b2"),
+        "superseded": wanted(PULL, "a1"),
+        "neither": wanted({**PULL, "labels": [{"name": "bug"}]}, "b2"),
+        "into release": wanted({**PULL, "baseRefName": "release"}, "b2"),
+    }
+    for word, (deploy, why) in refusals.items():
+        assert not deploy and word in why, word
+    pr = tmp_path / "pr.json"
+    pr.write_text(json.dumps({**PULL, "state": "CLOSED"}))
+    assert review_main(["wanted", "7", "--pr", str(pr), "--sha", "b2"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["deploy=false", "reason=the pull request is closed"]
+    pr.write_text(json.dumps({"state": "OPEN"}))
+    assert review_main(["wanted", "7", "--pr", str(pr), "--sha", "b2"]) == 2
+    assert "gh pr view" in capsys.readouterr().err
+
+
+def test_the_review_comment_says_what_the_stack_has_cost_so_far(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 10 (the comment): the estimate's daily figure times the days since the first update,
+    said to be an estimate from the price snapshot. `pulumi stack history --json` prints
+    `startTime` as `2006-01-02T15:04:05.000Z07:00` (pulumi/pulumi pkg/cmd/pulumi/cmd/time.go)."""
+    history = [
+        {"version": 3, "startTime": "2026-12-06T10:00:00.000Z"},
+        {"version": 1, "startTime": "2026-12-04T10:00:00.000Z"},
+    ]
+    since = first_update(history)
+    assert since == datetime(2026, 12, 4, 10, tzinfo=UTC)
+    line = so_far({"USD": 2.4}, since, datetime(2026, 12, 6, 22, tzinfo=UTC))
+    assert line.startswith(
+        "Cost so far: about 6.00 USD (2.5 days since the first `up` at 2026-12-04 10:00 UTC"
+    )
+    assert "2.40 USD a day" in line and "not the bill" in line
+    files = {"history": tmp_path / "h.json", "estimate": tmp_path / "e.json"}
+    files["history"].write_text(json.dumps(history))
+    files["estimate"].write_text(json.dumps({"stack": "pr-7", "daily": {"USD": 1.0, "EUR": 0.5}}))
+    arguments = ["--history", str(files["history"]), "--estimate", str(files["estimate"])]
+    assert review_cost_main([*arguments, "--now", "2026-12-05T10:00:00+00:00"]) == 0
+    out = capsys.readouterr().out
+    assert "about 1.00 USD + 0.50 EUR (1.0 days" in out and "a day from `python -m cost pr-7`" in out
+    files["history"].write_text("[]")
+    assert review_cost_main(arguments) == 2
+    assert "pulumi stack history --json" in capsys.readouterr().err

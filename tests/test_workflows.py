@@ -116,7 +116,9 @@ def test_every_deployment_runs_the_deploy_command_which_ends_with_the_smoke_test
             uses(step, "pulumi/actions") and "command" in (step.get("with") or {}) for step in steps
         )
         cli = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
-        policy = step_with(steps, "policies/venv/bin/pip install -r policies/requirements.txt")
+        policy = step_with(
+            steps, "policies/venv/bin/pip install --require-hashes -r policies/requirements-lock.txt"
+        )
         assert cli < index and policy < index, name
     for workflow in WORKFLOWS.glob("*.yml"):
         assert "functionapp keys" not in workflow.read_text(), workflow.name
@@ -215,8 +217,8 @@ def test_review_stacks_deploy_open_labelled_pull_requests_and_are_destroyed_on_c
     the destroy listens to `pull_request_target` (main's workflow and code); deploys only run for
     open pull requests, so a label added after closing deploys nothing."""
     workflow = load("review-stack.yml")
-    assert workflow["on"]["pull_request"] == {"types": ["labeled", "synchronize", "reopened"]}
-    assert workflow["on"]["pull_request_target"] == {"types": ["closed", "unlabeled"]}
+    assert workflow["on"]["pull_request"]["types"] == ["labeled", "synchronize", "reopened"]
+    assert workflow["on"]["pull_request_target"]["types"] == ["closed", "unlabeled"]
     assert workflow["permissions"] == {"contents": "read"}
     deploy, destroy = workflow["jobs"]["deploy"], workflow["jobs"]["destroy"]
     assert "github.event_name == 'pull_request'" in condition(deploy)
@@ -242,7 +244,7 @@ def test_a_review_private_label_deploys_a_private_review_stack_checked_by_the_pr
     destroyed when the pull request closes or loses its last review label, and the sweep keeps pull
     requests open with either (`gh pr list --label a --label b` would ask for both)."""
     workflow = load("review-stack.yml")
-    deploy, destroy, sweep = (workflow["jobs"][name] for name in ("deploy", "destroy", "sweep"))
+    deploy, destroy, sweep = (workflow["jobs"][name] for name in ("deploy", "destroy", "sweep-list"))
     private = "contains(github.event.pull_request.labels.*.name, 'review-private')"
     assert f"|| {private})" in condition(deploy)
     assert "github.event.label.name != 'review-private'" in condition(deploy)
@@ -270,7 +272,7 @@ def test_a_missing_review_stack_is_told_apart_from_a_failing_backend() -> None:
     succeeded and lacks the stack does, and no Pulumi command's failure is swallowed anywhere."""
     destroy = load("review-stack.yml")["jobs"]["destroy"]
     script = destroy["steps"][step_with(destroy["steps"], "pulumi destroy")]["run"]
-    listing = script.index("pulumi stack ls --json > stacks.json")
+    listing = script.index("pulumi stack ls --json --project broadcast > stacks.json")
     assert listing < script.index("pipeline.review_stack exists") < script.index("exit 0")
     for workflow in WORKFLOWS.glob("*.yml"):
         for line in workflow.read_text().splitlines():
@@ -278,32 +280,21 @@ def test_a_missing_review_stack_is_told_apart_from_a_failing_backend() -> None:
                 assert not re.search(r"2>\s*/dev/null|\|\|\s*(:|true)\b", line), f"{workflow.name}: {line}"
 
 
-def test_review_runs_of_one_pull_request_queue_and_none_is_cancelled() -> None:
-    """GitHub: a concurrency group keeps one pending run and cancels it for the next, unless
-    `queue: max` (up to 100 pending, not with cancel-in-progress). Job-level groups shared by
-    deploy and destroy, so a destroy waits for a deploy and is never replaced by a later event."""
-    workflow = load("review-stack.yml")
-    assert "concurrency" not in workflow
-    for name in ("deploy", "destroy"):
-        assert workflow["jobs"][name]["concurrency"] == {
-            "group": "review-stack-pr-${{ github.event.pull_request.number }}",
-            "cancel-in-progress": False,
-            "queue": "max",
-        }, name
-
-
 def test_a_daily_sweep_destroys_review_stacks_whose_pull_request_is_gone() -> None:
     workflow = load("review-stack.yml")
     assert workflow["on"]["schedule"][0]["cron"] and "workflow_dispatch" in workflow["on"]
-    sweep = workflow["jobs"]["sweep"]
-    assert "github.event_name == 'schedule'" in condition(sweep) and sweep["environment"] == "review"
-    steps = sweep["steps"]
+    listing, sweep = workflow["jobs"]["sweep-list"], workflow["jobs"]["sweep"]
+    assert "github.event_name == 'schedule'" in condition(listing) and listing["environment"] == "review"
+    steps = listing["steps"]
     listed = step_with(steps, "gh pr list")
-    assert "--state open --label deploy-review" in steps[listed]["run"]
+    assert "--state open --base main --label deploy-review" in steps[listed]["run"]
     script = steps[step_with(steps, "pipeline.review_stack sweep")]["run"]
-    assert script.index("pulumi stack ls --json") < script.index("pipeline.review_stack sweep")
-    assert 'pulumi destroy --stack "$stack" --yes' in script and 'pulumi stack rm "$stack" --yes' in script
-    assert 'exit "$failed"' in script
+    assert script.index("pulumi stack ls --json") < script.index("pipeline.review_stack sweep --json")
+    assert listing["outputs"]["stacks"] == "${{ steps.list.outputs.stacks }}"
+    assert sweep["needs"] == ["sweep-list"] and sweep["environment"] == "review"
+    assert sweep["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.sweep-list.outputs.stacks) }}"
+    script = sweep["steps"][step_with(sweep["steps"], "pulumi destroy")]["run"]
+    assert 'pulumi destroy --stack "$STACK" --yes' in script and 'pulumi stack rm "$STACK" --yes' in script
 
 
 def test_pull_request_comments_are_posted_by_jobs_that_cannot_mint_an_azure_token() -> None:
@@ -341,7 +332,7 @@ def test_least_privilege_per_job() -> None:
             if permissions.get("pull-requests") == "write":
                 assert "gh api" in steps and "/comments" in steps, f"{workflow}:{name}"
             if permissions.get("pull-requests") == "read":
-                assert "gh pr list" in steps, f"{workflow}:{name}"
+                assert re.search(r"gh pr (list|view)", steps), f"{workflow}:{name}"
             if permissions.get("issues") == "write":
                 assert "gh issue" in steps, f"{workflow}:{name}"
             assert set(permissions) <= {"contents", "id-token", "pull-requests", "issues"}, (
@@ -443,7 +434,7 @@ def test_every_pulumi_job_creates_the_virtualenv_pulumi_yaml_names_first() -> No
         create = next(
             i for i, s in enumerate(steps) if f"python -m venv {virtualenv} " in str(s.get("run", ""))
         )
-        assert "-r requirements.txt" in steps[create]["run"], f"{workflow}:{name}"
+        assert "--require-hashes -r requirements-lock.txt" in steps[create]["run"], f"{workflow}:{name}"
         assert create < first_pulumi_step(steps), f"{workflow}:{name}"
 
 
@@ -485,8 +476,8 @@ def test_dependabot_previews_read_the_dependabot_secrets() -> None:
         "secrets[format('PULUMI_CONFIG_PASSPHRASE_{0}', matrix.stack)] || secrets.PULUMI_CONFIG_PASSPHRASE }}"
     )
     readme = (ROOT / "README.md").read_text()
-    for stack in ("DEV", "PROD"):
-        assert f"`PULUMI_CONFIG_PASSPHRASE_{stack}`" in readme
+    for state in ("DEV", "REVIEW"):
+        assert f"`PULUMI_CONFIG_PASSPHRASE_{state}`" in readme
 
 
 def test_secrets_and_identities_come_only_from_the_job_s_environment() -> None:
@@ -556,7 +547,7 @@ def test_each_stack_deploys_in_its_own_job_and_concurrency_group() -> None:
         groups[name] = concurrency["group"]
     assert len(set(groups.values())) == len(groups)
     assert (
-        workflow["jobs"]["prod"]["needs"] == ["dev"]
+        workflow["jobs"]["prod"]["needs"] == ["dev", "prod-preview"]
         and workflow["jobs"]["prod"]["environment"] == "production"
     )
     assert workflow["jobs"]["test-private"]["environment"] == "test"
@@ -590,18 +581,29 @@ def test_checkouts_keep_no_credentials_and_npm_runs_no_install_scripts() -> None
                     assert "--ignore-scripts" in command, f"{workflow}:{name}"
 
 
-def test_node_is_a_supported_lts_and_the_pulumi_cli_matches_the_sdk() -> None:
-    """Node 20 reached end of life in April 2026; the Pulumi CLI and SDK are released together,
-    so the CLI is pinned to requirements.txt's `pulumi==` version."""
-    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
-    assert sdk
+def test_node_is_a_supported_lts_and_the_pulumi_cli_is_read_from_requirements_txt() -> None:
+    """Node 20 reached end of life in April 2026. Issue 29 item 5: the Pulumi CLI and SDK are
+    released together, and Dependabot bumps `pulumi==` in requirements.txt only, so no workflow
+    writes the CLI version: each reads it there (`python -m pipeline.pulumi_version`, a step
+    before the action), and no `pulumi-version` literal is left for Dependabot to miss."""
+    found = 0
     for workflow, document in all_workflows().items():
         for name, job in document["jobs"].items():
-            for step in job["steps"]:
+            steps = job["steps"]
+            for index, step in enumerate(steps):
                 if uses(step, "actions/setup-node"):
                     assert step["with"]["node-version"] in ("22", "24"), f"{workflow}:{name}"
                 if uses(step, "pulumi/actions"):
-                    assert step["with"]["pulumi-version"] == sdk.group(1), f"{workflow}:{name}"
+                    found += 1
+                    assert step["with"]["pulumi-version"] == "${{ steps.pulumi-version.outputs.version }}"
+                    reader = next(i for i, s in enumerate(steps) if s.get("id") == "pulumi-version")
+                    assert reader < index, f"{workflow}:{name}"
+                    assert steps[reader]["run"] == (
+                        '.venv/bin/python -m pipeline.pulumi_version --github-output "$GITHUB_OUTPUT"'
+                    )
+    assert found >= 8
+    for workflow in WORKFLOWS.glob("*.yml"):
+        assert not re.search(r"pulumi-version:\s*[\"']?\d", workflow.read_text()), workflow.name
 
 
 def test_the_github_token_reaches_only_the_steps_that_run_gh() -> None:
@@ -612,3 +614,227 @@ def test_the_github_token_reaches_only_the_steps_that_run_gh() -> None:
             for step in job["steps"]:
                 if "GH_TOKEN" in (step.get("env") or {}):
                     assert re.search(r"\bgh (api|issue|pr|label)\b", step["run"]), f"{workflow}:{name}"
+
+
+# Issue 29: no branch can reach production's state or secrets; review stacks in order
+
+
+def triggered_by_pull_requests(workflow: dict[str, Any]) -> bool:
+    return bool({"pull_request", "pull_request_target"} & set(workflow["on"]))
+
+
+def job_events(workflow: dict[str, Any], job: dict[str, Any]) -> set[str]:
+    """The events a job can run on: those its `if` names, or all of the workflow's."""
+    named = set(re.findall(r"github\.event_name == '(\w+)'", condition(job)))
+    return named or set(workflow["on"])
+
+
+def test_no_pull_request_run_can_reach_production_s_state_or_secrets() -> None:
+    """Items 1 and 2. GitHub: `pull_request` runs the branch's workflow file, so whatever a job of a
+    pull-request event names is any branch's. Such jobs name only `dev-preview` and `review`, whose
+    identities write no state but review's; prod's preview runs in deploy.yml on main before the
+    approval (and never for Dependabot, which has no prod secret to read)."""
+    reachable = set()
+    for workflow_name, workflow in all_workflows().items():
+        for job in workflow["jobs"].values():
+            if not job.get("environment"):
+                continue
+            if job_events(workflow, job) & {"pull_request", "pull_request_target"}:
+                for row in matrix_rows(job):
+                    reachable.add(expand(str(job["environment"]), row))
+        text = (WORKFLOWS / workflow_name).read_text()
+        if triggered_by_pull_requests(workflow):
+            assert "_PROD" not in text and "production" not in text.replace("production's", ""), workflow_name
+    assert reachable == {"dev-preview", "review"}
+    deploy = load("deploy.yml")["jobs"]
+    preview = deploy["prod-preview"]
+    assert preview["environment"] == "prod-preview" and "github.ref == 'refs/heads/main'" in condition(
+        preview
+    )
+    assert "prod-preview" in deploy["prod"]["needs"]
+    action = next(step for step in preview["steps"] if uses(step, "pulumi/actions"))
+    assert action["with"]["command"] == "preview" and action["with"]["policyPacks"] == "policies"
+    summary = preview["steps"][step_with(preview["steps"], "GITHUB_STEP_SUMMARY")]
+    assert summary["env"]["PREVIEW"] == "${{ steps.preview.outputs.output }}"
+
+
+def state_table() -> list[dict[str, str]]:
+    section = (ROOT / "docs" / "ci-cd.md").read_text().split("## Who can write which state", 1)[1]
+    lines = [line for line in section.split("\n## ", 1)[0].splitlines() if line.startswith("| `")]
+    keys = ["state", "stacks", "container", "key", "writes", "reads", "branches"]
+    return [dict(zip(keys, (c.strip() for c in line.strip("|").split("|")), strict=True)) for line in lines]
+
+
+def test_each_state_has_its_own_container_key_and_writer() -> None:
+    """Item 1: docs/ci-cd.md's table says who can write which state: one writer per state, no
+    identity writing two, a container and a key per state named as `pipeline.stack_secrets` checks
+    (`-<state>`), and nothing reachable from any branch writes prod's. The README's table of what
+    the repository needs puts the backend and the provider in each environment, not the repository."""
+    rows = state_table()
+    assert {row["state"] for row in rows} == {"`dev`", "`test`", "`prod`", "`review`"}
+    writers = [row["writes"] for row in rows]
+    assert len(set(writers)) == len(writers) and all(w.count("`") == 2 for w in writers)
+    for row in rows:
+        state = row["state"].strip("`")
+        assert row["container"] == f"`state-{state}`" and row["key"].startswith(f"`pulumi-{state}`")
+        assert row["writes"] == f"`{state}`"
+    prod = next(row for row in rows if row["state"] == "`prod`")
+    assert prod["branches"] == "no" and "main only" in prod["reads"]
+    readme = (ROOT / "README.md").read_text().split("### What the repository needs", 1)[1].split("###", 1)[0]
+    for variable in ("PULUMI_BACKEND_URL", "PULUMI_SECRETS_PROVIDER", "PULUMI_ACCESS_TOKEN"):
+        row = next(line for line in readme.splitlines() if f"| `{variable}` |" in line)
+        assert "| each environment" in row and "| repository |" not in row, variable
+    assert "never an organization token" in readme
+    # Every job that runs Pulumi reads the backend from its environment's variables and checks it.
+    for workflow, name, job in pulumi_jobs():
+        assert job["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}", f"{workflow}:{name}"
+        assert job.get("environment"), f"{workflow}:{name}"
+
+
+def test_pulumi_runs_with_secrets_only_over_hash_checked_installs() -> None:
+    """Item 2: in every job that runs Pulumi (and so holds a passphrase, a key or a token), every
+    `pip install` is `--require-hashes` from a lock file."""
+    for workflow, name, job in pulumi_jobs():
+        for step in job["steps"]:
+            for command in re.findall(r"pip install[^\n]*", str(step.get("run", ""))):
+                assert re.fullmatch(r"pip install --require-hashes -r \S*requirements-lock\.txt", command), (
+                    f"{workflow}:{name}: {command}"
+                )
+            if uses(step, "actions/setup-python") and "cache-dependency-path" in step["with"]:
+                assert step["with"]["cache-dependency-path"] == "requirements-lock.txt", f"{workflow}:{name}"
+
+
+def test_a_closed_pull_request_without_a_review_label_runs_and_says_nothing() -> None:
+    """Item 3: the destroy runs on close only when the pull request had a review label; a destroy
+    that finds no stack uploads no comment, and the comment job runs only when a deploy or a destroy
+    has something to say."""
+    workflow = load("review-stack.yml")
+    destroy, comment = workflow["jobs"]["destroy"], workflow["jobs"]["comment"]
+    closed = condition(destroy).split("github.event.action == 'closed'", 1)[1].split("||  (github", 1)[0]
+    assert "contains(github.event.pull_request.labels.*.name, 'deploy-review')" in closed
+    assert "contains(github.event.pull_request.labels.*.name, 'review-private')" in closed
+    assert destroy["outputs"]["comment"] == "${{ steps.destroy.outputs.result != 'absent' }}"
+    for step in destroy["steps"][step_with(destroy["steps"], "pulumi destroy") + 1 :]:
+        assert "steps.destroy.outputs.result != 'absent'" in step["if"]
+    assert "No review stack to destroy" not in yaml.safe_dump(destroy)
+    assert (
+        "needs.deploy.outputs.comment == 'true' || needs.destroy.outputs.comment == 'true'" in comment["if"]
+    )
+
+
+DEPLOYS = (
+    "github.event_name == 'pull_request' && "
+    "(contains(github.event.pull_request.labels.*.name, 'deploy-review') "
+    "|| contains(github.event.pull_request.labels.*.name, 'review-private')) && !(github.event.action == "
+    "'labeled' && github.event.label.name != 'deploy-review' && github.event.label.name != 'review-private')"
+)
+
+
+def test_deploys_of_one_pull_request_newest_wins_and_destroys_wait_for_none_of_them() -> None:
+    """Item 4. GitHub: a concurrency group holds one running and one pending run; a newer one
+    cancels the pending one, unless `queue: max` (up to 100 pending, FIFO). So deploy runs share a
+    workflow-level group without a queue (newest wins, the running `up` is never interrupted), every
+    other run has a group of its own, and every writer of a stack queues in the stack's job-level
+    group, where nothing is cancelled and at most one deploy waits. A deploy asks GitHub for the
+    pull request first and again just before `up`, and every later step depends on the answer."""
+    workflow = load("review-stack.yml")
+    group = " ".join(workflow["concurrency"]["group"].split())
+    assert workflow["concurrency"]["cancel-in-progress"] is False and "queue" not in workflow["concurrency"]
+    assert group == (
+        "${{ " + DEPLOYS + " && format('review-deploy-pr-{0}', github.event.pull_request.number) "
+        "|| format('review-run-{0}', github.run_id) }}"
+    )
+    deploy = workflow["jobs"]["deploy"]
+    assert DEPLOYS.split(" && ", 1)[1] in condition(deploy)
+    stack_queue = {"cancel-in-progress": False, "queue": "max"}
+    for name in ("deploy", "destroy"):
+        assert workflow["jobs"][name]["concurrency"] == {
+            "group": "review-stack-pr-${{ github.event.pull_request.number }}",
+            **stack_queue,
+        }, name
+    steps = deploy["steps"]
+    asks = [i for i, step in enumerate(steps) if "pipeline.review_stack wanted" in str(step.get("run", ""))]
+    up = next(i for i, step in enumerate(steps) if uses(step, "pulumi/actions"))
+    install = step_with(steps, "pip install")
+    assert len(asks) == 2 and asks[0] < install and asks[1] == up - 2
+    assert [steps[i]["id"] for i in asks] == ["wanted", "still-wanted"]
+    assert "set -o pipefail" in steps[asks[0]]["run"] and '--sha "$SHA"' in steps[asks[0]]["run"]
+    assert steps[asks[0]]["env"]["SHA"] == "${{ github.event.pull_request.head.sha }}"
+    assert deploy["permissions"]["pull-requests"] == "read"
+    for step in steps[asks[0] + 1 :]:
+        assert "steps.wanted.outputs.deploy == 'true'" in step["if"] or "steps.still-wanted" in step["if"]
+    for step in steps[asks[1] + 1 :]:
+        assert "steps.still-wanted.outputs.deploy" in step["if"], step.get("name")
+
+
+def test_the_sweep_and_the_destroy_take_the_same_per_stack_queue() -> None:
+    """Item 7: the sweep destroys each stack in a job of its own (a matrix over the listed stacks),
+    in the group its deploy and destroy take, so two jobs never hold one stack's lock; the listing
+    is of this project only (Pulumi.yaml's name, and `pipeline.review_stack` checks each name)."""
+    workflow = load("review-stack.yml")
+    sweep = workflow["jobs"]["sweep"]
+    assert sweep["concurrency"] == {
+        "group": "review-stack-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+        "queue": "max",
+    }
+    assert expand(sweep["concurrency"]["group"], {"stack": "pr-7"}) == expand(
+        workflow["jobs"]["destroy"]["concurrency"]["group"].replace(
+            "${{ github.event.pull_request.number }}", "7"
+        ),
+        {},
+    )
+    assert sweep["env"]["STACK"] == "${{ matrix.stack }}"
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    for name in ("sweep-list", "destroy"):
+        scripts = " ".join(str(step.get("run", "")) for step in workflow["jobs"][name]["steps"])
+        assert f"pulumi stack ls --json --project {project} > stacks.json" in scripts, name
+
+
+def test_review_stacks_are_for_pull_requests_into_main_only() -> None:
+    """Item 8: `pull_request_target` runs the base branch's workflow, so only main's destroy is
+    known to exist: deploys run for pull requests into main, and the sweep keeps only those."""
+    workflow = load("review-stack.yml")
+    assert workflow["on"]["pull_request"]["branches"] == ["main"]
+    assert workflow["on"]["pull_request_target"]["branches"] == ["main"]
+    assert "github.event.pull_request.base.ref == 'main'" in condition(workflow["jobs"]["deploy"])
+    listed = workflow["jobs"]["sweep-list"]["steps"]
+    script = listed[step_with(listed, "gh pr list")]["run"]
+    assert script.count("--base main") == script.count("gh pr list") == 2
+
+
+def test_a_dependabot_review_deploy_reads_the_review_state_s_dependabot_secrets() -> None:
+    """Item 6: runs that Dependabot triggers get Dependabot secrets, which have no environments."""
+    env = load("review-stack.yml")["jobs"]["deploy"]["env"]
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"):
+        assert env[name] == (
+            f"${{{{ github.actor == 'dependabot[bot]' && secrets.{name}_REVIEW || secrets.{name} }}}}"
+        )
+    readme = (ROOT / "README.md").read_text()
+    assert "`PULUMI_CONFIG_PASSPHRASE_REVIEW`" in readme and "`PULUMI_CONFIG_PASSPHRASE_PROD`" not in readme
+
+
+def test_the_lock_advice_matches_the_pinned_cli() -> None:
+    """Item 9: pulumi/pulumi#22385 (released in 3.229.0: changelog/v3.229.0.md, "[backend/diy]
+    Remove state lock for refresh --preview-only for diy backend") makes drift's refresh take no
+    lock, and `Preview` never did (pkg/backend/diy/backend.go): with the CLI pinned here, the
+    read-only identity needs no write access, and the docs must not ask for it."""
+    sdk = re.search(r"^pulumi==(\d+)\.(\d+)\.(\d+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert sdk and tuple(int(part) for part in sdk.groups()) >= (3, 229, 0)
+    text = (ROOT / "docs" / "ci-cd.md").read_text()
+    assert ".pulumi/locks" not in text and "lock write" not in text
+    assert "needs no write access" in text and "3.229.0" in text
+
+
+def test_the_review_comment_says_what_the_stack_has_cost_so_far() -> None:
+    """Item 10 (the comment): `python -m pipeline.review_cost` over `pulumi stack history --json`
+    and `python -m cost <stack> --json`, after the smoke test, and never failing the job."""
+    steps = load("review-stack.yml")["jobs"]["deploy"]["steps"]
+    cost = steps[step_with(steps, "pipeline.review_cost")]
+    script = cost["run"]
+    assert 'pulumi stack history --stack "$STACK" --json > history.json' in script
+    assert '.venv/bin/python -m cost "$STACK" --json > estimate.json' in script
+    assert "> cost-so-far.md ||" in script
+    comment = steps[step_with(steps, "review-comment.md")]
+    assert step_with(steps, "python -m smoke") < steps.index(cost) < steps.index(comment)
+    assert "cat cost-so-far.md" in comment["run"]
