@@ -40,10 +40,17 @@ from data_plane.migration_runner import bundle
 from functions.migrations import load_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
-AZ_CLI_VERSION = "2.67.0"
-"""The Azure CLI image the script runs in (a version deployment scripts offer); it brings Python."""
+AZ_CLI_VERSION = "2.84.0"
+"""The Azure CLI image the script runs in (`mcr.microsoft.com/azure-cli:2.84.0`, March 2026): Azure
+Linux 3.0 with python3 3.12. Every build up to 2.74.0 may be CBL-Mariner 2.0 with Python 3.9, which
+neither the runner (3.11: `datetime.UTC`) nor the driver (`Requires-Python >=3.10`) runs on; sources
+in docs/sources/private-networking.md."""
 DRIVER = "mssql-python==1.16.0"
-"""Microsoft's SQL driver for Python; it bundles its own driver library (no ODBC install)."""
+"""Microsoft's SQL driver for Python, pinned: it bundles its own driver library (no ODBC install),
+which needs the system packages in DRIVER_SYSTEM_PACKAGES."""
+DRIVER_SYSTEM_PACKAGES = ("libtool-ltdl", "krb5-libs", "glibc-iconv")
+"""What mssql-python's README installs on Azure Linux (`libltdl.so.7`, `libkrb5.so.3`,
+`libgssapi_krb5.so.2` and glibc's character-set converters); the Azure CLI image has none of them."""
 RETENTION = "PT1H"
 """How long Azure keeps the script resource (and its log) after it ends; 1 to 26 hours."""
 TIMEOUT = "PT30M"
@@ -88,6 +95,8 @@ def script_content(bundle_text: str) -> str:
             bundle_text,
             "BUNDLE",
             'python3 -m zipfile -e "$work/bundle.zip" "$work/app"',
+            # The driver's system libraries first: its import fails without them.
+            f"tdnf install -y {' '.join(DRIVER_SYSTEM_PACKAGES)}",
             # The image's Python may come without pip (Azure Linux packages it apart).
             "python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip --upgrade "
             "|| tdnf install -y python3-pip",
