@@ -4,7 +4,8 @@ accepts private connections only can be created and migrated by one `pulumi up` 
 Azure resources: a `storage.StorageAccount` for the deployment script (the file share its container
 mounts), reached through a `file` private endpoint only, with its diagnostic settings; an
 `authorization.RoleAssignment`s (Storage File Data Privileged Contributor, and Reader) for the
-script's identity on it; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
+script's identity on it; a `data_plane.subnet_release.SubnetRelease` that frees the script's subnet
+from ACI on destroy; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
 `Microsoft.ContainerInstance/containerGroups` (`containerSettings.subnetIds`), as the SQL server's
 Entra admin identity, and applies the migrations with `data_plane.migration_runner` (the same
 runner, bookkeeping table and autocommit rule as `data_plane.database_schema`).
@@ -37,6 +38,7 @@ from components.shared import (
 )
 from components.shared.diagnostics import BLOB_LOGS, STORAGE_METRICS
 from data_plane.migration_runner import bundle
+from data_plane.subnet_release import SubnetRelease
 from functions.migrations import load_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +187,12 @@ class SchemaRunner(pulumi.ComponentResource):
             ),
             self,
         )
-        self.script = self._script(account, [*endpoint, file_role, reader, *args.depends_on])
+        # Destroy deletes the script, then this (ACI's link on the subnet, which can outlive the
+        # container group and block the network's delete), then the network.
+        release = SubnetRelease(
+            f"{name}-subnet-release", args.subnet_id, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.script = self._script(account, [*endpoint, file_role, reader, release, *args.depends_on])
         self.name = self.script.name
         self.resource_id = self.script.id
         self.storage_account_id = account.id

@@ -306,6 +306,12 @@ def test_destroy_leaves_nothing_of_the_script_behind(private: ProgramRun) -> Non
         vnet,
     ]
     assert not any(r.protect or r.retain_on_delete for r in children)
+    # ACI's link on the subnet can outlive the container group: destroy deletes the script, then
+    # releases the subnet (tests/test_subnet_release.py), then deletes the network.
+    (release,) = [r for r in private.of_type("pulumi-python:dynamic:Resource") if "subnet_id" in r.inputs]
+    assert release.urn in script.dependencies
+    assert vnet.urn in release.property_dependencies["subnet_id"]
+    assert release.inputs["subnet_id"] == script.inputs["containerSettings"]["subnetIds"][0]["id"]
 
 
 # Bring your own network
