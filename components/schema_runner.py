@@ -164,35 +164,13 @@ class SchemaRunner(pulumi.ComponentResource):
         endpoint = resolvable_private_endpoint(
             f"{name}-storage-file-endpoint", account.id, STORAGE_GROUP, args, access, self
         )
-        file_role = assign_role(
-            f"{name}-storage-file-role",
-            account.id,
-            RoleAssignment(
-                principal_id=args.identity.principal_id,
-                role=Role.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
-                description="The schema script mounts its file share",
-            ),
-            self,
-        )
-        # The service signs the CLI in as the identity before the script; an identity with no Azure
-        # role anywhere sees no subscription and that sign-in fails (MicrosoftDocs/azure-docs#60266).
-        # Reader on the script's own storage is the least that makes the subscription visible.
-        reader = assign_role(
-            f"{name}-storage-reader-role",
-            account.id,
-            RoleAssignment(
-                principal_id=args.identity.principal_id,
-                role=Role.READER,
-                description="The schema script's sign-in sees the subscription",
-            ),
-            self,
-        )
         # Destroy deletes the script, then this (ACI's link on the subnet, which can outlive the
         # container group and block the network's delete), then the network.
         release = SubnetRelease(
             f"{name}-subnet-release", args.subnet_id, opts=pulumi.ResourceOptions(parent=self)
         )
-        self.script = self._script(account, [*endpoint, file_role, reader, release, *args.depends_on])
+        roles = self._roles(account)
+        self.script = self._script(account, [*endpoint, *roles, release, *args.depends_on])
         self.name = self.script.name
         self.resource_id = self.script.id
         self.storage_account_id = account.id
@@ -203,6 +181,34 @@ class SchemaRunner(pulumi.ComponentResource):
                 "storage_account_id": self.storage_account_id,
             }
         )
+
+    def _roles(self, account: storage.StorageAccount) -> list[pulumi.Resource]:
+        """The script identity's roles on its storage: the share's data role, and Reader."""
+        identity = self._args.identity
+        file_role = assign_role(
+            f"{self._name}-storage-file-role",
+            account.id,
+            RoleAssignment(
+                principal_id=identity.principal_id,
+                role=Role.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
+                description="The schema script mounts its file share",
+            ),
+            self,
+        )
+        # The service signs the CLI in as the identity before the script; an identity with no Azure
+        # role anywhere sees no subscription and that sign-in fails (MicrosoftDocs/azure-docs#60266).
+        # Reader on the script's own storage is the least that makes the subscription visible.
+        reader = assign_role(
+            f"{self._name}-storage-reader-role",
+            account.id,
+            RoleAssignment(
+                principal_id=identity.principal_id,
+                role=Role.READER,
+                description="The schema script's sign-in sees the subscription",
+            ),
+            self,
+        )
+        return [file_role, reader]
 
     def _storage(self) -> storage.StorageAccount:
         """The script's storage: private (a `file` endpoint only), and with account keys on, because the
