@@ -159,7 +159,7 @@ class Network(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        privatedns.VirtualNetworkLink(
+        link = privatedns.VirtualNetworkLink(
             f"{self._logical}-zone-{group.lower()}-link",
             virtual_network_link_name=args.naming.name("vnetlink"),
             private_zone_name=zone.name,
@@ -170,4 +170,7 @@ class Network(pulumi.ComponentResource):
             registration_enabled=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return zone.id
+        # The id reaches the zone's users only once the zone is linked, so whatever waits for an
+        # endpoint's record also waits for the link that makes the record resolve in the network
+        # (Microsoft's private deployment-script sample: dependsOn the zone's virtualNetworkLink).
+        return pulumi.Output.all(zone.id, link.id).apply(lambda ids: str(ids[0]))

@@ -4,7 +4,8 @@ accepts private connections only can be created and migrated by one `pulumi up` 
 Azure resources: a `storage.StorageAccount` for the deployment script (the file share its container
 mounts), reached through a `file` private endpoint only, with its diagnostic settings; an
 `authorization.RoleAssignment`s (Storage File Data Privileged Contributor, and Reader) for the
-script's identity on it; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
+script's identity on it; a `data_plane.subnet_release.SubnetRelease` that frees the script's subnet
+from ACI on destroy; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
 `Microsoft.ContainerInstance/containerGroups` (`containerSettings.subnetIds`), as the SQL server's
 Entra admin identity, and applies the migrations with `data_plane.migration_runner` (the same
 runner, bookkeeping table and autocommit rule as `data_plane.database_schema`).
@@ -37,13 +38,21 @@ from components.shared import (
 )
 from components.shared.diagnostics import BLOB_LOGS, STORAGE_METRICS
 from data_plane.migration_runner import bundle
+from data_plane.subnet_release import SubnetRelease
 from functions.migrations import load_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
-AZ_CLI_VERSION = "2.67.0"
-"""The Azure CLI image the script runs in (a version deployment scripts offer); it brings Python."""
+AZ_CLI_VERSION = "2.84.0"
+"""The Azure CLI image the script runs in (`mcr.microsoft.com/azure-cli:2.84.0`, March 2026): Azure
+Linux 3.0 with python3 3.12. Every build up to 2.74.0 may be CBL-Mariner 2.0 with Python 3.9, which
+neither the runner (3.11: `datetime.UTC`) nor the driver (`Requires-Python >=3.10`) runs on; sources
+in docs/sources/private-networking.md."""
 DRIVER = "mssql-python==1.16.0"
-"""Microsoft's SQL driver for Python; it bundles its own driver library (no ODBC install)."""
+"""Microsoft's SQL driver for Python, pinned: it bundles its own driver library (no ODBC install),
+which needs the system packages in DRIVER_SYSTEM_PACKAGES."""
+DRIVER_SYSTEM_PACKAGES = ("libtool-ltdl", "krb5-libs", "glibc-iconv")
+"""What mssql-python's README installs on Azure Linux (`libltdl.so.7`, `libkrb5.so.3`,
+`libgssapi_krb5.so.2` and glibc's character-set converters); the Azure CLI image has none of them."""
 RETENTION = "PT1H"
 """How long Azure keeps the script resource (and its log) after it ends; 1 to 26 hours."""
 TIMEOUT = "PT30M"
@@ -88,6 +97,8 @@ def script_content(bundle_text: str) -> str:
             bundle_text,
             "BUNDLE",
             'python3 -m zipfile -e "$work/bundle.zip" "$work/app"',
+            # The driver's system libraries first: its import fails without them.
+            f"tdnf install -y {' '.join(DRIVER_SYSTEM_PACKAGES)}",
             # The image's Python may come without pip (Azure Linux packages it apart).
             "python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip --upgrade "
             "|| tdnf install -y python3-pip",
@@ -153,30 +164,13 @@ class SchemaRunner(pulumi.ComponentResource):
         endpoint = resolvable_private_endpoint(
             f"{name}-storage-file-endpoint", account.id, STORAGE_GROUP, args, access, self
         )
-        file_role = assign_role(
-            f"{name}-storage-file-role",
-            account.id,
-            RoleAssignment(
-                principal_id=args.identity.principal_id,
-                role=Role.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
-                description="The schema script mounts its file share",
-            ),
-            self,
+        # Destroy deletes the script, then this (ACI's link on the subnet, which can outlive the
+        # container group and block the network's delete), then the network.
+        release = SubnetRelease(
+            f"{name}-subnet-release", args.subnet_id, opts=pulumi.ResourceOptions(parent=self)
         )
-        # The service signs the CLI in as the identity before the script; an identity with no Azure
-        # role anywhere sees no subscription and that sign-in fails (MicrosoftDocs/azure-docs#60266).
-        # Reader on the script's own storage is the least that makes the subscription visible.
-        reader = assign_role(
-            f"{name}-storage-reader-role",
-            account.id,
-            RoleAssignment(
-                principal_id=args.identity.principal_id,
-                role=Role.READER,
-                description="The schema script's sign-in sees the subscription",
-            ),
-            self,
-        )
-        self.script = self._script(account, [*endpoint, file_role, reader, *args.depends_on])
+        roles = self._roles(account)
+        self.script = self._script(account, [*endpoint, *roles, release, *args.depends_on])
         self.name = self.script.name
         self.resource_id = self.script.id
         self.storage_account_id = account.id
@@ -187,6 +181,34 @@ class SchemaRunner(pulumi.ComponentResource):
                 "storage_account_id": self.storage_account_id,
             }
         )
+
+    def _roles(self, account: storage.StorageAccount) -> list[pulumi.Resource]:
+        """The script identity's roles on its storage: the share's data role, and Reader."""
+        identity = self._args.identity
+        file_role = assign_role(
+            f"{self._name}-storage-file-role",
+            account.id,
+            RoleAssignment(
+                principal_id=identity.principal_id,
+                role=Role.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
+                description="The schema script mounts its file share",
+            ),
+            self,
+        )
+        # The service signs the CLI in as the identity before the script; an identity with no Azure
+        # role anywhere sees no subscription and that sign-in fails (MicrosoftDocs/azure-docs#60266).
+        # Reader on the script's own storage is the least that makes the subscription visible.
+        reader = assign_role(
+            f"{self._name}-storage-reader-role",
+            account.id,
+            RoleAssignment(
+                principal_id=identity.principal_id,
+                role=Role.READER,
+                description="The schema script's sign-in sees the subscription",
+            ),
+            self,
+        )
+        return [file_role, reader]
 
     def _storage(self) -> storage.StorageAccount:
         """The script's storage: private (a `file` endpoint only), and with account keys on, because the

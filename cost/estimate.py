@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.functions_app import PRIVATE_STORAGE_GROUPS
+from components.network import PRIVATE_DNS_ZONES, SCRIPT_DNS_ZONES
 from cost.prices import PriceLine, Prices
 from functions.wiring import SQL_TRIGGERED_FUNCTIONS
 from settings import Settings
@@ -189,6 +191,85 @@ def monitoring_items(settings: Settings, prices: Prices, log_gb: float) -> list[
     return items
 
 
+PRIVATE_LINK_GB = 1.0
+"""Assumed data through the private endpoints a month, each way (SQL rows, the host's storage): it
+follows traffic, like the logs."""
+BILLED_TYPES: dict[str, tuple[str, ...]] = {
+    "azure-native:sql:Database": ("sql-serverless-gp-gen5-vcore", "sql-gp-gen5-vcore"),
+    "azure-native:web:WebApp": ("flex-always-ready-baseline",),
+    "azure-native:signalrservice:SignalR": ("signalr-standard-unit", "signalr-premium-unit"),
+    "azure-native:operationalinsights:Workspace": ("log-analytics-ingestion",),
+    "azure-native:applicationinsights:Component": ("log-analytics-ingestion",),
+    "azure-native:storage:StorageAccount": ("storage-hot-lrs",),
+    "azure-native:network:PrivateEndpoint": ("private-endpoint-hour",),
+    "azure-native:privatedns:PrivateZone": ("private-dns-zone",),
+}
+"""Billable resource types the program declares, by the price lines that price them (any one)."""
+UNPRICED_TYPES: dict[str, str] = {
+    "azure-native:applicationinsights:WebTest": "availability test executions: no price found (prices.json)",
+    "azure-native:keyvault:Vault": "Key Vault operations, a handful per deployment (prices.json)",
+    "azure-native:monitor:MetricAlert": "metric alert rules, per monitored time series a month",
+    "azure-native:monitor:ScheduledQueryRule": "log search alert rules, per rule a month by frequency",
+    "azure-native:resources:AzureCliScript": "the script's container instance for minutes per `up`",
+    "azure-native:monitor:ActionGroup": "notifications beyond the free monthly emails",
+    "azure-native:web:AppServicePlan": "Elastic Premium or Dedicated plans (Flex bills through the app)",
+    "azure-native:sql:BackupShortTermRetentionPolicy": "backup storage beyond the free 100% of max size",
+}
+"""Billable resource types the program declares that the estimate does not price, and what bills."""
+FREE_TYPES: dict[str, str] = {
+    "azure-native:resources:ResourceGroup": "no charge",
+    "azure-native:authorization:RoleAssignment": "no charge",
+    "azure-native:authorization:ManagementLockByScope": "no charge",
+    "azure-native:managedidentity:UserAssignedIdentity": "no charge",
+    "azure-native:monitor:DiagnosticSetting": "billed as the workspace's ingestion",
+    "azure-native:sql:Server": "the logical server has no charge; its databases do",
+    "azure-native:sql:FirewallRule": "no charge",
+    "azure-native:sql:ServerBlobAuditingPolicy": "billed as the workspace's ingestion",
+    "azure-native:storage:BlobContainer": "billed as the account's storage",
+    "azure-native:storage:StorageAccountStaticWebsite": "billed as the account's storage",
+    "azure-native:keyvault:Secret": "billed as the vault's operations",
+    "azure-native:web:WebAppFtpAllowed": "a setting",
+    "azure-native:web:WebAppScmAllowed": "a setting",
+    "azure-native:network:VirtualNetwork": "no charge without peering or gateways",
+    "azure-native:network:PrivateDnsZoneGroup": "a record in a zone priced per zone",
+    "azure-native:privatedns:VirtualNetworkLink": "no separate meter found; the zone is priced",
+}
+"""Resource types without a charge of their own (or billed as another line)."""
+
+
+def private_network_items(settings: Settings, prices: Prices) -> list[Item]:
+    """With `network: private`: each private endpoint's hours and the data through them, and the
+    private DNS zones the stack creates (a brought network brings its zones and the script's)."""
+    if not settings.network.private:
+        return []
+    own_network = settings.network.endpoint_subnet_id is None
+    endpoints = 1 + len(PRIVATE_STORAGE_GROUPS) + (len(SCRIPT_DNS_ZONES) if own_network else 0)
+    zones = len([group for group in PRIVATE_DNS_ZONES if group not in settings.network.dns_zone_ids])
+    zones += len(SCRIPT_DNS_ZONES) if own_network else 0
+    gb = f"{PRIVATE_LINK_GB:g} GB a month (assumed)"
+    items = [
+        _running(prices, "private-endpoint-hour", f"private endpoints: {endpoints}", endpoints),
+        _amount(
+            prices,
+            "private-endpoint-data-ingress",
+            f"private endpoint data in, {gb}",
+            PRIVATE_LINK_GB,
+            "1 GB",
+        ),
+        _amount(
+            prices,
+            "private-endpoint-data-egress",
+            f"private endpoint data out, {gb}",
+            PRIVATE_LINK_GB,
+            "1 GB",
+        ),
+    ]
+    if zones:
+        note = "queries (per million) not priced: a few names, far below a million a month"
+        items.append(_running(prices, "private-dns-zone", f"private DNS zones: {zones}", zones, note))
+    return items
+
+
 def estimate_settings(settings: Settings, prices: Prices, log_gb: float = DEFAULT_LOG_GB) -> Estimate:
     """The monthly estimate of a stack with these settings."""
     estimate = Estimate()
@@ -197,6 +278,7 @@ def estimate_settings(settings: Settings, prices: Prices, log_gb: float = DEFAUL
         functions_items(settings, prices),
         signalr_items(settings, prices),
         monitoring_items(settings, prices, log_gb),
+        private_network_items(settings, prices),
     ):
         estimate.items += part
     estimate.unpriced = [item.what for item in estimate.items if item.line is None and item.note != "free"]
@@ -209,6 +291,7 @@ def render(stack: str, estimate: Estimate, origin: str = "", per_day: bool = Fal
     for item in estimate.items:
         if item.line:
             price = f"{item.quantity:,.4g} x {item.line.price:g} {item.line.currency}/{item.line.unit}"
+            price += f", {item.line.region or 'region not given'}"  # snapshot lines come from many regions
             lines.append(f"  {item.monthly:10.2f} {item.line.currency}  {item.what}: {price}")
         else:
             state = "free" if item.note == "free" else "not priced"

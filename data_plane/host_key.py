@@ -17,6 +17,7 @@ azure-native has no resource for host keys, hence this small dynamic resource.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,14 +31,16 @@ from data_plane.provider_support import diff_on
 API_VERSION = "2024-04-01"
 # The host of a newly created app answers 404/409/5xx until it has started; keep asking.
 RETRY_STATUSES = frozenset({404, 408, 409, 429, 500, 502, 503, 504})
-# ...and ARM relays a starting host's 503 as a 400 with this message (Azure/bicep-types-az#1356,
-# Azure/azure-functions-host#11379). Any other 400 is a real refusal and fails at once.
-HOST_STARTING_400 = b"(ServiceUnavailable) from host runtime"
+# ...and ARM relays the host's own errors as a 400 "Encountered an error (<Status>) from host
+# runtime": ServiceUnavailable while it starts, mostly InternalServerError while keys are being
+# created (Azure/bicep-types-az#1356, Azure/azure-cli#20892, Azure/azure-functions-host#11379). Any
+# status the host relays is retried within the deadline; any other 400 is a real refusal.
+HOST_RUNTIME_400 = re.compile(rb"Encountered an error \(\w+\) from host runtime")
 
 
 def _host_not_ready(status: int, text: bytes) -> bool:
-    """Whether an answer means the host has not started yet (worth asking again)."""
-    return status in RETRY_STATUSES or (status == 400 and HOST_STARTING_400 in text)
+    """Whether an answer means the host is not ready yet (worth asking again)."""
+    return status in RETRY_STATUSES or (status == 400 and HOST_RUNTIME_400.search(text) is not None)
 
 
 SYSTEM_KEYS = "systemKeys"
@@ -73,29 +76,32 @@ class HostKeyProvider(ResourceProvider):
         status, _, text = (self._transport or urllib_transport)(method, url, body, headers)
         return status, text
 
-    def put_key(self, app_id: str, key_name: str, value: str, key_type: str = SYSTEM_KEYS) -> None:
-        """Create or replace the key, waiting (with back-off) while a new app's host starts."""
-        url = host_key_url(app_id, key_name, key_type)
-        body = json.dumps({"properties": {"name": key_name, "value": value}}).encode()
+    def _until_done(self, method: str, url: str, body: bytes | None, done: frozenset[int]) -> None:
+        """Send until an answer in `done`, waiting (with back-off, within the deadline) while the host
+        is not ready; any other answer fails at once with the host's message."""
         deadline = time.monotonic() + self._timeout
         delay = 2.0
         while True:
-            status, text = self._send("PUT", url, body)
-            if status in (200, 201):
+            status, text = self._send(method, url, body)
+            if status in done:
                 return
             if not _host_not_ready(status, text) or time.monotonic() + delay > deadline:
                 detail = text.decode("utf-8", "replace")[:500]
-                raise RuntimeError(f"PUT {url.split('?')[0]} failed with HTTP {status}: {detail}")
+                raise RuntimeError(f"{method} {url.split('?')[0]} failed with HTTP {status}: {detail}")
             (self._sleep or time.sleep)(delay)
             delay = min(delay * 2, 30.0)
 
-    def delete_key(self, app_id: str, key_name: str, key_type: str = SYSTEM_KEYS) -> None:
-        """Delete the key; a key or app already gone is fine (404 here is final, not transient)."""
+    def put_key(self, app_id: str, key_name: str, value: str, key_type: str = SYSTEM_KEYS) -> None:
+        """Create or replace the key, waiting while a new app's host starts or creates its keys."""
         url = host_key_url(app_id, key_name, key_type)
-        status, text = self._send("DELETE", url, None)
-        if status not in (200, 204, 404):
-            detail = text.decode("utf-8", "replace")[:500]
-            raise RuntimeError(f"DELETE {url.split('?')[0]} failed with HTTP {status}: {detail}")
+        body = json.dumps({"properties": {"name": key_name, "value": value}}).encode()
+        self._until_done("PUT", url, body, frozenset({200, 201}))
+
+    def delete_key(self, app_id: str, key_name: str, key_type: str = SYSTEM_KEYS) -> None:
+        """Delete the key, retrying what the host relays while busy (a failed delete fails `pulumi
+        destroy`); a key or app already gone is fine (404 here is final, not transient)."""
+        url = host_key_url(app_id, key_name, key_type)
+        self._until_done("DELETE", url, None, frozenset({200, 204, 404}))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         key_type = props.get("key_type", SYSTEM_KEYS)

@@ -25,6 +25,7 @@ from sqlglot import exp
 from functions.contract import author_problem, utc_timestamp, visible
 from functions.migrations import load_migrations
 from functions.queries import CLAIM_STALE_SECONDS
+from local.triggers import TriggerError, fire, load_triggers, merge_actions
 
 INSERT, UPDATE, DELETE = 0, 1, 2
 
@@ -187,9 +188,6 @@ CHECK constraint would hold them: a write that breaks one fails like SQL Server'
 path that skips the function's own check cannot store a disguised author or an invisible text."""
 
 
-INSERT_ONLY = frozenset({"Messages"})
-"""Tables whose rows never change once stored (migration 0007's trigger TR_Messages_insert_only
-refuses every UPDATE with error 50001): the output binding's MERGE fails on a matched row."""
 _CANONICAL_KEY = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -235,6 +233,13 @@ class Database:
             for migration in load_migrations():
                 for definition in migration.table_definitions():
                     self._create_table(connection, definition)
+        # The migrations' AFTER triggers (TR_Messages_insert_only), run as SQL Server runs them
+        # under the output binding's MERGE (local/triggers.py).
+        self._triggers = load_triggers(
+            batch
+            for migration in load_migrations()
+            for batch in migration.batches({name: name for name in migration.variables()})
+        )
 
     def _create_table(self, connection: sqlite3.Connection, tsql: str) -> None:
         table = Table.from_tsql(tsql)
@@ -289,38 +294,52 @@ class Database:
         with self._locked() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for row in rows:
-                    self._merge(connection, table, dict(row))
+                written = [self._merge(connection, table, dict(row)) for row in rows]
+                fire(
+                    connection,
+                    self._triggers.values(),
+                    table.name,
+                    table.columns,
+                    merge_actions(table.primary_key, rows),
+                    inserted=[new for _, new in written],
+                    deleted=[old for old, _ in written if old is not None],
+                )
                 connection.execute("COMMIT")
+            except TriggerError as error:
+                connection.execute("ROLLBACK")
+                raise BindingError(str(error)) from None
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
         self._notify()
 
-    def _merge(self, connection: sqlite3.Connection, table: Table, row: dict[str, Any]) -> None:
+    def _merge(
+        self, connection: sqlite3.Connection, table: Table, row: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """One row of the binding's MERGE: the row as it was (None when inserted) and as it is now."""
         unknown = sorted(set(row) - set(table.columns))
         if unknown:
             raise BindingError(f"{table.name} has no column(s) {', '.join(unknown)}")
         if (refusal := table.refused(row)) is not None:
             raise BindingError(refusal)
         key = table.primary_key
-        exists = (
-            key in row
-            and connection.execute(f"SELECT 1 FROM {table.name} WHERE {key} = ?", (row[key],)).fetchone()
+        found = (
+            connection.execute(f"SELECT * FROM {table.name} WHERE {key} = ?", (row[key],)).fetchone()
+            if key in row
+            else None
         )
-        if exists and table.name in INSERT_ONLY:
-            raise BindingError(f"A stored message never changes: dbo.{table.name} is insert-only. (50001)")
-        if exists:
+        if found is not None:
             updates = [column for column in row if column != key]
             if updates:
                 assignments = ", ".join(f"{column} = :{column}" for column in updates)
                 connection.execute(f"UPDATE {table.name} SET {assignments} WHERE {key} = :{key}", row)
-            return
+            return dict(found), {**dict(found), **row}
         if table.identity and table.identity not in row:
             row[table.identity] = self._next_identity(connection, table.name)
         names = list(row)
         placeholders = ", ".join(f":{column}" for column in names)
         connection.execute(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})", row)
+        return None, row
 
     def call(self, procedure: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a stored procedure, as an input binding with CommandType StoredProcedure does. The

@@ -30,6 +30,7 @@ import base64
 import copy
 import dataclasses
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -360,6 +361,15 @@ class World:
         self.state = dict(state)
         self.ids = dict(ids)
         self.present = set(state)
+        # Every subnet a deployment script's container joined keeps ACI's service association link
+        # after the container group goes (the pessimistic reading of Microsoft's support article
+        # "Failed to delete a virtual network or subnet used by Azure Container Instances").
+        self.aci_links = {
+            subnet["id"]
+            for resource in self.state.values()
+            if resource.type == "azure-native:resources:AzureCliScript"
+            for subnet in (resource.inputs.get("containerSettings") or {}).get("subnetIds") or []
+        }
 
     def holds(self, roles: Iterable[str], covering: set[str]) -> bool:
         """Whether the deploying identity holds one of `roles` at a scope among `covering` (URNs)."""
@@ -404,6 +414,29 @@ class ArmHostKeys:
         return (200 if method == "PUT" else 204), {}, b"{}"
 
 
+class ArmSubnets:
+    """ARM for a delegated subnet: ACI's "Subnet Service Association Link - Delete" removes the link,
+    and "Subnets - Get" lists the links left (404 once the network is gone)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def __call__(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        assert headers.get("Authorization", "").startswith("Bearer "), "ARM takes an Entra token"
+        path = url.split("https://management.azure.com", 1)[1].split("?", 1)[0]
+        subnet_id = path.split("/providers/Microsoft.ContainerInstance/", 1)[0]
+        vnet_id = subnet_id.split("/subnets/", 1)[0]
+        if not any(self.world.ids.get(urn) == vnet_id for urn in self.world.present):
+            return 404, {}, b'{"error": {"code": "NotFound"}}'
+        if method == "DELETE":
+            self.world.aci_links.discard(subnet_id)
+            return 200, {}, b""
+        links = [{"name": "acisal"}] if subnet_id in self.world.aci_links else []
+        return 200, {}, json.dumps({"properties": {"serviceAssociationLinks": links}}).encode()
+
+
 class BlobContainer:
     """The `$web` container as Storage answers the deploying identity's Entra token: 403 unless it
     holds Storage Blob Data Contributor or Owner on the account ("Authorize access to blobs using
@@ -442,6 +475,13 @@ def with_doubles(provider: Any, world: World, clock: Callable[[], float]) -> Any
         provider._sleep = lambda _: None
     elif name == "RolePropagationProvider":
         provider._clock, provider._sleep = clock, lambda _: None
+    elif name == "SubnetReleaseProvider":
+        provider._transport, provider._token, provider._sleep = (
+            ArmSubnets(world),
+            lambda: "token",
+            lambda _: None,
+        )
+        provider._timeout = 0  # the double answers at once: a link still there is a finding
     return provider
 
 
@@ -741,6 +781,18 @@ class Life:
                     old.urn,
                     "deleted through a data plane, where the deploying identity holds no role now: 403",
                     rule.source,
+                )
+            )
+        vnet_id = world.ids.get(old.urn, "")
+        if old.type == "azure-native:network:VirtualNetwork" and any(
+            link.startswith(f"{vnet_id}/subnets/") for link in world.aci_links
+        ):
+            findings.append(
+                Finding(
+                    "subnet-in-use",
+                    old.urn,
+                    "InUseSubnetCannotBeDeleted: a subnet still holds ACI's service association link",
+                    "Microsoft support: Failed to delete a virtual network or subnet used by ACI",
                 )
             )
         if old.type == DYNAMIC:

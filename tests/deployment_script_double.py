@@ -30,6 +30,27 @@ Rules modelled, each from Microsoft's documentation (sources in docs/sources/pri
   private endpoint: "Deny Public Network Access is set to Yes (47073)". Its name resolves to the
   endpoint only inside a network linked to `privatelink.database.windows.net` that holds the
   endpoint's A record (Azure SQL connectivity settings; Private Endpoint DNS).
+- The script runs in the Azure CLI image its `azCliVersion` names (`mcr.microsoft.com/azure-cli`;
+  Learn, "Use deployment scripts in Bicep": the supported versions are the image's tags). Up to
+  2.74.0 a CBL-Mariner 2.0 build exists (MicrosoftDocs/azure-docs-cli#5268: "Azure CLI 2.74.0 is the
+  final version available on Azure Linux (Mariner) 2.0"), whose python3 is 3.9 (microsoft/azurelinux
+  2.0 `SPECS/python3/python3.spec`: Version 3.9.14); which tag the service pulls is not documented,
+  so the double takes the stricter reading and runs every version before 2.75.0 ("Drop Azure Linux
+  (Mariner) 2.0 support", release notes of 2.75.0) on Mariner 2.0. From 2.75.0 the image is Azure
+  Linux 3.0 (`mcr.microsoft.com/azurelinux/base/core:3.0`, release notes of 2.65.0), python3 3.12
+  (azurelinux 3.0 `python3.spec`: Version 3.12). Versions past the newest release read (2.89.1,
+  August 2026, when Azure Linux 4.0 builds began: Azure/azure-cli#33850) are refused until the table
+  learns them. Code the container runs needs a Python no newer than the image's (measured with
+  vermin), and pip finds no release of a package whose `Requires-Python` excludes it.
+- The image holds `ca-certificates`, `jq` and the `azure-cli` package with its dependencies
+  (azure-cli's `azure-linux.dockerfile`), not the driver's system libraries: mssql-python's README
+  asks Azure Linux for `tdnf install -y libtool-ltdl krb5-libs glibc-iconv`, and its bundled driver
+  links `libltdl.so.7`, `libkrb5.so.3` and `libgssapi_krb5.so.2`; without them its import fails.
+- The script's container mounts its share through the `file` private endpoint by name: the script
+  must be ordered after the endpoint, its record in `privatelink.file.core.windows.net` and that
+  zone's link to the network (Microsoft's sample: `dependsOn: [privateEndpoint,
+  privateDnsZone::virtualNetworkLink]`); one created before the name resolves fails to mount. The
+  same holds for the server's name in `privatelink.database.windows.net`.
 - An Entra-only server admits the admin principal (an application by its client id as `sid`) or a
   member of the admin group; anyone else fails with 18456 (Azure SQL: Microsoft Entra authentication).
 """
@@ -53,6 +74,45 @@ SCRIPT = "azure-native:resources:AzureCliScript"
 FILE_ROLE = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 DURATION = re.compile(r"^P(?:T(\d+)H|(\d+)D)$")
+FIRST_AZURE_LINUX_3 = (2, 75, 0)
+"""The first Azure CLI with no Mariner 2.0 build (release notes of 2.75.0, July 2025)."""
+NEWEST_KNOWN = (2, 89, 1)
+"""The newest Azure CLI in the release notes read (August 2026); later images may be Azure Linux 4.0."""
+IMAGE_PACKAGES = ("ca-certificates", "jq", "azure-cli", "python3")
+"""What azure-cli's `azure-linux.dockerfile` installs (`python3` as the `azure-cli` package's dependency)."""
+REQUIRES_PYTHON = {"mssql-python==1.16.0": (3, 10)}
+"""Each pinned driver's `Requires-Python` (PyPI metadata of mssql-python 1.16.0: `>=3.10`)."""
+DRIVER_LIBRARIES = {
+    "libltdl.so.7": "libtool-ltdl",
+    "libkrb5.so.3": "krb5-libs",
+    "libgssapi_krb5.so.2": "krb5-libs",
+    "gconv modules": "glibc-iconv",
+}
+"""What mssql-python's bundled driver loads, by the Azure Linux package its README installs."""
+
+
+@dataclass(frozen=True)
+class CliImage:
+    """The container image a deployment script's `azCliVersion` selects."""
+
+    distro: str
+    python: tuple[int, int]
+
+
+def cli_image(version: str) -> CliImage:
+    """The image of one `azCliVersion`, from the table in this module's docstring; RefusedError for a
+    version the table does not cover."""
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version or ""):
+        raise RefusedError(f"InvalidAzCliVersion {version!r}: expected a released version like 2.75.0")
+    parts = tuple(int(p) for p in version.split("."))
+    if parts > NEWEST_KNOWN:
+        raise RefusedError(
+            f"azCliVersion {version} is newer than the double's image table (to 2.89.1): "
+            "cite its image and Python, then add it"
+        )
+    if parts < FIRST_AZURE_LINUX_3:
+        return CliImage("CBL-Mariner 2.0", (3, 9))
+    return CliImage("Azure Linux 3.0", (3, 12))
 
 
 class RefusedError(RuntimeError):
@@ -86,16 +146,62 @@ printf '%s\\n' "$DS_TOKEN"
 """
 
 FAKE_PYTHON = """#!/bin/sh
-# python3 of the container: `-m pip install --target DIR mssql-python==...` installs the fake driver.
-if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
-  [ "$3" = "--version" ] && exit 0
-  printf '%s\\n' "$*" >> "$DS_PIP_LOG"
-  while [ "$#" -gt 0 ]; do [ "$1" = "--target" ] && target="$2"; shift; done
-  mkdir -p "$target" && cp "$DS_FAKE_DRIVER" "$target/mssql_python.py"
-  exit 0
-fi
-exec "$DS_REAL_PYTHON" -S "$@"
+# python3 of the container: the image's Python version, as container.py models it.
+exec "$DS_REAL_PYTHON" "$DS_CONTAINER" "$@"
 """
+
+FAKE_TDNF = """#!/bin/sh
+# tdnf of the container: `install -y PKG...` adds the packages to the image's package list.
+[ "$1" = "install" ] || [ "$1" = "-y" ] || exit 2
+for arg in "$@"; do
+  case "$arg" in install|-y|--assumeyes) ;; -*) exit 2 ;; *) printf '%s\\n' "$arg" >> "$DS_RPM_DB" ;; esac
+done
+"""
+
+CONTAINER_PYTHON = textwrap.dedent(
+    '''
+    """python3 of the script's container: pip knows each driver's Requires-Python, and a module run
+    with -m must not need a newer Python than the image's (vermin measures it)."""
+    import json, os, pathlib, shutil, sys
+
+    image = json.loads(os.environ["DS_IMAGE"])
+    python = tuple(image["python"])
+    args = sys.argv[1:]
+
+    def shown(version):
+        return ".".join(map(str, version))
+
+    if args[:2] == ["-m", "pip"]:
+        if args[2:3] == ["--version"]:
+            sys.exit(0)
+        with open(os.environ["DS_PIP_LOG"], "a") as log:
+            log.write(" ".join(args) + "\\n")
+        target = args[args.index("--target") + 1]
+        for requirement in [a for a in args[3:] if not a.startswith("-") and a not in ("install", target)]:
+            requires = image["requires_python"].get(requirement)
+            if requires is None:
+                sys.exit(f"ERROR: the double has no cited metadata for {requirement!r}: pin one it knows")
+            if python < tuple(requires):
+                sys.exit(
+                    f"ERROR: Could not find a version that satisfies the requirement {requirement} "
+                    f"(Requires-Python >={shown(requires)}; the image has Python {shown(python)})"
+                )
+        os.makedirs(target, exist_ok=True)
+        shutil.copy(os.environ["DS_FAKE_DRIVER"], os.path.join(target, "mssql_python.py"))
+        sys.exit(0)
+    if args[:1] == ["-m"] and args[1:2] != ["zipfile"]:
+        import vermin
+
+        for path in sorted(pathlib.Path.cwd().rglob("*.py")):
+            needed = max((v for v in vermin.detect(path.read_text(), path=str(path)) if v), default=(3, 0))
+            if needed > python:
+                sys.exit(
+                    f"{path.name} needs Python {shown(needed)}; the image ({image['distro']}) has "
+                    f"Python {shown(python)}"
+                )
+    os.execv(os.environ["DS_REAL_PYTHON"], [os.environ["DS_REAL_PYTHON"], "-S", *args])
+    '''
+)
 
 FAKE_DRIVER = textwrap.dedent(
     '''
@@ -106,6 +212,11 @@ FAKE_DRIVER = textwrap.dedent(
     OPENS = re.compile(
         r"^\\s*(CREATE|DELETE|DROP|GRANT|INSERT|UPDATE|ALTER\\s+TABLE|IF\\b.*\\bFROM\\b)", re.I | re.S
     )
+
+    _installed = set(open(os.environ["DS_RPM_DB"]).read().split())
+    for _library, _package in json.loads(os.environ["DS_DRIVER_LIBRARIES"]).items():
+        if _package not in _installed:
+            raise ImportError(f"{_library}: cannot open shared object file: No such file or directory")
 
     def connect(connection_string, attrs_before=None, autocommit=False):
         refusal = os.environ["DS_SQL_REFUSAL"]
@@ -214,9 +325,24 @@ class DeploymentScripts:
             raise RefusedError(f"InvalidSubnet: {subnet_id} is not in a network of this deployment")
         return vnets[0]
 
-    def _resolves_privately(self, target_id: str, group: str, zone: str, vnet: Registration) -> bool:
+    def _ordered_before(self, resource: Registration) -> set[str]:
+        """The URNs the engine creates before `resource`: its dependencies, theirs, and so on."""
+        seen: set[str] = set()
+        pending = [resource]
+        while pending:
+            current = pending.pop()
+            urns = set(current.dependencies).union(*current.property_dependencies.values())
+            for urn in urns - seen:
+                seen.add(urn)
+                pending.extend(r for r in self.run.resources if r.urn == urn)
+        return seen
+
+    def _resolves_privately(
+        self, target_id: str, group: str, zone: str, vnet: Registration, script: Registration
+    ) -> bool:
         """A private endpoint to `group` of `target_id` in `vnet`, with its A record in `zone`, and
-        `zone` linked to `vnet`."""
+        `zone` linked to `vnet`, all three created before `script`."""
+        before = self._ordered_before(script)
         for endpoint in self._find("network:PrivateEndpoint"):
             connection = endpoint.inputs["privateLinkServiceConnections"][0]
             if connection["privateLinkServiceId"] != target_id or connection["groupIds"] != [group]:
@@ -227,14 +353,15 @@ class DeploymentScripts:
                 "network:PrivateDnsZoneGroup", privateEndpointName=endpoint.inputs["privateEndpointName"]
             )
             in_zone = any(
-                c["privateDnsZoneId"].endswith(f"/{zone}")
+                c["privateDnsZoneId"].endswith(f"/{zone}") and r.urn in before
                 for r in records
                 for c in r.inputs["privateDnsZoneConfigs"]
             )
             linked = any(
-                link.inputs["virtualNetwork"]["id"] == mock_id(vnet)
+                link.inputs["virtualNetwork"]["id"] == mock_id(vnet) and link.urn in before
                 for link in self._find("privatedns:VirtualNetworkLink", privateZoneName=zone)
             )
+            in_zone = in_zone and endpoint.urn in before
             if in_zone and linked:
                 return True
         return False
@@ -273,10 +400,11 @@ class DeploymentScripts:
                 f"SubnetNotDelegated: {subnet_id} is not delegated to "
                 "Microsoft.ContainerInstance/containerGroups"
             )
-        self._check_storage(inputs, identity, vnet)
+        self._check_storage(script, identity, vnet)
         return identity
 
-    def _check_storage(self, inputs: dict[str, Any], identity: Registration, vnet: Registration) -> None:
+    def _check_storage(self, script: Registration, identity: Registration, vnet: Registration) -> None:
+        inputs = script.inputs
         name = (inputs.get("storageAccountSettings") or {}).get("storageAccountName")
         accounts = self._find("storage:StorageAccount", accountName=name)
         if not accounts:
@@ -289,11 +417,13 @@ class DeploymentScripts:
                 "FailedMountAzureFileVolume: the account refuses shared key access (azure-docs#120857)"
             )
         reachable = account.get("publicNetworkAccess") != "Disabled" or self._resolves_privately(
-            mock_id(accounts[0]), "file", "privatelink.file.core.windows.net", vnet
+            mock_id(accounts[0]), "file", "privatelink.file.core.windows.net", vnet, script
         )
         if not reachable:
             raise RefusedError(
-                "FailedMountAzureFileVolume: the storage account is not reachable from the subnet"
+                "FailedMountAzureFileVolume: the storage account is not reachable from the subnet "
+                "(no file endpoint, record and zone link in the network, or the script was created "
+                "before the name resolved)"
             )
         if not any(
             r.inputs["scope"] == mock_id(accounts[0])
@@ -319,7 +449,7 @@ class DeploymentScripts:
         vnet = self._vnet_of(script.inputs["containerSettings"]["subnetIds"][0]["id"])
         private = server.inputs.get("publicNetworkAccess") == "Disabled"
         if private and not self._resolves_privately(
-            mock_id(server), "sqlServer", "privatelink.database.windows.net", vnet
+            mock_id(server), "sqlServer", "privatelink.database.windows.net", vnet, script
         ):
             refusal = "Connection was denied since Deny Public Network Access is set to Yes (47073)"
         else:
@@ -340,13 +470,17 @@ class DeploymentScripts:
         """Validate the stack's one script, then run its content; RefusedError with its log on failure."""
         (script,) = self.run.of_type(SCRIPT)
         identity = self.validate(script)
+        image = cli_image(script.inputs.get("azCliVersion", ""))
         bin_dir = workdir / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in (("az", FAKE_AZ), ("python3", FAKE_PYTHON)):
+        for name, text in (("az", FAKE_AZ), ("python3", FAKE_PYTHON), ("tdnf", FAKE_TDNF)):
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(stat.S_IRWXU)
-        driver = workdir / "mssql_python.py"
+        driver, container = workdir / "mssql_python.py", workdir / "container.py"
         driver.write_text(FAKE_DRIVER)
+        container.write_text(CONTAINER_PYTHON)
+        rpm_db = workdir / "rpm.db"
+        rpm_db.write_text("\n".join(IMAGE_PACKAGES) + "\n")
         output_path, pip_log = workdir / "outputs.json", workdir / "pip.log"
         environment = {
             "PATH": f"{bin_dir}:/usr/bin:/bin",
@@ -355,6 +489,16 @@ class DeploymentScripts:
             "AZ_SCRIPTS_OUTPUT_PATH": str(output_path),
             "DS_PIP_LOG": str(pip_log),
             "DS_FAKE_DRIVER": str(driver),
+            "DS_CONTAINER": str(container),
+            "DS_RPM_DB": str(rpm_db),
+            "DS_DRIVER_LIBRARIES": json.dumps(DRIVER_LIBRARIES),
+            "DS_IMAGE": json.dumps(
+                {
+                    "distro": image.distro,
+                    "python": image.python,
+                    "requires_python": REQUIRES_PYTHON,
+                }
+            ),
             "DS_REAL_PYTHON": sys.executable,
             "DS_SQL_STATE": str(sql_state),
             **self._sql_rules(script, identity),

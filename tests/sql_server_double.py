@@ -21,6 +21,15 @@ Rules modelled, each from Microsoft's documentation:
 - "CREATE PROCEDURE must be the first statement in the batch" (and so must CREATE TRIGGER, FUNCTION
   and VIEW, with or without OR ALTER): error 111, "'CREATE/ALTER PROCEDURE' must be the first
   statement in a query batch." (CREATE PROCEDURE reference, Limitations; Batches of SQL statements).
+- The SQL output binding writes with one MERGE (WHEN MATCHED THEN UPDATE, WHEN NOT MATCHED THEN
+  INSERT) per batch of rows (azure-functions-sql-extension, `SqlAsyncCollector.GetMergeQuery`; a
+  plain INSERT only when an identity primary key is left out), and SQL Server "fires any
+  corresponding AFTER triggers" for every action the MERGE specifies (MERGE reference, "Trigger
+  implementation"): every write runs the table's INSERT and UPDATE triggers. What `inserted` holds
+  for the action no row took is not documented; the double takes the pessimistic reading, every row
+  of the statement (`deleted`: the old version of each matched row). A THROW in a trigger fails the
+  statement with its number (THROW reference). Triggers are those the executed batches created
+  (local/triggers.py reads and runs them).
 - A primary key admits one row per key: "Violation of PRIMARY KEY constraint '%.*ls'. Cannot insert
   duplicate key in object '%.*ls'. The duplicate key value is %ls." is error 2627 (Database engine
   errors 2000-2999), here for the tracking table's key, the migration name.
@@ -29,9 +38,12 @@ Rules modelled, each from Microsoft's documentation:
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 import pyodbc
+
+from local.triggers import TriggerError, fire, load_triggers, merge_actions
 
 _STARTS_TRANSACTION = re.compile(
     r"^\s*(ALTER\s+TABLE|CREATE|DELETE|DENY|DROP|FETCH|GRANT|INSERT|MERGE|OPEN|REVOKE|TRUNCATE|UPDATE)\b",
@@ -82,6 +94,8 @@ class SqlServerSession:
         self._pending_tracking: dict[str, str | None] = {}
         self._rows: list[tuple[Any, ...]] = []
         self.closed = False
+        self.tables: dict[str, dict[Any, dict[str, Any]]] = {}
+        """Rows the output binding wrote, per table and key."""
 
     # the connection
 
@@ -170,6 +184,24 @@ class SqlServerSession:
                     f"'{_TRACKING_TABLE}'. The duplicate key value is ({name}). (2627) (SQLExecDirectW)",
                 )
             self._pending_tracking[name] = str(params[1])
+
+    def output_binding_write(self, table: str, key: str, rows: list[dict[str, Any]]) -> None:
+        """The SQL output binding's one statement on `table` (a MERGE on `key`), with the triggers the
+        executed batches created fired once over every row (see the module docstring)."""
+        name = table.rsplit(".", 1)[-1].strip("[]")
+        stored = self.tables.setdefault(name, {})
+        deleted = [stored[row[key]] for row in rows if row.get(key) in stored]
+        inserted = [{**stored.get(row.get(key), {}), **row} for row in rows]
+        columns = sorted({column for row in inserted for column in row})
+        scratch = sqlite3.connect(":memory:")
+        try:
+            actions = merge_actions(key, rows)
+            fire(scratch, load_triggers(self.executed).values(), name, columns, actions, inserted, deleted)
+        except TriggerError as error:
+            raise _error("42000", str(error).rsplit(" (", 1)[0], error.number) from None
+        finally:
+            scratch.close()
+        stored.update({row[key]: row for row in inserted})
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return list(self._rows)

@@ -86,9 +86,11 @@ def test_delete_accepts_gone(status: int) -> None:
     assert arm.calls[0][0] == "DELETE"
 
 
-def test_delete_reports_other_failures() -> None:
-    with pytest.raises(RuntimeError, match="HTTP 500"):
-        client(FakeArm(500))[0].delete_key(APP_ID, "signalr_extension")
+def test_delete_reports_other_failures_at_once() -> None:
+    arm = FakeArm(403)
+    with pytest.raises(RuntimeError, match="HTTP 403"):
+        client(arm)[0].delete_key(APP_ID, "signalr_extension")
+    assert len(arm.calls) == 1
 
 
 def test_diff_replaces_on_a_new_app_and_updates_on_a_new_value() -> None:
@@ -125,14 +127,23 @@ def test_provider_unpickles_in_a_fresh_process_started_like_pulumis_dynamic_plug
     assert result.stdout.strip() == "HostKeyProvider ['app_id']"
 
 
-class StartingHostArm(FakeArm):
-    """ARM while a new Flex app's host starts: it relays the host's 503 as `400 BadRequest` with
-    "Encountered an error (ServiceUnavailable) from host runtime." (Azure/bicep-types-az#1356,
-    Azure/azure-functions-host#11379), then accepts the key."""
+def host_runtime_error(status: str = "InternalServerError") -> bytes:
+    """ARM's relay of a host error: "Encountered an error (<Status>) from host runtime."."""
+    return (
+        b'{"error": {"code": "BadRequest", '
+        b'"message": "Encountered an error (' + status.encode() + b') from host runtime."}}'
+    )
 
-    def __init__(self, starting_answers: int, body: bytes) -> None:
+
+class StartingHostArm(FakeArm):
+    """ARM while a new Flex app's host starts and creates its keys: it relays the host's errors as
+    `400 BadRequest` "Encountered an error (<Status>) from host runtime.", mostly with
+    InternalServerError (Azure/bicep-types-az#1356, Azure/azure-cli#20892; ServiceUnavailable in
+    Azure/azure-functions-host#11379), then accepts the call."""
+
+    def __init__(self, starting_answers: int, body: bytes | None = None) -> None:
         super().__init__(*([400] * starting_answers), 200)
-        self.body = body
+        self.body = host_runtime_error() if body is None else body
 
     def __call__(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
@@ -141,12 +152,9 @@ class StartingHostArm(FakeArm):
         return status, {}, (self.body if status == 400 else b"{}")
 
 
-def test_put_waits_while_arm_relays_the_starting_hosts_service_unavailable_as_400() -> None:
-    body = (
-        b'{"error": {"code": "BadRequest", '
-        b'"message": "Encountered an error (ServiceUnavailable) from host runtime."}}'
-    )
-    arm = StartingHostArm(3, body)
+@pytest.mark.parametrize("host_status", ["InternalServerError", "ServiceUnavailable", "BadGateway"])
+def test_put_waits_while_arm_relays_any_host_runtime_error_as_400(host_status: str) -> None:
+    arm = StartingHostArm(3, host_runtime_error(host_status))
     key_client, sleeps = client(arm)
     key_client.put_key(APP_ID, "signalr_extension", "v")
     assert [call[0] for call in arm.calls] == ["PUT"] * 4
@@ -159,3 +167,19 @@ def test_any_other_400_fails_at_once_with_its_message() -> None:
     with pytest.raises(RuntimeError, match=r"HTTP 400: .*Invalid key name"):
         key_client.put_key(APP_ID, "signalr_extension", "v")
     assert sleeps == [] and len(arm.calls) == 1
+
+
+def test_delete_waits_while_arm_relays_a_host_runtime_error() -> None:
+    """A failed delete fails `pulumi destroy`: the delete retries the host's relayed errors too."""
+    arm = StartingHostArm(2)
+    key_client, sleeps = client(arm)
+    key_client.delete_key(APP_ID, "signalr_extension")
+    assert [call[0] for call in arm.calls] == ["DELETE"] * 3 and sleeps == [2.0, 4.0]
+
+
+def test_delete_gives_up_at_the_deadline_with_the_hosts_message() -> None:
+    arm = StartingHostArm(50)
+    key_client, sleeps = client(arm, timeout=10)
+    with pytest.raises(RuntimeError, match=r"DELETE .* HTTP 400: .*InternalServerError"):
+        key_client.delete_key(APP_ID, "signalr_extension")
+    assert len(arm.calls) < 10 and sleeps

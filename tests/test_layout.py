@@ -42,6 +42,7 @@ PROVIDER_CLASSES = {
     ("data_plane.host_key", "HostKeyProvider"),
     ("data_plane.role_propagation", "RolePropagationProvider"),
     ("data_plane.site_upload", "SiteUploadProvider"),
+    ("data_plane.subnet_release", "SubnetReleaseProvider"),
 }
 
 
@@ -151,9 +152,10 @@ def pickled_globals(serialized: str) -> set[tuple[str, str]]:
 
 def test_dynamic_providers_are_pickled_by_their_pinned_module_paths(dev: ProgramRun) -> None:
     dedicated = run_stack("dev", {"hostingPlan": "Dedicated"})
+    private = run_stack("test")
     providers = {
         pair
-        for run in (dev, dedicated)
+        for run in (dev, dedicated, private)
         for resource in run.of_type("pulumi-python:dynamic:Resource")
         for pair in pickled_globals(resource.inputs["__provider"])
         if pair[1].endswith("Provider")

@@ -365,3 +365,19 @@ def test_the_role_wait_sleeps_only_what_remains_of_ten_minutes() -> None:
     assert sleeps == [300.0]  # a role a day old has settled: no wait
     diff = provider.diff("/r/settled", outs, {**outs, "role_assignment_id": "/r2"})
     assert diff.replaces == ["role_assignment_id"]
+
+
+def test_destroy_of_a_private_stack_frees_the_script_subnet_before_the_network() -> None:
+    """Issue 27: ACI's service association link outlives the script's container group and the
+    network's delete fails on it; the subnet release, deleted between the script and the network,
+    removes it. Without it (today's code before the fix) the double refuses the network's delete."""
+    life = Life("test", BASE["test"])
+    life.up()
+    saved = life.snapshot()
+    assert [f for f in life.destroy().findings if f.rule == "subnet-in-use"] == []
+    life.restore(saved)
+    life.state = {
+        urn: r for urn, r in life.state.items() if not urn.endswith("::sql-schema-runner-subnet-release")
+    }
+    (finding,) = [f for f in life.destroy().findings if f.rule == "subnet-in-use"]
+    assert finding.type == "azure-native:network:VirtualNetwork"

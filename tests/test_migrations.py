@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import contract
 import pytest
@@ -189,12 +190,34 @@ def test_claims_a_day_old_are_purged() -> None:
     assert "claimedAt < DATEADD(HOUR, -24, SYSUTCDATETIME())" in queries.PURGE_CLAIMS
 
 
-def test_messages_refuse_every_update() -> None:
-    (trigger,) = [batch for batch in batches_of(INSERT_ONLY) if "TRIGGER" in batch.split("\n", 1)[0]]
-    assert trigger.startswith(
-        f"CREATE OR ALTER TRIGGER dbo.TR_Messages_insert_only ON {wiring.MESSAGES_TABLE} AFTER UPDATE"
-    )
-    assert "IF EXISTS (SELECT 1 FROM inserted)\n        THROW 50001," in trigger
+def _session_after(last: str) -> Any:
+    """The SQL Server double with every migration up to `last` applied."""
+    from sql_server_double import SqlServerSession
+
+    session = SqlServerSession(autocommit=True)
+    for migration in load_migrations():
+        if migration.name <= last:
+            for batch in migration.batches({name: "id-app" for name in migration.variables()}):
+                session.execute(batch)
+    return session
+
+
+def test_every_publish_runs_the_update_trigger_and_only_an_update_is_refused() -> None:
+    """Under the output binding's MERGE the UPDATE trigger fires on every write, `inserted` holding
+    every row (the double's pessimistic reading): the trigger must decide from `deleted`."""
+    import pyodbc
+
+    row = {"messageKey": "k1", "text": "first", "author": None, "createdAt": "2026-12-01T00:00:00.000Z"}
+    session = _session_after(load_migrations()[-1].name)
+    session.output_binding_write(wiring.MESSAGES_TABLE, "messageKey", [row])
+    second = {**row, "messageKey": "k2"}
+    session.output_binding_write(wiring.MESSAGES_TABLE, "messageKey", [second])  # a new row, again
+    with pytest.raises(pyodbc.ProgrammingError, match=r"dbo\.Messages is insert-only\. \(50001\)"):
+        session.output_binding_write(wiring.MESSAGES_TABLE, "messageKey", [{**row, "text": "second"}])
+    assert session.tables["Messages"]["k1"]["text"] == "first"
+    # 0007's trigger read `inserted`: under MERGE it refused the first write of every message.
+    with pytest.raises(pyodbc.ProgrammingError, match=r"\(50001\)"):
+        _session_after(INSERT_ONLY).output_binding_write(wiring.MESSAGES_TABLE, "messageKey", [row])
 
 
 def test_the_app_identity_gets_only_what_the_claim_needs() -> None:

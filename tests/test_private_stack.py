@@ -11,15 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vermin  # type: ignore[import-untyped]
 from broadcast_policies import ALL_POLICIES
-from deployment_script_double import SCRIPT, DeploymentScripts, RefusedError, client_id, sql_state
+from deployment_script_double import (
+    REQUIRES_PYTHON,
+    SCRIPT,
+    DeploymentScripts,
+    RefusedError,
+    cli_image,
+    client_id,
+    sql_state,
+)
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
 from components import schema_runner
-from components.schema_runner import DRIVER, RETENTION
+from components.schema_runner import AZ_CLI_VERSION, DRIVER, RETENTION, ROOT
 from components.shared import Naming, PrivateAccess, UserAssignedIdentity
 from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
 from data_plane.database_schema import SchemaProvider, entra_sid
+from data_plane.migration_runner import BUNDLED_MODULES
 from functions.migrations import load_migrations
 from mocks import SUBSCRIPTION, ProgramRun, Registration, run, run_stack
 
@@ -54,7 +64,39 @@ def without(run: ProgramRun, name: str) -> ProgramRun:
     return changed
 
 
+def unordered(run: ProgramRun, name: str) -> ProgramRun:
+    """A copy of the run in which nothing waits for the resource of that logical name."""
+    changed = copy.deepcopy(run)
+    urn = next(r.urn for r in changed.resources if r.name == name)
+    for resource in changed.resources:
+        resource.dependencies = [u for u in resource.dependencies if u != urn]
+        resource.property_dependencies = {
+            key: [u for u in urns if u != urn] for key, urns in resource.property_dependencies.items()
+        }
+    return changed
+
+
+def without_line(run: ProgramRun, starting: str) -> ProgramRun:
+    """A copy of the run whose script lacks the line that starts with `starting`."""
+    content = run.one(SCRIPT).inputs["scriptContent"]
+    kept = "\n".join(line for line in content.split("\n") if not line.startswith(starting))
+    return edited(run, SCRIPT, "", scriptContent=kept)
+
+
 # Create
+
+
+def test_the_pinned_cli_image_runs_the_bundled_runner_and_the_driver() -> None:
+    """The image's Python (the double's cited table) against what runs on it: the bundle's minimum
+    Python, measured with vermin, and the pinned driver's Requires-Python."""
+    image = cli_image(AZ_CLI_VERSION)
+    needed = {
+        module: max(v for v in vermin.detect((ROOT / module).read_text(), path=module) if v)
+        for module in BUNDLED_MODULES
+    }
+    assert all(version <= image.python for version in needed.values()), (image, needed)
+    assert DRIVER in REQUIRES_PYTHON and REQUIRES_PYTHON[DRIVER] <= image.python
+    assert image.distro == "Azure Linux 3.0"
 
 
 def test_the_first_up_applies_the_migrations_inside_the_network(private: ProgramRun, tmp_path: Path) -> None:
@@ -143,6 +185,23 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
         (lambda run: without(run, "sql-schema-runner-storage-reader-role"), "has no Azure role"),
         (lambda run: edited(run, SCRIPT, "", retentionInterval="P2D"), "between PT1H and PT26H"),
         (lambda run: edited(run, SCRIPT, "", containerSettings=None), "needs one subnet"),
+        (
+            lambda run: edited(run, SCRIPT, "", azCliVersion="2.67.0"),
+            r"mssql-python==1\.16\.0 \(Requires-Python >=3\.10; the image has Python 3\.9\)",
+        ),
+        (lambda run: edited(run, SCRIPT, "", azCliVersion="2.90.0"), "newer than the double's image table"),
+        (
+            lambda run: without_line(run, "tdnf install"),
+            "libltdl.so.7: cannot open shared object file",
+        ),
+        (
+            lambda run: unordered(run, "network-zone-file-link"),
+            "the script was created before the name resolved",
+        ),
+        (
+            lambda run: unordered(run, "sql-schema-runner-storage-file-endpoint-dns"),
+            "the script was created before the name resolved",
+        ),
     ],
 )
 def test_the_service_refuses_a_script_azure_would_refuse(
@@ -247,6 +306,12 @@ def test_destroy_leaves_nothing_of_the_script_behind(private: ProgramRun) -> Non
         vnet,
     ]
     assert not any(r.protect or r.retain_on_delete for r in children)
+    # ACI's link on the subnet can outlive the container group: destroy deletes the script, then
+    # releases the subnet (tests/test_subnet_release.py), then deletes the network.
+    (release,) = [r for r in private.of_type("pulumi-python:dynamic:Resource") if "subnet_id" in r.inputs]
+    assert release.urn in script.dependencies
+    assert vnet.urn in release.property_dependencies["subnet_id"]
+    assert release.inputs["subnet_id"] == script.inputs["containerSettings"]["subnetIds"][0]["id"]
 
 
 # Bring your own network

@@ -199,6 +199,7 @@ def test_migration_runs_after_server_database_firewall_and_identity(stack: Progr
         "0005_housekeeping.sql",
         "0006_least_privilege.sql",
         "0007_insert_only_messages.sql",
+        "0008_insert_only_under_merge.sql",
     ]
 
 
