@@ -314,7 +314,7 @@ def test_the_sql_trigger_reads_one_batch_per_polling_interval() -> None:
 
 
 def test_python_m_local_polls_at_the_stack_setting_unless_told(tmp_path) -> None:
-    assert parse_args([]).sql_polling_ms == 1000  # Pulumi.dev.yaml
+    assert parse_args([]).sql_polling_ms == 100  # Pulumi.dev.yaml
     assert parse_args(["--sql-polling-ms", "0"]).sql_polling_ms == 0
     assert parse_args(["--sql-polling-ms", "250"]).sql_polling_ms == 250
     (tmp_path / "Pulumi.fast.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 250\n")
