@@ -8,8 +8,8 @@ nothing from for 30 s), then:
      latency for every delivery (p50, p99) and counts deliveries (expected N x M);
   2. publishes a burst of B messages as fast as the API takes them and measures deliveries/s;
 The local mode runs twice. First as the Azure path: started with `--stack dev`, so its SQL trigger
-polls every `sqlTriggerPollingIntervalMs` of Pulumi.dev.yaml (100 ms) in batches of up to 100 (the
-stack's Sql_Trigger_MaxBatchSize, the local host's default), the path a deployed stack takes: a
+polls every `sqlTriggerPollingIntervalMs` of Pulumi.dev.yaml (100 ms) in batches of the stack's
+`sqlTriggerMaxBatchSize` (100 unless set), the path a deployed stack takes: a
 message is broadcast by the SQL trigger once its row exists, nothing sent on the side. Then woken by
 every write (immediate: what the rest of the stack can do). Beside them, the same N clients against
 a bare aiohttp WebSocket broadcast server (the limit of this machine for this stack): the same
