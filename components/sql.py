@@ -55,9 +55,9 @@ DTU_SIZES = {
     "S2": DtuSize("Standard", 50, 120, 1200, 250),
     "S3": DtuSize("Standard", 100, 200, 2400, 250),
 }
-"""The provisioned DTU sizes offered here: change tracking (the SQL trigger's need) works on every
-tier, and Basic or S0 cost a few dollars a month where a serverless database that the trigger keeps
-awake costs its minimum vCores around the clock (docs/sources/azure-sql.md, DTU tiers)."""
+"""The provisioned DTU sizes offered here: no source restricts change tracking (the SQL trigger's
+need) by tier, and Basic or S0 cost a few dollars a month where a serverless database that the
+trigger keeps awake costs its minimum vCores around the clock (docs/sources/latency-and-tiers.md)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ import yaml
 from components.alerting import AlertThresholds
 from components.network import PRIVATE_DNS_ZONES
 from components.sql import DatabaseSku
+from functions.wiring import SQL_TRIGGERED_FUNCTIONS
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
 from settings.model import AlertSettings, NetworkSettings, Settings, SqlAdmin
 
@@ -152,10 +153,10 @@ def _sql_admin_rule(values: Values) -> list[str]:
 # Function scale groups on Flex Consumption that each hold at most one SQL request per instance:
 # the HTTP functions (Python's default HTTP concurrency is 1 per instance), the two SignalR
 # connection-event functions and the two SQL-triggered functions (each instance runs one poll at a
-# time); the two timer functions run on one instance each (docs/sources/azure-sql.md, DTU tiers).
+# time); the two timer functions run on one instance each (docs/sources/latency-and-tiers.md, 5).
 SQL_SCALE_GROUPS = 5
 SQL_TIMER_FUNCTIONS = 2
-SQL_TRIGGERED_FUNCTION_COUNT = 2
+SQL_TRIGGERED_FUNCTION_COUNT = len(SQL_TRIGGERED_FUNCTIONS)
 
 
 def sql_worker_demand(maximum_instance_count: int, always_ready_instances: int) -> int:
@@ -176,7 +177,7 @@ def _sql_tier_rule(values: Values) -> list[str]:
     if sku.dtu is None:
         return []
     errors = []
-    if values.get("sqlZoneRedundant"):
+    if values.get("sqlZoneRedundant") and not sku.zone_redundancy_offered:
         errors.append(
             f"{PROJECT}:sqlZoneRedundant = true: the {sku.name} SQL tier has no zone redundancy; use a vCore "
             "sqlSku (GP_Gen5_2) or set sqlZoneRedundant false"
