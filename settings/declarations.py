@@ -226,7 +226,8 @@ SETTINGS: tuple[Setting, ...] = (
         key="instanceMemoryMb",
         type="integer",
         description="Flex Consumption instance memory in MB (512, 2048 or 4096); always-ready instances "
-        "bill it around the clock.",
+        "bill it around the clock, and a smaller instance has less CPU (slower cold starts of on-demand "
+        "HTTP instances).",
         default={"dev": 512, "test": 2048, "review": 512, "prod": 2048},
         check=_one_of(INSTANCE_MEMORY_MB),
     ),
