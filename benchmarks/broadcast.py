@@ -7,13 +7,15 @@ nothing from for 30 s), then:
   1. publishes M messages at R per second and measures publish-request-start -> client-receipt
      latency for every delivery (p50, p99) and counts deliveries (expected N x M);
   2. publishes a burst of B messages as fast as the API takes them and measures deliveries/s;
-The local mode runs twice: with its SQL trigger polling every `sqlTriggerPollingIntervalMs` of the
-dev stack (1,000 ms: what a deployment can give) and woken by every write (immediate: what the
-rest of the stack can do). Beside them, the same N clients against a bare aiohttp WebSocket
-broadcast server (the limit of this machine for this stack): the same burst, as frames of the same
-size.
+The local mode runs twice. First as the Azure path: started with `--stack dev`, so its SQL trigger
+polls every `sqlTriggerPollingIntervalMs` of Pulumi.dev.yaml (100 ms) in batches of the stack's
+`sqlTriggerMaxBatchSize` (100 unless set), the path a deployed stack takes: a
+message is broadcast by the SQL trigger once its row exists, nothing sent on the side. Then woken by
+every write (immediate: what the rest of the stack can do). Beside them, the same N clients against
+a bare aiohttp WebSocket broadcast server (the limit of this machine for this stack): the same
+burst, as frames of the same size.
 
-    python benchmarks/broadcast.py                    # 1,000 clients against the local mode, both ways
+    python benchmarks/broadcast.py                    # 1,000 clients: Azure path, immediate, bare
     python benchmarks/broadcast.py --sql-polling-ms 0 # immediate only
     python benchmarks/broadcast.py --clients 200 --messages 50
     python benchmarks/broadcast.py --url https://func-x.azurewebsites.net --key <function key>
@@ -343,11 +345,11 @@ async def drain(clients: list[Client], sequences: range, settle: float) -> None:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    print(f"\n{'run':36} {'delivered':>17} {'dup':>4} {'p50 ms':>8} {'p99 ms':>8} {'deliveries/s':>13}")
+    print(f"\n{'run':48} {'delivered':>17} {'dup':>4} {'p50 ms':>8} {'p99 ms':>8} {'deliveries/s':>13}")
     for r in results:
         delivered = f"{r['delivered']}/{r['expected']}"
         print(
-            f"{r['name']:36} {delivered:>17} {r['duplicates']:>4} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+            f"{r['name']:48} {delivered:>17} {r['duplicates']:>4} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
             f"{r['deliveries_per_s']:>13,.0f}"
         )
 
@@ -380,13 +382,13 @@ def main() -> None:
         type=int,
         action="append",
         help="the local mode's SQL trigger polling interval(s), 0 for every write; repeat to run several "
-        "(default: the dev stack's sqlTriggerPollingIntervalMs, then 0)",
+        "(default: the Azure path, i.e. the local mode as the dev stack configures it, then 0)",
     )
     args = parser.parse_args()
     if args.sql_polling_ms is None:
-        args.sql_polling_ms = [stack_polling_ms("dev"), 0]
+        args.sql_polling_ms = [AZURE_PATH, 0]
     for polling in args.sql_polling_ms:
-        if polling != 0 and not 100 <= polling <= 60_000:
+        if polling not in (0, AZURE_PATH) and not 100 <= polling <= 60_000:
             parser.error(f"--sql-polling-ms {polling}: allowed 0 (every write) or 100-60000")
     if args.url and not args.key:
         parser.error("--url needs --key (the function key of POST /api/messages)")
@@ -413,7 +415,7 @@ def main() -> None:
             results = []
             for polling in args.sql_polling_ms:
                 api, key = start_local(polling, processes)
-                label = f"local, polls {polling} ms" if polling else "local, immediate"
+                label = run_label(polling)
                 announce(api, args, label)
                 results += asyncio.run(run_against_api(api, key, args, label))
                 # One local mode at a time: the next run gets the machine to itself.
@@ -435,11 +437,23 @@ def main() -> None:
             stop(process)
 
 
+AZURE_PATH = -1
+"""In `--sql-polling-ms`' list: the local mode started as the dev stack configures it (`--stack dev`)."""
+
+
+def run_label(polling_ms: int) -> str:
+    """The table's name of a local mode run; the Azure path names the interval it read."""
+    if polling_ms == AZURE_PATH:
+        return f"Azure path (dev stack, polls {stack_polling_ms('dev')} ms)"
+    return f"local, polls {polling_ms} ms" if polling_ms else "local, immediate"
+
+
 def start_local(polling_ms: int, processes: list[subprocess.Popen[bytes]]) -> tuple[str, str]:
-    """`python -m local` on a free port with this SQL trigger polling; its API URL and key."""
+    """`python -m local` on a free port with this SQL trigger polling (AZURE_PATH: the dev stack's own
+    settings, read by the local mode from Pulumi.dev.yaml); its API URL and key."""
     port, key = free_port(), secrets.token_urlsafe(16)
     command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", key]
-    command += ["--sql-polling-ms", str(polling_ms)]
+    command += ["--stack", "dev"] if polling_ms == AZURE_PATH else ["--sql-polling-ms", str(polling_ms)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     processes.append(process)
     api = f"http://127.0.0.1:{port}/api"

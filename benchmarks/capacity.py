@@ -62,3 +62,48 @@ def refusal(sku: str, units: int, load: Load) -> str | None:
             f"(raise signalrUnits or use fewer --clients)"
         )
     return None
+
+
+BROADCAST_OUTBOUND_PER_UNIT = 2000
+"""Azure SignalR's published broadcast capacity per Standard unit, outbound messages a second
+(DESIGN.md, facts; the service's performance guide, "broadcast")."""
+INCLUDED_MESSAGES_PER_UNIT_DAY = 1_000_000
+"""Standard and Premium: messages a day included per unit; beyond them billed per million."""
+MAX_UNITS = SIGNALR_UNITS[-1]
+
+
+@dataclass(frozen=True)
+class ProdSize:
+    """What prod needs for a number of concurrent clients at a broadcast rate (capacity model)."""
+
+    clients: int
+    messages_per_second: float
+    signalr_units: int | None
+    """Standard units (an allowed count), or None beyond one resource's 100."""
+    messages_per_day: int
+    """Outbound messages SignalR counts: every broadcast to every client (1 KB messages)."""
+    included_per_day: int
+
+    @property
+    def over_included_per_day(self) -> int:
+        """Messages a day beyond the units' included ones (billed per million, unpriced here)."""
+        return max(0, self.messages_per_day - self.included_per_day)
+
+
+def prod_size(clients: int, messages_per_second: float) -> ProdSize:
+    """SignalR units for `clients` connections and their broadcast rate: the larger of 1,000
+    connections a unit and 2,000 outbound messages a second a unit, rounded up to a count Azure
+    offers. SQL and Functions do not grow with clients here (one row and one REST broadcast per
+    message, the SQL trigger's batch whatever the audience); only connect/disconnect events do."""
+    outbound = clients * messages_per_second
+    needed = max(
+        math.ceil(clients / CONNECTIONS_PER_UNIT), math.ceil(outbound / BROADCAST_OUTBOUND_PER_UNIT), 1
+    )
+    units = next((u for u in SIGNALR_UNITS if u >= needed), None)
+    return ProdSize(
+        clients=clients,
+        messages_per_second=messages_per_second,
+        signalr_units=units,
+        messages_per_day=round(outbound * 86_400),
+        included_per_day=(units or MAX_UNITS) * INCLUDED_MESSAGES_PER_UNIT_DAY,
+    )

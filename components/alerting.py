@@ -1,16 +1,21 @@
-"""Alerting: what pages someone, and the action group that does the paging.
+"""Alerting: what pages someone, the action group that does the paging, and the stack's picture.
 
 Azure resources: `monitor.ActionGroup` (e-mail receivers), log alerts (`monitor.ScheduledQueryRule`)
-on Application Insights for failed invocations, HTTP 5xx, messages stored but never broadcast and
-the presence check's timer that stopped running,
+on Application Insights for failed invocations, HTTP 5xx, messages stored but never broadcast, a
+broadcast lag whose p95 over 5 minutes is above its target, and the presence check's timer that
+stopped running, an `applicationinsights.Workbook` (messages a minute, lag percentiles, connected
+clients, failures, the database's load),
 metric alerts (`monitor.MetricAlert`) for SignalR's connection quota and SQL's CPU and storage, and
 standard availability tests (`applicationinsights.WebTest`) from five regions with their alerts.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 from pulumi_azure_native import applicationinsights, monitor
@@ -45,6 +50,8 @@ class AlertThresholds:
     """SQL CPU (Average over 15 minutes)."""
     sql_storage_percent: int = 85
     """SQL data space used (Maximum over an hour)."""
+    broadcast_lag_p95_ms: int = wiring.BROADCAST_LAG_TARGET_MS
+    """p95 of createdAt-to-send over 5 minutes (the broadcast function's log), in ms."""
 
 
 PRESENCE_CHECK_FUNCTION = "check_presence"
@@ -66,6 +73,101 @@ def undelivered_query(after_minutes: int) -> str:
         '| extend key = tostring(split(message, " ")[2]); '
         "accepted | join kind=leftanti sent on key | summarize undelivered = count()"
     )
+
+
+_SENT = f'traces | where message startswith "{wiring.BROADCAST_LOG} "'
+# `<BROADCAST_LOG> <key> as <id> lag <ms> ms`: the lag is word 6 (functions/wiring.py).
+_LAG = f'{_SENT} | extend lag_ms = toint(split(message, " ")[6]) | where isnotnull(lag_ms)'
+BROADCAST_LAG_QUERY = f"{_LAG} | summarize p95 = percentile(lag_ms, 95)"
+"""The service level indicator: p95 of every message's lag in the window (one row)."""
+
+
+def _kql(name: str, title: str, query: str, telemetry_id: str, chart: str = "timechart") -> dict[str, Any]:
+    """A workbook query item on Application Insights (Notebook/1.0 `type: 3`, `KqlItem/1.0`)."""
+    return {
+        "type": 3,
+        "name": name,
+        "content": {
+            "version": "KqlItem/1.0",
+            "title": title,
+            "query": query,
+            "size": 0,
+            "queryType": 0,
+            "resourceType": "microsoft.insights/components",
+            "crossComponentResources": [telemetry_id],
+            "timeContext": {"durationMs": 86_400_000},
+            "visualization": chart,
+        },
+    }
+
+
+def _metric(
+    name: str, title: str, resource_id: str, namespace: str, metrics: Sequence[str]
+) -> dict[str, Any]:
+    """A workbook metrics item (`type: 10`, `MetricsItem/2.0`), each metric at its Maximum (3)."""
+    return {
+        "type": 10,
+        "name": name,
+        "content": {
+            "version": "MetricsItem/2.0",
+            "chartId": f"workbook-{name}",
+            "title": title,
+            "size": 0,
+            "chartType": 2,
+            "resourceType": namespace.lower(),
+            "metricScope": 0,
+            "resourceIds": [resource_id],
+            "timeContext": {"durationMs": 86_400_000},
+            "metrics": [
+                {"namespace": namespace.lower(), "metric": f"{namespace.lower()}--{metric}", "aggregation": 3}
+                for metric in metrics
+            ],
+        },
+    }
+
+
+def workbook_document(telemetry_id: str, signalr_id: str, database_id: str) -> dict[str, Any]:
+    """The stack's workbook (serializedData): messages a minute, lag percentiles against the target,
+    connected clients, failures, and the database's CPU and workers (the DTU tiers' limit)."""
+    target = wiring.BROADCAST_LAG_TARGET_MS
+    lag = (
+        f"{_LAG} | summarize p50 = percentile(lag_ms, 50), p95 = percentile(lag_ms, 95), "
+        f"p99 = percentile(lag_ms, 99) by bin(timestamp, 1m) | extend target = {target}"
+    )
+    failures = (
+        "requests | where success == false "
+        "| summarize failures = count() by bin(timestamp, 5m), operation_Name"
+    )
+    return {
+        "version": "Notebook/1.0",
+        "items": [
+            {"type": 1, "name": "title", "content": {"json": f"## Broadcast: lag target p95 <= {target} ms"}},
+            _kql(
+                "messages",
+                "Messages broadcast a minute",
+                f"{_SENT} | summarize messages = count() by bin(timestamp, 1m)",
+                telemetry_id,
+            ),
+            _kql("lag", "Broadcast lag, createdAt to send (ms)", lag, telemetry_id),
+            _metric(
+                "clients",
+                "Connected clients",
+                signalr_id,
+                "Microsoft.SignalRService/SignalR",
+                ["ConnectionCount"],
+            ),
+            _kql("failures", "Failed invocations", failures, telemetry_id, chart="barchart"),
+            _metric(
+                "database",
+                "SQL: CPU, workers, sessions (%)",
+                database_id,
+                "Microsoft.Sql/servers/databases",
+                ["cpu_percent", "workers_percent", "sessions_percent"],
+            ),
+        ],
+        "fallbackResourceIds": [telemetry_id],
+        "$schema": "https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json",
+    }
 
 
 @dataclass(kw_only=True)
@@ -182,6 +284,8 @@ class Alerting(pulumi.ComponentResource):
             window="PT1H",
             frequency="PT15M",
         )
+        self._lag_alert(thresholds.broadcast_lag_p95_ms)
+        self._workbook()
         for test_name, url in args.availability_urls.items():
             self._availability(test_name, url)
 
@@ -232,6 +336,38 @@ class Alerting(pulumi.ComponentResource):
                 ]
             ),
             actions=monitor.ActionsArgs(action_groups=[self._group_id]),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _lag_alert(self, threshold_ms: int) -> None:
+        """The broadcast lag's p95 over 5 minutes above its target (the service level)."""
+        self._log_alert(
+            "broadcast-lag",
+            f"Broadcast: p95 lag over 5 minutes above {threshold_ms} ms",
+            BROADCAST_LAG_QUERY,
+            threshold_ms,
+            severity=2,
+            measure="p95",
+        )
+
+    def _workbook(self) -> None:
+        """One workbook per stack, named by a UUID derived from its Application Insights resource (the
+        name must be a UUID; a stable one keeps it an update, never a replacement)."""
+        args = self._args
+        insights = pulumi.Output.from_input(args.telemetry_id)
+        applicationinsights.Workbook(
+            f"{self._name}-workbook",
+            resource_name_=insights.apply(lambda i: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{i}/workbook"))),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=dict(args.tags),
+            kind="shared",
+            category="workbook",
+            display_name=f"Broadcast {args.naming.workload} {args.naming.environment}",
+            source_id=insights,
+            serialized_data=pulumi.Output.all(insights, args.signalr_id, args.sql_database_id).apply(
+                lambda ids: json.dumps(workbook_document(*ids))
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -1,9 +1,9 @@
 """SQL: Azure SQL Database, the source of truth every broadcast is read from.
 
-Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Database` (vCore,
-serverless in dev), `sql.BackupShortTermRetentionPolicy`, `sql.FirewallRule`s (Azure services, plus
-explicit client ranges) or, with private access, a private endpoint instead; server auditing and the
-database's diagnostics to Log Analytics; deletion locks when locked; and the schema (T-SQL
+Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Database` (a DTU size
+in dev and review, vCore in prod), `sql.BackupShortTermRetentionPolicy`, `sql.FirewallRule`s (Azure
+services, plus explicit client ranges) or, with private access, a private endpoint instead; server
+auditing and the database's diagnostics to Log Analytics; deletion locks when locked; and the schema (T-SQL
 migrations applied with pyodbc and an Entra token from the deploying machine, or, given a schema
 subnet, by `SchemaRunner` inside the network as a `managedidentity.UserAssignedIdentity` that is the
 server's admin). No SQL password exists anywhere.
@@ -35,23 +35,67 @@ VCORES = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 40, 80)
 """The vCore sizes Azure SQL Database offers for Gen5 hardware."""
 
 
+@dataclass(frozen=True)
+class DtuSize:
+    """A DTU compute size ("Resource limits for single databases using the DTU purchasing model")."""
+
+    tier: str
+    dtus: int
+    max_workers: int
+    """Concurrent requests the database runs; the next one fails with error 10928."""
+    max_sessions: int
+    max_size_gb: int
+    """The largest data max size the size allows (Basic: 2 GB, Standard: 250 GB)."""
+
+
+DTU_SIZES = {
+    "Basic": DtuSize("Basic", 5, 30, 300, 2),
+    "S0": DtuSize("Standard", 10, 60, 600, 250),
+    "S1": DtuSize("Standard", 20, 90, 900, 250),
+    "S2": DtuSize("Standard", 50, 120, 1200, 250),
+    "S3": DtuSize("Standard", 100, 200, 2400, 250),
+}
+"""The provisioned DTU sizes offered here: no source restricts change tracking (the SQL trigger's
+need) by tier, and Basic or S0 cost a few dollars a month where a serverless database that the
+trigger keeps awake costs its minimum vCores around the clock (docs/sources/latency-and-tiers.md)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DatabaseSku:
-    """An Azure SQL Database vCore SKU such as `GP_S_Gen5_1`, split into its ARM fields."""
+    """An Azure SQL Database SKU: vCore (`GP_S_Gen5_1`, `GP_Gen5_2`) or DTU (`Basic`, `S0`), split
+    into its ARM fields."""
 
     name: str
-    """The SKU name ARM expects, e.g. `GP_S_Gen5`."""
+    """The SKU name ARM expects, e.g. `GP_S_Gen5`, `Basic` or `S0`."""
     tier: str
-    """`GeneralPurpose`, `BusinessCritical` or `Hyperscale`."""
-    family: str
-    """Hardware generation, `Gen5`."""
+    """`GeneralPurpose`, `BusinessCritical`, `Hyperscale`, `Basic` or `Standard`."""
+    family: str | None
+    """Hardware generation, `Gen5` (vCore); None for DTU sizes."""
     capacity: int
-    """vCores (the maximum vCores for serverless)."""
+    """vCores (the maximum vCores for serverless), or DTUs."""
 
     @property
     def serverless(self) -> bool:
         """True for the serverless compute tier, which auto-pauses and bills per second."""
         return self.name.startswith("GP_S_")
+
+    @property
+    def dtu(self) -> DtuSize | None:
+        """The DTU size's limits, or None for a vCore SKU."""
+        return DTU_SIZES.get(self.name)
+
+    @property
+    def zone_redundancy_offered(self) -> bool:
+        """Zone redundancy exists for General Purpose, Business Critical, Hyperscale and Premium,
+        not for the Basic and Standard DTU tiers (high-availability-sla-local-zone-redundancy)."""
+        return self.dtu is None
+
+    @property
+    def max_size_bytes(self) -> int | None:
+        """DTU sizes: the largest data size the size allows, sent so a move from a vCore database (32 GB
+        by default) scales in place instead of being refused for a max size above the target's; None
+        for vCore SKUs (Azure's default)."""
+        return self.dtu.max_size_gb * 1024**3 if self.dtu else None
 
     @property
     def min_capacity(self) -> float | None:
@@ -61,10 +105,15 @@ class DatabaseSku:
 
     @classmethod
     def parse(cls, value: str) -> DatabaseSku:
-        """`GP_S_Gen5_1` as a SKU, or ValueError saying what is allowed."""
+        """`GP_S_Gen5_1` or `Basic` as a SKU, or ValueError saying what is allowed."""
+        if (size := DTU_SIZES.get(value)) is not None:
+            return cls(name=value, tier=size.tier, family=None, capacity=size.dtus)
         match = _SKU_PATTERN.fullmatch(value)
         if not match:
-            raise ValueError("allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>, e.g. GP_S_Gen5_1 or GP_Gen5_2")
+            raise ValueError(
+                "allowed: <GP_S|GP|BC|HS>_Gen5_<vCores> (e.g. GP_S_Gen5_1, GP_Gen5_2) or a DTU size: "
+                + ", ".join(DTU_SIZES)
+            )
         edition, vcores = match.group(1), int(match.group(2))
         if vcores not in VCORES or (edition != "GP_S" and vcores < 2):
             allowed = ", ".join(str(v) for v in VCORES if edition == "GP_S" or v >= 2)
@@ -123,7 +172,7 @@ class SqlDatabaseArgs(ComponentArgs):
     """Required. The server's Entra admin (the only way to sign in besides granted identities). None
     only with `schema_subnet_id`: the schema identity is the admin then."""
     sku: DatabaseSku
-    """Required. The database's vCore SKU."""
+    """Required. The database's SKU: vCore, or a DTU size (Basic, S0-S3: no zone redundancy)."""
     auto_pause_delay_minutes: int = 60
     """Optional. Serverless only: idle minutes before pausing, -1 never. Default: 60."""
     zone_redundant: bool = False
@@ -308,6 +357,7 @@ class SqlDatabase(pulumi.ComponentResource):
             ),
             auto_pause_delay=args.auto_pause_delay_minutes if args.sku.serverless else None,
             min_capacity=args.sku.min_capacity,
+            max_size_bytes=args.sku.max_size_bytes,
             zone_redundant=args.zone_redundant,
             requested_backup_storage_redundancy="Zone" if args.zone_redundant else "Local",
             collation="SQL_Latin1_General_CP1_CI_AS",

@@ -2,7 +2,8 @@
 
 The truths users miss, each stated on its line:
 - The SQL trigger polls the database every `sqlTriggerPollingIntervalMs` while the app runs, so a
-  serverless database never reaches its auto-pause delay: it bills its minimum compute every hour,
+  serverless database never reaches its auto-pause delay (which is why dev and review use Basic, a
+  flat price per day with its storage included): it bills its minimum compute every hour,
   max(min vCores, min memory GB / 3) ("Serverless compute billing": "vCore unit price * maximum
   (minimum vCores, vCores used, minimum memory GB * 1/3, memory GB used * 1/3)").
 - Flex Consumption's always-ready instances bill their memory around the clock (the baseline), one
@@ -101,9 +102,30 @@ def serverless_billed_vcores(max_vcores: int, min_vcores: float) -> float:
     return max(min_vcores, memory / 3)
 
 
-def sql_items(settings: Settings, prices: Prices) -> list[Item]:
-    """Compute (serverless or provisioned, zone redundancy) and storage."""
+DTU_PRICE_LINES = {"Basic": "sql-basic-dtu", "S0": "sql-standard-s0-dtu"}
+"""DTU sizes with a price line; S1-S3 are listed unpriced."""
+
+
+def _dtu_items(settings: Settings, prices: Prices) -> list[Item]:
+    """A DTU database: one price per day, its storage (Basic 2 GB, Standard 250 GB) included."""
     sku = settings.sql_sku
+    assert sku.dtu is not None
+    what = f"SQL {sku.name} ({sku.dtu.dtus} DTUs, {sku.dtu.max_workers} workers, {sku.dtu.max_size_gb} GB)"
+    key = DTU_PRICE_LINES.get(sku.name)
+    if key is None:
+        return [Item(what, 0.0, "", None, f"no price line for {sku.name}")]
+    note = (
+        f"the SQL trigger polls every {settings.sql_trigger_polling_interval_ms} ms; a provisioned size "
+        "bills the same whether it idles or not, storage included"
+    )
+    return [_running(prices, key, what, 1, note)]
+
+
+def sql_items(settings: Settings, prices: Prices) -> list[Item]:
+    """Compute (DTU, serverless or provisioned, zone redundancy) and storage."""
+    sku = settings.sql_sku
+    if sku.dtu is not None:
+        return _dtu_items(settings, prices)
     items: list[Item] = []
     if sku.serverless:
         billed = serverless_billed_vcores(sku.capacity, sku.min_capacity or 0.5)

@@ -263,6 +263,13 @@ def _parse_timestamp(value: Any) -> str:
     return utc_timestamp(datetime.fromisoformat(text).replace(tzinfo=UTC))
 
 
+def lag_ms(created_at: str, now: datetime) -> int:
+    """Milliseconds from a message's `createdAt` (the contract's format) to `now`, at least 0 (the
+    publisher's clock and the broadcaster's may differ by a little)."""
+    created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    return max(0, round((now - created).total_seconds() * 1000))
+
+
 def message_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row as clients see it: `{id, key, text, author, createdAt}`."""
     return {"id": int(row["id"]), **accepted_message(row)}

@@ -269,12 +269,16 @@ def health(req: func.HttpRequest, probe: func.SqlRowList) -> func.HttpResponse:
     connection_string_setting=wiring.SIGNALR_CONNECTION_SETTING,
 )
 def broadcast_messages(changes: str, signalr: func.Out[str]) -> None:
-    """Send each newly inserted message to every client, in id order."""
+    """Send each newly inserted message to every client, in id order, and log each one's lag."""
     messages = [contract.message_from_row(item) for item in contract.inserted_items(changes)]
     if messages:
         signalr.set(contract.signalr_messages(wiring.NEW_MESSAGE_TARGET, messages))
+        # The batch's lag, createdAt to the send (the output binding sends when this returns): the
+        # service level indicator the broadcast-lag alert and the workbook read.
+        sent_at = datetime.now(UTC)
         for message in messages:
-            logging.info("%s %s as %d", wiring.BROADCAST_LOG, message["key"], message["id"])
+            lag = contract.lag_ms(message["createdAt"], sent_at)
+            logging.info("%s %s as %d lag %d ms", wiring.BROADCAST_LOG, message["key"], message["id"], lag)
 
 
 def _connection_event(invocation: str, row: func.Out[func.SqlRow], column: str) -> None:

@@ -18,6 +18,10 @@ from local.server import start
 ROOT = Path(__file__).resolve().parent.parent
 # The stack key the deployment turns into the app setting Sql_Trigger_PollingIntervalMs.
 POLLING_KEY = "broadcast:sqlTriggerPollingIntervalMs"
+BATCH_KEY = "broadcast:sqlTriggerMaxBatchSize"
+DEFAULT_BATCH_SIZE = 100
+"""What a stack that leaves sqlTriggerMaxBatchSize unset gets (settings/declarations.py; a test keeps
+the two equal: the local mode does not import the program's settings)."""
 
 
 def stack_polling_ms(stack: str, root: Path = ROOT) -> int:
@@ -41,6 +45,16 @@ def stack_polling_ms(stack: str, root: Path = ROOT) -> int:
         )
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 60_000:
         raise ValueError(f"--stack {stack}: {POLLING_KEY} = {value!r}: allowed 100-60000 (ms)")
+    return value
+
+
+def stack_batch_size(stack: str, root: Path = ROOT) -> int:
+    """The SQL trigger's batch size `Pulumi.<stack>.yaml` sets, or the setting's default when unset
+    (the stack file is already known to read: `stack_polling_ms` read it first)."""
+    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+    value = (document.get("config") or {}).get(BATCH_KEY, DEFAULT_BATCH_SIZE)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValueError(f"--stack {stack}: {BATCH_KEY} = {value!r}: allowed 1-1000")
     return value
 
 
@@ -87,6 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(str(error))
     elif arguments.sql_polling_ms != 0 and not 100 <= arguments.sql_polling_ms <= 60_000:
         parser.error(f"--sql-polling-ms {arguments.sql_polling_ms}: allowed 0 (every write) or 100-60000")
+    try:
+        # Polling as on Azure: batches of the stack's size too (immediate mode drains 100 at a time).
+        arguments.sql_max_batch_size = (
+            stack_batch_size(arguments.stack) if arguments.sql_polling_ms else DEFAULT_BATCH_SIZE
+        )
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     if arguments.max_connections < 1:
         parser.error(f"--max-connections {arguments.max_connections}: at least 1")
     if not 0 <= arguments.message_retention_days <= 3650:
@@ -111,6 +132,7 @@ async def main(argv: list[str] | None = None) -> None:
         message_retention_days=arguments.message_retention_days,
         hub_limits=HubLimits(max_connections=arguments.max_connections),
         sql_polling_ms=arguments.sql_polling_ms,
+        sql_max_batch_size=arguments.sql_max_batch_size,
     )
     print(f"broadcast local mode on {local.url}/", flush=True)
     print(f"  site       {local.url}/", flush=True)
@@ -118,7 +140,7 @@ async def main(argv: list[str] | None = None) -> None:
     print(f"  signalr    {local.url}/client/?hub=broadcast", flush=True)
     print(f"  database   {arguments.db}", flush=True)
     polling = f"every {arguments.sql_polling_ms} ms" if arguments.sql_polling_ms else "on every write"
-    print(f"  sql trigger polls {polling}", flush=True)
+    print(f"  sql trigger polls {polling}, batches of up to {arguments.sql_max_batch_size}", flush=True)
     print(
         f"  try: curl -X POST {local.url}/api/messages -H 'x-functions-key: {key}' "
         "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'",

@@ -222,6 +222,7 @@ def build_app(
     hub_limits: HubLimits | None = None,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     sql_polling_ms: int = 0,
+    sql_max_batch_size: int = 100,
 ) -> tuple[web.Application, Hub, FunctionsHost, ManagedIdentity]:
     """The aiohttp application and its hub, host and app identity (URLs set once the port is known)."""
     hub = Hub({wiring.HUB_NAME}, limits=hub_limits)
@@ -233,9 +234,11 @@ def build_app(
         hub,
         publish_key,
         polling_interval_ms=sql_polling_ms,
+        max_batch_size=sql_max_batch_size,
         app_settings={
             wiring.MESSAGE_RETENTION_DAYS_SETTING: str(message_retention_days),
             wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(sql_polling_ms),
+            wiring.SQL_TRIGGER_MAX_BATCH_SIZE_SETTING: str(sql_max_batch_size),
         },
     )
     # The API allows the site's origin, as the deployed app's CORS does (here the site is on this
@@ -279,12 +282,14 @@ async def start(
     header_timeout: float = HEADER_TIMEOUT_SECONDS,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     sql_polling_ms: int = 0,
+    sql_max_batch_size: int = 100,
 ) -> LocalMode:
     """Start the local mode and return once it accepts connections (port 0 picks a free port).
 
     `sql_polling_ms` is the SQL trigger's polling interval (`Sql_Trigger_PollingIntervalMs`, as on
-    Azure); 0 runs it on every write instead (immediate, for tests). `python -m local` passes the
-    stack's value."""
+    Azure); 0 runs it on every write instead (immediate, for tests); `sql_max_batch_size` the most
+    changes one invocation gets (`Sql_Trigger_MaxBatchSize`). `python -m local` passes the stack's
+    values."""
     database = Database(db)
     app, hub, functions_host, identity = build_app(
         database,
@@ -294,6 +299,7 @@ async def start(
         hub_limits=hub_limits,
         body_timeout=body_timeout,
         sql_polling_ms=sql_polling_ms,
+        sql_max_batch_size=sql_max_batch_size,
     )
     # aiohttp's keep-alive timer closes a connection still waiting for a request's headers when it
     # fires, so it is the header timeout too (it starts when the connection opens).

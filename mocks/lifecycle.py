@@ -135,6 +135,60 @@ IMMUTABLE = (
     ),
 )
 
+GIB = 1024**3
+VCORE_DEFAULT_MAX_SIZE = 32 * GIB
+"""What a vCore database created without maxSizeBytes gets (cost/estimate.py states the same)."""
+DTU_MAX_SIZE = {"Basic": 2 * GIB, "Standard": 250 * GIB}
+"""The largest max size of the DTU tiers the program offers ("Resource limits for single databases
+using the DTU purchasing model": Basic 2 GB, S0-S3 250 GB)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A combination of inputs ARM refuses on create or update, whatever changed."""
+
+    type: str
+    refused: Callable[[Mapping[str, Any] | None, Mapping[str, Any]], str | None]
+    """(old inputs or None on create, new inputs) -> why ARM refuses it, or None."""
+    source: str
+
+
+def _dtu_zone_redundant(_old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str | None:
+    tier = (new.get("sku") or {}).get("tier")
+    if tier in DTU_MAX_SIZE and new.get("zoneRedundant") is True:
+        return f"zoneRedundant true on the {tier} tier"
+    return None
+
+
+def _dtu_max_size(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str | None:
+    tier = (new.get("sku") or {}).get("tier")
+    if old is None or tier not in DTU_MAX_SIZE:
+        return None
+    # An update that omits maxSizeBytes keeps the database's current one (32 GB from a vCore tier).
+    kept = old.get("maxSizeBytes") or (VCORE_DEFAULT_MAX_SIZE if old.get("sku", {}).get("family") else 0)
+    size = new.get("maxSizeBytes") or kept
+    if size > DTU_MAX_SIZE[tier]:
+        return f"max size {size} bytes above the {tier} tier's {DTU_MAX_SIZE[tier]}"
+    return None
+
+
+REFUSALS = (
+    Refusal(
+        "azure-native:sql:Database",
+        _dtu_zone_redundant,
+        'Azure SQL "High availability and disaster recovery" (zone-redundant availability): offered in '
+        "the General Purpose, Premium, Business Critical and Hyperscale tiers, not Basic or Standard.",
+    ),
+    Refusal(
+        "azure-native:sql:Database",
+        _dtu_max_size,
+        'Azure SQL "Scale single database resources": a tier change is an online update of the same '
+        "database (no data lost, a switch of under 30 s); DTU limits: Basic at most 2 GB, S0-S3 250 GB. "
+        "Inference, the stricter reading modelled: a move down that keeps a larger max size is refused.",
+    ),
+)
+
+
 DATA_HOLDING = {
     "azure-native:sql:Server": "the databases on it",
     "azure-native:sql:Database": "every message and connection row",
@@ -659,7 +713,18 @@ class Life:
             replaces = list(paths)  # pulumi-random: every input is replace-on-change
         return Step(new.urn, new.type, "replace" if replaces else "update", paths)
 
+    @staticmethod
+    def _refusals(old: Registration | None, new: Registration) -> list[Finding]:
+        found = [
+            (rule, rule.refused(old.inputs if old else None, new.inputs))
+            for rule in REFUSALS
+            if rule.type == new.type
+        ]
+        return [Finding("refused", new.urn, reason, rule.source) for rule, reason in found if reason]
+
     def _check_create(self, resource: Registration) -> list[Finding]:
+        if refused := self._refusals(None, resource):
+            return refused
         rule = SOFT_DELETED.get(resource.type)
         name = str(resource.inputs.get(rule.name_input)) if rule else ""
         if rule and (resource.type, name) in self.reserved:
@@ -677,6 +742,7 @@ class Life:
     def _check_change(self, old: Registration, new: Registration, step: Step) -> list[Finding]:
         findings: list[Finding] = []
         if step.op == "update":
+            findings += self._refusals(old, new)
             for rule in IMMUTABLE:
                 if rule.type != new.type:
                     continue
@@ -866,8 +932,17 @@ def user_changes(stack: str, settings: Mapping[str, Any]) -> list[Change]:
         Change(
             "sql",
             {
-                "sqlSku": "GP_Gen5_2" if settings["sqlSku"].startswith("GP_S_") else "GP_Gen5_4",
+                "sqlSku": "GP_Gen5_4" if settings["sqlSku"] == "GP_Gen5_2" else "GP_Gen5_2",
                 "sqlZoneRedundant": not settings["sqlZoneRedundant"],
+            },
+        ),
+        # Between the DTU and vCore purchasing models, both ways (the old dev tier was serverless).
+        Change(
+            "sql tier",
+            {
+                "sqlSku": "GP_S_Gen5_1" if settings["sqlSku"] == "Basic" else "S0",
+                "sqlZoneRedundant": False,
+                "maximumInstanceCount": 5,
             },
         ),
         Change("availabilityTests", {"availabilityTests": not settings["availabilityTests"]}),
@@ -875,9 +950,9 @@ def user_changes(stack: str, settings: Mapping[str, Any]) -> list[Change]:
             "in-place settings",
             {
                 "logRetentionDays": 60,
-                "sqlBackupRetentionDays": 14,
+                "sqlBackupRetentionDays": 5 if settings["sqlSku"] == "Basic" else 14,
                 "messageRetentionDays": 30,
-                "maximumInstanceCount": 200,
+                "maximumInstanceCount": 4 if settings["sqlSku"] == "Basic" else 200,
                 "alwaysReadyInstances": 2,
                 "instanceMemoryMb": 4096,
                 "sqlTriggerPollingIntervalMs": 2000,

@@ -225,16 +225,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="instanceMemoryMb",
         type="integer",
-        description="Flex Consumption instance memory in MB.",
-        default=2048,
+        description="Flex Consumption instance memory in MB (512, 2048 or 4096); always-ready instances "
+        "bill it around the clock, and a smaller instance has less CPU (slower cold starts of on-demand "
+        "HTTP instances).",
+        default={"dev": 512, "test": 2048, "review": 512, "prod": 2048},
         check=_one_of(INSTANCE_MEMORY_MB),
     ),
     Setting(
         key="maximumInstanceCount",
         type="integer",
-        description="Flex Consumption scale-out limit (40-1000).",
-        default={"dev": 40, "test": 40, "review": 40, "prod": 100},
-        check=_between(40, 1000),
+        description="Flex Consumption scale-out limit per function group (1-1000). With a DTU sqlSku it "
+        "must leave the database enough workers (Basic: 30, S0: 60): see docs/day-two.md, SQL tiers.",
+        default={"dev": 5, "test": 40, "review": 5, "prod": 100},
+        check=_between(1, 1000),
     ),
     Setting(
         key="alwaysReadyInstances",
@@ -264,8 +267,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="sqlSku",
         type="string",
-        description="Azure SQL Database vCore SKU, e.g. GP_S_Gen5_1 (serverless) or GP_Gen5_2.",
-        default={"dev": "GP_S_Gen5_1", "test": "GP_S_Gen5_2", "review": "GP_S_Gen5_1", "prod": "GP_Gen5_2"},
+        description="Azure SQL Database SKU: a DTU size (Basic, S0-S3: a fixed few dollars a month, capped "
+        "workers and sessions, no zone redundancy) or vCore, e.g. GP_Gen5_2 or GP_S_Gen5_1 (serverless: "
+        "never pauses while the SQL trigger polls).",
+        default={"dev": "Basic", "test": "GP_S_Gen5_2", "review": "Basic", "prod": "GP_Gen5_2"},
         check=_check_sql_sku,
     ),
     Setting(
@@ -324,8 +329,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         key="sqlTriggerPollingIntervalMs",
         type="integer",
-        description="How often the SQL trigger polls for changes, in ms (100-60000).",
-        default={"dev": 1000, "test": 1000, "review": 1000, "prod": 500},
+        description="How often the SQL trigger polls for changes, in ms (100-60000): a message waits up to "
+        "one interval before it is broadcast.",
+        default={"dev": 100, "test": 1000, "review": 100, "prod": 100},
         check=_between(100, 60_000),
     ),
     Setting(

@@ -20,6 +20,7 @@ import yaml
 from components.alerting import AlertThresholds
 from components.network import PRIVATE_DNS_ZONES
 from components.sql import DatabaseSku
+from functions.wiring import SQL_TRIGGERED_FUNCTIONS
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
 from settings.model import AlertSettings, NetworkSettings, Settings, SqlAdmin
 
@@ -149,6 +150,59 @@ def _sql_admin_rule(values: Values) -> list[str]:
     return []
 
 
+# Function scale groups on Flex Consumption that each hold at most one SQL request per instance:
+# the HTTP functions (Python's default HTTP concurrency is 1 per instance), the two SignalR
+# connection-event functions and the two SQL-triggered functions (each instance runs one poll at a
+# time); the two timer functions run on one instance each (docs/sources/latency-and-tiers.md, 5).
+SQL_SCALE_GROUPS = 5
+SQL_TIMER_FUNCTIONS = 2
+SQL_TRIGGERED_FUNCTION_COUNT = len(SQL_TRIGGERED_FUNCTIONS)
+
+
+def sql_worker_demand(maximum_instance_count: int, always_ready_instances: int) -> int:
+    """The most SQL requests the app can run at once: every scale group at its scale-out limit (always-
+    ready instances come on top of it for the SQL-triggered functions), plus the timers."""
+    return (
+        SQL_SCALE_GROUPS * maximum_instance_count
+        + SQL_TRIGGERED_FUNCTION_COUNT * always_ready_instances
+        + SQL_TIMER_FUNCTIONS
+    )
+
+
+def _sql_tier_rule(values: Values) -> list[str]:
+    try:
+        sku = DatabaseSku.parse(values.get("sqlSku", ""))
+    except ValueError:
+        return []
+    if sku.dtu is None:
+        return []
+    errors = []
+    if values.get("sqlZoneRedundant") and not sku.zone_redundancy_offered:
+        errors.append(
+            f"{PROJECT}:sqlZoneRedundant = true: the {sku.name} SQL tier has no zone redundancy; use a vCore "
+            "sqlSku (GP_Gen5_2) or set sqlZoneRedundant false"
+        )
+    if sku.name == "Basic" and values.get("sqlBackupRetentionDays", 1) > 7:
+        errors.append(
+            f"{PROJECT}:sqlBackupRetentionDays = {values['sqlBackupRetentionDays']}: allowed with sqlSku "
+            "Basic: 1-7 (Basic keeps at most 7 days of point-in-time restore)"
+        )
+    maximum, ready = values.get("maximumInstanceCount"), values.get("alwaysReadyInstances")
+    if values.get("hostingPlan") == "FlexConsumption" and maximum is not None and ready is not None:
+        demand = sql_worker_demand(maximum, ready)
+        if demand > sku.dtu.max_workers:
+            fits = (sku.dtu.max_workers - SQL_TRIGGERED_FUNCTION_COUNT * ready - SQL_TIMER_FUNCTIONS) // (
+                SQL_SCALE_GROUPS
+            )
+            errors.append(
+                f"{PROJECT}:maximumInstanceCount = {maximum}: with sqlSku {sku.name} (at most "
+                f"{sku.dtu.max_workers} concurrent requests) the app could run {demand} at once and fail "
+                f"with error 10928; set maximumInstanceCount to {max(fits, 0)} or less, or a larger sqlSku "
+                "(docs/day-two.md, SQL tiers)"
+            )
+    return errors
+
+
 def _zone_groups(zone_ids: list[str]) -> dict[str, str]:
     """Existing zone ids by the private endpoint sub-resource they serve (from the zone's name)."""
     groups = {zone: group for group, zone in PRIVATE_DNS_ZONES.items()}
@@ -220,6 +274,7 @@ CROSS_KEY_RULES: tuple[Callable[[Values], list[str]], ...] = (
     _hosting_sku_rule,
     _signalr_units_rule,
     _sql_admin_rule,
+    _sql_tier_rule,
     _network_rule,
 )
 """Rules that involve more than one key; each returns its errors (only keys that read well are set)."""

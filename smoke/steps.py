@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 HTTP_TIMEOUT = 30
@@ -151,6 +152,8 @@ class Listener:
 
         self.client = SignalRClient(api, retry_count=1)
         self.messages: list[dict[str, Any]] = []
+        self.arrived: dict[str, float] = {}
+        """Wall-clock time (epoch seconds) each message key arrived at this client."""
         self.presence: list[int] = []
         self.opened = asyncio.Event()
         self.changed = asyncio.Event()
@@ -163,7 +166,9 @@ class Listener:
         self.opened.set()
 
     async def _message(self, arguments: list[Any]) -> None:
+        now = time.time()
         self.messages.extend(arguments)
+        self.arrived.update({str(m.get("key")): now for m in arguments if isinstance(m, dict)})
         self.changed.set()
 
     async def _presence(self, arguments: list[Any]) -> None:
@@ -244,7 +249,18 @@ async def publish(context: Context) -> str:
         raise StepFailedError(
             f"the same PUT again answered HTTP {again.status}: {again.body[:200]!r}; expected 200, a replay"
         )
-    return f"message {context.published['id']} broadcast; its retry a replay"
+    lag = received_lag_ms(context.published, listener.arrived[key])
+    return (
+        f"message {context.published['id']} broadcast, here {lag} ms after its createdAt (the function "
+        "logs its own lag as `broadcast message <key> as <id> lag <ms> ms`); its retry a replay"
+    )
+
+
+def received_lag_ms(message: dict[str, Any], arrived: float) -> int:
+    """Milliseconds from the message's `createdAt` to its arrival at this client: the service level
+    seen from outside, including the trip to this machine and the clocks' difference."""
+    created = datetime.fromisoformat(str(message["createdAt"]).replace("Z", "+00:00")).timestamp()
+    return round((arrived - created) * 1000)
 
 
 def history(context: Context) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.capacity import Load, refusal
+from benchmarks.capacity import Load, prod_size, refusal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +61,21 @@ def test_the_command_refuses_before_connecting_anything() -> None:
         check=False,
     )
     assert too_many.returncode == 2 and "50 clients: Free_F1 holds 20" in too_many.stderr
+
+
+@pytest.mark.parametrize(
+    ("clients", "rate", "units", "over"),
+    [
+        (1_000, 1 / 60, 1, 440_000),  # one broadcast a minute: 1.44 M messages a day, 1 M included
+        (1_000, 10, 5, 864_000_000 - 5_000_000),  # 10,000 outbound a second: five units' 2,000
+        (10_000, 1 / 60, 10, 14_400_000 - 10_000_000),
+        (10_000, 10, 50, 8_640_000_000 - 50_000_000),
+        (100_000, 1 / 60, 100, 144_000_000 - 100_000_000),
+        (100_000, 10, None, 86_400_000_000 - 100_000_000),  # 500 units: beyond one resource
+    ],
+)
+def test_prod_size_takes_the_larger_of_connections_and_broadcast_rate(
+    clients: int, rate: float, units: int | None, over: int
+) -> None:
+    size = prod_size(clients, rate)
+    assert (size.signalr_units, size.over_included_per_day) == (units, over)

@@ -4,6 +4,7 @@ stand-in of the Azure Retail Prices API. The suite prints the estimates of dev, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import urllib.parse
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from components.sql import DatabaseSku
 from cost.__main__ import main, stack_settings
 from cost.estimate import HOURS_PER_MONTH, RUNNING, estimate_settings, render
 from cost.prices import SNAPSHOT, load_live, load_snapshot
@@ -28,12 +30,26 @@ SIGNALR_STANDARD_MONTH = 49.10  # signalr-standard-unit
 BASELINE_EUR_GB_SECOND = 0.0000038  # flex-always-ready-baseline, EUR
 LOG_GB, RETENTION_GB_MONTH = 2.76, 0.10  # log-analytics-ingestion, log-analytics-retention
 BLOB_GB_MONTH = 0.0184  # storage-hot-lrs
+BASIC_DAY = 0.161  # sql-basic-dtu, USD, westeurope
+S0_DAY = 0.49  # sql-standard-s0-dtu, USD, eastus
+DEV_CAP_USD, REVIEW_CAP_USD_A_DAY = 30.0, 2.50
+USD_PER_EUR_CEILING = 1.25
+"""The snapshot holds one EUR line (Flex's baseline); the caps are held with a euro at 1.25 USD, above
+any rate of the last decade (an assumption stated in docs/cost.md; `--live` prices in one currency)."""
 
 
 def dev_like_by_hand() -> dict[str, float]:
-    """dev and review: GP_S_Gen5_1 never pauses (0.5-1 vCores, 2.02 GB minimum memory: billed
-    max(0.5, 2.02 / 3) vCores), 32 GB of data, two SQL-triggered functions with one 2 GB always-ready
-    instance each, Free SignalR, 1 GB of logs kept 30 days, 1 GB of blobs."""
+    """dev and review: Basic SQL at its price per day (2 GB included) for 730 / 24 days, two
+    SQL-triggered functions with one 512 MB always-ready instance each, Free SignalR, 1 GB of logs
+    kept 30 days, 1 GB of blobs."""
+    sql = HOURS_PER_MONTH / 24 * BASIC_DAY
+    usd = sql + 1 * LOG_GB + 1 * BLOB_GB_MONTH
+    return {"USD": usd, "EUR": 2 * 0.5 * SECONDS * BASELINE_EUR_GB_SECOND}
+
+
+def serverless_dev_by_hand() -> dict[str, float]:
+    """dev as issue 28 found it: GP_S_Gen5_1 never pauses (0.5-1 vCores, 2.02 GB minimum memory:
+    billed max(0.5, 2.02 / 3) vCores), 32 GB of data, 2 GB always-ready instances."""
     sql = HOURS_PER_MONTH * (2.02 / 3) * SERVERLESS_VCORE_HOUR + 32 * STORAGE_GB_MONTH
     usd = sql + 1 * LOG_GB + 1 * BLOB_GB_MONTH
     return {"USD": usd, "EUR": 2 * 2 * SECONDS * BASELINE_EUR_GB_SECOND}
@@ -69,9 +85,45 @@ def test_each_stack_costs_what_the_price_lines_add_up_to(
         print("\n" + render(stack, estimate, per_day=stack == "review"))
 
 
+def test_dev_and_review_stay_under_their_caps() -> None:
+    """Issue 28's targets: dev at most 30 USD a month, a review stack at most 2.50 USD a day."""
+    dev = estimate_settings(stack_settings("dev"), load_snapshot()).totals()
+    review = estimate_settings(stack_settings("review"), load_snapshot()).totals()
+    in_usd = {
+        k: v["USD"] + v.get("EUR", 0) * USD_PER_EUR_CEILING for k, v in (("dev", dev), ("review", review))
+    }
+    assert in_usd["dev"] <= DEV_CAP_USD
+    assert in_usd["review"] * 24 / HOURS_PER_MONTH <= REVIEW_CAP_USD_A_DAY
+
+
+def test_the_old_serverless_dev_tier_is_priced_as_it_bills() -> None:
+    """A stack still on serverless SQL (the dev tier before issue 28) bills its minimum vCores around
+    the clock, and the estimate says why."""
+    old = {"sqlSku": "GP_S_Gen5_1", "instanceMemoryMb": 2048, "sqlTriggerPollingIntervalMs": 1000}
+    settings = dataclasses.replace(
+        stack_settings("dev"),
+        sql_sku=DatabaseSku.parse(old["sqlSku"]),
+        instance_memory_mb=old["instanceMemoryMb"],
+        sql_trigger_polling_interval_ms=old["sqlTriggerPollingIntervalMs"],
+    )
+    estimate = estimate_settings(settings, load_snapshot())
+    assert estimate.totals() == pytest.approx(serverless_dev_by_hand(), rel=1e-9)
+    text = render("dev", estimate)
+    assert "the SQL trigger polls every 1000 ms, so the database never idles 60 min to auto-pause" in text
+
+
+def test_an_s0_database_is_priced_per_day_and_s1_is_said_to_be_unpriced() -> None:
+    s0 = dataclasses.replace(stack_settings("dev"), sql_sku=DatabaseSku.parse("S0"))
+    assert estimate_settings(s0, load_snapshot()).items[0].monthly == pytest.approx(
+        HOURS_PER_MONTH / 24 * S0_DAY
+    )
+    s1 = dataclasses.replace(stack_settings("dev"), sql_sku=DatabaseSku.parse("S1"))
+    assert estimate_settings(s1, load_snapshot()).unpriced[0].startswith("SQL S1 (20 DTUs")
+
+
 def test_the_truths_users_miss_are_said() -> None:
     dev = render("dev", estimate_settings(stack_settings("dev"), load_snapshot()))
-    assert "the SQL trigger polls every 1000 ms, so the database never idles 60 min to auto-pause" in dev
+    assert "the SQL trigger polls every 100 ms; a provisioned size bills the same" in dev
     assert "billed every second whether or not anything runs" in dev
     assert "SignalR Free_F1" in dev and "(free)" in dev
     prod = estimate_settings(stack_settings("prod"), load_snapshot())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
 import azure.functions as func
+import contract
 import function_app
 import pytest
 import queries
@@ -535,6 +538,27 @@ def test_broadcast_sends_inserted_rows_in_id_order() -> None:
     assert [m["arguments"][0]["id"] for m in sent] == [3, 4, 5]
     assert all(len(m["arguments"]) == 1 for m in sent)
     assert sent[0]["arguments"][0]["text"] == "m3"
+
+
+def test_broadcast_logs_each_messages_lag_from_created_at_to_the_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The line the undelivered alert parses (the key is word 2) now ends `lag <ms> ms` (the value is
+    word 6)."""
+    created = datetime.now(UTC) - timedelta(milliseconds=400)
+    item = {**row(7, "late"), "createdAt": created.isoformat().replace("+00:00", "Z")}
+    caplog.set_level(logging.INFO)
+    user_function(wiring.BROADCAST_MESSAGES_FUNCTION)(json.dumps([{"Item": item, "Operation": 0}]), Out())
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith(wiring.BROADCAST_LOG))
+    words = line.split(" ")
+    assert words[2] == item["messageKey"].lower() and words[4] == "7" and words[5] == "lag"
+    assert 400 <= int(words[6]) < 5_000 and words[7] == "ms"
+
+
+def test_lag_is_never_negative_when_clocks_differ() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, 100_000, tzinfo=UTC)
+    assert contract.lag_ms("2026-01-01T12:00:00.000Z", now) == 100
+    assert contract.lag_ms("2026-01-01T12:00:00.500Z", now) == 0
 
 
 def test_updates_and_deletes_are_not_broadcast_as_new_messages() -> None:

@@ -6,6 +6,7 @@ unless docs/day-two.md documents it with what to do."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,3 +382,47 @@ def test_destroy_of_a_private_stack_frees_the_script_subnet_before_the_network()
     }
     (finding,) = [f for f in life.destroy().findings if f.rule == "subnet-in-use"]
     assert finding.type == "azure-native:network:VirtualNetwork"
+
+
+OLD_DEV = {
+    "sqlSku": "GP_S_Gen5_1",
+    "sqlAutoPauseDelayMinutes": 60,
+    "sqlTriggerPollingIntervalMs": 1000,
+    "instanceMemoryMb": 2048,
+    "maximumInstanceCount": 40,
+}
+"""The dev stack as issue 28 found it: serverless SQL, 2 GB Flex instances, polling every second."""
+
+
+@pytest.mark.parametrize("stack", ["dev", "review"])
+def test_a_stack_on_the_old_tiers_moves_to_the_new_ones_in_place(stack: str) -> None:
+    """The next `up` of a stack created with serverless SQL and 2 GB instances updates the database
+    (sku, max size) and the app (memory, scale-out limit, polling) in place: nothing is replaced, and
+    the database keeps its rows (Azure SQL "Scale single database resources": online, no data lost)."""
+    life = Life(stack, {**BASE[stack], **OLD_DEV})
+    assert not life.up(label="old tiers").findings
+    life.base = dict(BASE[stack])  # the stack file as this change writes it
+    moved = life.up(label="new tiers")
+    assert moved.findings == []
+    database = next(s for s in moved.steps if s.type == "azure-native:sql:Database")
+    app = next(s for s in moved.steps if s.type == "azure-native:web:WebApp")
+    assert (database.op, app.op) == ("update", "update")
+    assert {"sku.name", "sku.tier", "maxSizeBytes"} <= set(database.paths)
+    assert "functionAppConfig.scaleAndConcurrency.instanceMemoryMB" in app.paths
+    assert not [s for s in moved.ops("replace") + moved.ops("delete") if s.type in DATA_HOLDING]
+    back = life.up(OLD_DEV, label="back to the old tiers")
+    assert back.findings == [] and not [s for s in back.ops("replace") if s.type in DATA_HOLDING]
+
+
+def test_a_move_to_basic_that_keeps_a_vcore_max_size_is_refused() -> None:
+    """The double refuses what ARM refuses: Basic holds at most 2 GB, and an update that sends no max
+    size keeps the 32 GB a vCore database was given."""
+    life = Life("dev", OLD_DEV)
+    life.up()
+    database = next(r for r in life.state.values() if r.type == "azure-native:sql:Database")
+    basic = {**database.inputs, "sku": {"name": "Basic", "tier": "Basic", "capacity": 5}}
+    assert Life._refusals(database, dataclasses.replace(database, inputs=basic))[0].rule == "refused"
+    assert (
+        Life._refusals(database, dataclasses.replace(database, inputs={**basic, "maxSizeBytes": 2 * 1024**3}))
+        == []
+    )

@@ -18,10 +18,12 @@ import pytest
 from local_support import PUBLISH_KEY, Listener, LocalServer
 
 from functions import wiring
+from local.__main__ import DEFAULT_BATCH_SIZE, parse_args, stack_batch_size, stack_polling_ms
 from local.__main__ import main as local_main
-from local.__main__ import parse_args, stack_polling_ms
+from local.database import Database
 from local.schedule import Schedule
-from local.server import start
+from local.server import build_app, start
+from settings.declarations import SETTINGS_BY_KEY
 
 
 @pytest.fixture
@@ -314,7 +316,7 @@ def test_the_sql_trigger_reads_one_batch_per_polling_interval() -> None:
 
 
 def test_python_m_local_polls_at_the_stack_setting_unless_told(tmp_path) -> None:
-    assert parse_args([]).sql_polling_ms == 1000  # Pulumi.dev.yaml
+    assert parse_args([]).sql_polling_ms == 100  # Pulumi.dev.yaml
     assert parse_args(["--sql-polling-ms", "0"]).sql_polling_ms == 0
     assert parse_args(["--sql-polling-ms", "250"]).sql_polling_ms == 250
     (tmp_path / "Pulumi.fast.yaml").write_text("config:\n  broadcast:sqlTriggerPollingIntervalMs: 250\n")
@@ -325,6 +327,19 @@ def test_python_m_local_polls_at_the_stack_setting_unless_told(tmp_path) -> None
     (tmp_path / "Pulumi.unset.yaml").write_text("config:\n  broadcast:environment: prod\n")
     with pytest.raises(ValueError, match=r"does not set broadcast:sqlTriggerPollingIntervalMs"):
         stack_polling_ms("unset", tmp_path)
+
+
+def test_python_m_local_takes_the_stacks_batch_size_as_the_sql_trigger_does(tmp_path) -> None:
+    """Azure's path batch by batch: the stack's Sql_Trigger_MaxBatchSize, or the setting's default."""
+    assert SETTINGS_BY_KEY["sqlTriggerMaxBatchSize"].default == DEFAULT_BATCH_SIZE
+    assert parse_args([]).sql_max_batch_size == DEFAULT_BATCH_SIZE  # Pulumi.dev.yaml leaves it unset
+    (tmp_path / "Pulumi.small.yaml").write_text("config:\n  broadcast:sqlTriggerMaxBatchSize: 7\n")
+    assert stack_batch_size("small", tmp_path) == 7
+    (tmp_path / "Pulumi.huge.yaml").write_text("config:\n  broadcast:sqlTriggerMaxBatchSize: 5000\n")
+    with pytest.raises(ValueError, match=r"sqlTriggerMaxBatchSize = 5000: allowed 1-1000"):
+        stack_batch_size("huge", tmp_path)
+    _app, _hub, host, _identity = build_app(Database(":memory:"), PUBLISH_KEY, sql_max_batch_size=7)
+    assert host.max_batch_size == 7
 
 
 @pytest.mark.parametrize("argv", [["--sql-polling-ms", "50"], ["--stack", "no-such-stack"]])

@@ -4,11 +4,13 @@ networking (private endpoints, DNS zones, closed public endpoints)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import pytest
 
-from components.alerting import AVAILABILITY_LOCATIONS, undelivered_query
+from components.alerting import AVAILABILITY_LOCATIONS, BROADCAST_LAG_QUERY, undelivered_query
 from components.network import FLEX_DELEGATION, PRIVATE_DNS_ZONES, SCRIPT_DNS_ZONES
 from functions import wiring
 from mocks import SUBSCRIPTION, ProgramRun, Registration, run_stack
@@ -193,6 +195,40 @@ def test_undelivered_messages_are_found_by_key_in_the_functions_own_logs(stack: 
     assert f'startswith "{wiring.ACCEPTED_LOG} "' in condition["query"]
     assert f'startswith "{wiring.BROADCAST_LOG} "' in condition["query"]
     assert "ago(2m)" in condition["query"] and rule["windowSize"] == "PT30M"
+
+
+def test_broadcast_lag_alert_reads_the_lag_the_broadcast_function_logs(stack: ProgramRun) -> None:
+    """p95 over 5 minutes of word 6 of the broadcast log line, above the 250 ms target. The index
+    is held against a line written the way functions/function_app.py writes it."""
+    rule = alert(stack, "broadcast-lag").inputs
+    (condition,) = rule["criteria"]["allOf"]
+    assert condition["query"] == BROADCAST_LAG_QUERY
+    assert (condition["metricMeasureColumn"], condition["timeAggregation"]) == ("p95", "Total")
+    assert (condition["operator"], condition["threshold"]) == ("GreaterThan", wiring.BROADCAST_LAG_TARGET_MS)
+    assert (rule["evaluationFrequency"], rule["windowSize"]) == ("PT5M", "PT5M")
+    line = "%s %s as %d lag %d ms" % (wiring.BROADCAST_LOG, "0f0e", 12, 87)  # noqa: UP031 (logging's format)
+    assert 'split(message, " ")[6]' in condition["query"] and line.split(" ")[6] == "87"
+
+
+def test_each_stack_has_one_workbook_of_its_own_resources(stack: ProgramRun) -> None:
+    (workbook,) = stack.of_type("azure-native:applicationinsights:Workbook")
+    inputs = workbook.inputs
+    assert str(uuid.UUID(inputs["resourceName"])) == inputs["resourceName"]
+    assert (inputs["kind"], inputs["category"]) == ("shared", "workbook")
+    document = json.loads(inputs["serializedData"])
+    insights = inputs["sourceId"]
+    assert document["version"] == "Notebook/1.0" and document["fallbackResourceIds"] == [insights]
+    items = {item["name"]: item["content"] for item in document["items"]}
+    assert {"messages", "lag", "clients", "failures", "database"} <= set(items)
+    assert "percentile(lag_ms, 95)" in items["lag"]["query"] and items["lag"]["crossComponentResources"] == [
+        insights
+    ]
+    clients = items["clients"]
+    assert clients["metrics"][0]["metric"] == "microsoft.signalrservice/signalr--ConnectionCount"
+    signalr = stack.one("azure-native:signalrservice:SignalR").inputs["resourceName"]
+    assert clients["resourceIds"][0].endswith("/" + signalr)
+    database = stack.one(SQL_DATABASE).inputs["databaseName"]
+    assert items["database"]["resourceIds"][0].endswith("/" + database)
 
 
 def test_thresholds_come_from_the_stack() -> None:

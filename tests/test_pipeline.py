@@ -104,7 +104,11 @@ def test_review_stacks_get_their_own_resource_group_and_dev_sized_resources() ->
     assert "rg-bcast-dev" not in groups
     # Standard, not Free: 5 Free units per subscription and region would stop the fifth review stack.
     assert first.one("azure-native:signalrservice:SignalR").inputs["sku"]["name"] == "Standard_S1"
-    assert first.one("azure-native:sql:Database").inputs["sku"]["capacity"] == 1
+    assert first.one("azure-native:sql:Database").inputs["sku"] == {
+        "name": "Basic",
+        "tier": "Basic",
+        "capacity": 5,
+    }
     assert first.one("azure-native:operationalinsights:Workspace").inputs["retentionInDays"] == 30
     assert first.of_type("azure-native:authorization:ManagementLockByScope") == []
 

@@ -451,6 +451,25 @@ def test_stack_rule_catches_settings_pointing_at_another_stack(dev: ProgramRun) 
     assert any("does not point at this stack's server" in m for m in found)
 
 
+def test_a_basic_database_is_refused_zone_redundancy() -> None:
+    basic = {"tags": TAGS, "sku": {"name": "Basic", "tier": "Basic", "capacity": 5}, "zoneRedundant": False}
+    assert violations("sql-dtu-no-zone-redundancy", "azure-native:sql:Database", basic) == []
+    found = violations(
+        "sql-dtu-no-zone-redundancy", "azure-native:sql:Database", {**basic, "zoneRedundant": True}
+    )
+    assert any("Basic SQL tier has no zone redundancy" in m for m in found)
+
+
+def test_stack_rule_refuses_a_scale_out_the_basic_database_cannot_serve(dev: ProgramRun) -> None:
+    resources = stack_resources(dev)
+    assert stack_violations("stack-sql-workers", resources) == []
+    for resource in resources:
+        if resource.resource_type == "azure-native:web:WebApp":
+            resource.props["functionAppConfig"]["scaleAndConcurrency"]["maximumInstanceCount"] = 40
+    found = stack_violations("stack-sql-workers", resources)
+    assert any("can run 204 SQL requests at once" in m and "30 workers" in m for m in found)
+
+
 def test_production_backup_retention_rule(prod: ProgramRun) -> None:
     resources = stack_resources(prod)
     assert stack_violations("stack-production-backups", resources) == []

@@ -224,3 +224,17 @@ def test_the_command_reports_and_exits_one(capsys: pytest.CaptureFixture[str]) -
     assert "ODBC Driver 18 for SQL Server is not installed" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         preflight_main(["nosuchstack"], arm_get=ready.get, drivers=[])
+
+
+def test_preflight_refuses_a_scale_out_the_basic_database_cannot_serve(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any ARM read: dev on Basic with maximumInstanceCount 40 would run out of its 30 workers."""
+    import preflight.__main__ as command
+
+    config = {**stack_file("dev"), "broadcast:maximumInstanceCount": "40"}
+    monkeypatch.setattr(command, "stack_file", lambda _stack: config)
+    arm = Subscription(registered=set(BASE_PROVIDERS)).get
+    assert preflight_main(["dev"], arm_get=arm, drivers=[]) == command.EXIT_SETTINGS
+    error = capsys.readouterr().err
+    assert "broadcast:maximumInstanceCount = 40: with sqlSku Basic" in error and "error 10928" in error

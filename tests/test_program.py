@@ -98,7 +98,7 @@ def test_sql_connection_uses_the_managed_identity_and_no_password(stack: Program
     assert "password" not in connection.lower()
 
 
-@pytest.mark.parametrize(("stack_name", "polling", "batch"), [("dev", "1000", "100"), ("prod", "500", "100")])
+@pytest.mark.parametrize(("stack_name", "polling", "batch"), [("dev", "100", "100"), ("prod", "100", "100")])
 def test_sql_trigger_settings_come_from_stack_config(
     stack_name: str, polling: str, batch: str, dev: ProgramRun, prod: ProgramRun
 ) -> None:
@@ -163,9 +163,9 @@ def test_function_app_runs_as_the_user_assigned_identity(stack: ProgramRun) -> N
     assert app["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [resource_id]}
 
 
-@pytest.mark.parametrize(("stack_name", "maximum"), [("dev", 40), ("prod", 100)])
+@pytest.mark.parametrize(("stack_name", "memory", "maximum"), [("dev", 512, 5), ("prod", 2048, 100)])
 def test_flex_consumption_app_config(
-    stack_name: str, maximum: int, dev: ProgramRun, prod: ProgramRun
+    stack_name: str, memory: int, maximum: int, dev: ProgramRun, prod: ProgramRun
 ) -> None:
     run = {"dev": dev, "prod": prod}[stack_name]
     resource_id, _, _ = identity(run)
@@ -178,7 +178,7 @@ def test_flex_consumption_app_config(
     }
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     scale = config["scaleAndConcurrency"]
-    assert scale["instanceMemoryMB"] == 2048
+    assert scale["instanceMemoryMB"] == memory
     assert scale["maximumInstanceCount"] == maximum
     assert scale["alwaysReady"] == [
         {"name": f"function:{name}", "instanceCount": 1} for name in wiring.SQL_TRIGGERED_FUNCTIONS
@@ -377,11 +377,13 @@ def test_sql_admin_from_config() -> None:
     assert (admins["login"], admins["sid"], admins["principalType"]) == ("sql-admins", object_id, "Group")
 
 
-def test_dev_database_is_serverless(dev: ProgramRun) -> None:
+def test_dev_database_is_basic_with_its_max_size(dev: ProgramRun) -> None:
+    """Basic, not serverless: the SQL trigger's polling would keep a serverless database from pausing.
+    Its max size is sent (2 GB, Basic's largest) so a move from a 32 GB vCore database scales in place."""
     database = dev.one("azure-native:sql:Database").inputs
-    assert database["sku"] == {"name": "GP_S_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 1}
-    assert database["autoPauseDelay"] == 60
-    assert database["minCapacity"] == 0.5
+    assert database["sku"] == {"name": "Basic", "tier": "Basic", "capacity": 5}
+    assert database["maxSizeBytes"] == 2 * 1024**3
+    assert "autoPauseDelay" not in database and "minCapacity" not in database
     assert database["zoneRedundant"] is False
     assert dev.one("azure-native:sql:BackupShortTermRetentionPolicy").inputs["retentionDays"] == 7
 
@@ -390,6 +392,7 @@ def test_prod_database_is_provisioned_zone_redundant_with_long_retention(prod: P
     database = prod.one("azure-native:sql:Database").inputs
     assert database["sku"] == {"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 2}
     assert "autoPauseDelay" not in database and "minCapacity" not in database
+    assert "maxSizeBytes" not in database
     assert database["zoneRedundant"] is True
     assert database["requestedBackupStorageRedundancy"] == "Zone"
     assert prod.one("azure-native:sql:BackupShortTermRetentionPolicy").inputs["retentionDays"] == 35

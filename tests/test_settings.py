@@ -33,12 +33,10 @@ def test_dev_defaults() -> None:
         "FlexConsumption",
         "FC1",
     )
-    assert (settings.signalr_sku, settings.sql_sku.name, settings.sql_sku.capacity) == (
-        "Free_F1",
-        "GP_S_Gen5",
-        1,
-    )
-    assert settings.sql_sku.serverless and not settings.sql_zone_redundant
+    sku = settings.sql_sku
+    assert (settings.signalr_sku, sku.name, sku.tier, sku.capacity) == ("Free_F1", "Basic", "Basic", 5)
+    assert not settings.sql_sku.serverless and not settings.sql_zone_redundant
+    assert (settings.sql_trigger_polling_interval_ms, settings.instance_memory_mb) == (100, 512)
     assert settings.sql_admin is None and settings.sql_client_ip_ranges == ()
     assert settings.tags == {"workload": "bcast", "environment": "dev", "managed-by": "pulumi"}
 
@@ -52,7 +50,7 @@ def test_prod_defaults_differ_where_production_needs_it() -> None:
         2,
     )
     assert settings.sql_zone_redundant and settings.sql_backup_retention_days == 35
-    assert settings.storage_redundancy == "ZRS" and settings.sql_trigger_polling_interval_ms == 500
+    assert settings.storage_redundancy == "ZRS" and settings.sql_trigger_polling_interval_ms == 100
 
 
 def test_environment_defaults_to_the_stack_name_and_must_be_known() -> None:
@@ -90,12 +88,12 @@ def test_type_errors_name_the_key() -> None:
         ({"sqlAdminLogin": "admins"}, "set all three, or none"),
         ({"sqlAdminObjectId": "not-a-guid"}, "allowed: an Entra object id"),
         ({"sqlSku": "GP_Gen5_1"}, "allowed vCores for GP_Gen5: 2, 4"),
-        ({"sqlSku": "Basic"}, "allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>"),
+        ({"sqlSku": "P1"}, "allowed: <GP_S|GP|BC|HS>_Gen5_<vCores>"),
         ({"sqlAutoPauseDelayMinutes": 5}, "allowed: -1, or an integer from 15 to 10080"),
         ({"workload": "Broadcast-App"}, "allowed: 2-8 lowercase letters or digits"),
         ({"corsOrigins": ["*"]}, "'*' is not an origin"),
         ({"corsOrigins": ["http://example.com"]}, "allowed: https://host[:port]"),
-        ({"maximumInstanceCount": 10}, "allowed: an integer from 40 to 1000"),
+        ({"maximumInstanceCount": 0}, "allowed: an integer from 1 to 1000"),
         ({"network": "vpn"}, "network = 'vpn': allowed: public, private"),
         (
             {"network": "private", "hostingPlan": "ElasticPremium"},
@@ -112,6 +110,14 @@ def test_type_errors_name_the_key() -> None:
             "allowed: one of each",
         ),
         ({"alertEmails": ["oncall"]}, "'oncall' is not an e-mail address"),
+        (
+            {"maximumInstanceCount": 6},
+            "maximumInstanceCount = 6: with sqlSku Basic (at most 30 concurrent requests) the app could run "
+            "34 at once and fail with error 10928; set maximumInstanceCount to 5 or less",
+        ),
+        ({"sqlSku": "S0", "maximumInstanceCount": 40}, "set maximumInstanceCount to 11 or less"),
+        ({"sqlZoneRedundant": True}, "sqlZoneRedundant = true: the Basic SQL tier has no zone redundancy"),
+        ({"sqlBackupRetentionDays": 14}, "sqlBackupRetentionDays = 14: allowed with sqlSku Basic: 1-7"),
         ({"alertSqlCpuPercent": 120}, "allowed: a percentage, an integer from 1 to 100"),
     ],
 )
@@ -119,6 +125,19 @@ def test_rules(values: dict[str, object], expected: str) -> None:
     with pytest.raises(SettingsError, match=None) as raised:
         load("dev", **values)
     assert expected in str(raised.value)
+
+
+def test_dtu_limits_bind_only_flex_consumption_with_a_dtu_tier() -> None:
+    """A vCore database has no such cap here, and a Dedicated plan does not scale out per function."""
+    assert load("dev", sqlSku="GP_S_Gen5_1", maximumInstanceCount=40).maximum_instance_count == 40
+    assert load("dev", hostingPlan="Dedicated", maximumInstanceCount=40).sql_sku.name == "Basic"
+
+
+def test_dtu_sizes_carry_their_arm_fields() -> None:
+    basic, s0 = DatabaseSku.parse("Basic"), DatabaseSku.parse("S0")
+    assert (basic.name, basic.tier, basic.family, basic.capacity) == ("Basic", "Basic", None, 5)
+    assert (s0.name, s0.tier, s0.capacity, s0.max_size_bytes) == ("S0", "Standard", 10, 250 * 1024**3)
+    assert basic.min_capacity is None and not basic.zone_redundancy_offered
 
 
 def test_elastic_premium_defaults_to_its_smallest_sku() -> None:

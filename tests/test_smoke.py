@@ -39,6 +39,9 @@ def test_every_step_passes_against_the_local_mode(server: LocalServer) -> None:
     assert "CSP present" in lines[0] and f"API {server.url}/api" in lines[1]
     # What the signalr step waited for, and for how long (the first deployment's slow part).
     assert "1 online after" in lines[4] and "waited for a connection event to go round SignalR's" in lines[4]
+    # The published message's lag, createdAt to this client, read back (the local mode polls as dev).
+    lag = int(lines[5].split(" ms after its createdAt")[0].rsplit(" ", 1)[1])
+    assert 0 <= lag < 15_000
     status, page = server.request("GET", "/api/messages?after=0&take=100")
     assert status == 200 and any(m["text"].startswith("smoke ") for m in page["messages"])
 

@@ -76,7 +76,24 @@ def _production_resilience(args: ResourceValidationArgs, report: Report) -> None
         )
 
 
+def _dtu_zone_redundancy(args: ResourceValidationArgs, report: Report) -> None:
+    if args.resource_type != SQL_DATABASE:
+        return
+    tier = (args.props.get("sku") or {}).get("tier")
+    if tier in ("Basic", "Standard") and args.props.get("zoneRedundant") is True:
+        report(
+            f"The {tier} SQL tier has no zone redundancy (Azure refuses it). Use a vCore sqlSku such as "
+            "GP_Gen5_2, or set sqlZoneRedundant false."
+        )
+
+
 POLICIES = [
+    ResourceValidationPolicy(
+        name="sql-dtu-no-zone-redundancy",
+        description="Basic and Standard SQL databases do not ask for zone redundancy (those tiers lack it).",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_dtu_zone_redundancy,
+    ),
     ResourceValidationPolicy(
         name="sql-entra-only",
         description="SQL servers accept Entra sign-in only.",

@@ -77,6 +77,35 @@ def _building_blocks(args: StackValidationArgs, report: Report) -> None:
         )
 
 
+DTU_WORKERS = {"Basic": 30, "S0": 60, "S1": 90, "S2": 120, "S3": 200}
+"""Max concurrent workers of the DTU sizes ("Resource limits for single databases using the DTU
+purchasing model"); the next request fails with error 10928."""
+SQL_SCALE_GROUPS, SQL_TRIGGERED, SQL_TIMERS = 5, 2, 2
+"""As settings/loading.py counts them: the HTTP group, two SignalR event functions and two SQL-triggered
+functions, one SQL request per instance each (always-ready instances on top for the triggers), plus
+two timers on one instance each. The pack does not import the program, so the numbers are repeated."""
+
+
+def _sql_workers(args: StackValidationArgs, report: Report) -> None:
+    databases = [r for r in args.resources if r.resource_type == SQL_DATABASE]
+    apps = [r for r in args.resources if r.resource_type == WEB_APP]
+    if len(databases) != 1 or len(apps) != 1:
+        return
+    workers = DTU_WORKERS.get(str((databases[0].props.get("sku") or {}).get("name")))
+    scale = ((apps[0].props.get("functionAppConfig") or {}).get("scaleAndConcurrency")) or {}
+    if workers is None or "maximumInstanceCount" not in scale:
+        return
+    ready = max((int(a.get("instanceCount") or 0) for a in scale.get("alwaysReady") or []), default=0)
+    demand = SQL_SCALE_GROUPS * int(scale["maximumInstanceCount"]) + SQL_TRIGGERED * ready + SQL_TIMERS
+    if demand > workers:
+        report(
+            f"The Functions app can run {demand} SQL requests at once (maximumInstanceCount "
+            f"{scale['maximumInstanceCount']}), more than the database's {workers} workers (error 10928). "
+            "Lower maximumInstanceCount or choose a larger sqlSku.",
+            apps[0].urn,
+        )
+
+
 def _production_backups(args: StackValidationArgs, report: Report) -> None:
     environments = {environment_of(r.props) for r in args.resources if r.resource_type == SQL_DATABASE}
     if "prod" not in environments:
@@ -99,6 +128,12 @@ def _production_backups(args: StackValidationArgs, report: Report) -> None:
 
 
 POLICIES = [
+    StackValidationPolicy(
+        name="stack-sql-workers",
+        description="A DTU database has workers for every SQL request the Functions app can run at once.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_sql_workers,
+    ),
     StackValidationPolicy(
         name="stack-building-blocks",
         description="Exactly the design's building blocks, and the Functions app wired to this stack's "
