@@ -217,7 +217,12 @@ PRIVATE_LINK_GB = 1.0
 """Assumed data through the private endpoints a month, each way (SQL rows, the host's storage): it
 follows traffic, like the logs."""
 BILLED_TYPES: dict[str, tuple[str, ...]] = {
-    "azure-native:sql:Database": ("sql-serverless-gp-gen5-vcore", "sql-gp-gen5-vcore"),
+    "azure-native:sql:Database": (
+        "sql-serverless-gp-gen5-vcore",
+        "sql-gp-gen5-vcore",
+        "sql-basic-dtu",
+        "sql-standard-s0-dtu",
+    ),
     "azure-native:web:WebApp": ("flex-always-ready-baseline",),
     "azure-native:signalrservice:SignalR": ("signalr-standard-unit", "signalr-premium-unit"),
     "azure-native:operationalinsights:Workspace": ("log-analytics-ingestion",),
@@ -255,6 +260,7 @@ FREE_TYPES: dict[str, str] = {
     "azure-native:network:VirtualNetwork": "no charge without peering or gateways",
     "azure-native:network:PrivateDnsZoneGroup": "a record in a zone priced per zone",
     "azure-native:privatedns:VirtualNetworkLink": "no separate meter found; the zone is priced",
+    "azure-native:applicationinsights:Workbook": "no meter of its own found (inference)",
 }
 """Resource types without a charge of their own (or billed as another line)."""
 
