@@ -271,7 +271,7 @@ def _engine_failure(run: Run, step: str, error: auto.errors.CommandError) -> Ste
         return StepError(
             step,
             "the policy pack refused the plan:\n  " + "\n  ".join(lines),
-            "change the settings or the program so each rule holds (README, Policy pack)",
+            "change the settings or the program so each rule holds (docs/policies.md)",
         )
     if isinstance(error, auto.errors.ConcurrentUpdateError):
         return StepError(step, "another update of this stack is running", "wait for it, or `pulumi cancel`")
@@ -311,7 +311,7 @@ def smoke(run: Run, outputs: dict[str, Any]) -> None:
                 "a check of the deployment failed (its line above says what came back)",
                 "a fresh app can take minutes to start its triggers: run `python -m smoke --url "
                 f'{outputs["siteUrl"]} --key "$(pulumi stack output --show-secrets publishKey)"` again; '
-                "if it still fails, see README, Alerts, for where to look",
+                "if it still fails, docs/production.md, Alerts, says where to look",
             )
 
 
@@ -350,7 +350,7 @@ def deploy(run: Run) -> None:
 
 
 def protected_steps(stack: str) -> str:
-    """How to delete a stack that protects its data, on purpose (README, Protection)."""
+    """How to delete a stack that protects its data, on purpose (docs/production.md, Protection)."""
     return (
         f"the stack protects its data (protectData: true): locks and `protect` stop a destroy half-way, "
         f"so nothing was deleted. To delete it on purpose:\n"

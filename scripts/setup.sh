@@ -38,7 +38,7 @@ done
 # Deploying (not testing) needs Microsoft's ODBC driver: the schema migrations connect with it.
 if ! odbcinst -q -d -n "ODBC Driver 18 for SQL Server" >/dev/null 2>&1; then
   echo "setup: note: ODBC Driver 18 for SQL Server is not installed. The tests and the local mode do not"
-  echo "  need it; \`pulumi up\` does (README, Prerequisites): on Debian/Ubuntu, after adding Microsoft's"
+  echo "  need it; \`pulumi up\` does (docs/deploy.md, Prerequisites): on Debian/Ubuntu, after adding Microsoft's"
   echo "  package repository, \`sudo ACCEPT_EULA=Y apt-get install -y msodbcsql18\`; on macOS,"
   echo "  \`HOMEBREW_ACCEPT_EULA=Y brew install msodbcsql18\` (tap microsoft/mssql-release)."
 fi

@@ -17,7 +17,7 @@ from components.sql import DatabaseSku, FirewallRange
 
 PROJECT = "broadcast"
 ENVIRONMENTS = ("dev", "test", "review", "prod")
-"""`review`: a short-lived stack per pull request, from the dev settings (README, Review stacks)."""
+"""`review`: a short-lived stack per pull request, from the dev settings (docs/ci-cd.md, Review stacks)."""
 HOSTING_PLANS = ("FlexConsumption", "ElasticPremium", "Dedicated")
 HOSTING_SKUS: Mapping[str, tuple[str, ...]] = {
     "FlexConsumption": ("FC1",),
