@@ -176,6 +176,28 @@ def test_up_after_destroy_draws_new_global_names_so_no_soft_deleted_vault_is_met
     assert all(life.names_before[name] != life.names_after[name] for name in life.names_before)
 
 
+def test_a_new_version_updates_the_resource_group_s_tag_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32: the version (pyproject.toml) is tagged on the resource group. Deploying a new
+    version is an update of that one tag, in place, under the same URN; nothing else changes."""
+    import settings.version
+
+    life = Life("dev")
+    life.up(label="first up")
+    newer = tmp_path / "pyproject.toml"
+    newer.write_text('[project]\nname = "broadcast"\nversion = "99.0.0"\n')
+    monkeypatch.setattr(settings.version, "PYPROJECT", newer)
+    monkeypatch.setattr(settings.version.project_version, "__defaults__", (newer,))
+    bumped = life.up(label="new version")
+    assert [(s.type, s.op, s.paths) for s in bumped.changed()] == [
+        ("azure-native:resources:ResourceGroup", "update", ("tags.version",))
+    ]
+    assert bumped.findings == []
+    group = next(r for r in life.state.values() if r.type == "azure-native:resources:ResourceGroup")
+    assert group.inputs["tags"]["version"] == "99.0.0"
+
+
 def test_the_deploy_page_says_what_the_life_shows_a_recreated_stack_gets_new_names() -> None:
     """Issue 19, defect 6: the README said the suffix survived `pulumi destroy` (now in docs/deploy.md)."""
     page = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
