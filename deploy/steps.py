@@ -17,6 +17,7 @@ from pulumi import automation as auto
 from deploy import passphrase
 from preflight.__main__ import UsageError, needs_of, subscription_of, token_identity
 from preflight.checks import ArmGet, Problem, check, report
+from preview.config_file import environment_config
 from settings import Settings, SettingsError, load_settings, stack_file
 from settings.version import project_version
 
@@ -117,8 +118,8 @@ class Run:
             "on_output": self.say,
             "on_event": self.on_event,
         }
-        config = self.tools.policy_pack / f"config.{settings.environment}.json"
-        if config.is_file():
+        config = environment_config(settings.environment, self.tools.policy_pack)
+        if config is not None:
             options["policy_pack_configs"] = [str(config)]
         return options
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,26 @@ def test_offline_policy_check_fails_on_a_mandatory_violation(
     config.write_text(json.dumps({"allowed-locations": {"allowedLocations": ["swedencentral"]}}))
     assert preview_main(["dev", "--policy-config", str(config)]) == 1
     out = capsys.readouterr().out
+    assert "[mandatory] allowed-locations: Location 'westeurope' is not allowed" in out
+
+
+def test_offline_policy_check_judges_with_the_config_the_deploy_uses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 32: `python -m preview dev` ran with an empty config while `make deploy` passed
+    policies/config.<environment>.json; both now take the environment's file (and every environment
+    has one)."""
+    from preview.config_file import environment_config
+    from settings import ENVIRONMENTS
+
+    assert all(environment_config(environment) is not None for environment in ENVIRONMENTS)
+    (tmp_path / "policies").mkdir()
+    shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    strict = {"allowed-locations": {"allowedLocations": ["swedencentral"]}}
+    (tmp_path / "policies" / "config.dev.json").write_text(json.dumps(strict))
+    assert preview_main(["dev"], root=tmp_path) == 1
+    out = capsys.readouterr().out
+    assert f"checked by the policy pack with {tmp_path / 'policies' / 'config.dev.json'}" in out
     assert "[mandatory] allowed-locations: Location 'westeurope' is not allowed" in out
 
 

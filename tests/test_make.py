@@ -9,8 +9,11 @@ import subprocess
 from mocks import ROOT
 
 MAKEFILE = ROOT / "Makefile"
-# What makes a test file slow: a browser, or a local server on a port.
-SLOW_MARKS = ("playwright", "local_support", "start_local", "free_port")
+# What makes a test file slow: a browser, or the local mode's servers (imported, or started as a process).
+SLOW = re.compile(
+    r"^\s*(?:from|import)\s+(?:playwright|local_support|local|smoke|aiohttp)\b|\"-m\", \"local\"",
+    re.MULTILINE,
+)
 
 
 def make(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -40,7 +43,9 @@ def test_the_fast_layer_has_no_browser_and_no_local_server() -> None:
     assert files and len(files) == len(set(files))
     for name in files:
         text = (ROOT / name).read_text()
-        assert not any(mark in text for mark in SLOW_MARKS), f"{name} starts a browser or a server"
+        assert not SLOW.search(text), f"{name} starts a browser or a server"
+    assert SLOW.search((ROOT / "tests" / "test_site_browser.py").read_text())
+    assert SLOW.search((ROOT / "tests" / "test_commands.py").read_text())
     for layer in ("test_settings.py", "test_components.py", "test_policies.py", "test_functions.py"):
         assert f"tests/{layer}" in files, layer
 
