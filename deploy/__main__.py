@@ -11,6 +11,7 @@ from deploy.new_stack import NewStackError, write_stack_file
 from deploy.steps import EXIT_USAGE, Options, Run, StepError, Tools
 from deploy.steps import deploy as deploy_stack
 from deploy.steps import destroy as destroy_stack
+from preflight import sdk_logs
 
 DESCRIPTION = """\
 Deploy one stack: check its settings, the Pulumi CLI and its backend (asking for the stack's
@@ -47,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("--instance", help="with --from: the new stack's instance (default: its name)")
     result.add_argument("--subscription", help="subscription id (default: the stack's or the login's)")
+    result.add_argument(
+        "--verbose", action="store_true", help="show the Azure SDK's own log (sign-in attempts)"
+    )
     return result
 
 
@@ -60,8 +64,10 @@ def parse(argv: list[str] | None) -> tuple[Options, str | None, str | None]:
         command.error("--from makes a new stack: there is nothing to destroy yet")
     if arguments.instance is not None and not arguments.template:
         command.error("--instance goes with --from (an existing stack's instance is in its file)")
+    sdk_logs.configure(arguments.verbose)
     options = Options(
         stack=arguments.stack,
+        verbose=arguments.verbose,
         preview_only=arguments.preview_only,
         yes=arguments.yes,
         destroy=arguments.destroy,

@@ -81,6 +81,7 @@ class Options:
     yes: bool = False
     destroy: bool = False
     subscription: str | None = None
+    verbose: bool = False
 
 
 @dataclass
@@ -221,9 +222,12 @@ def sign_in(run: Run) -> tuple[str, str]:
             token = run.tools.access_token()
             claims = token_claims(token)
         except Exception as error:  # the credential chain raises several kinds
+            # DefaultAzureCredential's message lists every credential it tried: its first line says
+            # what happened, the rest is for --verbose.
+            reason = str(error) if run.options.verbose else (str(error).splitlines() or [""])[0]
             raise StepError(
                 "identity",
-                f"no Azure sign-in: {error}",
+                f"no Azure sign-in: {reason}",
                 "`az login` on a workstation; in CI, ARM_CLIENT_ID, ARM_TENANT_ID and ARM_USE_OIDC=true",
                 EXIT_NOT_SIGNED_IN,
             ) from None

@@ -175,6 +175,40 @@ def test_preflight_without_an_azure_sign_in_says_az_login_and_exits_4(
     assert len(error) == 1 and "run `az login`" in error[0]
 
 
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_azure_sdk_s_log_shows_only_under_verbose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verbose: bool
+) -> None:
+    """Issue 32: 14 lines of DefaultAzureCredential's warnings (its logger, at WARNING, printed by
+    Python's last-resort handler) came before the one-line hint."""
+    import logging
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    import preflight.__main__ as preflight_command
+
+    def not_signed_in(scope: str = "") -> str:
+        logging.getLogger("azure.identity._credentials.chained").warning(
+            "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+            "Attempted credentials:\n\tEnvironmentCredential: unavailable."
+        )
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    monkeypatch.setattr(preflight_command, "entra_token", not_signed_in)
+    arguments = ["dev", "--subscription", "00000000-0000-0000-0000-000000000000"]
+    assert preflight_command.main([*arguments, *(["--verbose"] if verbose else [])]) == 4
+    error = capsys.readouterr().err.splitlines()
+    assert "run `az login`" in error[-1]
+    if verbose:
+        assert error[0] == (
+            "azure.identity._credentials.chained: DefaultAzureCredential failed to retrieve a token "
+            "from the included credentials."
+        )
+    else:
+        assert len(error) == 1
+    preflight_command.sdk_logs.configure(False)
+
+
 def test_preflight_asks_for_a_subscription_when_the_sign_in_sees_several(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

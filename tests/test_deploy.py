@@ -371,11 +371,12 @@ def test_no_sign_in_is_named(tmp_path: Path) -> None:
     tools = harness.tools()
 
     def signed_out() -> str:
-        raise RuntimeError("Please run 'az login' to setup account.")
+        raise RuntimeError("Please run 'az login' to setup account.\nAttempted credentials:\n\tone\n\ttwo")
 
     tools.access_token = signed_out
     code = main(["dev"], tools=tools)
     assert code == 4 and "step 'identity' failed: no Azure sign-in" in harness.out.getvalue()
+    assert "Attempted credentials" not in harness.out.getvalue()  # the SDK's list: --verbose
     assert "`az login` on a workstation" in harness.out.getvalue()
 
 
