@@ -13,7 +13,7 @@ FAST_TESTS := tests/test_settings.py tests/test_components.py tests/test_program
 	tests/test_schema_migrations.py tests/test_cost.py tests/test_docs.py tests/test_preflight.py \
 	tests/test_deploy.py tests/test_workflows.py tests/test_credentials.py tests/test_publish_key.py \
 	tests/test_function_host_key.py tests/test_site_content.py tests/test_benchmark_capacity.py \
-	tests/test_make.py tests/test_setup_script.py
+	tests/test_make.py tests/test_setup_script.py tests/test_regions.py
 # Two workers, whole files each (a file's fixtures, such as a stack run under mocks, are built once).
 PYTEST_PARALLEL := -n 2 --dist loadfile
 
