@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     )
     declared = [r for r in program.resources if r.type.startswith("azure-native:")]
     violations = check(program, config)
-    judged = f"with {config_path}" if config_path else "with the pack's defaults (no policy config)"
+    shown = config_path.relative_to(root) if config_path and config_path.is_relative_to(root) else config_path
+    judged = f"with {shown}" if shown else "with the pack's defaults (no policy config)"
     print(f"stack {arguments.stack}: {len(declared)} Azure resources checked by the policy pack {judged}")
     for violation in violations:
         print(

@@ -102,7 +102,7 @@ def test_offline_policy_check_judges_with_the_config_the_deploy_uses(
     (tmp_path / "policies" / "config.dev.json").write_text(json.dumps(strict))
     assert preview_main(["dev"], root=tmp_path) == 1
     out = capsys.readouterr().out
-    assert f"checked by the policy pack with {tmp_path / 'policies' / 'config.dev.json'}" in out
+    assert "checked by the policy pack with policies/config.dev.json" in out
     assert "[mandatory] allowed-locations: Location 'westeurope' is not allowed" in out
 
 
