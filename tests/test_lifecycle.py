@@ -46,8 +46,9 @@ BASE = {"dev": {}, "prod": {}, "test": {}, "review": {"instance": "pr7"}}
 EXPECTED_FAILURES: dict[tuple[str, str], set[tuple[str, str]]] = {
     # components/sql.py: with protectData, the server's CanNotDelete lock covers its firewall rules, and
     # `network: private` deletes the AllowAllWindowsAzureIps rule: ARM answers ScopeLocked. Known
-    # defect (docs/production.md, Protection: "firewall rules can be added but not removed"); until sql.py removes
-    # the rule some other way, docs/day-two.md gives the order: protectData false, up, network, up.
+    # defect (docs/production.md, Protection: "firewall rules can be added but not removed"); until
+    # sql.py removes the rule some other way, docs/day-two.md gives the order: protectData false, up,
+    # network, up.
     ("prod", "network"): {("locked", "azure-native:sql:FirewallRule")},
 }
 """Findings in files this work does not own (components/sql.py, components/network.py,
@@ -147,8 +148,9 @@ def test_what_docs_day_two_documents_still_happens(life: Played) -> None:
 
 
 def test_protect_data_can_be_turned_on_and_off_on_a_live_stack(life: Played) -> None:
-    """The documented way (docs/production.md) to delete a protected stack starts here, and so does protecting a dev stack:
-    Key Vault's retention and purge protection stay as created (ARM refuses both changes)."""
+    """The documented way (docs/production.md) to delete a protected stack starts here, and so does
+    protecting a dev stack: Key Vault's retention and purge protection stay as created (ARM refuses
+    both changes)."""
     change = life.changes["protectData"]
     vaults = [s for s in change.steps if s.type == VAULT]
     assert [s.op for s in vaults] == ["same"]
