@@ -30,6 +30,7 @@ from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
 from settings import load_settings
 from settings.deployer import deploying_identity, sql_administrator
+from settings.version import VERSION_TAG, project_version
 
 # Evaluating this program reads files and makes no network call: the preflight's ARM reads run in
 # `python -m deploy` and `python -m preflight`, and the function package is built when it is deployed.
@@ -41,11 +42,12 @@ deployer = deploying_identity(settings, client)
 package = plan_package(settings.python_version)
 site_content = file_manifest(site_files(), Path(__file__).resolve().parent)
 
+# The version is tagged on the resource group only: a new version updates one tag, not every resource.
 resource_group = resources.ResourceGroup(
     "resource-group",
     resource_group_name=settings.resource_group_name,
     location=settings.location,
-    tags=settings.tags,
+    tags={**settings.tags, VERSION_TAG: project_version()},
 )
 # Storage, SignalR, SQL and Functions names are global DNS names: a per-stack suffix keeps them unique.
 suffix = random.RandomString("name-suffix", length=6, upper=False, special=False, numeric=True)

@@ -1,6 +1,7 @@
 """`python -m cost <stack> [--live] [--currency USD] [--log-gb 1] [--json]`: the stack's monthly
 estimate, as text or (`--json`) as one JSON object for other programs (the pull request's cost
-comment, `python -m pipeline.cost_diff`)."""
+comment, `python -m pipeline.cost_diff`). Exit codes as every command's (README, The commands): 2 the
+command line (an unknown stack), 3 the stack's settings."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from typing import Any, TextIO
 
 import pulumi
 
-import cost
 from cost.estimate import DEFAULT_LOG_GB, HOURS_PER_MONTH, Estimate, estimate_settings, render
 from cost.prices import load_live, load_snapshot
 from settings import Settings, SettingsError, load_settings, stack_file
 
+EXIT_USAGE = 2
+EXIT_SETTINGS = 3
+DESCRIPTION = """\
+What the stack costs a month, priced per resource from its settings: from the committed price
+snapshot (cost/prices.json, each line with its source, region, currency and date), or with --live
+from the Azure Retail Prices API for the stack's region. It names what is easy to miss: a
+serverless database the SQL trigger keeps resumed, always-ready instances billed around the clock,
+Log Analytics ingestion, and what a review stack costs a day."""
 REVIEW_INSTANCE = "pr0"
 """Pulumi.review.yaml is a template: the review workflow adds `instance: pr<number>`."""
 
@@ -55,8 +63,8 @@ def as_json(stack: str, estimate: Estimate, origin: str, per_day: bool) -> dict[
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
-    """Print the estimate; 1 with the reason when the stack or its settings are wrong."""
-    parser = argparse.ArgumentParser(prog="python -m cost", description=cost.__doc__)
+    """Print the estimate; 2 for an unknown stack, 3 with each reason when its settings are wrong."""
+    parser = argparse.ArgumentParser(prog="python -m cost", description=DESCRIPTION)
     parser.add_argument("stack", help="the stack: reads Pulumi.<stack>.yaml")
     parser.add_argument("--live", action="store_true", help="read prices from the Azure Retail Prices API")
     parser.add_argument("--currency", default="USD", help="with --live: the currency (USD)")
@@ -70,8 +78,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     except FileNotFoundError as error:
         parser.error(str(error))
     except SettingsError as error:
-        print(error, file=sys.stderr)
-        return 1
+        print(f"python -m cost: stack {arguments.stack}: {error}", file=sys.stderr)
+        return EXIT_SETTINGS
     prices = load_live(settings.location, arguments.currency) if arguments.live else load_snapshot()
     estimate = estimate_settings(settings, prices, arguments.log_gb)
     per_day = settings.environment == "review"

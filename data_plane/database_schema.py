@@ -159,8 +159,8 @@ class SchemaProvider(ResourceProvider):
                     f"{props['server']} accepts private connections only (network: private, with a network "
                     "you bring): run `pulumi up` from a machine in that network, or in one peered with it "
                     "whose DNS resolves privatelink.database.windows.net (a self-hosted runner); or let the "
-                    "stack create its network, where the schema is applied from inside (README, Private "
-                    "networking)"
+                    "stack create its network, where the schema is applied from inside "
+                    "(docs/private-networking.md)"
                 ) from error
             match = re.search(r"Client with IP address '([0-9.]+)' is not allowed", str(error))
             if not match:

@@ -3,7 +3,9 @@ deploy-time resources use, the preflight's readers, the smoke test and the cost 
 
 from __future__ import annotations
 
+import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pulumi import automation as auto
@@ -50,6 +52,18 @@ def estimate(settings: Settings, stack: str) -> str:
     return render(stack, estimate_settings(settings, load_snapshot()))
 
 
+def backend_url() -> str:
+    """The backend the CLI is logged in to (`pulumi whoami --json`: its `url`)."""
+    return str(auto.LocalWorkspace(work_dir=str(Path(__file__).resolve().parent.parent)).who_am_i().url or "")
+
+
+def secret_reader() -> Callable[[str], str] | None:
+    """getpass on a terminal (nothing echoed); None without one (CI, a pipe)."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    return lambda prompt: getpass.getpass(prompt)
+
+
 def ask(question: str) -> bool:
     """y/N on a terminal; no terminal means no (CI passes --yes)."""
     if not sys.stdin.isatty():
@@ -75,5 +89,7 @@ def real_tools() -> Tools:
         smoke=run_smoke,
         estimate=estimate,
         confirm=ask,
+        backend_url=backend_url,
+        ask_secret=secret_reader(),
         out=sys.stdout,
     )

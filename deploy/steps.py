@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,22 +14,30 @@ from typing import Any, TextIO
 import pulumi
 from pulumi import automation as auto
 
+from deploy import passphrase
 from preflight.__main__ import UsageError, needs_of, subscription_of, token_identity
 from preflight.checks import ArmGet, Problem, check, report
+from preview.config_file import environment_config
 from settings import Settings, SettingsError, load_settings, stack_file
+from settings.version import project_version
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_PACK = "policies"
 REQUIRED_OUTPUTS = ("siteUrl", "publishKey")
 PULUMI_INSTALL = "install it (https://www.pulumi.com/docs/install/), then `pulumi login`"
+# The exit codes every command shares (README, The commands).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SETTINGS = 3
+EXIT_NOT_SIGNED_IN = 4
 
 
 class StepError(Exception):
-    """A step failed: which, what happened, and what to do about it."""
+    """A step failed: which, what happened, what to do about it, and the exit code it means."""
 
-    def __init__(self, step: str, what: str, fix: str) -> None:
+    def __init__(self, step: str, what: str, fix: str, code: int = EXIT_FAILED) -> None:
         super().__init__(f"step '{step}' failed: {what}\n  what to do: {fix}")
-        self.step, self.what, self.fix = step, what, fix
+        self.step, self.what, self.fix, self.code = step, what, fix, code
 
 
 @dataclass
@@ -49,7 +58,15 @@ class Tools:
     estimate: Callable[[Settings, str], str]
     """The stack's monthly cost estimate, as printed lines."""
     confirm: Callable[[str], bool]
+    backend_url: Callable[[], str]
+    """The state backend the CLI is logged in to (`pulumi whoami`), e.g. `file://~`."""
+    ask_secret: Callable[[str], str] | None
+    """Reads a line without echo (getpass); None when no terminal is attached."""
     out: TextIO
+    environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
+    """Where the passphrase goes for the CLI to read (this process's environment)."""
+    root: Path = ROOT
+    """Where the `Pulumi.<stack>.yaml` files are."""
     clock: Callable[[], float] = time.perf_counter
     policy_pack: Path = ROOT / POLICY_PACK
     """The CrossGuard pack `preview` and `up` run with (its config: `config.<environment>.json`)."""
@@ -64,6 +81,7 @@ class Options:
     yes: bool = False
     destroy: bool = False
     subscription: str | None = None
+    verbose: bool = False
 
 
 @dataclass
@@ -101,8 +119,8 @@ class Run:
             "on_output": self.say,
             "on_event": self.on_event,
         }
-        config = self.tools.policy_pack / f"config.{settings.environment}.json"
-        if config.is_file():
+        config = environment_config(settings.environment, self.tools.policy_pack)
+        if config is not None:
             options["policy_pack_configs"] = [str(config)]
         return options
 
@@ -116,7 +134,8 @@ def check_cli(run: Run) -> None:
             raise StepError(
                 "Pulumi CLI",
                 "the `pulumi` command is not on PATH; this command drives it through the Automation API",
-                PULUMI_INSTALL,
+                f"{PULUMI_INSTALL}. Meanwhile `python -m preview {run.options.stack}` shows what the stack "
+                "would create, judged by the policy pack, with no CLI and no Azure",
             ) from None
         except auto.errors.InvalidVersionError as error:
             raise StepError("Pulumi CLI", str(error), f"update the Pulumi CLI: {PULUMI_INSTALL}") from None
@@ -124,22 +143,50 @@ def check_cli(run: Run) -> None:
 
 
 def read_settings(run: Run) -> tuple[dict[str, str], Settings]:
-    """`Pulumi.<stack>.yaml`, validated as the program will validate it."""
-    stack = run.options.stack
+    """`Pulumi.<stack>.yaml`, validated as the program will validate it: first, as it needs nothing."""
+    stack, root = run.options.stack, run.tools.root
     with run.step("settings"):
         try:
-            config = stack_file(stack, ROOT)
+            config = stack_file(stack, root)
         except FileNotFoundError:
-            stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+            stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
             raise StepError(
-                "settings", f"there is no Pulumi.{stack}.yaml", f"name one of the stacks: {', '.join(stacks)}"
+                "settings",
+                f"there is no Pulumi.{stack}.yaml",
+                f"name one of the stacks ({', '.join(stacks)}), or make a stack of your own from an "
+                f"environment's settings: `python -m deploy {stack} --from dev`",
+                EXIT_USAGE,
             ) from None
         pulumi.runtime.set_all_config(config, [])
         try:
             settings = load_settings(pulumi.Config("broadcast"), stack=stack)
         except SettingsError as error:
-            raise StepError("settings", str(error), f"correct Pulumi.{stack}.yaml") from None
+            raise StepError("settings", str(error), f"correct Pulumi.{stack}.yaml", EXIT_SETTINGS) from None
         return config, settings
+
+
+def secrets(run: Run) -> None:
+    """The stack's secrets passphrase, when its provider is the passphrase and none is set."""
+    with run.step("secrets"):
+        try:
+            url = run.tools.backend_url()
+        except auto.errors.CommandError as error:
+            raise StepError(
+                "secrets",
+                f"the Pulumi CLI is logged in to no backend: {_tail(error, 2)}",
+                "`pulumi login --local` (state in ~/.pulumi), `pulumi login` (Pulumi Cloud) or "
+                "`pulumi login azblob://<container>`",
+                EXIT_NOT_SIGNED_IN,
+            ) from None
+        document = passphrase.stack_document(run.options.stack, run.tools.root)
+        needed = passphrase.need(document, url)
+        try:
+            how = passphrase.provide(
+                run.options.stack, needed, run.tools.environ, run.tools.ask_secret, run.say
+            )
+        except passphrase.PassphraseMissingError as error:
+            raise StepError("secrets", str(error), passphrase.EXPORT_HINT, EXIT_NOT_SIGNED_IN) from None
+        run.say(f"backend {url}: {how}")
 
 
 def principal_type(claims: dict[str, Any]) -> str:
@@ -175,10 +222,14 @@ def sign_in(run: Run) -> tuple[str, str]:
             token = run.tools.access_token()
             claims = token_claims(token)
         except Exception as error:  # the credential chain raises several kinds
+            # DefaultAzureCredential's message lists every credential it tried: its first line says
+            # what happened, the rest is for --verbose.
+            reason = str(error) if run.options.verbose else (str(error).splitlines() or [""])[0]
             raise StepError(
                 "identity",
-                f"no Azure sign-in: {error}",
+                f"no Azure sign-in: {reason}",
                 "`az login` on a workstation; in CI, ARM_CLIENT_ID, ARM_TENANT_ID and ARM_USE_OIDC=true",
+                EXIT_NOT_SIGNED_IN,
             ) from None
         kind = principal_type(claims)
         who = claims.get("upn") or claims.get("unique_name") or claims.get("appid") or claims.get("oid")
@@ -193,7 +244,7 @@ def preflight(run: Run, config: dict[str, str], settings: Settings, token: str) 
         try:
             subscription = subscription_of(config, run.options.subscription, arm)
         except UsageError as error:
-            raise StepError("preflight", str(error), "pass --subscription <id>") from None
+            raise StepError("preflight", str(error), "pass --subscription <id>", EXIT_USAGE) from None
         needs = needs_of(settings, subscription, token_identity(token))
         # A preview applies no schema; a private stack's own network applies it in a deployment script.
         needs = replace(needs, schema_from_here=not run.options.preview_only and not needs.schema_in_network)
@@ -218,7 +269,7 @@ def open_stack(run: Run, principal: str | None, settings: Settings) -> auto.Stac
     name = run.options.stack
     with run.step("stack"):
         try:
-            stack = run.tools.select_stack(name, ROOT)
+            stack = run.tools.select_stack(name, run.tools.root)
             run.say(f"selected stack {name}")
         except auto.errors.StackNotFoundError:
             if run.options.destroy:
@@ -234,7 +285,7 @@ def open_stack(run: Run, principal: str | None, settings: Settings) -> auto.Stac
 
 def _create(run: Run, name: str) -> auto.Stack:
     try:
-        stack = run.tools.create_stack(name, ROOT)
+        stack = run.tools.create_stack(name, run.tools.root)
     except auto.errors.CommandError as error:
         raise StepError(
             "stack",
@@ -271,7 +322,8 @@ def _engine_failure(run: Run, step: str, error: auto.errors.CommandError) -> Ste
         return StepError(
             step,
             "the policy pack refused the plan:\n  " + "\n  ".join(lines),
-            "change the settings or the program so each rule holds (README, Policy pack)",
+            "change the settings or the program so each rule holds (docs/policies.md); "
+            f"`python -m preview {run.options.stack}` shows the same findings offline",
         )
     if isinstance(error, auto.errors.ConcurrentUpdateError):
         return StepError(step, "another update of this stack is running", "wait for it, or `pulumi cancel`")
@@ -311,7 +363,7 @@ def smoke(run: Run, outputs: dict[str, Any]) -> None:
                 "a check of the deployment failed (its line above says what came back)",
                 "a fresh app can take minutes to start its triggers: run `python -m smoke --url "
                 f'{outputs["siteUrl"]} --key "$(pulumi stack output --show-secrets publishKey)"` again; '
-                "if it still fails, see README, Alerts, for where to look",
+                "if it still fails, docs/production.md, Alerts, says where to look",
             )
 
 
@@ -332,10 +384,18 @@ def confirm(run: Run, question: str) -> None:
         raise StepError("confirm", "not confirmed", "answer y, or pass --yes (CI)")
 
 
+def announce(run: Run, action: str) -> None:
+    """The version being deployed (pyproject.toml; the resource group's `version` tag)."""
+    run.say(f"broadcast {project_version()}: {action} stack {run.options.stack}")
+
+
 def deploy(run: Run) -> None:
-    """Every step of a deployment, in order."""
-    check_cli(run)
+    """Every step of a deployment, in order: what needs nothing first (the stack file and its
+    settings), then the CLI, its backend and the passphrase, then Azure."""
+    announce(run, "preview only," if run.options.preview_only else "deploying")
     config, settings = read_settings(run)
+    check_cli(run)
+    secrets(run)
     token, principal = sign_in(run)
     preflight(run, config, settings, token)
     stack = open_stack(run, principal, settings)
@@ -350,7 +410,7 @@ def deploy(run: Run) -> None:
 
 
 def protected_steps(stack: str) -> str:
-    """How to delete a stack that protects its data, on purpose (README, Protection)."""
+    """How to delete a stack that protects its data, on purpose (docs/production.md, Protection)."""
     return (
         f"the stack protects its data (protectData: true): locks and `protect` stop a destroy half-way, "
         f"so nothing was deleted. To delete it on purpose:\n"
@@ -363,10 +423,12 @@ def protected_steps(stack: str) -> str:
 
 def destroy(run: Run) -> None:
     """Delete the stack's resources, unless it protects its data."""
-    check_cli(run)
+    announce(run, "destroying")
     _, settings = read_settings(run)
     if settings.protect_data:
         raise StepError("destroy", protected_steps(run.options.stack), "run the commands above")
+    check_cli(run)
+    secrets(run)
     stack = open_stack(run, None, settings)
     confirm(run, f"Delete every resource of stack {run.options.stack}?")
     with run.step("destroy"):

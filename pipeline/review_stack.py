@@ -4,7 +4,7 @@
 `python -m pipeline.review_stack write <pr> [--private]` writes `Pulumi.pr-<pr>.yaml` (config only:
 the workflows set `PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER`, so an existing stack keeps the secrets
 manager its state was written with, whatever the provider); `--private` (the `review-private` label)
-makes it a private stack (`network: private`, README: Private networking). `exists <pr> --stacks
+makes it a private stack (`network: private`, docs/private-networking.md). `exists <pr> --stacks
 FILE` reads `pulumi stack ls --json` and prints `exists=true|false`; `sweep --stacks FILE --keep FILE
 [--keep FILE]` prints the review stacks whose pull request is no longer open with either label (as a
 JSON list with `--json`, for a matrix); both count only this project's stacks. `wanted <pr> --pr FILE

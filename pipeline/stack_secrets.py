@@ -136,7 +136,8 @@ def check(stack: str, settings: Mapping[str, Any], env: Mapping[str, str]) -> Ve
     if provider is None:
         errors.append(
             f"no secrets provider for stack {stack} on {backend}: commit Pulumi.{stack}.yaml's encryption "
-            "settings (README, Before the first CI deploy) or set the PULUMI_SECRETS_PROVIDER variable; "
+            "settings (docs/ci-cd.md, Before the first CI deploy) or set the PULUMI_SECRETS_PROVIDER "
+            "variable; "
             "Pulumi would otherwise pick the passphrase provider by default"
         )
     elif provider == "passphrase" and not env.get("PULUMI_CONFIG_PASSPHRASE"):

@@ -23,6 +23,7 @@ import pulumi
 from azure.core.exceptions import ClientAuthenticationError
 
 from data_plane.azure_http import entra_token
+from preflight import sdk_logs
 from preflight.checks import ARM, ArmGet, Needs, check, report
 from preflight.program import arm_reader, odbc_drivers
 from settings import SettingsError, load_settings, stack_file
@@ -100,11 +101,15 @@ def main(
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--subscription", help="subscription id (default: the stack's or the login's)")
     parser.add_argument(
+        "--verbose", action="store_true", help="show the Azure SDK's own log (sign-in attempts)"
+    )
+    parser.add_argument(
         "--applies-schema",
         action="store_true",
         help="this machine applies a schema change (public stack, own network): check the ODBC driver",
     )
     arguments = parser.parse_args(argv)
+    sdk_logs.configure(arguments.verbose)
     try:
         config = stack_file(arguments.stack)
         pulumi.runtime.set_all_config(config, [])

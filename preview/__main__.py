@@ -1,5 +1,6 @@
 """`python -m preview <stack> [--policy-config FILE]`: the program under mocks, checked by the policy
-pack, printing each violation.
+pack with the config `make deploy` uses (`policies/config.<environment>.json`), printing each
+violation; no Pulumi CLI and no Azure needed.
 
 Exit codes: 0 no mandatory violation; 1 a mandatory policy is violated; 2 the command line is wrong
 (an unknown stack, a --policy-config file that is missing or not a policy config); 3 the stack file
@@ -19,6 +20,7 @@ import pulumi
 from pulumi_policy import EnforcementLevel
 
 from mocks import ROOT, run
+from preview.config_file import environment_config
 from preview.policy_check import check
 from settings import SettingsError, load_settings, stack_file
 
@@ -57,30 +59,36 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     )
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument(
-        "--policy-config", type=Path, help="JSON policy config, as for `pulumi preview --policy-pack-config`"
+        "--policy-config",
+        type=Path,
+        help="JSON policy config, as for `pulumi preview --policy-pack-config` "
+        "(default: policies/config.<environment>.json, as `make deploy` uses)",
     )
     arguments = parser.parse_args(argv)
     if not (root / f"Pulumi.{arguments.stack}.yaml").is_file():
         parser.error(f"no Pulumi.{arguments.stack}.yaml in {root}")
     try:
-        config = policy_config(arguments.policy_config) if arguments.policy_config else {}
-    except ValueError as error:
-        parser.error(str(error))
-    try:
         # The settings are checked before the program runs, as the program checks them first: a bad
         # value is one line naming the key, not a traceback from inside the mocked deployment.
         stack_config = stack_file(arguments.stack, root)
         pulumi.runtime.set_all_config(stack_config, [])
-        load_settings(pulumi.Config("broadcast"), stack=arguments.stack)
+        settings = load_settings(pulumi.Config("broadcast"), stack=arguments.stack)
     except SettingsError as error:
         print(f"python -m preview: stack {arguments.stack}: {error}", file=sys.stderr)
         return EXIT_SETTINGS
+    config_path = arguments.policy_config or environment_config(settings.environment, root / "policies")
+    try:
+        config = policy_config(config_path) if config_path else {}
+    except ValueError as error:
+        parser.error(str(error))
     program = run(
         lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), stack_config, arguments.stack
     )
     declared = [r for r in program.resources if r.type.startswith("azure-native:")]
     violations = check(program, config)
-    print(f"stack {arguments.stack}: {len(declared)} Azure resources checked by the policy pack")
+    shown = config_path.relative_to(root) if config_path and config_path.is_relative_to(root) else config_path
+    judged = f"with {shown}" if shown else "with the pack's defaults (no policy config)"
+    print(f"stack {arguments.stack}: {len(declared)} Azure resources checked by the policy pack {judged}")
     for violation in violations:
         print(
             f"  [{violation.enforcement.value}] {violation.policy}: {violation.message}\n"

@@ -1,7 +1,7 @@
 """Every stack config key the program reads: its type, description, default per environment and rule.
 
 The same keys are declared in `Pulumi.yaml` (type and description) so `pulumi config` shows them; a
-test keeps the two, the stack files and the README's config reference in step.
+test keeps the two, the stack files and docs/settings.md's config reference in step.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from components.sql import DatabaseSku, FirewallRange
 
 PROJECT = "broadcast"
 ENVIRONMENTS = ("dev", "test", "review", "prod")
-"""`review`: a short-lived stack per pull request, from the dev settings (README, Review stacks)."""
+"""`review`: a short-lived stack per pull request, from the dev settings (docs/ci-cd.md, Review stacks)."""
 HOSTING_PLANS = ("FlexConsumption", "ElasticPremium", "Dedicated")
 HOSTING_SKUS: Mapping[str, tuple[str, ...]] = {
     "FlexConsumption": ("FC1",),

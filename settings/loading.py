@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from components.sql import DatabaseSku
 from functions.wiring import SQL_TRIGGERED_FUNCTIONS
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
 from settings.model import AlertSettings, NetworkSettings, Settings, SqlAdmin
+from settings.regions import region_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 Values = dict[str, Any]
@@ -94,6 +94,10 @@ def unknown_keys(keys: Iterable[str], stack: str) -> list[str]:
             continue
         meant = by_folded.get(name.lower()) or next(iter(difflib.get_close_matches(name, declared, 1)), None)
         hint = f"; did you mean `{meant}`?" if meant else "; the declared keys are in Pulumi.yaml"
+        if name.lower() == "location":  # the region is the provider's setting, not the project's
+            hint = (
+                "; the region is `azure-native:location` (pulumi config set azure-native:location westeurope)"
+            )
         errors.append(
             f"Stack '{stack}' uses configuration value '{full_key}' which is not defined by the project "
             f"configuration{hint}"
@@ -111,9 +115,8 @@ def _configured_keys() -> set[str]:
 def _location_rule(location: str | None) -> list[str]:
     if not location:
         return ["azure-native:location is not set: `pulumi config set azure-native:location westeurope`"]
-    if not re.fullmatch(r"[a-z0-9]+", location):
-        return [f"azure-native:location = {location!r}: allowed: an Azure region name such as westeurope"]
-    return []
+    problem = region_problem(location)
+    return [problem] if problem else []
 
 
 def hosting_sku(values: Values) -> str:

@@ -1,5 +1,5 @@
 """The config reference, generated from the declarations: `Pulumi.yaml`'s `config:` block (so
-`pulumi config` knows each key's type and description) and the README's table.
+`pulumi config` knows each key's type and description) and the table of docs/settings.md.
 
     .venv/bin/python -m settings.reference --write     # after changing settings/declarations.py
 
@@ -18,7 +18,8 @@ from typing import Any
 from settings.declarations import SETTINGS, Setting
 
 ROOT = Path(__file__).resolve().parent.parent
-README_START = "| key | type | dev | prod | description |"
+REFERENCE_PAGE = "docs/settings.md"
+TABLE_START = "| key | type | dev | prod | description |"
 PULUMI_CONFIG_START = "config:\n"
 # Keys whose default is computed rather than a value.
 _COMPUTED_DEFAULTS = {"environment": "stack name", "hostingSku": "smallest of the plan"}
@@ -33,9 +34,9 @@ def _default_text(setting: Setting, environment: str) -> str:
     return f"`{json.dumps(value) if not isinstance(value, str) else value}`"
 
 
-def readme_table() -> str:
-    """The README's config reference table."""
-    rows = [README_START, "|---|---|---|---|---|"]
+def reference_table() -> str:
+    """The config reference table of docs/settings.md."""
+    rows = [TABLE_START, "|---|---|---|---|---|"]
     for setting in SETTINGS:
         rows.append(
             f"| `{setting.key}` | {setting.type} | {_default_text(setting, 'dev')} | "
@@ -56,12 +57,12 @@ def pulumi_config_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_readme(text: str) -> str:
-    """The README with its config table replaced."""
-    pattern = re.compile(re.escape(README_START) + r"\n(\|.*\n)+")
+def render_reference_page(text: str) -> str:
+    """docs/settings.md with its config table replaced."""
+    pattern = re.compile(re.escape(TABLE_START) + r"\n(\|.*\n)+")
     if not pattern.search(text):
-        raise ValueError("README.md has no config reference table")
-    return pattern.sub(lambda _: readme_table(), text, count=1)
+        raise ValueError(f"{REFERENCE_PAGE} has no config reference table")
+    return pattern.sub(lambda _: reference_table(), text, count=1)
 
 
 def render_pulumi_yaml(text: str) -> str:
@@ -77,14 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m settings.reference", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--write", action="store_true", help="rewrite README.md and Pulumi.yaml")
+    parser.add_argument("--write", action="store_true", help=f"rewrite {REFERENCE_PAGE} and Pulumi.yaml")
     arguments = parser.parse_args(argv)
     stale = []
-    for path, render in ((ROOT / "README.md", render_readme), (ROOT / "Pulumi.yaml", render_pulumi_yaml)):
+    for path, render in (
+        (ROOT / REFERENCE_PAGE, render_reference_page),
+        (ROOT / "Pulumi.yaml", render_pulumi_yaml),
+    ):
         text = path.read_text()
         wanted = render(text)
         if wanted != text:
-            stale.append(path.name)
+            stale.append(str(path.relative_to(ROOT)))
             if arguments.write:
                 path.write_text(wanted)
     if stale and not arguments.write:

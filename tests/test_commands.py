@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +86,26 @@ def test_offline_policy_check_fails_on_a_mandatory_violation(
     assert "[mandatory] allowed-locations: Location 'westeurope' is not allowed" in out
 
 
+def test_offline_policy_check_judges_with_the_config_the_deploy_uses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 32: `python -m preview dev` ran with an empty config while `make deploy` passed
+    policies/config.<environment>.json; both now take the environment's file (and every environment
+    has one)."""
+    from preview.config_file import environment_config
+    from settings import ENVIRONMENTS
+
+    assert all(environment_config(environment) is not None for environment in ENVIRONMENTS)
+    (tmp_path / "policies").mkdir()
+    shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    strict = {"allowed-locations": {"allowedLocations": ["swedencentral"]}}
+    (tmp_path / "policies" / "config.dev.json").write_text(json.dumps(strict))
+    assert preview_main(["dev"], root=tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "checked by the policy pack with policies/config.dev.json" in out
+    assert "[mandatory] allowed-locations: Location 'westeurope' is not allowed" in out
+
+
 def test_offline_policy_check_names_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         preview_main(["staging"])
@@ -152,6 +173,40 @@ def test_preflight_without_an_azure_sign_in_says_az_login_and_exits_4(
     assert preflight_command.main(["dev", "--subscription", "00000000-0000-0000-0000-000000000000"]) == 4
     error = capsys.readouterr().err.splitlines()
     assert len(error) == 1 and "run `az login`" in error[0]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_azure_sdk_s_log_shows_only_under_verbose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verbose: bool
+) -> None:
+    """Issue 32: 14 lines of DefaultAzureCredential's warnings (its logger, at WARNING, printed by
+    Python's last-resort handler) came before the one-line hint."""
+    import logging
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    import preflight.__main__ as preflight_command
+
+    def not_signed_in(scope: str = "") -> str:
+        logging.getLogger("azure.identity._credentials.chained").warning(
+            "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+            "Attempted credentials:\n\tEnvironmentCredential: unavailable."
+        )
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    monkeypatch.setattr(preflight_command, "entra_token", not_signed_in)
+    arguments = ["dev", "--subscription", "00000000-0000-0000-0000-000000000000"]
+    assert preflight_command.main([*arguments, *(["--verbose"] if verbose else [])]) == 4
+    error = capsys.readouterr().err.splitlines()
+    assert "run `az login`" in error[-1]
+    if verbose:
+        assert error[0] == (
+            "azure.identity._credentials.chained: DefaultAzureCredential failed to retrieve a token "
+            "from the included credentials."
+        )
+    else:
+        assert len(error) == 1
+    preflight_command.sdk_logs.configure(False)
 
 
 def test_preflight_asks_for_a_subscription_when_the_sign_in_sees_several(

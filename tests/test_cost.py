@@ -10,6 +10,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +260,20 @@ def test_json_gives_the_totals_per_currency_that_the_price_lines_add_up_to(
     review = json.loads(capsys.readouterr().out)
     daily = {currency: total * 24 / HOURS_PER_MONTH for currency, total in review_by_hand().items()}
     assert review["daily"] == pytest.approx(daily, rel=1e-9)
+
+
+def test_a_settings_error_is_exit_3_as_in_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 32: `cost` answered 1 for a settings error where the other commands answer 3."""
+    import cost.__main__ as command
+    from settings import stack_file
+
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  broadcast:sqlSku: Nope\n")
+    monkeypatch.setattr(command, "stack_file", lambda stack: stack_file(stack, tmp_path))
+    assert main(["bad"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("python -m cost: stack bad: ") and "broadcast:sqlSku = 'Nope'" in err
+    with pytest.raises(SystemExit) as exited:
+        main(["nosuchstack"])
+    assert exited.value.code == 2

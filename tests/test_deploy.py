@@ -47,8 +47,9 @@ def cli_error(stderr: str, stdout: str = "") -> auto.errors.CommandError:
 class Backend:
     """The state backend and the CLI as the Automation API drives them; `calls` records the order."""
 
-    def __init__(self, stacks: set[str] | None = None) -> None:
+    def __init__(self, stacks: set[str] | None = None, root: Path = ROOT) -> None:
         self.stacks = set(stacks or ())
+        self.root = root
         self.calls: list[str] = []
         self.config: dict[str, str] = {}
         self.violation: events.PolicyEvent | None = None
@@ -58,7 +59,7 @@ class Backend:
 
     def select(self, name: str, work_dir: Path) -> FakeStack:
         self.calls.append(f"select {name}")
-        assert work_dir == ROOT
+        assert work_dir == self.root
         if name not in self.stacks:
             raise cli_error(f"error: no stack named '{name}' found")
         return FakeStack(name, self)
@@ -156,6 +157,14 @@ class Harness:
         shutil.copy(ROOT / "policies" / "config.dev.json", self.pack / "config.dev.json")
         self.now = 0.0
         self.drivers = [ODBC_DRIVER]
+        self.backend_url = "https://api.pulumi.com"
+        """Pulumi Cloud: no passphrase (tests of the passphrase set a self-managed backend)."""
+        self.environ: dict[str, str] = {}
+        self.typed: list[str] = []
+        """What the user types at each hidden prompt, in order; the prompts land in `prompts`."""
+        self.prompts: list[str] = []
+        self.terminal = True
+        self.root = ROOT
 
     def clock(self) -> float:
         self.now += 1.5
@@ -169,6 +178,10 @@ class Harness:
         self.questions.append(question)
         return self.answer
 
+    def getpass(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return self.typed.pop(0)
+
     def tools(self) -> Tools:
         return Tools(
             pulumi_version=lambda: self.version(),
@@ -180,7 +193,11 @@ class Harness:
             smoke=self.smoke,
             estimate=estimate,
             confirm=self.confirm,
+            backend_url=lambda: self.backend_url,
+            ask_secret=self.getpass if self.terminal else None,
             out=self.out,
+            environ=self.environ,
+            root=self.root,
             clock=self.clock,
             policy_pack=self.pack,
         )
@@ -194,7 +211,17 @@ def steps(output: str) -> list[str]:
     return [line[4:] for line in output.splitlines() if line.startswith("==> ")]
 
 
-DEPLOY_STEPS = ["Pulumi CLI", "settings", "identity", "preflight", "stack", "preview", "up", "smoke test"]
+DEPLOY_STEPS = [
+    "settings",
+    "Pulumi CLI",
+    "secrets",
+    "identity",
+    "preflight",
+    "stack",
+    "preview",
+    "up",
+    "smoke test",
+]
 
 
 def test_a_deploy_runs_every_step_in_order_and_prints_url_times_and_cost(tmp_path: Path) -> None:
@@ -235,9 +262,10 @@ def test_without_the_pulumi_cli_nothing_else_runs(tmp_path: Path) -> None:
 
     harness.version = missing
     code, out = harness.run("dev")
-    assert code == 1 and steps(out) == ["Pulumi CLI"] and harness.backend.calls == []
+    assert code == 1 and steps(out) == ["settings", "Pulumi CLI"] and harness.backend.calls == []
     assert "step 'Pulumi CLI' failed: the `pulumi` command is not on PATH" in out
     assert "what to do: install it (https://www.pulumi.com/docs/install/)" in out
+    assert "`python -m preview dev` shows what the stack would create" in out
 
 
 def test_a_cli_older_than_the_sdk_needs_is_named(tmp_path: Path) -> None:
@@ -343,19 +371,21 @@ def test_no_sign_in_is_named(tmp_path: Path) -> None:
     tools = harness.tools()
 
     def signed_out() -> str:
-        raise RuntimeError("Please run 'az login' to setup account.")
+        raise RuntimeError("Please run 'az login' to setup account.\nAttempted credentials:\n\tone\n\ttwo")
 
     tools.access_token = signed_out
     code = main(["dev"], tools=tools)
-    assert code == 1 and "step 'identity' failed: no Azure sign-in" in harness.out.getvalue()
+    assert code == 4 and "step 'identity' failed: no Azure sign-in" in harness.out.getvalue()
+    assert "Attempted credentials" not in harness.out.getvalue()  # the SDK's list: --verbose
     assert "`az login` on a workstation" in harness.out.getvalue()
 
 
 def test_a_bad_setting_or_stack_is_named(tmp_path: Path) -> None:
     harness = Harness(tmp_path)
     code, out = harness.run("nosuchstack")
-    assert code == 1 and "step 'settings' failed: there is no Pulumi.nosuchstack.yaml" in out
-    assert "name one of the stacks: dev, prod, review, test" in out
+    assert code == 2 and "step 'settings' failed: there is no Pulumi.nosuchstack.yaml" in out
+    assert "name one of the stacks (dev, prod, review, test)" in out
+    assert "`python -m deploy nosuchstack --from dev`" in out
 
 
 def test_a_protected_stack_gets_the_steps_instead_of_a_destroy(tmp_path: Path) -> None:
@@ -389,6 +419,159 @@ def test_an_unknown_subscription_is_a_preflight_step_error(tmp_path: Path, monke
     harness = Harness(tmp_path)
     code = main(["dev"], tools=harness.tools())
     out = harness.out.getvalue()
-    assert code == 1 and harness.backend.calls == [] and steps(out)[-1] == "preflight"
+    assert code == 2 and harness.backend.calls == [] and steps(out)[-1] == "preflight"
     assert "say which subscription with --subscription <id> (ARM answered HTTP 404)" in out
     assert "what to do: pass --subscription <id>" in out
+
+
+# Issue 32: what needs nothing is checked first; the passphrase; a stack of your own; the version.
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def test_bad_settings_are_exit_3_before_the_cli_is_looked_for(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "Pulumi.dev.yaml").write_text("config:\n  broadcast:signalrSku: Free_F2\n")
+    harness = Harness(tmp_path)
+    harness.root = root
+
+    def no_cli() -> str:
+        raise AssertionError("the CLI is looked for only once the settings are valid")
+
+    harness.version = no_cli
+    code, out = harness.run("dev")
+    assert code == 3 and steps(out) == ["settings"]
+    assert "broadcast:signalrSku" in out and "what to do: correct Pulumi.dev.yaml" in out
+
+
+def test_a_self_managed_backend_s_passphrase_is_asked_on_the_terminal_and_never_shown(
+    tmp_path: Path,
+) -> None:
+    """`pulumi login --local`, a new stack (Pulumi.dev.yaml has no encryptionsalt): asked twice."""
+    harness = Harness(tmp_path)
+    harness.backend_url = "file://~"
+    harness.typed = [PASSPHRASE, PASSPHRASE]
+    code, out = harness.run("dev", "--yes")
+    assert code == 0, out
+    assert harness.prompts == [
+        "Passphrase for the secrets of stack dev (new: remember it): ",
+        "Type it again: ",
+    ]
+    assert harness.environ == {"PULUMI_CONFIG_PASSPHRASE": PASSPHRASE}  # for the CLI, in memory
+    assert PASSPHRASE not in out
+    assert "backend file://~: passphrase read from the terminal (not echoed, not stored)" in out
+    assert steps(out).index("secrets") < steps(out).index("stack")
+
+
+def test_two_different_passphrases_are_asked_again(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    harness.backend_url = "azblob://state"
+    harness.typed = [PASSPHRASE, "typo", PASSPHRASE, PASSPHRASE]
+    code, out = harness.run("dev", "--yes")
+    assert code == 0 and len(harness.prompts) == 4 and "the two did not match" in out
+    assert harness.environ["PULUMI_CONFIG_PASSPHRASE"] == PASSPHRASE
+
+
+def test_an_existing_passphrase_stack_is_asked_once(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    text = (ROOT / "Pulumi.dev.yaml").read_text()
+    (root / "Pulumi.dev.yaml").write_text("encryptionsalt: v1:c2FsdA==:v1:aXY=:Y3Q=\n" + text)
+    harness = Harness(tmp_path, Backend(stacks={"dev"}, root=root))
+    harness.root, harness.backend_url, harness.typed = root, "file://~", [PASSPHRASE]
+    code, _ = harness.run("dev", "--yes")
+    assert code == 0 and harness.prompts == ["Passphrase for the secrets of stack dev: "]
+
+
+def test_without_a_terminal_it_says_what_to_export_and_stops(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    harness.backend_url, harness.terminal = "file://~", False
+    code, out = harness.run("dev", "--yes")
+    assert code == 4 and steps(out)[-1] == "secrets" and harness.backend.calls == []
+    assert "stack dev encrypts its secrets with a passphrase, PULUMI_CONFIG_PASSPHRASE is not set" in out
+    assert "`export PULUMI_CONFIG_PASSPHRASE=<the stack's passphrase>`" in out
+
+
+def test_a_set_passphrase_or_pulumi_cloud_asks_nothing(tmp_path: Path) -> None:
+    exported = Harness(tmp_path / "a")
+    exported.backend_url, exported.terminal = "file://~", False
+    exported.environ["PULUMI_CONFIG_PASSPHRASE"] = ""  # Pulumi takes a set variable, even empty
+    assert exported.run("dev", "--yes")[0] == 0
+    cloud = Harness(tmp_path / "b")
+    code, out = cloud.run("dev", "--yes")
+    assert code == 0 and cloud.prompts == [] and cloud.environ == {}
+    assert "the stack's secrets provider needs no passphrase" in out
+
+
+def test_a_stack_of_your_own_from_an_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(ROOT / "Pulumi.dev.yaml", root / "Pulumi.dev.yaml")
+    harness = Harness(tmp_path, Backend(root=root))
+    harness.root = root
+    code, out = harness.run("alice", "--from", "dev", "--yes")
+    assert code == 0, out
+    assert "wrote Pulumi.alice.yaml from Pulumi.dev.yaml" in out
+    assert harness.backend.calls[:2] == ["select alice", "create alice"]
+    import pulumi
+
+    from settings import load_settings, stack_file
+
+    config = stack_file("alice", root)
+    assert config["broadcast:instance"] == "alice" and config["broadcast:environment"] == "dev"
+    pulumi.runtime.set_all_config(config, [])
+    assert (
+        load_settings(pulumi.Config("broadcast"), stack="alice").resource_group_name == "rg-bcast-dev-alice"
+    )
+    again = Harness(tmp_path / "again", Backend(root=root))
+    again.root = root
+    assert again.run("alice", "--from", "dev")[0] == 2
+    assert (
+        "Pulumi.alice.yaml exists already: deploy it with `python -m deploy alice`" in capsys.readouterr().err
+    )
+
+
+def test_a_stack_name_that_is_no_instance_needs_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(ROOT / "Pulumi.dev.yaml", root / "Pulumi.dev.yaml")
+    harness = Harness(tmp_path, Backend(root=root))
+    harness.root = root
+    assert harness.run("Alice-2", "--from", "dev")[0] == 2
+    assert "pass --instance <name>, e.g. --instance alice2" in capsys.readouterr().err
+    assert not (root / "Pulumi.Alice-2.yaml").exists()
+    assert harness.run("Alice-2", "--from", "nope")[0] == 2
+    assert "--from nope: name an environment's stack file (dev)" in capsys.readouterr().err
+    code, out = harness.run("Alice-2", "--from", "dev", "--instance", "alice", "--preview-only")
+    assert code == 0 and "wrote Pulumi.Alice-2.yaml" in out
+
+
+def test_the_version_is_printed_first(tmp_path: Path) -> None:
+    from settings.version import project_version
+
+    _, out = Harness(tmp_path).run("dev", "--preview-only")
+    assert out.splitlines()[0] == f"broadcast {project_version()}: preview only, stack dev"
+
+
+def test_a_protected_stack_s_destroy_steps_need_no_cli(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+
+    def no_cli() -> str:
+        raise FileNotFoundError(2, "pulumi")
+
+    harness.version = no_cli
+    code, out = harness.run("prod", "--destroy")
+    assert code == 1 and "pulumi config set protectData false --stack prod" in out
+
+
+def test_a_wrong_command_line_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["dev", "--instance", "x"], tools=None)
+    assert raised.value.code == 2
+    assert capsys.readouterr().err == (
+        "python -m deploy: --instance goes with --from (an existing stack's instance is in its file) "
+        "(--help lists the options)\n"
+    )

@@ -47,8 +47,9 @@ BASE = {"dev": {}, "prod": {}, "test": {}, "review": {"instance": "pr7"}}
 EXPECTED_FAILURES: dict[tuple[str, str], set[tuple[str, str]]] = {
     # components/sql.py: with protectData, the server's CanNotDelete lock covers its firewall rules, and
     # `network: private` deletes the AllowAllWindowsAzureIps rule: ARM answers ScopeLocked. Known
-    # defect (README, Protection: "firewall rules can be added but not removed"); until sql.py removes
-    # the rule some other way, docs/day-two.md gives the order: protectData false, up, network, up.
+    # defect (docs/production.md, Protection: "firewall rules can be added but not removed"); until
+    # sql.py removes the rule some other way, docs/day-two.md gives the order: protectData false, up,
+    # network, up.
     ("prod", "network"): {("locked", "azure-native:sql:FirewallRule")},
 }
 """Findings in files this work does not own (components/sql.py, components/network.py,
@@ -148,8 +149,9 @@ def test_what_docs_day_two_documents_still_happens(life: Played) -> None:
 
 
 def test_protect_data_can_be_turned_on_and_off_on_a_live_stack(life: Played) -> None:
-    """The README's way to delete a protected stack starts here, and so does protecting a dev stack:
-    Key Vault's retention and purge protection stay as created (ARM refuses both changes)."""
+    """The documented way (docs/production.md) to delete a protected stack starts here, and so does
+    protecting a dev stack: Key Vault's retention and purge protection stay as created (ARM refuses
+    both changes)."""
     change = life.changes["protectData"]
     vaults = [s for s in change.steps if s.type == VAULT]
     assert [s.op for s in vaults] == ["same"]
@@ -177,11 +179,33 @@ def test_up_after_destroy_draws_new_global_names_so_no_soft_deleted_vault_is_met
     assert all(life.names_before[name] != life.names_after[name] for name in life.names_before)
 
 
-def test_the_readme_says_what_the_life_shows_a_recreated_stack_gets_new_names() -> None:
-    """Issue 19, defect 6: the README said the suffix survived `pulumi destroy`."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "the global names keep their suffix" not in readme
-    assert "`pulumi destroy` deletes the `random.RandomString` that holds the name suffix" in readme
+def test_a_new_version_updates_the_resource_group_s_tag_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 32: the version (pyproject.toml) is tagged on the resource group. Deploying a new
+    version is an update of that one tag, in place, under the same URN; nothing else changes."""
+    import settings.version
+
+    life = Life("dev")
+    life.up(label="first up")
+    newer = tmp_path / "pyproject.toml"
+    newer.write_text('[project]\nname = "broadcast"\nversion = "99.0.0"\n')
+    monkeypatch.setattr(settings.version, "PYPROJECT", newer)
+    monkeypatch.setattr(settings.version.project_version, "__defaults__", (newer,))
+    bumped = life.up(label="new version")
+    assert [(s.type, s.op, s.paths) for s in bumped.changed()] == [
+        ("azure-native:resources:ResourceGroup", "update", ("tags.version",))
+    ]
+    assert bumped.findings == []
+    group = next(r for r in life.state.values() if r.type == "azure-native:resources:ResourceGroup")
+    assert group.inputs["tags"]["version"] == "99.0.0"
+
+
+def test_the_deploy_page_says_what_the_life_shows_a_recreated_stack_gets_new_names() -> None:
+    """Issue 19, defect 6: the README said the suffix survived `pulumi destroy` (now in docs/deploy.md)."""
+    page = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    assert "the global names keep their suffix" not in page
+    assert "`pulumi destroy` deletes the `random.RandomString` that holds the name suffix" in page
 
 
 # The shared quotas: review stacks beside dev in one subscription and region.

@@ -526,11 +526,11 @@ def test_key_vaults_use_roles_and_production_ones_cannot_be_purged() -> None:
     assert violations("keyvault-production-purge-protection", vault, dev) == []
 
 
-def test_the_readme_lists_every_rule_with_its_level_and_description() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_policy_page_lists_every_rule_with_its_level_and_description() -> None:
+    page = (ROOT / "docs" / "policies.md").read_text()
     for policy in ALL_POLICIES:
         level = (policy.enforcement_level or EnforcementLevel.MANDATORY).value
-        assert f"| `{policy.name}` | {level} | {policy.description} |" in readme, policy.name
+        assert f"| `{policy.name}` | {level} | {policy.description} |" in page, policy.name
 
 
 def test_the_private_stack_passes_every_mandatory_policy(private: ProgramRun) -> None:

@@ -19,6 +19,7 @@ from mocks import (
     Registration,
     run_stack,
 )
+from settings.version import project_version
 
 WEB_APP = "azure-native:web:WebApp"
 SIGNALR = "azure-native:signalrservice:SignalR"
@@ -461,6 +462,8 @@ def test_every_taggable_resource_carries_the_stack_tags(stack: ProgramRun) -> No
             # Application Insights requires a test (and its alert) to carry a link to it.
             links = [key for key in tags if key.startswith("hidden-link:")]
             assert len(links) == 1 and tags.pop(links[0]) == "Resource"
+        if resource.type == "azure-native:resources:ResourceGroup":
+            assert tags.pop("version") == project_version()  # pyproject.toml's, the one place it is set
         assert tags == expected, resource.name
 
 

@@ -196,10 +196,10 @@ def test_stack_files_only_use_declared_keys(stack: str) -> None:
         assert provider_key or (namespace == "broadcast" and name in keys), key
 
 
-def test_readme_config_reference_lists_every_key() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_config_reference_lists_every_key() -> None:
+    reference = (ROOT / "docs" / "settings.md").read_text()
     for setting in SETTINGS:
-        assert f"| `{setting.key}` | {setting.type} |" in readme, setting.key
+        assert f"| `{setting.key}` | {setting.type} |" in reference, setting.key
 
 
 def test_a_named_sql_admin_needs_its_kind() -> None:
@@ -218,10 +218,10 @@ def test_a_group_cannot_deploy() -> None:
 
 
 def test_the_generated_config_reference_is_current() -> None:
-    """Pulumi.yaml's config block and the README's table are generated from the declarations."""
-    from settings.reference import render_pulumi_yaml, render_readme
+    """Pulumi.yaml's config block and docs/settings.md's table are generated from the declarations."""
+    from settings.reference import REFERENCE_PAGE, render_pulumi_yaml, render_reference_page
 
-    for path, render in (("README.md", render_readme), ("Pulumi.yaml", render_pulumi_yaml)):
+    for path, render in ((REFERENCE_PAGE, render_reference_page), ("Pulumi.yaml", render_pulumi_yaml)):
         text = (ROOT / path).read_text()
         assert render(text) == text, (
             f"{path} is out of date: run `.venv/bin/python -m settings.reference --write`"

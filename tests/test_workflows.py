@@ -1,5 +1,5 @@
-"""The GitHub workflows do what the README says, and what GitHub and Azure accept: every job that
-reaches Azure names an environment whose OIDC subject has a federated credential in the README's
+"""The GitHub workflows do what docs/ci-cd.md says, and what GitHub and Azure accept: every job that
+reaches Azure names an environment whose OIDC subject has a federated credential in docs/ci-cd.md's
 table; test jobs run where Debian's Chromium exists; every deployment is smoke-tested."""
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ def azure_jobs() -> list[tuple[str, str, str]]:
     return found
 
 
-def test_the_readme_lists_a_federated_credential_for_each_job_subject_and_no_other() -> None:
+def test_the_ci_cd_page_lists_a_federated_credential_for_each_job_subject_and_no_other() -> None:
     """GitHub: a job with `environment: X` presents `repo:<owner>/<repo>:environment:X`."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("### Federated credentials", 1)[1].split("###", 1)[0]
+    page = (ROOT / "docs" / "ci-cd.md").read_text()
+    table = page.split("\n## Federated credentials", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"\| `(repo:<owner>/<repo>:[^`]+)` \|", table))
     needed = {subject for _, _, subject in azure_jobs()}
     assert listed == needed
@@ -475,9 +475,9 @@ def test_dependabot_previews_read_the_dependabot_secrets() -> None:
         "${{ github.actor == 'dependabot[bot]' && "
         "secrets[format('PULUMI_CONFIG_PASSPHRASE_{0}', matrix.stack)] || secrets.PULUMI_CONFIG_PASSPHRASE }}"
     )
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "ci-cd.md").read_text()
     for state in ("DEV", "REVIEW"):
-        assert f"`PULUMI_CONFIG_PASSPHRASE_{state}`" in readme
+        assert f"`PULUMI_CONFIG_PASSPHRASE_{state}`" in page
 
 
 def test_secrets_and_identities_come_only_from_the_job_s_environment() -> None:
@@ -493,7 +493,7 @@ def test_secrets_and_identities_come_only_from_the_job_s_environment() -> None:
 
 
 def identity_table() -> list[dict[str, str]]:
-    section = (ROOT / "README.md").read_text().split("### Identities", 1)[1].split("\n###", 1)[0]
+    section = (ROOT / "docs" / "ci-cd.md").read_text().split("\n## Identities", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("| `")]
     rows = []
     for line in lines:
@@ -502,7 +502,7 @@ def identity_table() -> list[dict[str, str]]:
     return rows
 
 
-def test_the_readme_gives_each_environment_its_own_identity_with_least_privilege() -> None:
+def test_the_ci_cd_page_gives_each_environment_its_own_identity_with_least_privilege() -> None:
     """One identity per deploying environment (dev, test, production, review), one read-only
     identity for previews and drift; production's federated credential trusts one subject."""
     rows = identity_table()
@@ -519,7 +519,8 @@ def test_the_readme_gives_each_environment_its_own_identity_with_least_privilege
             assert "Reader" in roles and "Contributor" not in roles and "Administrator" not in roles
         else:
             assert "Contributor" in roles, row
-    credentials = (ROOT / "README.md").read_text().split("### Federated credentials", 1)[1].split("###", 1)[0]
+    page = (ROOT / "docs" / "ci-cd.md").read_text()
+    credentials = page.split("\n## Federated credentials", 1)[1].split("\n## ", 1)[0]
     prod_rows = [
         row for row in credentials.splitlines() if row.startswith("| ") and "environment:production`" in row
     ]
@@ -528,12 +529,12 @@ def test_the_readme_gives_each_environment_its_own_identity_with_least_privilege
 
 def test_deploy_jobs_run_from_main_only() -> None:
     """`workflow_dispatch` can start deploy.yml on any branch: every deploying job is skipped off
-    main (and the environments' deployment branch policies allow main only, README)."""
+    main (and the environments' deployment branch policies allow main only, docs/ci-cd.md)."""
     workflow = load("deploy.yml")
     for name in DEPLOY_JOBS:
         assert "github.ref == 'refs/heads/main'" in condition(workflow["jobs"][name]), name
-    readme = (ROOT / "README.md").read_text()
-    assert "Prevent self-review" in readme and "Deployment branches" in readme
+    page = (ROOT / "docs" / "ci-cd.md").read_text()
+    assert "Prevent self-review" in page and "Deployment branches" in page
 
 
 def test_each_stack_deploys_in_its_own_job_and_concurrency_group() -> None:

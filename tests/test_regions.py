@@ -1,0 +1,79 @@
+"""`azure-native:location` is an Azure region (issue 32: `moon` passed the settings; the policy pack
+then printed 17 identical lines and exited 1, and `cost` priced "moon" without a word)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from mocks import ROOT
+from preview.__main__ import main as preview_main
+from settings import SettingsError, load_settings
+from settings.loading import unknown_keys
+from settings.regions import REGIONS, region_problem
+
+
+def load(location: str) -> object:
+    pulumi.runtime.set_all_config({}, [])
+    return load_settings(pulumi.Config("broadcast"), stack="dev", location=location)
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("westeurop", "westeurope"),
+        ("West Europe", "westeurope"),
+        ("west-europe", "westeurope"),
+        ("swedencentrall", "swedencentral"),
+        ("eastus-2", "eastus2"),
+    ],
+)
+def test_a_near_miss_is_refused_with_the_region_meant(given: str, meant: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load(given)
+    assert f"azure-native:location = {given!r} is not an Azure region name (did you mean {meant}?)" in str(
+        raised.value
+    )
+
+
+def test_a_region_is_accepted_and_nonsense_gets_examples() -> None:
+    assert region_problem("swedencentral") is None and region_problem("westeurope") is None
+    problem = region_problem("moon") or ""
+    assert "(e.g. westeurope, swedencentral, eastus2)" in problem and "settings/regions.py" in problem
+
+
+def test_every_stack_file_names_a_known_region() -> None:
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        location = yaml.safe_load(path.read_text())["config"]["azure-native:location"]
+        assert location in REGIONS, path.name
+
+
+def test_broadcast_location_points_to_the_provider_s_key() -> None:
+    [error] = unknown_keys(["broadcast:location"], "dev")
+    assert "the region is `azure-native:location`" in error
+
+
+def test_the_offline_preview_answers_a_bad_region_with_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  azure-native:location: moon\n")
+    assert preview_main(["dev"], root=tmp_path) == 3
+    captured = capsys.readouterr()
+    keys = [line for line in captured.err.splitlines() if line.startswith("  - ")]
+    assert captured.out == "" and len(keys) == 1  # one line per bad key
+    assert "azure-native:location = 'moon' is not an Azure region name" in keys[0]
+
+
+def test_cost_does_not_price_a_region_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cost.__main__ as command
+    from settings import stack_file
+
+    (tmp_path / "Pulumi.moon.yaml").write_text("config:\n  azure-native:location: moon\n")
+    monkeypatch.setattr(command, "stack_file", lambda stack: stack_file(stack, tmp_path))
+    assert command.main(["moon"]) == 3
+    assert "is not an Azure region name" in capsys.readouterr().err
