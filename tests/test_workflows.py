@@ -669,7 +669,7 @@ def state_table() -> list[dict[str, str]]:
 def test_each_state_has_its_own_container_key_and_writer() -> None:
     """Item 1: docs/ci-cd.md's table says who can write which state: one writer per state, no
     identity writing two, a container and a key per state named as `pipeline.stack_secrets` checks
-    (`-<state>`), and nothing reachable from any branch writes prod's. The README's table of what
+    (`-<state>`), and nothing reachable from any branch writes prod's. docs/ci-cd.md's table of what
     the repository needs puts the backend and the provider in each environment, not the repository."""
     rows = state_table()
     assert {row["state"] for row in rows} == {"`dev`", "`test`", "`prod`", "`review`"}
@@ -681,11 +681,12 @@ def test_each_state_has_its_own_container_key_and_writer() -> None:
         assert row["writes"] == f"`{state}`"
     prod = next(row for row in rows if row["state"] == "`prod`")
     assert prod["branches"] == "no" and "main only" in prod["reads"]
-    readme = (ROOT / "README.md").read_text().split("### What the repository needs", 1)[1].split("###", 1)[0]
+    page = (ROOT / "docs" / "ci-cd.md").read_text()
+    needs = page.split("\n## What the repository needs", 1)[1].split("\n## ", 1)[0]
     for variable in ("PULUMI_BACKEND_URL", "PULUMI_SECRETS_PROVIDER", "PULUMI_ACCESS_TOKEN"):
-        row = next(line for line in readme.splitlines() if f"| `{variable}` |" in line)
+        row = next(line for line in needs.splitlines() if f"| `{variable}` |" in line)
         assert "| each environment" in row and "| repository |" not in row, variable
-    assert "never an organization token" in readme
+    assert "never an organization token" in needs
     # Every job that runs Pulumi reads the backend from its environment's variables and checks it.
     for workflow, name, job in pulumi_jobs():
         assert job["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}", f"{workflow}:{name}"
@@ -811,8 +812,8 @@ def test_a_dependabot_review_deploy_reads_the_review_state_s_dependabot_secrets(
         assert env[name] == (
             f"${{{{ github.actor == 'dependabot[bot]' && secrets.{name}_REVIEW || secrets.{name} }}}}"
         )
-    readme = (ROOT / "README.md").read_text()
-    assert "`PULUMI_CONFIG_PASSPHRASE_REVIEW`" in readme and "`PULUMI_CONFIG_PASSPHRASE_PROD`" not in readme
+    page = (ROOT / "docs" / "ci-cd.md").read_text()
+    assert "`PULUMI_CONFIG_PASSPHRASE_REVIEW`" in page and "`PULUMI_CONFIG_PASSPHRASE_PROD`" not in page
 
 
 def test_the_lock_advice_matches_the_pinned_cli() -> None:
