@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from local.gate import ConnectionLimits
 from local.hub import HubLimits
 from local.server import start
 
@@ -79,6 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=HubLimits().max_connections,
         help=f"most open SignalR connections (default {HubLimits().max_connections:,})",
     )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=HubLimits().max_connections_per_address,
+        help="most open SignalR connections, and most open HTTP connections, from one client address "
+        f"(default {HubLimits().max_connections_per_address:,}: one client cannot take the others' share)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.sql_polling_ms is None:
         try:
@@ -89,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--sql-polling-ms {arguments.sql_polling_ms}: allowed 0 (every write) or 100-60000")
     if arguments.max_connections < 1:
         parser.error(f"--max-connections {arguments.max_connections}: at least 1")
+    if not 1 <= arguments.max_connections_per_address <= arguments.max_connections:
+        parser.error(
+            f"--max-connections-per-address {arguments.max_connections_per_address}: allowed 1 to "
+            f"--max-connections ({arguments.max_connections})"
+        )
     if not 0 <= arguments.message_retention_days <= 3650:
         parser.error(f"--message-retention-days {arguments.message_retention_days}: allowed 0-3650")
     if not 0 <= arguments.port <= 65535:
@@ -109,7 +122,14 @@ async def main(argv: list[str] | None = None) -> None:
         key,
         arguments.db,
         message_retention_days=arguments.message_retention_days,
-        hub_limits=HubLimits(max_connections=arguments.max_connections),
+        hub_limits=HubLimits(
+            max_connections=arguments.max_connections,
+            max_connections_per_address=arguments.max_connections_per_address,
+        ),
+        connection_limits=ConnectionLimits(
+            max_connections=max(ConnectionLimits().max_connections, arguments.max_connections_per_address),
+            max_connections_per_address=arguments.max_connections_per_address,
+        ),
         sql_polling_ms=arguments.sql_polling_ms,
     )
     print(f"broadcast local mode on {local.url}/", flush=True)

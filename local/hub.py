@@ -45,6 +45,7 @@ import jwt
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from local.errors import error_exception, error_response
+from local.gate import read_body
 
 RECORD_SEPARATOR = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = 1, 2, 3, 4, 5, 6, 7
@@ -67,6 +68,8 @@ DIRECT_WRITE_LIMIT = 32 * 1024
 # records with 0x1E for this, and ASP.NET Core SignalR's WebSocket transport also sends what has
 # piled up in its pipe as one message.
 MERGE_LIMIT = 16 * 1024
+# The largest REST broadcast body (Azure SignalR Service's REST API takes messages up to 1 MB).
+REST_BODY_BYTES = 1 << 20
 log = logging.getLogger("local.hub")
 
 ConnectionEvent = Callable[[str, "Connection"], Awaitable[None]]
@@ -87,6 +90,11 @@ class HubLimits:
     """The largest message a client may send (ASP.NET Core SignalR's MaximumReceiveMessageSize)."""
     max_connections: int = 2_000
     """Open WebSockets, handshakes included; one more is refused with 429."""
+    max_connections_per_address: int = 250
+    """Open WebSockets from one client address: past it, that address's next one is refused (429),
+    so one client can never take the others' share of `max_connections`."""
+    max_connections_per_token: int = 8
+    """Open WebSockets on one access token (a page holds one at a time; a reconnect negotiates again)."""
     keepalive_interval: float = 15.0
     """A connection sent nothing for this long gets a ping (Azure SignalR: keepAliveIntervalInSeconds)."""
     client_timeout: float = 30.0
@@ -157,6 +165,8 @@ class Hub:
         self._pending_by_address: dict[str, dict[str, None]] = {}
         self._sockets = 0
         """WebSockets open (handshakes included): what `max_connections` counts."""
+        self._sockets_by: collections.Counter[str] = collections.Counter()
+        """The same, by client address and by access token (their own key spaces: `a:`, `t:`)."""
         self._closing: set[asyncio.Task[None]] = set()
         self.connections: dict[str, dict[str, Connection]] = {hub: {} for hub in hubs}
         self._listeners: list[ConnectionEvent] = []
@@ -183,7 +193,15 @@ class Hub:
 
     def _sign(self, audience: str, lifetime: int, user_id: str | None = None) -> str:
         now = int(time.time())
-        claims: dict[str, Any] = {"aud": audience, "iat": now, "nbf": now, "exp": now + lifetime}
+        # `jti` makes each token its own (two issued in one second would otherwise be equal, and the
+        # per-token connection limit would count two visitors as one).
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "jti": secrets.token_urlsafe(12),
+        }
         if user_id:
             claims["nameid"] = user_id
         return jwt.encode(claims, self._key, algorithm="HS256")
@@ -272,6 +290,11 @@ class Hub:
             web.head("/api/hubs/{hub}/connections/{connection_id}", self.rest_connection_exists),
         ]
 
+    def body_limits(self) -> dict[Callable[..., Any], int]:
+        """The most body each route's handler reads: only the REST broadcast takes one (after its
+        server token is checked)."""
+        return {self.rest_broadcast: REST_BODY_BYTES}
+
     async def negotiate(self, request: web.Request) -> web.Response:
         """Negotiate version 1: a connection token for the WebSocket transport."""
         hub = self._hub_of(request)
@@ -332,7 +355,7 @@ class Hub:
         if hub not in self.hubs:
             raise error_exception(web.HTTPNotFound, f"unknown hub {_echo(hub)}")
         self._check_server_token(request, hub)
-        target, arguments = _broadcast_body(await request.read())
+        target, arguments = _broadcast_body(await read_body(request, REST_BODY_BYTES))
         self.broadcast(hub, target, arguments)
         return web.Response(status=202)
 
@@ -367,10 +390,7 @@ class Hub:
         """The WebSocket transport with the JSON hub protocol."""
         hub = self._hub_of(request)
         user_id = self._check_token(request, hub)
-        if self._sockets >= self.limits.max_connections:
-            raise web.HTTPTooManyRequests(
-                text=f"the hub holds its most connections ({self.limits.max_connections}); retry later"
-            )
+        shares = self._shares(request)
         token = request.query.get("id")
         if token is None:
             # Like Azure SignalR Service, a client holding an access token may skip negotiate.
@@ -391,8 +411,13 @@ class Hub:
             compress=False,
         )
         self._sockets += 1
+        self._sockets_by.update(shares)
         try:
             await socket.prepare(request)
+            # From here the hub's own limits count this connection, not the server's HTTP gate.
+            upgraded = getattr(request.protocol, "upgraded_to_websocket", None)
+            if upgraded is not None:
+                upgraded()
             transport = request.transport
             connection = Connection(
                 connection_id,
@@ -407,7 +432,28 @@ class Hub:
                 await self._serve(connection)
         finally:
             self._sockets -= 1
+            self._sockets_by.subtract(shares)
+            for share in shares:
+                if self._sockets_by[share] <= 0:
+                    del self._sockets_by[share]
         return socket
+
+    def _shares(self, request: web.Request) -> tuple[str, str]:
+        """The counters a new WebSocket would take (its address's and its token's), or a 429 when
+        the hub, the address or the token holds its most already."""
+        limits = self.limits
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else request.query.get("access_token", "")
+        shares = (f"a:{request.remote or ''}", f"t:{token}")
+        if self._sockets >= limits.max_connections:
+            text = f"the hub holds its most connections ({limits.max_connections}); retry later"
+        elif self._sockets_by[shares[0]] >= limits.max_connections_per_address:
+            text = f"too many connections from this address (at most {limits.max_connections_per_address})"
+        elif self._sockets_by[shares[1]] >= limits.max_connections_per_token:
+            text = f"too many connections on this access token (at most {limits.max_connections_per_token})"
+        else:
+            return shares
+        raise web.HTTPTooManyRequests(text=text, headers={"Retry-After": "10"})
 
     async def _serve(self, connection: Connection) -> None:
         """A connection after its handshake: counted online until it closes, then released."""

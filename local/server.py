@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,22 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.typedefs import Handler
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from artifacts.site_files import SITE_DIR
 from functions import wiring
 from local.cors import cors_middleware
 from local.database import Database
 from local.errors import JSON, error_response
+from local.gate import (
+    BODY_TIMEOUT,
+    DEFAULT_BODY_TIMEOUT,
+    READ_BUFFER_BYTES,
+    ConnectionGate,
+    ConnectionLimits,
+    busy_response,
+    too_large,
+)
 from local.host import FunctionsHost, site_routes
 from local.hub import Hub, HubLimits
 from local.identity import PATH as IDENTITY_PATH
@@ -37,7 +46,7 @@ SHUTDOWN_TIMEOUT_SECONDS = 2.0
 # time an idle kept-alive connection stays open is the first one too. Without them a client that
 # sends half a request holds a connection and its buffers for minutes.
 HEADER_TIMEOUT_SECONDS = 10.0
-BODY_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = DEFAULT_BODY_TIMEOUT
 # After answering a request whose body was not read whole (413, 408), how long the server still reads
 # and discards it so the client sees the answer, before closing.
 LINGER_SECONDS = 2.0
@@ -108,22 +117,72 @@ class _RequestHandler(RequestHandler):
         response.force_close()
         return response
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """A body that cannot be decoded, met again while aiohttp drops the rest of it after the
+        answer (the 400 is sent already): one line, not a traceback per request."""
+        error = kw.get("exc_info")
+        if isinstance(error, RequestPayloadError | HttpProcessingError):
+            log.debug("dropped the rest of an unreadable request body (%s)", type(error).__name__)
+            return
+        super().log_exception(*args, **kw)
+
+
+class _GatedRequestHandler(_RequestHandler):
+    """A connection counted by the gate from its first byte to its close (or to its upgrade to a
+    WebSocket, which the hub counts instead); one over a cap gets a 503 written whole and is closed
+    before anything of its request is read."""
+
+    gate: ConnectionGate
+    _counted: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Admit the connection, or answer 503 and close it."""
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        if not self.gate.admit(address):
+            assert isinstance(transport, asyncio.Transport)
+            address_full = (
+                self.gate.by_address.get(address, 0) >= self.gate.limits.max_connections_per_address
+            )
+            transport.write(busy_response(address_full))
+            transport.close()
+            return
+        self._counted = address
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Release the connection's place, if it still holds one."""
+        self.upgraded_to_websocket()
+        super().connection_lost(exc)
+
+    def upgraded_to_websocket(self) -> None:
+        """The hub took this connection over: it counts it among its WebSockets from now on."""
+        if self._counted is not None:
+            self.gate.release(self._counted)
+            self._counted = None
+
 
 class _Server(web.Server):
     def __call__(self) -> RequestHandler:
-        return _RequestHandler(self, loop=asyncio.get_running_loop(), **self._handler_options)
+        handler = _GatedRequestHandler(self, loop=asyncio.get_running_loop(), **self._handler_options)
+        handler.gate = self._gate
+        return handler
 
-    def __init__(self, *args: Any, handler_options: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, handler_options: dict[str, Any], gate: ConnectionGate, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._handler_options = handler_options
+        self._gate = gate
 
 
 class _AppRunner(web.AppRunner):
-    """An AppRunner whose connections use `_RequestHandler`."""
+    """An AppRunner whose connections use `_GatedRequestHandler`."""
 
-    def __init__(self, app: web.Application, **handler_options: Any) -> None:
+    def __init__(self, app: web.Application, gate: ConnectionGate, **handler_options: Any) -> None:
         super().__init__(app, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, **handler_options)
         self._handler_options = dict(handler_options)
+        self.gate = gate
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()  # runs the application's start-up and freezes it
@@ -131,28 +190,29 @@ class _AppRunner(web.AppRunner):
             server.request_handler,
             request_factory=server.request_factory,
             handler_options=self._handler_options,
+            gate=self.gate,
         )
 
 
-def body_deadline(seconds: float) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """A middleware that reads a request's body within `seconds` of its headers (the handlers then
-    get it from memory), or answers 408 and closes: a client that stops half-way through its body
-    holds nothing for long."""
+def body_policy(
+    limits: Mapping[Callable[..., Any], int], timeout: float
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware that reads no body: it tells the handler the most its route accepts (`limits`
+    by handler; a route not listed takes none) and the time a body has to arrive, and refuses at once
+    a body sent to a route that takes none. A handler reads its body with `read_body` once it has
+    checked the caller, so a client without a key never makes the server hold a body."""
 
     @web.middleware
-    async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists:
-            try:
-                async with asyncio.timeout(seconds):
-                    await request.read()
-            except TimeoutError:
-                raise web.HTTPRequestTimeout(
-                    text=f"the request body did not arrive within {seconds:g} s",
-                    headers={"Connection": "close"},
-                ) from None
+    async def limit_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:
+            return await handler(request)  # the router's 404 or 405: no body is read
+        limit = limits.get(request.match_info.handler, 0)
+        request[BODY_TIMEOUT] = timeout
+        if limit == 0 and request.body_exists:
+            raise too_large(0, request.content_length or 0)
         return await handler(request)
 
-    return read_body_in_time
+    return limit_bodies
 
 
 def _is_api(path: str) -> bool:
@@ -241,16 +301,22 @@ def build_app(
     # The API allows the site's origin, as the deployed app's CORS does (here the site is on this
     # one); CORS wraps the JSON errors, so an error answer carries the CORS headers too; the body
     # deadline is inside them, so its 408 is one of those errors.
+    routes = [
+        *hub.routes(),
+        *identity.routes(),
+        *host.routes(),
+        *site_routes(site_dir, lambda: {"apiBaseUrl": f"{hub.base_url}/api", "hub": wiring.HUB_NAME}),
+    ]
+    body_limits = {**hub.body_limits(), **host.body_limits()}
     app = web.Application(
-        client_max_size=1 << 20,
-        middlewares=[cors_middleware(lambda: [hub.base_url]), api_errors, body_deadline(body_timeout)],
+        client_max_size=max(body_limits.values()),
+        middlewares=[
+            cors_middleware(lambda: [hub.base_url]),
+            api_errors,
+            body_policy(body_limits, body_timeout),
+        ],
     )
-    app.add_routes(hub.routes())
-    app.add_routes(identity.routes())
-    app.add_routes(host.routes())
-    app.add_routes(
-        site_routes(site_dir, lambda: {"apiBaseUrl": f"{hub.base_url}/api", "hub": wiring.HUB_NAME})
-    )
+    app.add_routes(routes)
     return app, hub, host, identity
 
 
@@ -276,6 +342,7 @@ async def start(
     message_retention_days: int = 0,
     *,
     hub_limits: HubLimits | None = None,
+    connection_limits: ConnectionLimits | None = None,
     header_timeout: float = HEADER_TIMEOUT_SECONDS,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     sql_polling_ms: int = 0,
@@ -298,7 +365,12 @@ async def start(
     # aiohttp's keep-alive timer closes a connection still waiting for a request's headers when it
     # fires, so it is the header timeout too (it starts when the connection opens).
     runner = _AppRunner(
-        app, access_log_class=AccessLogger, keepalive_timeout=header_timeout, lingering_time=LINGER_SECONDS
+        app,
+        ConnectionGate(connection_limits or ConnectionLimits()),
+        access_log_class=AccessLogger,
+        keepalive_timeout=header_timeout,
+        lingering_time=LINGER_SECONDS,
+        read_bufsize=READ_BUFFER_BYTES,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
