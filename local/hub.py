@@ -18,8 +18,9 @@ REST URL; a client token (which anyone gets from the anonymous negotiate) cannot
 Limits (see `HubLimits`), so that no client, however hostile, makes the process hold more than a
 bounded amount: each connection's send queue is capped in bytes (a client that stops reading is
 dropped once it fills, so it never stalls the others); a client's message is at most 32 KiB and
-nothing it sends is echoed unbounded; the number of connections and of negotiated tokens is capped
-(per client address for tokens, so one client's flood cannot evict another's); and, as Azure
+nothing it sends is echoed unbounded; the number of connections is capped in all, per client address
+and per access token, so one client cannot take the others' share; connection tokens are signed
+and expiring, not stored, so no flood of negotiations fills a table that others need; and, as Azure
 SignalR Service does, the hub pings a connection it has sent nothing for 15 s and drops a client it
 has received nothing from for 30 s. Every close is bounded: a peer that does not read or answer is
 cut off, so neither a dropped client nor a shutdown waits on it; a closed connection leaves nothing
@@ -103,11 +104,8 @@ class HubLimits:
     handshake_timeout: float = 15.0
     """The wait for the hub protocol's handshake (ASP.NET Core SignalR's HandshakeTimeout)."""
     pending_ttl: float = 60.0
-    """A negotiated connection token not used within this time is forgotten (negotiate again)."""
-    pending_per_address: int = 2_000
-    """Unused tokens per client address: past it, that address's oldest gives way, never another's."""
-    pending_limit: int = 10_000
-    """Unused tokens in all; past it, a new negotiate is refused (429), no token is evicted."""
+    """A negotiated connection token not used within this time is refused (negotiate again). Tokens
+    are signed, not stored, so however many are negotiated none takes a place from another."""
 
 
 @dataclass(eq=False)
@@ -133,16 +131,6 @@ class Connection:
     """Set while nothing waits for the connection (or it is gone): the reader's backpressure."""
 
 
-@dataclass
-class _Pending:
-    """A negotiated connection token not used yet."""
-
-    connection_id: str
-    user_id: str | None
-    created: float
-    address: str
-
-
 class Hub:
     """Connections by hub, token issuing and checking, broadcast, and connection events."""
 
@@ -159,10 +147,8 @@ class Hub:
         self.base_url = base_url.rstrip("/")
         self._clock = clock
         self._key = signing_key or secrets.token_urlsafe(32)
-        # Insertion order is expiry order (one TTL for all), so expired tokens are always at the front;
-        # the same holds within each address's own dict.
-        self._pending: dict[str, _Pending] = {}
-        self._pending_by_address: dict[str, dict[str, None]] = {}
+        self._used: dict[str, float] = {}
+        """Connection ids whose token was used, until the token expires: a token connects once."""
         self._sockets = 0
         """WebSockets open (handshakes included): what `max_connections` counts."""
         self._sockets_by: collections.Counter[str] = collections.Counter()
@@ -300,54 +286,65 @@ class Hub:
         hub = self._hub_of(request)
         user_id = self._check_token(request, hub)
         connection_id = str(uuid.uuid4())
-        token = secrets.token_urlsafe(24)
-        self._remember_pending(token, connection_id, user_id, request.remote or "")
         return web.json_response(
             {
                 "negotiateVersion": 1,
                 "connectionId": connection_id,
-                "connectionToken": token,
+                "connectionToken": self._connection_token(hub, connection_id, user_id),
                 "availableTransports": [{"transport": "WebSockets", "transferFormats": ["Text"]}],
             }
         )
 
-    def _remember_pending(self, token: str, connection_id: str, user_id: str | None, address: str) -> None:
+    def _connection_token(self, hub: str, connection_id: str, user_id: str | None) -> str:
+        """A connection token that proves itself: signed with the hub's key, for this hub's WebSocket,
+        expiring `pending_ttl` after negotiate (on the hub's clock). Nothing is stored until it is
+        used, so a flood of negotiations holds nothing and shuts nobody out (issue 30, item 3)."""
+        claims: dict[str, Any] = {
+            "aud": self._connection_audience(hub),
+            "cid": connection_id,
+            "until": self._clock() + self.limits.pending_ttl,
+        }
+        if user_id:
+            claims["nameid"] = user_id
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def _connection_audience(self, hub: str) -> str:
+        return f"{self.client_url(hub)}#connection"
+
+    def _redeem(self, hub: str, token: str) -> tuple[str, str | None]:
+        """The connection id and user of a connection token, once: a used, expired or forged one is
+        a 404 (negotiate again), as the service answers an unknown connection token."""
         now = self._clock()
-        self._forget_expired(now)
-        mine = self._pending_by_address.setdefault(address, {})
-        if len(mine) >= self.limits.pending_per_address:
-            # This address's oldest gives way: a flood evicts only its own tokens, never a real client's.
-            self._drop_pending(next(iter(mine)))
-        elif len(self._pending) >= self.limits.pending_limit:
-            if not mine:
-                del self._pending_by_address[address]
-            raise web.HTTPTooManyRequests(
-                text="too many negotiated connections wait to connect; retry in a minute",
-                headers={"Retry-After": str(round(self.limits.pending_ttl))},
-            )
-        self._pending[token] = _Pending(connection_id, user_id, now, address)
-        self._pending_by_address[address][token] = None
+        self._forget_used(now)
+        try:
+            claims = self._decode(token, self._connection_audience(hub))
+        except jwt.PyJWTError:
+            claims = {}
+        connection_id, until = claims.get("cid"), claims.get("until")
+        if (
+            not isinstance(connection_id, str)
+            or not isinstance(until, int | float)
+            or until <= now
+            or connection_id in self._used
+        ):
+            raise web.HTTPNotFound(text="unknown, used or expired connection token; negotiate again")
+        self._used[connection_id] = until
+        return connection_id, claims.get("nameid")
 
-    def _drop_pending(self, token: str) -> _Pending | None:
-        entry = self._pending.pop(token, None)
-        if entry is not None:
-            mine = self._pending_by_address[entry.address]
-            del mine[token]
-            if not mine:
-                del self._pending_by_address[entry.address]
-        return entry
-
-    def _forget_expired(self, now: float) -> None:
-        while self._pending:
-            oldest = next(iter(self._pending))
-            if now - self._pending[oldest].created < self.limits.pending_ttl:
+    def _forget_used(self, now: float) -> None:
+        # Tokens are used in about the order they were issued (one lifetime for all), so the expired
+        # ones are at the front; one used out of order stays a little longer, never past its expiry
+        # plus the lifetime.
+        while self._used:
+            oldest = next(iter(self._used))
+            if self._used[oldest] > now:
                 return
-            self._drop_pending(oldest)
+            del self._used[oldest]
 
-    def pending(self) -> int:
-        """Negotiated connection tokens not used yet (and not expired)."""
-        self._forget_expired(self._clock())
-        return len(self._pending)
+    def used_tokens(self) -> int:
+        """Connection tokens used and not yet expired: all the hub keeps of negotiations."""
+        self._forget_used(self._clock())
+        return len(self._used)
 
     async def rest_broadcast(self, request: web.Request) -> web.Response:
         """The service's REST API shape: broadcast `{target, arguments}` to a hub (server tokens only)."""
@@ -396,11 +393,7 @@ class Hub:
             # Like Azure SignalR Service, a client holding an access token may skip negotiate.
             connection_id, negotiated_user = str(uuid.uuid4()), None
         else:
-            self._forget_expired(self._clock())
-            pending = self._drop_pending(token)
-            if pending is None:
-                raise web.HTTPNotFound(text="unknown, used or expired connection token; negotiate again")
-            connection_id, negotiated_user = pending.connection_id, pending.user_id
+            connection_id, negotiated_user = self._redeem(hub, token)
         # `timeout` bounds the wait for the client's answer to our close frame; a bigger message than
         # max_msg_size closes the connection with 1009 (message too big) before it is buffered whole.
         # No permessage-deflate: broadcast frames are built once for all clients (see _fan_out).
@@ -616,8 +609,8 @@ class Hub:
         tick = min(limits.keepalive_interval, limits.client_timeout) / 6
         while True:
             await asyncio.sleep(tick)
-            # Expired connection tokens go here too, not only when the next client negotiates.
-            self._forget_expired(self._clock())
+            # Used tokens that expired are forgotten here too, not only when the next client connects.
+            self._forget_used(self._clock())
             self._keepalive_pass(time.monotonic())
 
     def _keepalive_pass(self, now: float) -> None:
