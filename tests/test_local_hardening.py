@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import fcntl
 import json
 import logging
 import os
 import socket
 import struct
+import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -340,6 +342,37 @@ def test_the_send_queue_is_capped_in_bytes_not_in_messages() -> None:
                 assert most <= mode.hub.limits.send_queue_bytes == 1 << 20
                 assert connection.queue.empty() and connection.queued_bytes == 0
                 assert await eventually(lambda: mode.hub.online(HUB) == 0, 5)
+            finally:
+                client.close()
+
+    run(body)
+
+
+def unsent_bytes(connection: Any) -> int:
+    """What the kernel holds unsent on the server's side of a connection (Linux SIOCOUTQ)."""
+    sock = connection.transport.get_extra_info("socket")
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def test_what_the_kernel_holds_counts_and_a_client_that_does_not_read_is_dropped_at_1_mib() -> None:
+    """Issue 30, item 4: the kernel's send buffer grew by itself to megabytes per socket, outside the
+    send queue's count, so a client that never read was not dropped. 1.5 MiB of small messages now
+    drop it, and the kernel never holds more than a small fixed buffer for it."""
+
+    async def body() -> None:
+        async with local_mode() as mode:
+            client = await stalled_client(mode)
+            try:
+                assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
+                (connection,) = mode.hub.connections[HUB].values()
+                most_unsent = 0
+                for index in range(256):
+                    mode.hub.broadcast(HUB, "newMessage", [{"id": index, "text": "x" * 6144}])
+                    await asyncio.sleep(0.001)
+                    if not connection.dropped:
+                        most_unsent = max(most_unsent, unsent_bytes(connection))
+                assert await eventually(lambda: connection.dropped, 10), "not dropped after 1.5 MiB"
+                assert most_unsent <= 256 * 1024
             finally:
                 client.close()
 
