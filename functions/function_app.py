@@ -111,12 +111,14 @@ def publish_with_key(
     won = bool(outcome.get("won"))
     try:
         key = contract.parse_message_key(req.route_params.get("key"))
+    except contract.ContractError as error:
+        return _error_response(error)  # the route admits only UUIDs: no claim was won for this
+    try:
         fields = contract.parse_publish(req.get_body(), req.headers.get("Content-Type"))
     except contract.ContractError as error:
         if won:
-            release.set(
-                func.SqlRow({"messageKey": req.route_params.get("key"), "claimedAt": queries.RELEASED_AT})
-            )
+            # The key as parsed (lowercase), not as the URL spelled it: one spelling everywhere.
+            release.set(func.SqlRow({"messageKey": str(key), "claimedAt": queries.RELEASED_AT}))
         return _error_response(error)
     if outcome.get("messageKey") is not None:
         if not contract.is_same_message(outcome, fields):

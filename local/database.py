@@ -107,6 +107,10 @@ class Table:
     lengths: dict[str, int]
     """NVARCHAR(n) columns' n: SQL Server refuses a longer value (error 2628) in UTF-16 units."""
     not_null: frozenset[str]
+    uuids: frozenset[str] = frozenset()
+    """UNIQUEIDENTIFIER columns: SQL Server stores the value, not its spelling, so any case finds it
+    and a text that is not a GUID is refused (error 8169). Here they hold lowercase text and compare
+    without case."""
 
     @classmethod
     def from_tsql(cls, tsql: str) -> Table:
@@ -118,10 +122,13 @@ class Table:
         primary_key = identity = None
         lengths: dict[str, int] = {}
         not_null = set()
+        uuids = set()
         for element in statement.this.expressions:
             if isinstance(element, exp.ColumnDef):
                 column, kind = element.name, element.args["kind"]
                 columns.append(column)
+                if kind.this == exp.DataType.Type.UUID:
+                    uuids.add(column)
                 if kind.this in (exp.DataType.Type.NVARCHAR, exp.DataType.Type.VARCHAR) and kind.expressions:
                     lengths[column] = int(kind.expressions[0].this.this)
                 for constraint in element.constraints:
@@ -139,13 +146,18 @@ class Table:
                 (primary_key,) = [column.name for column in element.find_all(exp.Column)]
         if primary_key is None:
             raise ValueError(f"{name}: the SQL trigger needs a primary key")
-        return cls(name, columns, primary_key, identity, lengths, frozenset(not_null))
+        return cls(name, columns, primary_key, identity, lengths, frozenset(not_null), frozenset(uuids))
 
     def sqlite(self) -> str:
         """The table in SQLite: text and numbers, the primary key, and the identity kept unique."""
         definitions = []
         for column in self.columns:
             definition = column
+            if column in self.uuids or column in self.lengths:
+                # UNIQUEIDENTIFIER compares by value; NVARCHAR under the database's collation
+                # (SQL_Latin1_General_CP1_CI_AS, components/sql.py) without case. NOCASE folds ASCII
+                # only: the keys and ids these columns hold are ASCII.
+                definition += " COLLATE NOCASE"
             if column == self.primary_key:
                 definition += " NOT NULL PRIMARY KEY"
             elif column == self.identity:
@@ -154,6 +166,21 @@ class Table:
                 definition += " NOT NULL"
             definitions.append(definition)
         return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(definitions)})"
+
+    def normalized(self, row: dict[str, Any]) -> dict[str, Any]:
+        """`row` as SQL Server would store it: UNIQUEIDENTIFIER values in one spelling (lowercase,
+        as the bindings read them back); a value that is not a GUID is refused (error 8169)."""
+        for column in self.uuids & set(row):
+            value = row[column]
+            if value is None:
+                continue
+            text = value[1:-1] if isinstance(value, str) and value[:1] + value[-1:] == "{}" else value
+            if not isinstance(text, str) or not _CANONICAL_KEY.fullmatch(text):
+                raise BindingError(
+                    "Conversion failed when converting from a character string to uniqueidentifier. (8169)"
+                )
+            row[column] = text.lower()
+        return row
 
     def refused(self, row: dict[str, Any]) -> str | None:
         """What SQL Server would say of storing `row`, if it would refuse it."""
@@ -301,6 +328,7 @@ class Database:
         unknown = sorted(set(row) - set(table.columns))
         if unknown:
             raise BindingError(f"{table.name} has no column(s) {', '.join(unknown)}")
+        row = table.normalized(row)
         if (refusal := table.refused(row)) is not None:
             raise BindingError(refusal)
         key = table.primary_key

@@ -20,6 +20,7 @@ from local_support import PUBLISH_KEY, Listener, LocalServer
 from functions import wiring
 from local.__main__ import main as local_main
 from local.__main__ import parse_args, stack_polling_ms
+from local.database import BindingError
 from local.schedule import Schedule
 from local.server import start
 
@@ -367,3 +368,57 @@ def test_a_sigterm_stops_python_m_local_even_after_the_event_loop_was_busy() -> 
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+# Issue 30, item 7: keys compare as SQL Server compares them
+
+
+def test_a_refused_put_to_an_uppercase_key_releases_its_claim(server: LocalServer) -> None:
+    """The claim is taken for the key's value; the release used to be written under the URL's
+    spelling, which the local table took for another key: the correct retry got 409 key_in_use for a
+    minute and a stray uppercase row stayed."""
+    key = str(uuid.uuid4())
+    status, body = server.put(key.upper(), "")
+    assert status == 400 and body["error"]["code"] == "invalid_text"
+    status, body = server.put(key.upper(), "the retry")
+    assert status == 202, body
+    assert [
+        row["messageKey"] for row in server.mode.database.query("SELECT messageKey FROM dbo.MessageKeys")
+    ] == [key]
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "other_spelling"),
+    [
+        # UNIQUEIDENTIFIER: one value, whatever the case or braces.
+        (
+            "dbo.MessageKeys",
+            {"messageKey": "0F8FAD5B-D9CB-469F-A165-70867728950E"},
+            "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+        ),
+        # NVARCHAR under the database's collation, SQL_Latin1_General_CP1_CI_AS: case-insensitive.
+        ("dbo.Connections", {"connectionId": "Conn-AbC"}, "conn-abc"),
+    ],
+    ids=["uniqueidentifier", "nvarchar-ci"],
+)
+def test_a_key_in_another_spelling_is_the_same_row_as_on_sql_server(
+    server: LocalServer, table: str, row: dict, other_spelling: str
+) -> None:
+    database = server.mode.database
+    name = table.removeprefix("dbo.")
+    key = database.tables[name].primary_key
+    complete = {
+        column: "2026-01-01T00:00:00.000Z" for column in database.tables[name].not_null if column != key
+    }
+    database.upsert(table, [{**complete, **row}])
+    database.upsert(table, [{**complete, key: other_spelling}])
+    assert database.count(table) == 1
+
+
+def test_a_uniqueidentifier_that_is_not_a_guid_is_refused_as_sql_server_refuses_it(
+    server: LocalServer,
+) -> None:
+    with pytest.raises(BindingError, match=r"uniqueidentifier\. \(8169\)"):
+        server.mode.database.upsert(
+            "dbo.MessageKeys", [{"messageKey": "not-a-guid", "claimedAt": "2026-01-01T00:00:00.000Z"}]
+        )
