@@ -374,7 +374,13 @@ async def start(
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        # A taken port or an address that is not this machine's: nothing is left open.
+        await runner.cleanup()
+        database.close()
+        raise
     bound_port = runner.addresses[0][1]
     url = f"http://{host}:{bound_port}"
     hub.base_url = url

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -422,3 +423,33 @@ def test_a_uniqueidentifier_that_is_not_a_guid_is_refused_as_sql_server_refuses_
         server.mode.database.upsert(
             "dbo.MessageKeys", [{"messageKey": "not-a-guid", "claimedAt": "2026-01-01T00:00:00.000Z"}]
         )
+
+
+# Issue 30, item 10 (and issue 32, item 3): what cannot start says so in one line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--port", "taken", "the port is taken on 127.0.0.1"),
+        ("--db", "/no-such-directory/broadcast.db", "cannot use it as a SQLite database"),
+        ("--host", "203.0.113.7", "not an address of this machine"),  # TEST-NET-3: never this machine's
+    ],
+)
+def test_python_m_local_that_cannot_start_says_why_in_one_line(
+    option: str, value: str, expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = str(holder.getsockname()[1])
+        argv = ["--sql-polling-ms", "0", "--port", "0", option, taken if value == "taken" else value]
+        with pytest.raises(SystemExit) as exited:
+            asyncio.run(local_main(argv))
+    assert exited.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    shown = taken if value == "taken" else value
+    assert lines[0].startswith(f"python -m local: {option} {shown}: {expected}")
+    if option == "--port":
+        assert "--port 0" in lines[0]
