@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -37,8 +36,13 @@ from local.identity import PATH as IDENTITY_PATH
 from local.identity import ManagedIdentity
 
 log = logging.getLogger("local")
-# Query values that are credentials: the function key (`code`) and the SignalR access token.
-SECRET_QUERY_NAMES = frozenset({"code", "access_token"})
+# Query parameter names the API and the hub read: the access log shows these names (never a value);
+# any other name is shown as `***` too, since a near miss (`co+de=`, `code%00=`, `?code%3dKEY`)
+# carries the key in its name or value.
+LOGGED_QUERY_NAMES = frozenset(
+    {"code", "access_token", "hub", "id", "after", "before", "take", "negotiateVersion", "api-version"}
+    | {"resource", "client_id", "api_version"}
+)
 # How long the server waits for requests still running at shutdown (after the hub closed its clients).
 SHUTDOWN_TIMEOUT_SECONDS = 2.0
 # A request's line and headers must arrive within this time of the connection opening (or of the
@@ -53,17 +57,19 @@ LINGER_SECONDS = 2.0
 
 
 def redact(path_qs: str) -> str:
-    """`path?query` with the values of secret query parameters replaced by `***` (the rest as sent)."""
+    """`path?query` as the log may show it: every query value replaced by `***`, and every name the
+    API does not read too; path parameters (`;...`) likewise."""
     path, separator, query = path_qs.partition("?")
+    path, semicolon, _parameters = path.partition(";")
+    if semicolon:
+        path += ";***"
     if not separator:
         return path
     parts = []
     for part in query.split("&"):
         name, equals, _value = part.partition("=")
-        # Decoded as the server decodes it, so `acc%65ss_token=` is redacted too.
-        if equals and unquote_plus(name).lower() in SECRET_QUERY_NAMES:
-            part = f"{name}=***"
-        parts.append(part)
+        shown = name if name in LOGGED_QUERY_NAMES else "***"
+        parts.append(f"{shown}=***" if equals else shown)
     return f"{path}?{'&'.join(parts)}"
 
 
