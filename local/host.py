@@ -418,17 +418,18 @@ class FunctionsHost:
                     401, "a valid function key is required: the x-functions-key header or the code parameter"
                 )
             body = await read_body(request, self._body_limits[handle])
+            query = query_values(request)
             http_request = func.HttpRequest(
                 method=request.method,
                 url=str(request.url),
                 headers=dict(request.headers),
-                params=dict(request.query),
+                params=query,
                 route_params=dict(request.match_info),
                 body=body,
             )
             try:
                 response = await asyncio.to_thread(
-                    self.invoke, spec, http_request, dict(request.query), dict(request.match_info)
+                    self.invoke, spec, http_request, query, dict(request.match_info)
                 )
             except BindingError as error:
                 log.error("%s failed: %s", spec.name, error)
@@ -556,6 +557,13 @@ class FunctionsHost:
                     }
                 )
                 await asyncio.to_thread(self.invoke, spec, invocation)
+
+
+def query_values(request: web.Request) -> dict[str, str]:
+    """The query as the Functions host hands it to a worker: one value per name, a repeated name's
+    values joined with `,` (ASP.NET Core's StringValues; Azure/azure-webjobs-sdk#1990,
+    Azure/azure-functions-nodejs-library#168), so `after=0&after=5` is "0,5", not silently the first."""
+    return {name: ",".join(request.query.getall(name)) for name in dict.fromkeys(request.query.keys())}
 
 
 def site_routes(site_dir: Path, config: Callable[[], dict[str, Any]]) -> list[web.RouteDef]:

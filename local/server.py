@@ -21,6 +21,7 @@ from functions import wiring
 from local.cors import cors_middleware
 from local.database import Database
 from local.errors import JSON, error_response
+from local.frames import MaskedFramesOnly
 from local.gate import (
     BODY_TIMEOUT,
     DEFAULT_BODY_TIMEOUT,
@@ -160,6 +161,11 @@ class _GatedRequestHandler(_RequestHandler):
         """Release the connection's place, if it still holds one."""
         self.upgraded_to_websocket()
         super().connection_lost(exc)
+
+    def set_parser(self, parser: Any, data_received_cb: Callable[[], None] | None = None) -> None:
+        """The WebSocket reader, behind the check that every client frame is masked."""
+        checked: Any = MaskedFramesOnly(parser, self.transport)  # it speaks the reader's interface
+        super().set_parser(checked, data_received_cb)
 
     def upgraded_to_websocket(self) -> None:
         """The hub took this connection over: it counts it among its WebSockets from now on."""
@@ -323,7 +329,16 @@ def build_app(
         ],
     )
     app.add_routes(routes)
+    app.on_response_prepare.append(_server_header)
     return app, hub, host, identity
+
+
+# What the Server header says: the product, not the Python and aiohttp versions it runs on.
+SERVER_HEADER = "broadcast-local"
+
+
+async def _server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_HEADER
 
 
 def identity_settings(url: str, identity: ManagedIdentity) -> dict[str, str]:

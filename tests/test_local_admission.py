@@ -6,8 +6,11 @@ JSON 400 with no traceback."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import os
+import struct
 import time
 from collections.abc import Awaitable, Callable
 
@@ -200,6 +203,67 @@ def test_one_address_or_one_token_cannot_take_every_websocket() -> None:
             session_sockets.clear()
             await attacker.close()
             await visitor.close()
+            await mode.stop()
+
+    run(body)
+
+
+# Item 12: the small ones
+
+
+def masked(payload: bytes) -> bytes:
+    key = os.urandom(4)
+    return (
+        struct.pack("!BB", 0x81, 0x80 | len(payload))
+        + key
+        + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    )
+
+
+def test_an_unmasked_client_frame_closes_the_connection_with_a_protocol_error() -> None:
+    """RFC 6455, 5.1: the server must close the connection on a client frame that is not masked."""
+
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            upgrade = (
+                f"GET /client/?hub={HUB}&access_token={mode.hub.issue_token(HUB)} HTTP/1.1\r\nHost: x\r\n"
+                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            reader, writer = await open_from(mode.url, "127.0.0.1", upgrade.encode())
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(masked(json.dumps({"protocol": "json", "version": 1}).encode() + b"\x1e"))
+            assert await asyncio.wait_for(reader.readexactly(5), 5) == b"\x81\x03{}\x1e"
+            ping = json.dumps({"type": 6}).encode() + b"\x1e"
+            writer.write(struct.pack("!BB", 0x81, len(ping)) + ping)  # no mask bit, no key
+            rest = await asyncio.wait_for(reader.read(), 10)  # the server closes
+            assert b"\x88\x02\x03\xea" in rest  # a close frame with 1002 (protocol error)
+            deadline = time.monotonic() + 5
+            while mode.hub.online(HUB) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert mode.hub.online(HUB) == 0
+            writer.close()
+        finally:
+            await mode.stop()
+
+    run(body)
+
+
+def test_the_server_header_names_no_versions_and_a_repeated_query_value_is_not_taken_silently() -> None:
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY)
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{mode.url}/api/health") as response:
+                    assert response.headers["Server"] == "broadcast-local"
+                # As the Functions host, the worker gets "0,5" (not the first value): not an id.
+                url = f"{mode.url}/api/messages?after=0&after=5"
+                async with session.get(url, allow_redirects=False) as response:
+                    assert response.status == 400
+                    assert (await response.json())["error"]["code"] == "invalid_after"
+        finally:
             await mode.stop()
 
     run(body)
