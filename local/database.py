@@ -220,6 +220,28 @@ refuses every UPDATE with error 50001): the output binding's MERGE fails on a ma
 _CANONICAL_KEY = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
+_INDEX = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?(?:NONCLUSTERED\s+|CLUSTERED\s+)?INDEX\s+(?P<name>\w+)\s+ON\s+(?:dbo\.)?"
+    r"(?P<table>\w+)\s*\((?P<columns>[^)]*)\)(?:\s+WHERE\s+(?P<where>[^;\n]+))?",
+    re.IGNORECASE,
+)
+_RETENTION = re.compile(r"CHANGE_RETENTION\s*=\s*(\d+)\s*(DAYS|HOURS|MINUTES)", re.IGNORECASE)
+# The form timestamps are stored in (utc_timestamp's), from SQLite's clock.
+_SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+def _now() -> str:
+    return utc_timestamp(datetime.now(UTC))
+
+
+def change_retention(migrations: list[Any]) -> timedelta:
+    """The change tracking retention the migrations set (`CHANGE_RETENTION = 2 DAYS`)."""
+    for migration in migrations:
+        if match := _RETENTION.search(migration.text):
+            return timedelta(**{match.group(2).lower(): int(match.group(1))})
+    raise ValueError("no migration sets CHANGE_RETENTION")
+
+
 def table_name(qualified: str) -> str:
     """`dbo.Messages` -> `Messages`."""
     return qualified.rsplit(".", 1)[-1].strip("[]")
@@ -248,7 +270,8 @@ class Database:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS _changes (sequence INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "table_name TEXT NOT NULL, operation INTEGER NOT NULL, row_key TEXT NOT NULL)"
+                "table_name TEXT NOT NULL, operation INTEGER NOT NULL, row_key TEXT NOT NULL, "
+                "recorded_at TEXT NOT NULL)"
             )
             # Like the SQL trigger's az_func leases: where each function got to, kept across restarts.
             connection.execute(
@@ -259,9 +282,22 @@ class Database:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS _identities (table_name TEXT PRIMARY KEY, last INTEGER NOT NULL)"
             )
-            for migration in load_migrations():
+            if "recorded_at" not in {row[1] for row in connection.execute("PRAGMA table_info(_changes)")}:
+                # When each change was recorded: change tracking's retention counts from it. (A file
+                # from before this column gets it; its older rows count from now.)
+                connection.execute(
+                    f"ALTER TABLE _changes ADD COLUMN recorded_at TEXT NOT NULL DEFAULT '{_now()}'"
+                )
+            connection.execute("CREATE INDEX IF NOT EXISTS _changes_recorded_at ON _changes (recorded_at)")
+            migrations = load_migrations()
+            for migration in migrations:
                 for definition in migration.table_definitions():
                     self._create_table(connection, definition)
+            for migration in migrations:
+                for index in _INDEX.finditer(migration.text):
+                    self._create_index(connection, index)
+        self.change_retention = change_retention(migrations)
+        """How long change tracking keeps a change (CHANGE_RETENTION of migration 0001)."""
 
     def _create_table(self, connection: sqlite3.Connection, tsql: str) -> None:
         table = Table.from_tsql(tsql)
@@ -273,11 +309,28 @@ class Database:
             ("UPDATE", UPDATE, "NEW"),
             ("DELETE", DELETE, "OLD"),
         ):
+            # Made anew each time: a file from before `recorded_at` has triggers that leave it out.
+            connection.execute(f"DROP TRIGGER IF EXISTS _track_{name}_{event.lower()}")
             connection.execute(
-                f"CREATE TRIGGER IF NOT EXISTS _track_{name}_{event.lower()} AFTER {event} ON {name} "
-                f"BEGIN INSERT INTO _changes (table_name, operation, row_key) "
-                f"VALUES ('{name}', {operation}, {source}.{key}); END"
+                f"CREATE TRIGGER _track_{name}_{event.lower()} AFTER {event} ON {name} "
+                f"BEGIN INSERT INTO _changes (table_name, operation, row_key, recorded_at) "
+                f"VALUES ('{name}', {operation}, {source}.{key}, {_SQLITE_NOW}); END"
             )
+
+    @staticmethod
+    def _create_index(connection: sqlite3.Connection, index: re.Match[str]) -> None:
+        """A migration's index, filtered ones included (SQLite's partial indexes): what the presence
+        count reads (IX_Connections_open) is then read without scanning every connection ever made."""
+        name, table, columns, where = index.group("name", "table", "columns", "where")
+        condition = f" WHERE {where.strip()}" if where else ""
+        connection.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns}){condition}")
+
+    def forget_old_changes(self) -> int:
+        """Change tracking's auto-cleanup: delete the changes older than the retention (SQL Server
+        does it in the background with AUTO_CLEANUP = ON); returns how many went."""
+        cutoff = utc_timestamp(datetime.now(UTC) - self.change_retention)
+        with self._locked() as connection:
+            return connection.execute("DELETE FROM _changes WHERE recorded_at < ?", (cutoff,)).rowcount
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:

@@ -99,6 +99,10 @@ class HubLimits:
     max_connections_per_address: int = 250
     """Open WebSockets from one client address: past it, that address's next one is refused (429),
     so one client can never take the others' share of `max_connections`."""
+    connects_per_second_per_address: float = 10.0
+    """New WebSockets one client address may open per second, after a first burst of
+    `max_connections_per_address`: each connection leaves rows in the database (Connections, change
+    tracking), so an address that churns connections faster gets 429 (issue 30, item 6)."""
     max_connections_per_token: int = 8
     """Open WebSockets on one access token (a page holds one at a time; a reconnect negotiates again)."""
     keepalive_interval: float = 15.0
@@ -156,6 +160,8 @@ class Hub:
         """Connection ids whose token was used, until the token expires: a token connects once."""
         self._sockets = 0
         """WebSockets open (handshakes included): what `max_connections` counts."""
+        self._connect_budget: dict[str, tuple[float, float]] = {}
+        """Per client address: (connections it may still open now, when that was counted)."""
         self._sockets_by: collections.Counter[str] = collections.Counter()
         """The same, by client address and by access token (their own key spaces: `a:`, `t:`)."""
         self._closing: set[asyncio.Task[None]] = set()
@@ -437,6 +443,27 @@ class Hub:
                     del self._sockets_by[share]
         return socket
 
+    def _take_connect_budget(self, address: str) -> bool:
+        """A token bucket per address: `max_connections_per_address` at once, refilled at
+        `connects_per_second_per_address`. A full bucket is forgotten, so the dict holds only the
+        addresses that connected lately."""
+        limits = self.limits
+        now = self._clock()
+        capacity = float(limits.max_connections_per_address)
+        left, counted = self._connect_budget.get(address, (capacity, now))
+        left = min(capacity, left + (now - counted) * limits.connects_per_second_per_address)
+        if left < 1:
+            self._connect_budget[address] = (left, now)
+            return False
+        self._connect_budget[address] = (left - 1, now)
+        if len(self._connect_budget) > 4 * limits.max_connections:
+            self._connect_budget = {
+                key: (budget, at)
+                for key, (budget, at) in self._connect_budget.items()
+                if budget + (now - at) * limits.connects_per_second_per_address < capacity
+            }
+        return True
+
     def _shares(self, request: web.Request) -> tuple[str, str]:
         """The counters a new WebSocket would take (its address's and its token's), or a 429 when
         the hub, the address or the token holds its most already."""
@@ -450,6 +477,9 @@ class Hub:
             text = f"too many connections from this address (at most {limits.max_connections_per_address})"
         elif self._sockets_by[shares[1]] >= limits.max_connections_per_token:
             text = f"too many connections on this access token (at most {limits.max_connections_per_token})"
+        elif not self._take_connect_budget(shares[0]):
+            rate = limits.connects_per_second_per_address
+            text = f"this address opens connections too fast (at most {rate:g} a second)"
         else:
             return shares
         raise web.HTTPTooManyRequests(text=text, headers={"Retry-After": "10"})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ SHUTDOWN_TIMEOUT_SECONDS = 2.0
 # sends half a request holds a connection and its buffers for minutes.
 HEADER_TIMEOUT_SECONDS = 10.0
 BODY_TIMEOUT_SECONDS = DEFAULT_BODY_TIMEOUT
+# How often the change tracking cleanup runs (SQL Server's runs in the background; its period is
+# not documented, and any period under the retention keeps the table bounded).
+CHANGE_CLEANUP_SECONDS = 60.0
 # After answering a request whose body was not read whole (413, 408), how long the server still reads
 # and discards it so the client sees the answer, before closing.
 LINGER_SECONDS = 2.0
@@ -275,10 +279,15 @@ class LocalMode:
     hub: Hub
     host: FunctionsHost
     runner: web.AppRunner
+    cleanup: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
         """Close clients, stop the triggers, the server and the database; every step is bounded, so a
         client that stopped reading cannot hold the shutdown."""
+        if self.cleanup is not None:
+            self.cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.cleanup
         await self.hub.shutdown()
         await self.host.stop()
         await self.runner.cleanup()
@@ -407,4 +416,15 @@ async def start(
     hub.base_url = url
     functions_host.app_settings.update(identity_settings(url, identity))
     await functions_host.start()
-    return LocalMode(url, publish_key, database, hub, functions_host, runner)
+    cleanup = asyncio.create_task(_clean_up_change_tracking(database))
+    return LocalMode(url, publish_key, database, hub, functions_host, runner, cleanup)
+
+
+async def _clean_up_change_tracking(database: Database) -> None:
+    """Change tracking's auto-cleanup, now and every CHANGE_CLEANUP_SECONDS: without it every
+    connection ever made leaves change rows for good (issue 30, item 6)."""
+    while True:
+        forgotten = await asyncio.to_thread(database.forget_old_changes)
+        if forgotten:
+            log.info("change tracking cleanup: %d change(s) past the retention deleted", forgotten)
+        await asyncio.sleep(CHANGE_CLEANUP_SECONDS)

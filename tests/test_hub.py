@@ -552,3 +552,35 @@ def test_a_silent_client_is_dropped_after_the_client_timeout_and_a_pinging_one_i
             await talking.close()
 
     run(body)
+
+
+def test_an_address_that_churns_connections_is_held_to_its_rate() -> None:
+    """Issue 30, item 6: 584 connections a second each left rows in the database. One address may
+    open its share at once, then `connects_per_second_per_address`; another address is not held."""
+    clock = FakeClock()
+
+    async def body() -> None:
+        limits = HubLimits(max_connections_per_address=3, connects_per_second_per_address=2)
+        hub = Hub({HUB}, limits=limits, clock=clock)
+        async with serving(hub) as url, aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+
+            async def churn() -> int:
+                try:
+                    socket = await session.ws_connect(f"{url}/client/?hub={HUB}&access_token={token}")
+                except aiohttp.WSServerHandshakeError as error:
+                    return error.status
+                await socket.close()
+                return 101
+
+            assert [await churn() for _ in range(4)] == [101, 101, 101, 429]
+            clock.now += 0.5  # one more connection's worth of budget
+            assert [await churn() for _ in range(2)] == [101, 429]
+            connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+            async with aiohttp.ClientSession(connector=connector) as other:
+                socket = await other.ws_connect(
+                    f"{url}/client/?hub={HUB}&access_token={hub.issue_token(HUB)}"
+                )
+                await socket.close()
+
+    run(body)

@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 from local_support import PUBLISH_KEY, Listener, LocalServer
 
-from functions import wiring
+from functions import queries, wiring
 from local.__main__ import main as local_main
 from local.__main__ import parse_args, stack_polling_ms
-from local.database import BindingError
+from local.database import BindingError, translate
 from local.schedule import Schedule
 from local.server import start
 
@@ -453,3 +453,36 @@ def test_python_m_local_that_cannot_start_says_why_in_one_line(
     assert lines[0].startswith(f"python -m local: {option} {shown}: {expected}")
     if option == "--port":
         assert "--port 0" in lines[0]
+
+
+# Issue 30, item 6: connection churn does not grow the database without bound
+
+
+def test_the_presence_count_reads_the_open_connections_index_not_every_connection(
+    server: LocalServer,
+) -> None:
+    plan = server.mode.database._connection.execute(f"EXPLAIN QUERY PLAN {translate(queries.ONLINE_COUNT)}")
+    details = " ".join(row[3] for row in plan.fetchall())
+    assert (
+        "USING INDEX IX_Connections_open" in details or "USING COVERING INDEX IX_Connections_open" in details
+    )
+
+
+def test_change_tracking_forgets_changes_past_its_retention(server: LocalServer) -> None:
+    database = server.mode.database
+    assert database.change_retention == timedelta(days=2)  # migration 0001's CHANGE_RETENTION
+    for name in ("old", "new"):
+        database.upsert(
+            "dbo.Connections", [{"connectionId": name, "connectedAt": "2026-01-01T00:00:00.000Z"}]
+        )
+    with database._locked() as connection:
+        connection.execute(
+            "UPDATE _changes SET recorded_at = '2000-01-01T00:00:00.000Z' WHERE row_key = 'old'"
+        )
+    assert database.forget_old_changes() == 1
+    with database._locked() as connection:
+        left = [
+            row[0]
+            for row in connection.execute("SELECT row_key FROM _changes WHERE table_name = 'Connections'")
+        ]
+    assert left == ["new"]
