@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
@@ -204,10 +205,42 @@ class _AppRunner(web.AppRunner):
         server = await super()._make_server()  # runs the application's start-up and freezes it
         return _Server(
             server.request_handler,
-            request_factory=server.request_factory,
+            request_factory=_http11_only(server.request_factory),
             handler_options=self._handler_options,
             gate=self.gate,
         )
+
+
+# The HTTP version a request line claimed when it is not 1.0 or 1.1 (the request then reads as 1.1,
+# so that the answer's status line is one this server speaks).
+CLAIMED_VERSION = web.RequestKey("claimed_version", str)
+
+
+def _http11_only(factory: Callable[..., web.BaseRequest]) -> Callable[..., web.BaseRequest]:
+    """aiohttp's request factory, except that a request line claiming another version than HTTP/1.0
+    or 1.1 (`HTTP/2.0`) is answered as HTTP/1.1: aiohttp would echo the claimed version in its
+    status line ("HTTP/2.0 200") while speaking HTTP/1.1."""
+
+    def make_request(message: Any, *args: Any, **kwargs: Any) -> web.BaseRequest:
+        claimed = message.version
+        if claimed in (HttpVersion10, HttpVersion11):
+            return factory(message, *args, **kwargs)
+        request = factory(message._replace(version=HttpVersion11), *args, **kwargs)
+        request[CLAIMED_VERSION] = f"HTTP/{claimed.major}.{claimed.minor}"
+        return request
+
+    return make_request
+
+
+@web.middleware
+async def http_version(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """505 for a request line of another HTTP version (see `_http11_only`), before anything else."""
+    claimed = request.get(CLAIMED_VERSION)
+    if claimed is not None:
+        response = error_response(505, f"{claimed} is not supported here: this server speaks HTTP/1.1")
+        response.force_close()
+        return response
+    return await handler(request)
 
 
 def body_policy(
@@ -332,6 +365,7 @@ def build_app(
     app = web.Application(
         client_max_size=max(body_limits.values()),
         middlewares=[
+            http_version,
             cors_middleware(lambda: [hub.base_url]),
             api_errors,
             body_policy(body_limits, body_timeout),

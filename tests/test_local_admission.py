@@ -267,3 +267,19 @@ def test_the_server_header_names_no_versions_and_a_repeated_query_value_is_not_t
             await mode.stop()
 
     run(body)
+
+
+def test_a_request_line_claiming_http_2_is_answered_505_in_http_1_1() -> None:
+    async def body() -> None:
+        mode = await start("127.0.0.1", 0, KEY)
+        try:
+            request = b"GET /api/health HTTP/2.0\r\nHost: x\r\nConnection: close\r\n\r\n"
+            reader, writer = await open_from(mode.url, "127.0.0.1", request)
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 505 ")
+            assert status_and_error(answer)[1]["code"] == "http_version_not_supported"
+        finally:
+            await mode.stop()
+
+    run(body)
