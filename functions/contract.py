@@ -7,6 +7,7 @@ Every rejection is a `ContractError` carrying the HTTP status and the documented
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 import uuid
@@ -239,12 +240,33 @@ def invalid_key() -> ContractError:
     )
 
 
-def key_in_use(key: uuid.UUID) -> ContractError:
+def key_in_use(key: uuid.UUID, retry_after: int = 1) -> ContractError:
     """The answer to a request whose key another request claimed and is still writing: retry
-    (the retry finds the stored message, or takes over a claim whose request stored nothing)."""
+    after `retry_after` seconds (the retry finds the stored message, or takes over a claim whose
+    request stored nothing)."""
     return ContractError(
-        409, "key_in_use", f"another request with message key {key} is being stored; retry in a moment"
+        409,
+        "key_in_use",
+        f"another request with message key {key} is being stored; retry in {retry_after} s",
     )
+
+
+def claim_retry_after(claimed_at: str | None, now: datetime, fresh_seconds: int, stale_seconds: int) -> int:
+    """How long a `key_in_use` answer tells the client to wait: 1 s while the claim is younger than
+    `fresh_seconds` (its publish is being written), else the whole seconds until it is
+    `stale_seconds` old and a retry takes it over (its publisher most likely stopped). A claim time
+    that cannot be read is treated as fresh. SQL bindings give DATETIME2 without an offset; the
+    database's clock is UTC (SYSUTCDATETIME)."""
+    if not claimed_at:
+        return 1
+    try:
+        claimed = datetime.fromisoformat(claimed_at.removesuffix("Z")).replace(tzinfo=UTC)
+    except ValueError:
+        return 1
+    age = (now - claimed).total_seconds()
+    if age < fresh_seconds:
+        return 1
+    return max(1, math.ceil(stale_seconds - age) + 1)
 
 
 def is_same_message(row: dict[str, Any], fields: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import threading
@@ -486,3 +487,19 @@ def test_change_tracking_forgets_changes_past_its_retention(server: LocalServer)
             for row in connection.execute("SELECT row_key FROM _changes WHERE table_name = 'Connections'")
         ]
     assert left == ["new"]
+
+
+def test_a_claim_left_by_a_stopped_publisher_says_how_long_until_it_is_taken_over(
+    server: LocalServer,
+) -> None:
+    """Issue 30, item 8: the state a `kill -9` mid-write leaves: a claim and no message."""
+    key = str(uuid.uuid4())
+    claimed = datetime.now(UTC) - timedelta(seconds=20)
+    server.mode.database.upsert(
+        "dbo.MessageKeys", [{"messageKey": key, "claimedAt": claimed.strftime("%Y-%m-%dT%H:%M:%S.000Z")}]
+    )
+    status, body = server.put(key, "the retry")
+    assert status == 409 and body["error"]["code"] == "key_in_use"
+    # 60 s after the claim it can be taken over: about 41 s from now (the Retry-After says the same).
+    wait = re.search(r"retry in (\d+) s", body["error"]["message"])
+    assert wait is not None and 39 <= int(wait.group(1)) <= 42
