@@ -454,6 +454,8 @@ def start_local(polling_ms: int, processes: list[subprocess.Popen[bytes]]) -> tu
     port, key = free_port(), secrets.token_urlsafe(16)
     command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", key]
     command += ["--stack", "dev"] if polling_ms == AZURE_PATH else ["--sql-polling-ms", str(polling_ms)]
+    # Every benchmark client connects from 127.0.0.1: let that one address stand for them all.
+    command += ["--max-connections-per-address", "2000"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     processes.append(process)
     api = f"http://127.0.0.1:{port}/api"

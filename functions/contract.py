@@ -7,7 +7,9 @@ Every rejection is a `ContractError` carrying the HTTP status and the documented
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -93,7 +95,7 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
         raise ContractError(
             400,
             "invalid_text",
-            "text has no visible character (only spaces, controls or zero-width characters)",
+            "text has no visible character (only spaces, controls, zero-width characters or combining marks)",
         )
     if sql_length(message_text) > MAX_TEXT_CHARS:
         raise ContractError(
@@ -125,7 +127,10 @@ def parse_publish(body: bytes, content_type: str | None) -> dict[str, Any]:
 # bidirectional embeddings, overrides, isolates and marks ("\u202enimda" displays as "admin"), and
 # the zero-width and other invisible characters ("adm\u200bin" too). Code point ranges rather than
 # Unicode categories, so that the site's counter (site/app.js) can hold exactly the same list
-# whatever Unicode version its browser knows. Each entry: (first, last) inclusive.
+# whatever Unicode version its browser knows. Each entry: (first, last) inclusive. INVISIBLE_RANGES
+# is generated from the Unicode Character Database (`python -m artifacts.unicode_sets --write`):
+# Default_Ignorable_Code_Point, the other format characters but the prepended concatenation marks,
+# the line separators and the Braille blank, less the controls and bidi controls listed apart.
 CONTROL_RANGES = ((0x0000, 0x001F), (0x007F, 0x009F))
 """C0 controls, DEL and C1 controls."""
 BIDI_RANGES = ((0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x2069))
@@ -133,22 +138,25 @@ BIDI_RANGES = ((0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x
 INVISIBLE_RANGES = (
     (0x00AD, 0x00AD),  # soft hyphen
     (0x034F, 0x034F),  # combining grapheme joiner
-    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
-    (0x17B4, 0x17B5),  # Khmer inherent vowels (render as nothing)
-    (0x180B, 0x180F),  # Mongolian free variation selectors and vowel separator
-    (0x200B, 0x200D),  # zero-width space, non-joiner, joiner
-    (0x2028, 0x2029),  # line and paragraph separators
-    (0x2060, 0x2064),  # word joiner, invisible operators
-    (0x206A, 0x206F),  # deprecated format characters
-    (0x3164, 0x3164),  # Hangul filler
-    (0xFE00, 0xFE0F),  # variation selectors
-    (0xFEFF, 0xFEFF),  # zero-width no-break space (BOM)
-    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
-    (0x1D173, 0x1D17A),  # musical symbol format characters
-    (0xE0000, 0xE007F),  # tag characters
-    (0xE0100, 0xE01EF),  # variation selectors supplement
+    (0x115F, 0x1160),  # hangul choseong filler .. hangul jungseong filler
+    (0x17B4, 0x17B5),  # khmer vowel inherent aq .. khmer vowel inherent aa
+    (0x180B, 0x180F),  # mongolian free variation selector one .. mongolian free variation selector four
+    (0x200B, 0x200D),  # zero width space .. zero width joiner
+    (0x2028, 0x2029),  # line separator .. paragraph separator
+    (0x2060, 0x2065),  # word joiner .. u+2065
+    (0x206A, 0x206F),  # inhibit symmetric swapping .. nominal digit shapes
+    (0x2800, 0x2800),  # braille pattern blank
+    (0x3164, 0x3164),  # hangul filler
+    (0xFE00, 0xFE0F),  # variation selector-1 .. variation selector-16
+    (0xFEFF, 0xFEFF),  # zero width no-break space
+    (0xFFA0, 0xFFA0),  # halfwidth hangul filler
+    (0xFFF0, 0xFFFB),  # u+fff0 .. interlinear annotation terminator
+    (0x13430, 0x13438),  # egyptian hieroglyph vertical joiner .. egyptian hieroglyph end segment
+    (0x1BCA0, 0x1BCA3),  # shorthand format letter overlap .. shorthand format up step
+    (0x1D173, 0x1D17A),  # musical symbol begin beam .. musical symbol end phrase
+    (0xE0000, 0xE0FFF),  # u+e0000 .. u+e0fff
 )
-"""Characters that display as nothing by themselves (zero-width, joiners, fillers, selectors)."""
+"""Characters that display as nothing by themselves (zero-width, joiners, fillers, selectors, tags)."""
 AUTHOR_REFUSED_RANGES = CONTROL_RANGES + BIDI_RANGES + INVISIBLE_RANGES
 """What `author` must not contain."""
 _INVISIBLE = re.compile(
@@ -166,13 +174,19 @@ _AUTHOR_REFUSED = {
 
 def visible(value: str) -> bool:
     """Whether anything of `value` shows once whitespace, controls, bidirectional controls and
-    zero-width or other invisible characters (the ranges above) are taken out."""
-    return _INVISIBLE.sub("", value) != ""
+    zero-width or other invisible characters (the ranges above) are taken out: a combining mark
+    alone shows nothing either (it has no character to combine with)."""
+    return any(not unicodedata.category(c).startswith("M") for c in _INVISIBLE.sub("", value))
 
 
 def author_problem(author: str) -> str | None:
     """Why an author name is refused (a control, bidirectional or invisible character, named by
     its code point and position), or None when it may be stored."""
+    if author[:1] and unicodedata.category(author[0]).startswith("M"):
+        return (
+            f"author must not start with a combining mark: U+{ord(author[0]):04X} (it has no character to "
+            "combine with, and shows nothing or the mark alone)"
+        )
     for position, character in enumerate(author, start=1):
         if (code := _AUTHOR_REFUSED.get(ord(character))) is not None:
             return (
@@ -226,12 +240,33 @@ def invalid_key() -> ContractError:
     )
 
 
-def key_in_use(key: uuid.UUID) -> ContractError:
+def key_in_use(key: uuid.UUID, retry_after: int = 1) -> ContractError:
     """The answer to a request whose key another request claimed and is still writing: retry
-    (the retry finds the stored message, or takes over a claim whose request stored nothing)."""
+    after `retry_after` seconds (the retry finds the stored message, or takes over a claim whose
+    request stored nothing)."""
     return ContractError(
-        409, "key_in_use", f"another request with message key {key} is being stored; retry in a moment"
+        409,
+        "key_in_use",
+        f"another request with message key {key} is being stored; retry in {retry_after} s",
     )
+
+
+def claim_retry_after(claimed_at: str | None, now: datetime, fresh_seconds: int, stale_seconds: int) -> int:
+    """How long a `key_in_use` answer tells the client to wait: 1 s while the claim is younger than
+    `fresh_seconds` (its publish is being written), else the whole seconds until it is
+    `stale_seconds` old and a retry takes it over (its publisher most likely stopped). A claim time
+    that cannot be read is treated as fresh. SQL bindings give DATETIME2 without an offset; the
+    database's clock is UTC (SYSUTCDATETIME)."""
+    if not claimed_at:
+        return 1
+    try:
+        claimed = datetime.fromisoformat(claimed_at.removesuffix("Z")).replace(tzinfo=UTC)
+    except ValueError:
+        return 1
+    age = (now - claimed).total_seconds()
+    if age < fresh_seconds:
+        return 1
+    return max(1, math.ceil(stale_seconds - age) + 1)
 
 
 def is_same_message(row: dict[str, Any], fields: dict[str, Any]) -> bool:

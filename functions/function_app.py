@@ -84,6 +84,13 @@ def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
     parameters=queries.CLAIM_MESSAGE_KEY_PARAMETERS,
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
+@app.sql_input(
+    arg_name="claimed",
+    command_text=queries.CLAIMED_AT,
+    command_type="Text",
+    parameters=queries.CLAIM_MESSAGE_KEY_PARAMETERS,
+    connection_string_setting=wiring.SQL_CONNECTION_SETTING,
+)
 @app.sql_output(
     arg_name="row",
     command_text=wiring.MESSAGES_TABLE,
@@ -95,7 +102,11 @@ def _accepted(row: dict[str, object], replayed: bool) -> dict[str, object]:
     connection_string_setting=wiring.SQL_CONNECTION_SETTING,
 )
 def publish_with_key(
-    req: func.HttpRequest, claim: func.SqlRowList, row: func.Out[func.SqlRow], release: func.Out[func.SqlRow]
+    req: func.HttpRequest,
+    claim: func.SqlRowList,
+    row: func.Out[func.SqlRow],
+    release: func.Out[func.SqlRow],
+    claimed: func.SqlRowList,
 ) -> func.HttpResponse:
     """Publish under a key the publisher chose, so that a retry cannot publish twice.
 
@@ -103,7 +114,9 @@ def publish_with_key(
     racing requests with one key, exactly one wins the claim and writes its message (202,
     `"replayed": false`). The others find the stored message, answered as a retry (200,
     `"replayed": true`) when text and author are the same and 409 `key_reused` when not, or
-    find the winner still writing: 409 `key_in_use`, to retry in a moment. A winner whose body
+    find the winner still writing: 409 `key_in_use`, with a Retry-After of 1 s while the claim is
+    young, else the seconds until it can be taken over (its writer most likely stopped; the
+    `claimed` binding reads when it was made). A winner whose body
     is refused releases the claim. The output binding upserts, but only the claim's winner
     writes, and dbo.Messages refuses updates: what is stored is what was broadcast.
     """
@@ -111,12 +124,14 @@ def publish_with_key(
     won = bool(outcome.get("won"))
     try:
         key = contract.parse_message_key(req.route_params.get("key"))
+    except contract.ContractError as error:
+        return _error_response(error)  # the route admits only UUIDs: no claim was won for this
+    try:
         fields = contract.parse_publish(req.get_body(), req.headers.get("Content-Type"))
     except contract.ContractError as error:
         if won:
-            release.set(
-                func.SqlRow({"messageKey": req.route_params.get("key"), "claimedAt": queries.RELEASED_AT})
-            )
+            # The key as parsed (lowercase), not as the URL spelled it: one spelling everywhere.
+            release.set(func.SqlRow({"messageKey": str(key), "claimedAt": queries.RELEASED_AT}))
         return _error_response(error)
     if outcome.get("messageKey") is not None:
         if not contract.is_same_message(outcome, fields):
@@ -127,7 +142,11 @@ def publish_with_key(
             )
         return _json_response(_accepted(outcome, replayed=True), status=200)
     if not won:
-        return _error_response(contract.key_in_use(key), headers={"Retry-After": "1"})
+        claimed_at = next((answer["claimedAt"] for answer in claimed), None)
+        wait = contract.claim_retry_after(
+            claimed_at, datetime.now(UTC), queries.CLAIM_FRESH_SECONDS, queries.CLAIM_STALE_SECONDS
+        )
+        return _error_response(contract.key_in_use(key, wait), headers={"Retry-After": str(wait)})
     stored = contract.new_message_row(fields, datetime.now(UTC), key)
     row.set(func.SqlRow(stored))
     logging.info("%s %s", wiring.ACCEPTED_LOG, stored["messageKey"])

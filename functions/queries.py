@@ -37,6 +37,11 @@ CLAIM_MESSAGE_KEY = "dbo.ClaimMessageKey"
 CLAIM_MESSAGE_KEY_PARAMETERS = "@Key={key}"
 CLAIM_STALE_SECONDS = 60
 """A claim whose message never came is taken over after this long (the procedure's DATEADD)."""
+CLAIMED_AT = "SELECT claimedAt FROM dbo.MessageKeys WHERE messageKey = TRY_CONVERT(UNIQUEIDENTIFIER, @Key)"
+"""When the key was claimed: how long a `key_in_use` answer tells the client to wait (Retry-After)."""
+CLAIM_FRESH_SECONDS = 5
+"""A claim younger than this is a publish still being written: retry in a second. An older one was
+most likely left by a publisher that stopped: retry once it can be taken over."""
 RELEASED_AT = "2000-01-01T00:00:00.000Z"
 """The `claimedAt` a request that stored nothing writes back: older than any stale limit."""
 

@@ -1,19 +1,27 @@
-"""`python -m local`: run the whole broadcast system on this machine (see the README)."""
+"""`python -m local`: run the whole broadcast system on this machine (see the README).
+
+Exit codes: 0 stopped (Ctrl-C, SIGTERM); 1 could not start (a taken port, an address that is not
+this machine's, a database file SQLite cannot use: one line naming the option); 2 bad command line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import secrets
 import signal
+import socket
+import sqlite3
+import sys
 from pathlib import Path
 
 import yaml
 
+from local.gate import ConnectionLimits
 from local.hub import HubLimits
-from local.server import start
+from local.server import LocalMode, start
 
 ROOT = Path(__file__).resolve().parent.parent
 # The stack key the deployment turns into the app setting Sql_Trigger_PollingIntervalMs.
@@ -22,6 +30,7 @@ BATCH_KEY = "broadcast:sqlTriggerMaxBatchSize"
 DEFAULT_BATCH_SIZE = 100
 """What a stack that leaves sqlTriggerMaxBatchSize unset gets (settings/declarations.py; a test keeps
 the two equal: the local mode does not import the program's settings)."""
+EXIT_CANNOT_START = 1
 
 
 def stack_polling_ms(stack: str, root: Path = ROOT) -> int:
@@ -93,6 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=HubLimits().max_connections,
         help=f"most open SignalR connections (default {HubLimits().max_connections:,})",
     )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=HubLimits().max_connections_per_address,
+        help="most open SignalR connections, and most open HTTP connections, from one client address "
+        f"(default {HubLimits().max_connections_per_address:,}: one client cannot take the others' share)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.sql_polling_ms is None:
         try:
@@ -110,6 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(error))
     if arguments.max_connections < 1:
         parser.error(f"--max-connections {arguments.max_connections}: at least 1")
+    if not 1 <= arguments.max_connections_per_address <= arguments.max_connections:
+        parser.error(
+            f"--max-connections-per-address {arguments.max_connections_per_address}: allowed 1 to "
+            f"--max-connections ({arguments.max_connections})"
+        )
     if not 0 <= arguments.message_retention_days <= 3650:
         parser.error(f"--message-retention-days {arguments.message_retention_days}: allowed 0-3650")
     if not 0 <= arguments.port <= 65535:
@@ -119,21 +140,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return arguments
 
 
+class StartError(Exception):
+    """The local mode cannot start for a reason the user can fix: one line, naming the option."""
+
+
+async def start_or_explain(arguments: argparse.Namespace, key: str) -> LocalMode:
+    """`start` with the options given, or a StartError naming the option that cannot be used."""
+    try:
+        return await start(
+            arguments.host,
+            arguments.port,
+            key,
+            arguments.db,
+            message_retention_days=arguments.message_retention_days,
+            hub_limits=HubLimits(
+                max_connections=arguments.max_connections,
+                max_connections_per_address=arguments.max_connections_per_address,
+            ),
+            connection_limits=ConnectionLimits(
+                max_connections=max(
+                    ConnectionLimits().max_connections, arguments.max_connections_per_address
+                ),
+                max_connections_per_address=arguments.max_connections_per_address,
+            ),
+            sql_polling_ms=arguments.sql_polling_ms,
+            sql_max_batch_size=arguments.sql_max_batch_size,
+        )
+    except sqlite3.Error as error:
+        raise StartError(f"--db {arguments.db}: cannot use it as a SQLite database ({error})") from None
+    except socket.gaierror as error:
+        raise StartError(f"--host {arguments.host}: not a host name or address ({error.strerror})") from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise StartError(
+                f"--port {arguments.port}: the port is taken on {arguments.host} (another python -m local?); "
+                "choose another with --port, or --port 0 for a free one"
+            ) from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise StartError(f"--host {arguments.host}: not an address of this machine") from None
+        if error.errno == errno.EACCES:
+            raise StartError(
+                f"--port {arguments.port}: not allowed to listen on it (ports below 1024 need privileges)"
+            ) from None
+        raise  # not one the user can fix with an option: the traceback is the report
+
+
 async def main(argv: list[str] | None = None) -> None:
     """Start, print how to use it, and run until Ctrl-C or SIGTERM."""
     arguments = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     key = arguments.publish_key or secrets.token_urlsafe(24)
-    local = await start(
-        arguments.host,
-        arguments.port,
-        key,
-        arguments.db,
-        message_retention_days=arguments.message_retention_days,
-        hub_limits=HubLimits(max_connections=arguments.max_connections),
-        sql_polling_ms=arguments.sql_polling_ms,
-        sql_max_batch_size=arguments.sql_max_batch_size,
-    )
+    try:
+        local = await start_or_explain(arguments, key)
+    except StartError as error:
+        print(f"python -m local: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CANNOT_START) from None
     print(f"broadcast local mode on {local.url}/", flush=True)
     print(f"  site       {local.url}/", flush=True)
     print(f"  api        {local.url}/api/  (publish key: {key})", flush=True)

@@ -108,6 +108,10 @@ class Table:
     lengths: dict[str, int]
     """NVARCHAR(n) columns' n: SQL Server refuses a longer value (error 2628) in UTF-16 units."""
     not_null: frozenset[str]
+    uuids: frozenset[str] = frozenset()
+    """UNIQUEIDENTIFIER columns: SQL Server stores the value, not its spelling, so any case finds it
+    and a text that is not a GUID is refused (error 8169). Here they hold lowercase text and compare
+    without case."""
 
     @classmethod
     def from_tsql(cls, tsql: str) -> Table:
@@ -119,10 +123,13 @@ class Table:
         primary_key = identity = None
         lengths: dict[str, int] = {}
         not_null = set()
+        uuids = set()
         for element in statement.this.expressions:
             if isinstance(element, exp.ColumnDef):
                 column, kind = element.name, element.args["kind"]
                 columns.append(column)
+                if kind.this == exp.DataType.Type.UUID:
+                    uuids.add(column)
                 if kind.this in (exp.DataType.Type.NVARCHAR, exp.DataType.Type.VARCHAR) and kind.expressions:
                     lengths[column] = int(kind.expressions[0].this.this)
                 for constraint in element.constraints:
@@ -140,13 +147,18 @@ class Table:
                 (primary_key,) = [column.name for column in element.find_all(exp.Column)]
         if primary_key is None:
             raise ValueError(f"{name}: the SQL trigger needs a primary key")
-        return cls(name, columns, primary_key, identity, lengths, frozenset(not_null))
+        return cls(name, columns, primary_key, identity, lengths, frozenset(not_null), frozenset(uuids))
 
     def sqlite(self) -> str:
         """The table in SQLite: text and numbers, the primary key, and the identity kept unique."""
         definitions = []
         for column in self.columns:
             definition = column
+            if column in self.uuids or column in self.lengths:
+                # UNIQUEIDENTIFIER compares by value; NVARCHAR under the database's collation
+                # (SQL_Latin1_General_CP1_CI_AS, components/sql.py) without case. NOCASE folds ASCII
+                # only: the keys and ids these columns hold are ASCII.
+                definition += " COLLATE NOCASE"
             if column == self.primary_key:
                 definition += " NOT NULL PRIMARY KEY"
             elif column == self.identity:
@@ -155,6 +167,21 @@ class Table:
                 definition += " NOT NULL"
             definitions.append(definition)
         return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(definitions)})"
+
+    def normalized(self, row: dict[str, Any]) -> dict[str, Any]:
+        """`row` as SQL Server would store it: UNIQUEIDENTIFIER values in one spelling (lowercase,
+        as the bindings read them back); a value that is not a GUID is refused (error 8169)."""
+        for column in self.uuids & set(row):
+            value = row[column]
+            if value is None:
+                continue
+            text = value[1:-1] if isinstance(value, str) and value[:1] + value[-1:] == "{}" else value
+            if not isinstance(text, str) or not _CANONICAL_KEY.fullmatch(text):
+                raise BindingError(
+                    "Conversion failed when converting from a character string to uniqueidentifier. (8169)"
+                )
+            row[column] = text.lower()
+        return row
 
     def refused(self, row: dict[str, Any]) -> str | None:
         """What SQL Server would say of storing `row`, if it would refuse it."""
@@ -191,6 +218,28 @@ path that skips the function's own check cannot store a disguised author or an i
 _CANONICAL_KEY = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
+_INDEX = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?(?:NONCLUSTERED\s+|CLUSTERED\s+)?INDEX\s+(?P<name>\w+)\s+ON\s+(?:dbo\.)?"
+    r"(?P<table>\w+)\s*\((?P<columns>[^)]*)\)(?:\s+WHERE\s+(?P<where>[^;\n]+))?",
+    re.IGNORECASE,
+)
+_RETENTION = re.compile(r"CHANGE_RETENTION\s*=\s*(\d+)\s*(DAYS|HOURS|MINUTES)", re.IGNORECASE)
+# The form timestamps are stored in (utc_timestamp's), from SQLite's clock.
+_SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+def _now() -> str:
+    return utc_timestamp(datetime.now(UTC))
+
+
+def change_retention(migrations: list[Any]) -> timedelta:
+    """The change tracking retention the migrations set (`CHANGE_RETENTION = 2 DAYS`)."""
+    for migration in migrations:
+        if match := _RETENTION.search(migration.text):
+            return timedelta(**{match.group(2).lower(): int(match.group(1))})
+    raise ValueError("no migration sets CHANGE_RETENTION")
+
+
 def table_name(qualified: str) -> str:
     """`dbo.Messages` -> `Messages`."""
     return qualified.rsplit(".", 1)[-1].strip("[]")
@@ -219,7 +268,8 @@ class Database:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS _changes (sequence INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "table_name TEXT NOT NULL, operation INTEGER NOT NULL, row_key TEXT NOT NULL)"
+                "table_name TEXT NOT NULL, operation INTEGER NOT NULL, row_key TEXT NOT NULL, "
+                "recorded_at TEXT NOT NULL)"
             )
             # Like the SQL trigger's az_func leases: where each function got to, kept across restarts.
             connection.execute(
@@ -230,14 +280,27 @@ class Database:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS _identities (table_name TEXT PRIMARY KEY, last INTEGER NOT NULL)"
             )
-            for migration in load_migrations():
+            if "recorded_at" not in {row[1] for row in connection.execute("PRAGMA table_info(_changes)")}:
+                # When each change was recorded: change tracking's retention counts from it. (A file
+                # from before this column gets it; its older rows count from now.)
+                connection.execute(
+                    f"ALTER TABLE _changes ADD COLUMN recorded_at TEXT NOT NULL DEFAULT '{_now()}'"
+                )
+            connection.execute("CREATE INDEX IF NOT EXISTS _changes_recorded_at ON _changes (recorded_at)")
+            migrations = load_migrations()
+            for migration in migrations:
                 for definition in migration.table_definitions():
                     self._create_table(connection, definition)
+            for migration in migrations:
+                for index in _INDEX.finditer(migration.text):
+                    self._create_index(connection, index)
+        self.change_retention = change_retention(migrations)
+        """How long change tracking keeps a change (CHANGE_RETENTION of migration 0001)."""
         # The migrations' AFTER triggers (TR_Messages_insert_only), run as SQL Server runs them
         # under the output binding's MERGE (local/triggers.py).
         self._triggers = load_triggers(
             batch
-            for migration in load_migrations()
+            for migration in migrations
             for batch in migration.batches({name: name for name in migration.variables()})
         )
 
@@ -251,11 +314,28 @@ class Database:
             ("UPDATE", UPDATE, "NEW"),
             ("DELETE", DELETE, "OLD"),
         ):
+            # Made anew each time: a file from before `recorded_at` has triggers that leave it out.
+            connection.execute(f"DROP TRIGGER IF EXISTS _track_{name}_{event.lower()}")
             connection.execute(
-                f"CREATE TRIGGER IF NOT EXISTS _track_{name}_{event.lower()} AFTER {event} ON {name} "
-                f"BEGIN INSERT INTO _changes (table_name, operation, row_key) "
-                f"VALUES ('{name}', {operation}, {source}.{key}); END"
+                f"CREATE TRIGGER _track_{name}_{event.lower()} AFTER {event} ON {name} "
+                f"BEGIN INSERT INTO _changes (table_name, operation, row_key, recorded_at) "
+                f"VALUES ('{name}', {operation}, {source}.{key}, {_SQLITE_NOW}); END"
             )
+
+    @staticmethod
+    def _create_index(connection: sqlite3.Connection, index: re.Match[str]) -> None:
+        """A migration's index, filtered ones included (SQLite's partial indexes): what the presence
+        count reads (IX_Connections_open) is then read without scanning every connection ever made."""
+        name, table, columns, where = index.group("name", "table", "columns", "where")
+        condition = f" WHERE {where.strip()}" if where else ""
+        connection.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns}){condition}")
+
+    def forget_old_changes(self) -> int:
+        """Change tracking's auto-cleanup: delete the changes older than the retention (SQL Server
+        does it in the background with AUTO_CLEANUP = ON); returns how many went."""
+        cutoff = utc_timestamp(datetime.now(UTC) - self.change_retention)
+        with self._locked() as connection:
+            return connection.execute("DELETE FROM _changes WHERE recorded_at < ?", (cutoff,)).rowcount
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
@@ -320,6 +400,7 @@ class Database:
         unknown = sorted(set(row) - set(table.columns))
         if unknown:
             raise BindingError(f"{table.name} has no column(s) {', '.join(unknown)}")
+        row = table.normalized(row)
         if (refusal := table.refused(row)) is not None:
             raise BindingError(refusal)
         key = table.primary_key

@@ -34,8 +34,10 @@ from aiohttp import web
 from azure.functions.timer import TimerRequest
 
 from artifacts.site_files import site_files
+from functions.contract import MAX_BODY_BYTES
 from local.database import DELETE, INSERT, BindingError, Database, table_name
 from local.errors import error_response
+from local.gate import read_body
 from local.hub import Connection, Hub
 from local.schedule import Schedule
 
@@ -235,6 +237,7 @@ class FunctionsHost:
             name = str(function.get_function_name())
             bindings = json.loads(function.get_function_json())["bindings"]
             self.functions[name] = FunctionSpec(name, function.get_user_function(), bindings)
+        self._body_limits: dict[Callable[..., Any], int] = {}
         self._saved_environment: dict[str, str | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
@@ -385,6 +388,12 @@ class FunctionsHost:
                 ranked.append((rank, web.route(method, path, self._http_handler(spec), **options)))
         return [route for _, route in sorted(ranked, key=lambda pair: pair[0])]
 
+    def body_limits(self) -> dict[Callable[..., Any], int]:
+        """The most body each HTTP function's handler reads: a keyed function (publishing) what the
+        contract accepts; an anonymous one (negotiate, history, health) none. A body is read only
+        after the key was checked (`read_body`), so a caller without one never makes the host hold it."""
+        return dict(self._body_limits)
+
     def _authorized(self, spec: FunctionSpec, request: web.Request) -> bool:
         level = str(spec.trigger.get("authLevel", "FUNCTION")).upper()
         if level == "ANONYMOUS":
@@ -395,6 +404,7 @@ class FunctionsHost:
 
     def _http_handler(self, spec: FunctionSpec) -> Callable[[web.Request], Any]:
         methods = {method.upper() for method in spec.trigger.get("methods") or ["GET", "POST"]}
+        anonymous = str(spec.trigger.get("authLevel", "FUNCTION")).upper() == "ANONYMOUS"
 
         async def handle(request: web.Request) -> web.StreamResponse:
             # aiohttp hands HEAD to a GET route; the Functions host matches a function's own methods
@@ -407,18 +417,19 @@ class FunctionsHost:
                 return error_response(
                     401, "a valid function key is required: the x-functions-key header or the code parameter"
                 )
-            body = await request.read()
+            body = await read_body(request, self._body_limits[handle])
+            query = query_values(request)
             http_request = func.HttpRequest(
                 method=request.method,
                 url=str(request.url),
                 headers=dict(request.headers),
-                params=dict(request.query),
+                params=query,
                 route_params=dict(request.match_info),
                 body=body,
             )
             try:
                 response = await asyncio.to_thread(
-                    self.invoke, spec, http_request, dict(request.query), dict(request.match_info)
+                    self.invoke, spec, http_request, query, dict(request.match_info)
                 )
             except BindingError as error:
                 log.error("%s failed: %s", spec.name, error)
@@ -437,6 +448,7 @@ class FunctionsHost:
                 charset=response.charset,
             )
 
+        self._body_limits[handle] = 0 if anonymous else MAX_BODY_BYTES
         return handle
 
     # SQL trigger
@@ -545,6 +557,13 @@ class FunctionsHost:
                     }
                 )
                 await asyncio.to_thread(self.invoke, spec, invocation)
+
+
+def query_values(request: web.Request) -> dict[str, str]:
+    """The query as the Functions host hands it to a worker: one value per name, a repeated name's
+    values joined with `,` (ASP.NET Core's StringValues; Azure/azure-webjobs-sdk#1990,
+    Azure/azure-functions-nodejs-library#168), so `after=0&after=5` is "0,5", not silently the first."""
+    return {name: ",".join(request.query.getall(name)) for name in dict.fromkeys(request.query.keys())}
 
 
 def site_routes(site_dir: Path, config: Callable[[], dict[str, Any]]) -> list[web.RouteDef]:

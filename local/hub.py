@@ -18,8 +18,9 @@ REST URL; a client token (which anyone gets from the anonymous negotiate) cannot
 Limits (see `HubLimits`), so that no client, however hostile, makes the process hold more than a
 bounded amount: each connection's send queue is capped in bytes (a client that stops reading is
 dropped once it fills, so it never stalls the others); a client's message is at most 32 KiB and
-nothing it sends is echoed unbounded; the number of connections and of negotiated tokens is capped
-(per client address for tokens, so one client's flood cannot evict another's); and, as Azure
+nothing it sends is echoed unbounded; the number of connections is capped in all, per client address
+and per access token, so one client cannot take the others' share; connection tokens are signed
+and expiring, not stored, so no flood of negotiations fills a table that others need; and, as Azure
 SignalR Service does, the hub pings a connection it has sent nothing for 15 s and drops a client it
 has received nothing from for 30 s. Every close is bounded: a peer that does not read or answer is
 cut off, so neither a dropped client nor a shutdown waits on it; a closed connection leaves nothing
@@ -34,6 +35,7 @@ import contextlib
 import json
 import logging
 import secrets
+import socket
 import struct
 import time
 import uuid
@@ -45,6 +47,7 @@ import jwt
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from local.errors import error_exception, error_response
+from local.gate import read_body
 
 RECORD_SEPARATOR = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = 1, 2, 3, 4, 5, 6, 7
@@ -67,6 +70,12 @@ DIRECT_WRITE_LIMIT = 32 * 1024
 # records with 0x1E for this, and ASP.NET Core SignalR's WebSocket transport also sends what has
 # piled up in its pipe as one message.
 MERGE_LIMIT = 16 * 1024
+# The kernel's send buffer of a WebSocket (SO_SNDBUF; Linux doubles it for its bookkeeping). Set, it
+# stops the kernel's autotuning, which on loopback grew to about 4 MiB per socket: 300 clients that
+# never read held 2.8 MB each there, outside the send queue's count (issue 30, item 4).
+KERNEL_SEND_BUFFER_BYTES = 32 * 1024
+# The largest REST broadcast body (Azure SignalR Service's REST API takes messages up to 1 MB).
+REST_BODY_BYTES = 1 << 20
 log = logging.getLogger("local.hub")
 
 ConnectionEvent = Callable[[str, "Connection"], Awaitable[None]]
@@ -87,6 +96,15 @@ class HubLimits:
     """The largest message a client may send (ASP.NET Core SignalR's MaximumReceiveMessageSize)."""
     max_connections: int = 2_000
     """Open WebSockets, handshakes included; one more is refused with 429."""
+    max_connections_per_address: int = 250
+    """Open WebSockets from one client address: past it, that address's next one is refused (429),
+    so one client can never take the others' share of `max_connections`."""
+    connects_per_second_per_address: float = 10.0
+    """New WebSockets one client address may open per second, after a first burst of
+    `max_connections_per_address`: each connection leaves rows in the database (Connections, change
+    tracking), so an address that churns connections faster gets 429 (issue 30, item 6)."""
+    max_connections_per_token: int = 8
+    """Open WebSockets on one access token (a page holds one at a time; a reconnect negotiates again)."""
     keepalive_interval: float = 15.0
     """A connection sent nothing for this long gets a ping (Azure SignalR: keepAliveIntervalInSeconds)."""
     client_timeout: float = 30.0
@@ -95,11 +113,8 @@ class HubLimits:
     handshake_timeout: float = 15.0
     """The wait for the hub protocol's handshake (ASP.NET Core SignalR's HandshakeTimeout)."""
     pending_ttl: float = 60.0
-    """A negotiated connection token not used within this time is forgotten (negotiate again)."""
-    pending_per_address: int = 2_000
-    """Unused tokens per client address: past it, that address's oldest gives way, never another's."""
-    pending_limit: int = 10_000
-    """Unused tokens in all; past it, a new negotiate is refused (429), no token is evicted."""
+    """A negotiated connection token not used within this time is refused (negotiate again). Tokens
+    are signed, not stored, so however many are negotiated none takes a place from another."""
 
 
 @dataclass(eq=False)
@@ -125,16 +140,6 @@ class Connection:
     """Set while nothing waits for the connection (or it is gone): the reader's backpressure."""
 
 
-@dataclass
-class _Pending:
-    """A negotiated connection token not used yet."""
-
-    connection_id: str
-    user_id: str | None
-    created: float
-    address: str
-
-
 class Hub:
     """Connections by hub, token issuing and checking, broadcast, and connection events."""
 
@@ -151,12 +156,14 @@ class Hub:
         self.base_url = base_url.rstrip("/")
         self._clock = clock
         self._key = signing_key or secrets.token_urlsafe(32)
-        # Insertion order is expiry order (one TTL for all), so expired tokens are always at the front;
-        # the same holds within each address's own dict.
-        self._pending: dict[str, _Pending] = {}
-        self._pending_by_address: dict[str, dict[str, None]] = {}
+        self._used: dict[str, float] = {}
+        """Connection ids whose token was used, until the token expires: a token connects once."""
         self._sockets = 0
         """WebSockets open (handshakes included): what `max_connections` counts."""
+        self._connect_budget: dict[str, tuple[float, float]] = {}
+        """Per client address: (connections it may still open now, when that was counted)."""
+        self._sockets_by: collections.Counter[str] = collections.Counter()
+        """The same, by client address and by access token (their own key spaces: `a:`, `t:`)."""
         self._closing: set[asyncio.Task[None]] = set()
         self.connections: dict[str, dict[str, Connection]] = {hub: {} for hub in hubs}
         self._listeners: list[ConnectionEvent] = []
@@ -183,7 +190,15 @@ class Hub:
 
     def _sign(self, audience: str, lifetime: int, user_id: str | None = None) -> str:
         now = int(time.time())
-        claims: dict[str, Any] = {"aud": audience, "iat": now, "nbf": now, "exp": now + lifetime}
+        # `jti` makes each token its own (two issued in one second would otherwise be equal, and the
+        # per-token connection limit would count two visitors as one).
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "jti": secrets.token_urlsafe(12),
+        }
         if user_id:
             claims["nameid"] = user_id
         return jwt.encode(claims, self._key, algorithm="HS256")
@@ -272,59 +287,75 @@ class Hub:
             web.head("/api/hubs/{hub}/connections/{connection_id}", self.rest_connection_exists),
         ]
 
+    def body_limits(self) -> dict[Callable[..., Any], int]:
+        """The most body each route's handler reads: only the REST broadcast takes one (after its
+        server token is checked)."""
+        return {self.rest_broadcast: REST_BODY_BYTES}
+
     async def negotiate(self, request: web.Request) -> web.Response:
         """Negotiate version 1: a connection token for the WebSocket transport."""
         hub = self._hub_of(request)
         user_id = self._check_token(request, hub)
         connection_id = str(uuid.uuid4())
-        token = secrets.token_urlsafe(24)
-        self._remember_pending(token, connection_id, user_id, request.remote or "")
         return web.json_response(
             {
                 "negotiateVersion": 1,
                 "connectionId": connection_id,
-                "connectionToken": token,
+                "connectionToken": self._connection_token(hub, connection_id, user_id),
                 "availableTransports": [{"transport": "WebSockets", "transferFormats": ["Text"]}],
             }
         )
 
-    def _remember_pending(self, token: str, connection_id: str, user_id: str | None, address: str) -> None:
+    def _connection_token(self, hub: str, connection_id: str, user_id: str | None) -> str:
+        """A connection token that proves itself: signed with the hub's key, for this hub's WebSocket,
+        expiring `pending_ttl` after negotiate (on the hub's clock). Nothing is stored until it is
+        used, so a flood of negotiations holds nothing and shuts nobody out (issue 30, item 3)."""
+        claims: dict[str, Any] = {
+            "aud": self._connection_audience(hub),
+            "cid": connection_id,
+            "until": self._clock() + self.limits.pending_ttl,
+        }
+        if user_id:
+            claims["nameid"] = user_id
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def _connection_audience(self, hub: str) -> str:
+        return f"{self.client_url(hub)}#connection"
+
+    def _redeem(self, hub: str, token: str) -> tuple[str, str | None]:
+        """The connection id and user of a connection token, once: a used, expired or forged one is
+        a 404 (negotiate again), as the service answers an unknown connection token."""
         now = self._clock()
-        self._forget_expired(now)
-        mine = self._pending_by_address.setdefault(address, {})
-        if len(mine) >= self.limits.pending_per_address:
-            # This address's oldest gives way: a flood evicts only its own tokens, never a real client's.
-            self._drop_pending(next(iter(mine)))
-        elif len(self._pending) >= self.limits.pending_limit:
-            if not mine:
-                del self._pending_by_address[address]
-            raise web.HTTPTooManyRequests(
-                text="too many negotiated connections wait to connect; retry in a minute",
-                headers={"Retry-After": str(round(self.limits.pending_ttl))},
-            )
-        self._pending[token] = _Pending(connection_id, user_id, now, address)
-        self._pending_by_address[address][token] = None
+        self._forget_used(now)
+        try:
+            claims = self._decode(token, self._connection_audience(hub))
+        except jwt.PyJWTError:
+            claims = {}
+        connection_id, until = claims.get("cid"), claims.get("until")
+        if (
+            not isinstance(connection_id, str)
+            or not isinstance(until, int | float)
+            or until <= now
+            or connection_id in self._used
+        ):
+            raise web.HTTPNotFound(text="unknown, used or expired connection token; negotiate again")
+        self._used[connection_id] = until
+        return connection_id, claims.get("nameid")
 
-    def _drop_pending(self, token: str) -> _Pending | None:
-        entry = self._pending.pop(token, None)
-        if entry is not None:
-            mine = self._pending_by_address[entry.address]
-            del mine[token]
-            if not mine:
-                del self._pending_by_address[entry.address]
-        return entry
-
-    def _forget_expired(self, now: float) -> None:
-        while self._pending:
-            oldest = next(iter(self._pending))
-            if now - self._pending[oldest].created < self.limits.pending_ttl:
+    def _forget_used(self, now: float) -> None:
+        # Tokens are used in about the order they were issued (one lifetime for all), so the expired
+        # ones are at the front; one used out of order stays a little longer, never past its expiry
+        # plus the lifetime.
+        while self._used:
+            oldest = next(iter(self._used))
+            if self._used[oldest] > now:
                 return
-            self._drop_pending(oldest)
+            del self._used[oldest]
 
-    def pending(self) -> int:
-        """Negotiated connection tokens not used yet (and not expired)."""
-        self._forget_expired(self._clock())
-        return len(self._pending)
+    def used_tokens(self) -> int:
+        """Connection tokens used and not yet expired: all the hub keeps of negotiations."""
+        self._forget_used(self._clock())
+        return len(self._used)
 
     async def rest_broadcast(self, request: web.Request) -> web.Response:
         """The service's REST API shape: broadcast `{target, arguments}` to a hub (server tokens only)."""
@@ -332,7 +363,7 @@ class Hub:
         if hub not in self.hubs:
             raise error_exception(web.HTTPNotFound, f"unknown hub {_echo(hub)}")
         self._check_server_token(request, hub)
-        target, arguments = _broadcast_body(await request.read())
+        target, arguments = _broadcast_body(await read_body(request, REST_BODY_BYTES))
         self.broadcast(hub, target, arguments)
         return web.Response(status=202)
 
@@ -367,20 +398,13 @@ class Hub:
         """The WebSocket transport with the JSON hub protocol."""
         hub = self._hub_of(request)
         user_id = self._check_token(request, hub)
-        if self._sockets >= self.limits.max_connections:
-            raise web.HTTPTooManyRequests(
-                text=f"the hub holds its most connections ({self.limits.max_connections}); retry later"
-            )
+        shares = self._shares(request)
         token = request.query.get("id")
         if token is None:
             # Like Azure SignalR Service, a client holding an access token may skip negotiate.
             connection_id, negotiated_user = str(uuid.uuid4()), None
         else:
-            self._forget_expired(self._clock())
-            pending = self._drop_pending(token)
-            if pending is None:
-                raise web.HTTPNotFound(text="unknown, used or expired connection token; negotiate again")
-            connection_id, negotiated_user = pending.connection_id, pending.user_id
+            connection_id, negotiated_user = self._redeem(hub, token)
         # `timeout` bounds the wait for the client's answer to our close frame; a bigger message than
         # max_msg_size closes the connection with 1009 (message too big) before it is buffered whole.
         # No permessage-deflate: broadcast frames are built once for all clients (see _fan_out).
@@ -391,9 +415,15 @@ class Hub:
             compress=False,
         )
         self._sockets += 1
+        self._sockets_by.update(shares)
         try:
             await socket.prepare(request)
+            # From here the hub's own limits count this connection, not the server's HTTP gate.
+            upgraded = getattr(request.protocol, "upgraded_to_websocket", None)
+            if upgraded is not None:
+                upgraded()
             transport = request.transport
+            _limit_kernel_buffer(transport)
             connection = Connection(
                 connection_id,
                 hub,
@@ -407,7 +437,52 @@ class Hub:
                 await self._serve(connection)
         finally:
             self._sockets -= 1
+            self._sockets_by.subtract(shares)
+            for share in shares:
+                if self._sockets_by[share] <= 0:
+                    del self._sockets_by[share]
         return socket
+
+    def _take_connect_budget(self, address: str) -> bool:
+        """A token bucket per address: `max_connections_per_address` at once, refilled at
+        `connects_per_second_per_address`. A full bucket is forgotten, so the dict holds only the
+        addresses that connected lately."""
+        limits = self.limits
+        now = self._clock()
+        capacity = float(limits.max_connections_per_address)
+        left, counted = self._connect_budget.get(address, (capacity, now))
+        left = min(capacity, left + (now - counted) * limits.connects_per_second_per_address)
+        if left < 1:
+            self._connect_budget[address] = (left, now)
+            return False
+        self._connect_budget[address] = (left - 1, now)
+        if len(self._connect_budget) > 4 * limits.max_connections:
+            self._connect_budget = {
+                key: (budget, at)
+                for key, (budget, at) in self._connect_budget.items()
+                if budget + (now - at) * limits.connects_per_second_per_address < capacity
+            }
+        return True
+
+    def _shares(self, request: web.Request) -> tuple[str, str]:
+        """The counters a new WebSocket would take (its address's and its token's), or a 429 when
+        the hub, the address or the token holds its most already."""
+        limits = self.limits
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else request.query.get("access_token", "")
+        shares = (f"a:{request.remote or ''}", f"t:{token}")
+        if self._sockets >= limits.max_connections:
+            text = f"the hub holds its most connections ({limits.max_connections}); retry later"
+        elif self._sockets_by[shares[0]] >= limits.max_connections_per_address:
+            text = f"too many connections from this address (at most {limits.max_connections_per_address})"
+        elif self._sockets_by[shares[1]] >= limits.max_connections_per_token:
+            text = f"too many connections on this access token (at most {limits.max_connections_per_token})"
+        elif not self._take_connect_budget(shares[0]):
+            rate = limits.connects_per_second_per_address
+            text = f"this address opens connections too fast (at most {rate:g} a second)"
+        else:
+            return shares
+        raise web.HTTPTooManyRequests(text=text, headers={"Retry-After": "10"})
 
     async def _serve(self, connection: Connection) -> None:
         """A connection after its handshake: counted online until it closes, then released."""
@@ -570,8 +645,8 @@ class Hub:
         tick = min(limits.keepalive_interval, limits.client_timeout) / 6
         while True:
             await asyncio.sleep(tick)
-            # Expired connection tokens go here too, not only when the next client negotiates.
-            self._forget_expired(self._clock())
+            # Used tokens that expired are forgotten here too, not only when the next client connects.
+            self._forget_used(self._clock())
             self._keepalive_pass(time.monotonic())
 
     def _keepalive_pass(self, now: float) -> None:
@@ -602,12 +677,11 @@ class Hub:
     def _enqueue(self, connection: Connection, frame: bytes) -> None:
         if connection.dropped:
             return
-        if connection.queued_bytes + len(frame) > self.limits.send_queue_bytes:
-            log.warning(
-                "dropping %s: it stopped reading (%d bytes queued)",
-                connection.connection_id,
-                connection.queued_bytes,
-            )
+        # What waits for the client is its queue and what the transport holds (the kernel's share is
+        # kept small by KERNEL_SEND_BUFFER_BYTES).
+        held = connection.queued_bytes + _transport_bytes(connection)
+        if held + len(frame) > self.limits.send_queue_bytes:
+            log.warning("dropping %s: it stopped reading (%d bytes held)", connection.connection_id, held)
             self._drop(connection, "the client did not read its messages fast enough")
             return
         connection.queue.put_nowait(frame)
@@ -724,6 +798,20 @@ class Hub:
     def come_back(self) -> None:
         """Accept connections again after `go_down`."""
         self.accepting = True
+
+
+def _limit_kernel_buffer(transport: object) -> None:
+    """A small, fixed kernel send buffer for a WebSocket (see KERNEL_SEND_BUFFER_BYTES)."""
+    if isinstance(transport, asyncio.Transport):
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
+
+
+def _transport_bytes(connection: Connection) -> int:
+    """Bytes written to a connection's transport that it has not handed to the kernel yet."""
+    transport = connection.transport
+    return transport.get_write_buffer_size() if transport is not None else 0
 
 
 def _release(connection: Connection) -> None:

@@ -12,6 +12,7 @@ local mode cannot issue for.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 import uuid
@@ -40,7 +41,9 @@ class ManagedIdentity:
 
     async def token(self, request: web.Request) -> web.Response:
         """One access token, or the platform's refusal."""
-        if request.headers.get("X-IDENTITY-HEADER") != self.secret:
+        given = request.headers.get("X-IDENTITY-HEADER", "").encode("utf-8", "surrogateescape")
+        # Constant time: how long the check takes must not tell how much of the secret was right.
+        if not hmac.compare_digest(given, self.secret.encode()):
             return web.json_response(
                 {"error": "the X-IDENTITY-HEADER header is missing or wrong"}, status=401
             )

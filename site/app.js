@@ -103,15 +103,14 @@
   const SENT_VISIBLE_MS = 4000;
   const COPIED_VISIBLE_MS = 2000;
   // What a name may not contain, exactly as the API refuses it (functions/contract.py:
-  // CONTROL_RANGES, BIDI_RANGES, INVISIBLE_RANGES, in that order; a test holds the two lists
-  // together): C0 controls, DEL and C1 controls (U+0000-U+001F, U+007F-U+009F); bidi marks,
-  // embeddings, overrides and isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069);
-  // zero-width and other invisible characters (U+00AD, U+034F, U+115F-U+1160, U+17B4-U+17B5,
-  // U+180B-U+180F, U+200B-U+200D, U+2028-U+2029, U+2060-U+2064, U+206A-U+206F, U+3164,
-  // U+FE00-U+FE0F, U+FEFF, U+FFA0, U+1D173-U+1D17A, U+E0000-U+E007F, U+E0100-U+E01EF).
-  // A text made only of these and white space is empty (contract.py, `visible`).
+  // CONTROL_RANGES, BIDI_RANGES, INVISIBLE_RANGES, in that order): controls, bidi controls, and
+  // Unicode's Default_Ignorable_Code_Point with the other format characters and blanks. Generated
+  // from the Unicode Character Database by `python -m artifacts.unicode_sets --write`, as explicit
+  // ranges so that every browser holds the same set whatever Unicode version it knows; a test
+  // compares it with the contract and the property over every code point.
+  // A text made only of these, white space and combining marks is empty (contract.py, `visible`).
   const INVISIBLE =
-    /[\u0000-\u001f\u007f-\u009f\u061c\u200e-\u200f\u202a-\u202e\u2066-\u2069\u00ad\u034f\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200d\u2028-\u2029\u2060-\u2064\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e-\u200f\u202a-\u202e\u2066-\u2069\u00ad\u034f\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200d\u2028-\u2029\u2060-\u2065\u206a-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\u{13430}-\u{13438}\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}]/gu;
   const hasInvisible = (value) => value.search(INVISIBLE) !== -1;
 
   const $ = (id) => document.getElementById(id);
@@ -1058,8 +1057,8 @@
   // What the API would refuse, refused here first with the same rules (see INVISIBLE).
   function problem(key, author, text) {
     if (!key.trim()) return [T.enterKey, "publish-key"];
-    if (hasInvisible(author)) return [T.invalidAuthor, "author"];
-    if (!text.replace(INVISIBLE, "").trim()) return [T.writeFirst, "text"];
+    if (hasInvisible(author) || /^\p{M}/u.test(author)) return [T.invalidAuthor, "author"];
+    if (!/[^\p{M}\s]/u.test(text.replace(INVISIBLE, ""))) return [T.writeFirst, "text"];
     return null;
   }
 

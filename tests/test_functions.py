@@ -213,7 +213,11 @@ KEY = "3f2b8c4e-1d2a-4c5b-9e7f-0a1b2c3d4e5f"
 
 
 def put(
-    key: str, body: str, stored: dict[str, Any] | None = None, won: bool | None = None
+    key: str,
+    body: str,
+    stored: dict[str, Any] | None = None,
+    won: bool | None = None,
+    claimed_at: str | None = None,
 ) -> tuple[func.HttpResponse, Out, Out]:
     """Call publish_with_key as the host does: the route's key, and the one row dbo.ClaimMessageKey
     returns (`won`, and the stored message's columns, NULL when none). By default the request wins
@@ -229,7 +233,8 @@ def put(
     answer = {"won": int(stored is None if won is None else won), **(stored or dict.fromkeys(columns))}
     claim = func.SqlRowList([func.SqlRow.from_dict(answer)])
     row, release = Out(), Out()
-    return user_function("publish_with_key")(request, claim, row, release), row, release
+    claimed = func.SqlRowList([func.SqlRow.from_dict({"claimedAt": claimed_at})] if claimed_at else [])
+    return user_function("publish_with_key")(request, claim, row, release, claimed), row, release
 
 
 def test_a_new_key_stores_the_message_under_it() -> None:
@@ -314,6 +319,26 @@ def test_a_key_another_request_is_still_writing_is_a_conflict_to_retry() -> None
     assert response.status_code == 409 and row.calls == 0 and release.calls == 0
     assert error_of(response)["code"] == "key_in_use"
     assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("age_seconds", "retry_after"),
+    [(0.2, 1), (4.9, 1), (5.0, 56), (30.5, 30), (59.9, 2), (75, 1)],
+)
+def test_key_in_use_says_how_long_until_the_claim_can_be_taken_over(
+    age_seconds: float, retry_after: int
+) -> None:
+    """Issue 30, item 8: after a publisher stopped mid-write (kill -9), its claim holds the key for
+    60 s; Retry-After: 1 sent clients back 60 times. A young claim is a write in progress (1 s);
+    an older one says the seconds until a retry takes it over, as the claim binding reads it
+    (DATETIME2 without an offset)."""
+    claimed = datetime.now(UTC) - timedelta(seconds=age_seconds)
+    response, _, _ = put(
+        KEY, '{"text": "mine"}', won=False, claimed_at=claimed.replace(tzinfo=None).isoformat()
+    )
+    assert response.status_code == 409 and error_of(response)["code"] == "key_in_use"
+    assert abs(int(response.headers["Retry-After"]) - retry_after) <= 1
+    assert f"retry in {response.headers['Retry-After']} s" in error_of(response)["message"]
 
 
 def test_a_stored_message_is_never_written_again_even_by_a_winner() -> None:

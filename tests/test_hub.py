@@ -338,14 +338,17 @@ def test_a_connection_token_expires_and_then_asks_to_negotiate_again() -> None:
             stale = (await (await negotiate(session, url, token)).json())["connectionToken"]
             clock.now += 5
             fresh = (await (await negotiate(session, url, token)).json())["connectionToken"]
-            assert hub.pending() == 2
             clock.now += 6  # the first is 11 s old, the second 6 s
-            assert hub.pending() == 1
             refused = await session.get(f"{url}/client/?hub={HUB}&id={stale}&access_token={token}")
             assert refused.status == 404 and "negotiate again" in await refused.text()
             socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={fresh}&access_token={token}")
             await socket.close()
-            assert hub.pending() == 0
+            # Used once: the same token is refused the second time; forgotten once it has expired.
+            again = await session.get(f"{url}/client/?hub={HUB}&id={fresh}&access_token={token}")
+            assert again.status == 404
+            assert hub.used_tokens() == 1
+            clock.now += 5
+            assert hub.used_tokens() == 0
 
     run(body)
 
@@ -359,42 +362,29 @@ async def negotiate_from(url: str, token: str, address: str) -> str:
         return (await response.json())["connectionToken"]
 
 
-def test_a_flood_of_negotiations_evicts_only_its_own_tokens() -> None:
-    """Issue 21, item 6: a flood from one address used to push out the oldest tokens of everyone
-    (a real client's pending token among them); now each address's oldest give way to its own."""
+def test_a_negotiate_flood_holds_nothing_and_shuts_nobody_out() -> None:
+    """Issue 30, item 3: 10,000 negotiates from five addresses used to fill the table of unused
+    tokens, and everyone got 429 for a minute. Tokens are signed now: a flood stores nothing, every
+    token of it still connects, and a new client negotiates and connects at once."""
 
     async def body() -> None:
-        hub = Hub({HUB}, limits=HubLimits(pending_per_address=50, pending_limit=1000))
+        hub = Hub({HUB})
         async with serving(hub) as url, aiohttp.ClientSession() as session:
             token = hub.issue_token(HUB)
-            real = await negotiate_from(url, token, "127.0.0.2")
-            flood = [await negotiate_from(url, token, "127.0.0.1") for _ in range(120)]
-            assert hub.pending() == 51
-            # The real client's token survived the flood and still connects.
-            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={real}&access_token={token}")
-            await socket.close()
-            # The flood's newest work; its oldest gave way to its own.
-            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={flood[-1]}&access_token={token}")
-            await socket.close()
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await session.ws_connect(f"{url}/client/?hub={HUB}&id={flood[0]}&access_token={token}")
-            assert refused.value.status == 404
-
-    run(body)
-
-
-def test_when_every_token_slot_is_taken_a_new_negotiate_is_refused_and_none_is_evicted() -> None:
-    async def body() -> None:
-        hub = Hub({HUB}, limits=HubLimits(pending_per_address=10, pending_limit=15))
-        async with serving(hub) as url, aiohttp.ClientSession() as session:
-            token = hub.issue_token(HUB)
-            first = [await negotiate_from(url, token, "127.0.0.2") for _ in range(10)]
-            [await negotiate_from(url, token, "127.0.0.3") for _ in range(5)]
-            refused = await negotiate(session, url, token)
-            assert refused.status == 429 and refused.headers["Retry-After"] == "60"
-            assert hub.pending() == 15
-            socket = await session.ws_connect(f"{url}/client/?hub={HUB}&id={first[0]}&access_token={token}")
-            await socket.close()
+            flood = []
+            for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"):
+                connector = aiohttp.TCPConnector(local_addr=(address, 0))
+                async with aiohttp.ClientSession(connector=connector) as attacker:
+                    for _ in range(2_001):
+                        async with await negotiate(attacker, url, token) as response:
+                            assert response.status == 200
+                            flood.append((await response.json())["connectionToken"])
+            assert hub.used_tokens() == 0
+            for connection_token in (await negotiate_from(url, token, "127.0.0.7"), flood[0], flood[-1]):
+                socket = await session.ws_connect(
+                    f"{url}/client/?hub={HUB}&id={connection_token}&access_token={token}"
+                )
+                await socket.close()
 
     run(body)
 
@@ -560,5 +550,37 @@ def test_a_silent_client_is_dropped_after_the_client_timeout_and_a_pinging_one_i
             assert not talking.closed and hub.online(HUB) == 1
             pinger.cancel()
             await talking.close()
+
+    run(body)
+
+
+def test_an_address_that_churns_connections_is_held_to_its_rate() -> None:
+    """Issue 30, item 6: 584 connections a second each left rows in the database. One address may
+    open its share at once, then `connects_per_second_per_address`; another address is not held."""
+    clock = FakeClock()
+
+    async def body() -> None:
+        limits = HubLimits(max_connections_per_address=3, connects_per_second_per_address=2)
+        hub = Hub({HUB}, limits=limits, clock=clock)
+        async with serving(hub) as url, aiohttp.ClientSession() as session:
+            token = hub.issue_token(HUB)
+
+            async def churn() -> int:
+                try:
+                    socket = await session.ws_connect(f"{url}/client/?hub={HUB}&access_token={token}")
+                except aiohttp.WSServerHandshakeError as error:
+                    return error.status
+                await socket.close()
+                return 101
+
+            assert [await churn() for _ in range(4)] == [101, 101, 101, 429]
+            clock.now += 0.5  # one more connection's worth of budget
+            assert [await churn() for _ in range(2)] == [101, 429]
+            connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+            async with aiohttp.ClientSession(connector=connector) as other:
+                socket = await other.ws_connect(
+                    f"{url}/client/?hub={HUB}&access_token={hub.issue_token(HUB)}"
+                )
+                await socket.close()
 
     run(body)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import fcntl
 import json
 import logging
 import os
 import socket
 import struct
+import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -108,14 +110,20 @@ def test_the_token_from_the_anonymous_negotiate_cannot_broadcast_a_forged_messag
     ("sent", "logged"),
     [
         ("/api/messages?code=s3cret", "/api/messages?code=***"),
-        ("/client/?hub=broadcast&id=x&access_token=a.b.c", "/client/?hub=broadcast&id=x&access_token=***"),
-        ("/x?CODE=1&acc%65ss_token=2&keep=3", "/x?CODE=***&acc%65ss_token=***&keep=3"),
-        ("/x?code&other=code%3D1", "/x?code&other=code%3D1"),
+        ("/client/?hub=broadcast&id=x&access_token=a.b.c", "/client/?hub=***&id=***&access_token=***"),
+        ("/x?CODE=1&acc%65ss_token=2&take=3", "/x?***=***&***=***&take=***"),
+        ("/x?code&other=code%3D1", "/x?code&***=***"),
+        # Issue 30, item 11: near misses carry the key in a name or a value.
+        ("/api/messages?code%3dKEY", "/api/messages?***"),
+        ("/api/messages;code=KEY", "/api/messages;***"),
+        ("/api/messages?co+de=KEY", "/api/messages?***=***"),
+        ("/api/messages?code%00=KEY&after=KEY", "/api/messages?***=***&after=***"),
         ("/x", "/x"),
     ],
 )
-def test_redact_hides_only_the_secret_query_values(sent: str, logged: str) -> None:
+def test_redact_shows_no_query_value_and_only_the_apis_own_names(sent: str, logged: str) -> None:
     assert redact(sent) == logged
+    assert "KEY" not in redact(sent) and "s3cret" not in redact(sent)
 
 
 def test_no_key_or_token_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -340,6 +348,37 @@ def test_the_send_queue_is_capped_in_bytes_not_in_messages() -> None:
                 assert most <= mode.hub.limits.send_queue_bytes == 1 << 20
                 assert connection.queue.empty() and connection.queued_bytes == 0
                 assert await eventually(lambda: mode.hub.online(HUB) == 0, 5)
+            finally:
+                client.close()
+
+    run(body)
+
+
+def unsent_bytes(connection: Any) -> int:
+    """What the kernel holds unsent on the server's side of a connection (Linux SIOCOUTQ)."""
+    sock = connection.transport.get_extra_info("socket")
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def test_what_the_kernel_holds_counts_and_a_client_that_does_not_read_is_dropped_at_1_mib() -> None:
+    """Issue 30, item 4: the kernel's send buffer grew by itself to megabytes per socket, outside the
+    send queue's count, so a client that never read was not dropped. 1.5 MiB of small messages now
+    drop it, and the kernel never holds more than a small fixed buffer for it."""
+
+    async def body() -> None:
+        async with local_mode() as mode:
+            client = await stalled_client(mode)
+            try:
+                assert await eventually(lambda: mode.hub.online(HUB) == 1, 5)
+                (connection,) = mode.hub.connections[HUB].values()
+                most_unsent = 0
+                for index in range(256):
+                    mode.hub.broadcast(HUB, "newMessage", [{"id": index, "text": "x" * 6144}])
+                    await asyncio.sleep(0.001)
+                    if not connection.dropped:
+                        most_unsent = max(most_unsent, unsent_bytes(connection))
+                assert await eventually(lambda: connection.dropped, 10), "not dropped after 1.5 MiB"
+                assert most_unsent <= 256 * 1024
             finally:
                 client.close()
 

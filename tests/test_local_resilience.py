@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -17,10 +19,10 @@ import aiohttp
 import pytest
 from local_support import PUBLISH_KEY, Listener, LocalServer
 
-from functions import wiring
+from functions import queries, wiring
 from local.__main__ import DEFAULT_BATCH_SIZE, parse_args, stack_batch_size, stack_polling_ms
 from local.__main__ import main as local_main
-from local.database import Database
+from local.database import BindingError, Database, translate
 from local.schedule import Schedule
 from local.server import build_app, start
 from settings.declarations import SETTINGS_BY_KEY
@@ -75,7 +77,7 @@ def test_a_key_reused_for_another_message_is_a_409_and_changes_nothing(server: L
 def test_concurrent_retries_of_one_key_store_one_row_and_broadcast_it_once(server: LocalServer) -> None:
     """Ten copies of one request at once (a client retrying in a hurry): exactly one claims the key
     and stores it (202); each other copy is a replay (200) once it is stored, or, while the winner is
-    still writing, `409 key_in_use` with `Retry-After` (README, the API), whose retry is a replay. One
+    still writing, `409 key_in_use` with `Retry-After` (docs/api.md), whose retry is a replay. One
     row, broadcast once."""
     key = str(uuid.uuid4())
 
@@ -382,3 +384,136 @@ def test_a_sigterm_stops_python_m_local_even_after_the_event_loop_was_busy() -> 
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+# Issue 30, item 7: keys compare as SQL Server compares them
+
+
+def test_a_refused_put_to_an_uppercase_key_releases_its_claim(server: LocalServer) -> None:
+    """The claim is taken for the key's value; the release used to be written under the URL's
+    spelling, which the local table took for another key: the correct retry got 409 key_in_use for a
+    minute and a stray uppercase row stayed."""
+    key = str(uuid.uuid4())
+    status, body = server.put(key.upper(), "")
+    assert status == 400 and body["error"]["code"] == "invalid_text"
+    status, body = server.put(key.upper(), "the retry")
+    assert status == 202, body
+    assert [
+        row["messageKey"] for row in server.mode.database.query("SELECT messageKey FROM dbo.MessageKeys")
+    ] == [key]
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "other_spelling"),
+    [
+        # UNIQUEIDENTIFIER: one value, whatever the case or braces.
+        (
+            "dbo.MessageKeys",
+            {"messageKey": "0F8FAD5B-D9CB-469F-A165-70867728950E"},
+            "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+        ),
+        # NVARCHAR under the database's collation, SQL_Latin1_General_CP1_CI_AS: case-insensitive.
+        ("dbo.Connections", {"connectionId": "Conn-AbC"}, "conn-abc"),
+    ],
+    ids=["uniqueidentifier", "nvarchar-ci"],
+)
+def test_a_key_in_another_spelling_is_the_same_row_as_on_sql_server(
+    server: LocalServer, table: str, row: dict, other_spelling: str
+) -> None:
+    database = server.mode.database
+    name = table.removeprefix("dbo.")
+    key = database.tables[name].primary_key
+    complete = {
+        column: "2026-01-01T00:00:00.000Z" for column in database.tables[name].not_null if column != key
+    }
+    database.upsert(table, [{**complete, **row}])
+    database.upsert(table, [{**complete, key: other_spelling}])
+    assert database.count(table) == 1
+
+
+def test_a_uniqueidentifier_that_is_not_a_guid_is_refused_as_sql_server_refuses_it(
+    server: LocalServer,
+) -> None:
+    with pytest.raises(BindingError, match=r"uniqueidentifier\. \(8169\)"):
+        server.mode.database.upsert(
+            "dbo.MessageKeys", [{"messageKey": "not-a-guid", "claimedAt": "2026-01-01T00:00:00.000Z"}]
+        )
+
+
+# Issue 30, item 10 (and issue 32, item 3): what cannot start says so in one line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--port", "taken", "the port is taken on 127.0.0.1"),
+        ("--db", "/no-such-directory/broadcast.db", "cannot use it as a SQLite database"),
+        ("--host", "203.0.113.7", "not an address of this machine"),  # TEST-NET-3: never this machine's
+    ],
+)
+def test_python_m_local_that_cannot_start_says_why_in_one_line(
+    option: str, value: str, expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = str(holder.getsockname()[1])
+        argv = ["--sql-polling-ms", "0", "--port", "0", option, taken if value == "taken" else value]
+        with pytest.raises(SystemExit) as exited:
+            asyncio.run(local_main(argv))
+    assert exited.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    shown = taken if value == "taken" else value
+    assert lines[0].startswith(f"python -m local: {option} {shown}: {expected}")
+    if option == "--port":
+        assert "--port 0" in lines[0]
+
+
+# Issue 30, item 6: connection churn does not grow the database without bound
+
+
+def test_the_presence_count_reads_the_open_connections_index_not_every_connection(
+    server: LocalServer,
+) -> None:
+    plan = server.mode.database._connection.execute(f"EXPLAIN QUERY PLAN {translate(queries.ONLINE_COUNT)}")
+    details = " ".join(row[3] for row in plan.fetchall())
+    assert (
+        "USING INDEX IX_Connections_open" in details or "USING COVERING INDEX IX_Connections_open" in details
+    )
+
+
+def test_change_tracking_forgets_changes_past_its_retention(server: LocalServer) -> None:
+    database = server.mode.database
+    assert database.change_retention == timedelta(days=2)  # migration 0001's CHANGE_RETENTION
+    for name in ("old", "new"):
+        database.upsert(
+            "dbo.Connections", [{"connectionId": name, "connectedAt": "2026-01-01T00:00:00.000Z"}]
+        )
+    with database._locked() as connection:
+        connection.execute(
+            "UPDATE _changes SET recorded_at = '2000-01-01T00:00:00.000Z' WHERE row_key = 'old'"
+        )
+    assert database.forget_old_changes() == 1
+    with database._locked() as connection:
+        left = [
+            row[0]
+            for row in connection.execute("SELECT row_key FROM _changes WHERE table_name = 'Connections'")
+        ]
+    assert left == ["new"]
+
+
+def test_a_claim_left_by_a_stopped_publisher_says_how_long_until_it_is_taken_over(
+    server: LocalServer,
+) -> None:
+    """Issue 30, item 8: the state a `kill -9` mid-write leaves: a claim and no message."""
+    key = str(uuid.uuid4())
+    claimed = datetime.now(UTC) - timedelta(seconds=20)
+    server.mode.database.upsert(
+        "dbo.MessageKeys", [{"messageKey": key, "claimedAt": claimed.strftime("%Y-%m-%dT%H:%M:%S.000Z")}]
+    )
+    status, body = server.put(key, "the retry")
+    assert status == 409 and body["error"]["code"] == "key_in_use"
+    # 60 s after the claim it can be taken over: about 41 s from now (the Retry-After says the same).
+    wait = re.search(r"retry in (\d+) s", body["error"]["message"])
+    assert wait is not None and 39 <= int(wait.group(1)) <= 42

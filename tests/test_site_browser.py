@@ -965,6 +965,10 @@ def test_the_publisher_refuses_what_the_api_refuses(browser: Browser, server: Se
         ("\u202enimda", "hello", "The name contains invisible", "author"),
         ("ana\u0085", "hello", "The name contains invisible", "author"),
         ("ana", "\u200b\u2060\ufeff \u200f", "Write a message first.", "text"),
+        # Issue 30, item 9: Unicode's whole Default_Ignorable_Code_Point set, blanks and lone marks.
+        ("ad\u2065min", "hello", "The name contains invisible", "author"),
+        ("\u0301ana", "hello", "The name contains invisible", "author"),
+        ("ana", "\U000e0080\u2800 \u0301", "Write a message first.", "text"),
     ):
         page.fill("#author", author)
         page.fill("#text", text)
