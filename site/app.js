@@ -403,6 +403,10 @@
       .filter((m) => Number.isInteger(m.id) && !messages.has(m.id))
       .sort((a, b) => a.id - b.id);
     if (fresh.length === 0) return;
+    // Where the reader is now, not where the observer last saw them: its callback runs after the
+    // frame in which a scroll happened, and a message added in that frame would otherwise go in
+    // above a reader taken to be at the top, uncounted. One read, on a layout that is clean here.
+    readerAway = awayFromTop();
     const place = readerAway ? readingPlace() : null;
     const now = new Date();
     const added = [];
@@ -514,6 +518,7 @@
   function receive(message) {
     if (message.id === caughtUp + 1) caughtUp = message.id;
     incoming.push(message);
+    if (document.hidden && !messages.has(message.id)) countUnread([message]);
     scheduleFlush();
   }
 
@@ -651,7 +656,7 @@
   let pending = [];
   let firstPendingAt = 0;
   let announceTimer = 0;
-  let unread = 0;
+  const unread = new Set(); // ids of new messages the reader has not been shown: the title's count
   let unseen = 0;
 
   function clip(text) {
@@ -700,6 +705,13 @@
     }, Math.max(0, wait));
   }
 
+  // The title counts what a hidden page has not shown, on arrival rather than when drawn: a hidden
+  // page gets no animation frames, so a message waiting for one would go uncounted until shown.
+  function countUnread(batch) {
+    for (const message of batch) unread.add(message.id);
+    if (unread.size > 0) document.title = `(${unread.size}) ${baseTitle}`;
+  }
+
   function showPill() {
     const pill = $("new-pill");
     pill.hidden = unseen === 0;
@@ -708,18 +720,21 @@
 
   function noticeNew(batch) {
     announce(batch);
-    if (document.hidden) {
-      unread += batch.length;
-      document.title = `(${unread}) ${baseTitle}`;
-    }
+    if (document.hidden) countUnread(batch);
     if (readerAway) {
       unseen += batch.length;
       showPill();
     }
   }
 
-  // Whether the reader is away from the newest message, kept up to date by an observer of the
-  // feed's top edge rather than measured at every arrival.
+  // Whether the top of the feed (the newest message) is scrolled out of view, above the window.
+  function awayFromTop() {
+    return $("feed-top").getBoundingClientRect().top < 0;
+  }
+
+  // The reader coming back to the newest message, seen by an observer of the feed's top edge:
+  // the pill goes and what was kept for them may be trimmed. (Leaving is read at each insertion,
+  // in `merge`.)
   function watchReader() {
     new IntersectionObserver(([entry]) => {
       readerAway = !entry.isIntersecting && entry.boundingClientRect.top < 0;
@@ -993,8 +1008,12 @@
       if (document.body.dataset.connection !== "live") setStatus("offline", true);
     });
     document.addEventListener("visibilitychange", () => {
-      if (document.hidden) return;
-      unread = 0;
+      if (document.hidden) {
+        // Arrived while shown, still waiting for a frame that will not come while hidden.
+        countUnread(incoming.filter((m) => !messages.has(m.id)));
+        return;
+      }
+      unread.clear();
       document.title = baseTitle;
       refreshTimes();
       rememberSeen();
