@@ -935,6 +935,12 @@
     return delay / 2 + (Math.random() * delay) / 2;
   }
 
+  // What a page that is not live says while it tries: the browser's word on the network first.
+  function downState() {
+    if (!navigator.onLine) return "offline";
+    return everLive ? "reconnecting" : "connecting";
+  }
+
   async function onLive() {
     const returning = everLive;
     everLive = true;
@@ -962,7 +968,7 @@
         setStatus("offline", true);
         await pause(RETRY_CAP_HIDDEN_MS);
       }
-      setStatus(everLive ? "reconnecting" : "connecting", attempt > 0);
+      setStatus(downState(), attempt > 0);
       try {
         await connection.start();
         retrying = false;
@@ -972,10 +978,20 @@
       } catch (error) {
         if (!warned) console.warn("not connected, retrying:", error?.message || error);
         warned = true;
-        setStatus(everLive ? "reconnecting" : "connecting", true);
+        setStatus(downState(), true);
         if (hurry) hurry = false;
         else await pause(retryDelay(attempt));
       }
+    }
+  }
+
+  // The browser knows the network is gone: say so at once rather than when the silent socket times
+  // out (SERVER_TIMEOUT_MS), and start over, so that the next attempt is the one `online` hurries.
+  // A connection that needs no network (the local mode on loopback) is live again at once.
+  function wentOffline() {
+    setStatus("offline", true);
+    if (connection.state === signalR.HubConnectionState.Connected) {
+      connection.stop().catch(() => {}); // its onclose starts keepConnected
     }
   }
 
@@ -1004,9 +1020,7 @@
     });
     $("reconnect").addEventListener("click", retryNow);
     window.addEventListener("online", retryNow);
-    window.addEventListener("offline", () => {
-      if (document.body.dataset.connection !== "live") setStatus("offline", true);
-    });
+    window.addEventListener("offline", wentOffline);
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) {
         // Arrived while shown, still waiting for a frame that will not come while hidden.

@@ -1158,3 +1158,25 @@ def test_a_tab_hidden_as_a_message_arrives_counts_it_in_the_title(browser: Brows
     page.wait_for_selector(message(page, 2), timeout=TIMEOUT)
     assert feed_ids(page) == [2, 1]
     assert page.title() == "Broadcast"
+
+
+def test_a_live_page_says_offline_as_soon_as_the_browser_knows(browser: Browser, server: Server) -> None:
+    """Item 1: the network drops under a live page (its socket is not closed: it would only time
+    out): the page says so within 2 s, keeps the count as the last known one, and is live again
+    as soon as the network is back."""
+    page = open_live(browser, server)
+    expect(page.locator("#online")).to_have_text("1", timeout=TIMEOUT)
+    dropped = time.monotonic()
+    page.context.set_offline(True)
+    page.wait_for_selector("body[data-connection=offline]", timeout=25_000)
+    seconds = time.monotonic() - dropped
+    print(f"offline shown after {seconds:.2f} s")
+    assert seconds < 2
+    expect(page.locator("#status-text")).to_have_text("Offline: waiting for the network")
+    expect(page.locator("#presence")).to_have_text("1 online (last known)")
+    back = time.monotonic()
+    page.context.set_offline(False)
+    page.wait_for_selector("body[data-connection=live]", timeout=TIMEOUT)
+    assert time.monotonic() - back < 1.5
+    server.publish("after the outage")
+    page.wait_for_selector(message(page, 1), timeout=TIMEOUT)
