@@ -7,8 +7,10 @@
 (() => {
   // ---- every text the page shows, in one table: a translation replaces this table ----------
   // index.html carries the same English texts (for a page without script); elements marked
-  // `data-text` take theirs from here. Times are formatted in the same locale, the page's.
-  const LOCALE = document.documentElement.lang || "en";
+  // `data-text` take theirs from here. Dates and times are not in it: they are formatted in the
+  // reader's own locale (the browser's languages, in its order of preference), relative ones too
+  // ("vor 5 Minuten", "gestern"), with the browser's own data.
+  const TIME_LOCALES = navigator.languages?.length ? [...navigator.languages] : [navigator.language || "en"];
   const T = {
     title: "Broadcast",
     skip: "Skip to messages",
@@ -25,15 +27,13 @@
     send: "Send",
     feedTitle: "Live feed",
     anonymous: "anonymous",
-    justNow: "just now",
-    today: "Today",
-    yesterday: "Yesterday",
     showMore: "Show more",
     showLess: "Show less",
     copyLink: "Copy link",
     linkCopied: "Link copied.",
     linkInAddressBar: "Copying is not allowed here: the link is in the address bar.",
-    linkGone: "The linked message is no longer in the feed.",
+    linkGone: "That message is no longer here: it was removed, or the link is wrong.",
+    dismiss: "Dismiss",
     newSince: "New since your last visit",
     newCount: (n) => (n === 1 ? "1 new message" : `${n} new messages`),
     newOne: (author, text) => `New message from ${author}: ${text}`,
@@ -135,11 +135,15 @@
 
   // ---- rendering ---------------------------------------------------------------------------
 
-  const dayFormat = new Intl.DateTimeFormat(LOCALE, { weekday: "long", month: "long", day: "numeric" });
-  const yearFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "long" });
-  const exactFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "medium" });
-  const clockFormat = new Intl.DateTimeFormat(LOCALE, { timeStyle: "short" });
-  const relative = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto", style: "long" });
+  const dayFormat = new Intl.DateTimeFormat(TIME_LOCALES, { weekday: "long", month: "long", day: "numeric" });
+  const yearFormat = new Intl.DateTimeFormat(TIME_LOCALES, { dateStyle: "long" });
+  const exactFormat = new Intl.DateTimeFormat(TIME_LOCALES, { dateStyle: "medium", timeStyle: "medium" });
+  const clockFormat = new Intl.DateTimeFormat(TIME_LOCALES, { timeStyle: "short" });
+  const relative = new Intl.RelativeTimeFormat(TIME_LOCALES, { numeric: "auto", style: "long" });
+  // The locale those formats chose: the language of the times on the page (a screen reader reads
+  // "gestern" as German, in an English page).
+  const TIME_LANG = relative.resolvedOptions().locale;
+  const capitalized = (text) => text.charAt(0).toLocaleUpperCase(TIME_LANG) + text.slice(1);
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -154,7 +158,7 @@
   // separator above them gives the date.
   function ago(date, now) {
     const seconds = (date - now) / 1000;
-    if (seconds > -45) return T.justNow;
+    if (seconds > -45) return relative.format(0, "second");
     const minutes = Math.round(seconds / 60);
     if (minutes > -60) return relative.format(minutes, "minute");
     const hours = Math.round(minutes / 60);
@@ -165,8 +169,7 @@
   function dayLabel(date, now) {
     const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
     const days = Math.round((midnight(now) - midnight(date)) / 86400000);
-    if (days === 0) return T.today;
-    if (days === 1) return T.yesterday;
+    if (days === 0 || days === 1) return capitalized(relative.format(-days, "day"));
     return date.getFullYear() === now.getFullYear() ? dayFormat.format(date) : yearFormat.format(date);
   }
 
@@ -272,12 +275,14 @@
     article.setAttribute("aria-labelledby", `${id}-who ${id}-when`);
     article.setAttribute("aria-describedby", `${id}-text`);
     const day = element("p", "day");
+    day.lang = TIME_LANG;
     day.hidden = true;
     const card = element("div", "card");
     const head = element("p", "head");
     const who = nameNode(authorOf(message));
     who.id = `${id}-who`;
     const when = element("time");
+    when.lang = TIME_LANG;
     when.id = `${id}-when`;
     when.dateTime = message.createdAt;
     const date = new Date(message.createdAt);
@@ -455,15 +460,29 @@
   // a reader who scrolled away become skippable only once drawn, with the height they were drawn
   // at. ResizeObserver reports that height after the browser's own layout: nothing is measured
   // here.
+  // An article in view is never made skippable: the browser decides whether a newly skippable
+  // element is near the window only at the next frame, and skips its content until then, so a
+  // card in view would vanish for a frame and come back, a layout shift (0.6 on a phone's first
+  // load). The intersection observer hands over only those at least a window away.
   const drawn = new ResizeObserver((entries) => {
     for (const { target, contentBoxSize } of entries) {
       const height = contentBoxSize[0]?.blockSize;
       if (!height || !target.isConnected) continue; // not laid out (yet): reported again once it is
       target.style.setProperty("contain-intrinsic-block-size", `auto ${height}px`);
-      target.classList.add("skippable");
       drawn.unobserve(target);
+      far.observe(target);
     }
   });
+  const far = new IntersectionObserver(
+    (entries) => {
+      for (const { target, isIntersecting } of entries) {
+        if (isIntersecting) continue; // near the window: observed until it is not
+        far.unobserve(target);
+        if (target.isConnected) target.classList.add("skippable");
+      }
+    },
+    { rootMargin: "100% 0px" },
+  );
 
   // Articles older than the newest shown, in ascending id order, each put above the first shown
   // article older than it: one walk down the feed, from the bottom of the batch up.
@@ -617,14 +636,23 @@
     }
     const article = $(`m${id}`);
     if (!article) {
-      speak($("copy-status"), T.linkGone);
+      showNotice(T.linkGone);
       return;
     }
+    $("notice").hidden = true;
     for (const marked of feed.querySelectorAll(".linked")) marked.classList.remove("linked");
     article.classList.add("linked");
     makeCurrent(article, false);
     article.scrollIntoView({ block: "center" });
     article.focus({ preventScroll: true });
+  }
+
+  // A notice over the feed (fixed, like the pill: it moves nothing) until dismissed or another
+  // link is followed; a screen reader hears it through the status region.
+  function showNotice(text) {
+    $("notice-text").textContent = text;
+    $("notice").hidden = false;
+    speak($("copy-status"), text);
   }
 
   // ---- "new since your last visit" ---------------------------------------------------------
@@ -638,17 +666,26 @@
   };
   const seenBefore = Number(storage((store) => store.getItem(SEEN_STORAGE))) || 0;
 
+  // The newest message the reader has had in view: not while the page is hidden, nor while they
+  // are scrolled away from the newest (what arrived meanwhile is above them, unseen).
   function rememberSeen() {
-    if (!document.hidden && lastId > 0) storage((store) => store.setItem(SEEN_STORAGE, String(lastId)));
+    if (!document.hidden && !readerAway && lastId > 0) {
+      storage((store) => store.setItem(SEEN_STORAGE, String(lastId)));
+    }
   }
 
-  // A line under the oldest message published since this device last showed the feed, when
-  // older ones (seen then) are shown below it.
+  // A line under the oldest message published since this device last showed the feed: above the
+  // newest one seen then, or under the oldest shown when all shown are new (more arrived than a
+  // page holds; it moves down as older pages are read).
   function markSince() {
-    if (!seenBefore || feed.querySelector(".since")) return;
-    const seen = [...feed.children].find((article) => Number(article.dataset.id) <= seenBefore);
-    const oldestNew = seen?.previousElementSibling;
-    if (oldestNew) oldestNew.append(element("p", "since", T.newSince));
+    if (!seenBefore) return;
+    const articles = [...feed.children];
+    const seen = articles.find((article) => Number(article.dataset.id) <= seenBefore);
+    const oldestNew = seen ? seen.previousElementSibling : articles[articles.length - 1];
+    const line = feed.querySelector(".since");
+    if (!oldestNew || line?.parentElement === oldestNew) return;
+    line?.remove();
+    oldestNew.append(element("p", "since", T.newSince));
   }
 
   // ---- what is new: announcements, the "new messages" pill, the title ---------------------
@@ -744,6 +781,7 @@
         showPill();
       }
       trim(); // what was kept while the reader was away may go now
+      rememberSeen(); // what arrived while they were away is in view now
     }).observe($("feed-top"));
   }
 
@@ -859,6 +897,7 @@
       button.textContent = T.older;
       setHasOlder(older.length === PAGE);
       numberArticles();
+      markSince();
       return true;
     } catch (error) {
       console.warn("older messages failed:", error);
@@ -884,6 +923,7 @@
   function setStatus(state, waiting = false) {
     $("status").dataset.state = state;
     $("status-text").textContent = STATES[state];
+    $("status").title = STATES[state]; // the whole text where a narrow header cuts it
     document.body.dataset.connection = state;
     $("reconnect").hidden = !waiting;
     const group = state === "live" ? "live" : "down";
@@ -1185,6 +1225,7 @@
     setupPublisher();
     setupNewMessageCues();
     $("older").addEventListener("click", () => loadOlder());
+    $("notice-dismiss").addEventListener("click", () => ($("notice").hidden = true));
     $("load-retry").addEventListener("click", () => {
       historyAttempt = 0;
       retryHistory();
