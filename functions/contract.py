@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import names
+
 MAX_TEXT_CHARS = 2000
 MAX_AUTHOR_CHARS = 64
 # 2,000 characters of 4-byte UTF-8 plus an author and JSON framing fit well under this.
@@ -179,7 +181,14 @@ def author_problem(author: str) -> str | None:
                 f"author must not contain control, bidirectional or invisible characters: {code} at "
                 f"character {position} (such a character lets one name display as another)"
             )
-    return None
+    return _disguise_problem(author)
+
+
+def _disguise_problem(author: str) -> str | None:
+    """A name that could pass for another (names.py: mixed scripts, Cyrillic posing as Latin)."""
+    if (how := names.disguise(author)) is None:
+        return None
+    return f"author {how}, so that it could pass for another name: write it in one script"
 
 
 def sql_length(value: str) -> int:

@@ -63,12 +63,17 @@
     writeFirst: "Write a message first.",
     invalidAuthor:
       "The name contains invisible, direction-changing or control characters: remove them or leave the name empty.",
+    disguisedAuthor: (how) => `The name could pass for another one (${how}): write it in one script.`,
     keyRefused: "The publish key was refused.",
     apiAnswered: (status) => `The API answered ${status}.`,
     unreachable: "Could not reach the API. Try again once the feed is live.",
     sent: "Sent.",
     count: (n, max) => `${n} / ${max}`,
     codePoint: (hex) => `U+${hex}`,
+    nameMixes: (scripts) => `mixes ${scripts.join(" and ")}`,
+    nameLooksLatin: "Cyrillic that looks Latin",
+    disguisedTitle: "This name could pass for another one: read it with care.",
+    opens: (host) => `Opens ${host}`,
   };
 
   const PAGE = 100; // the API's largest page
@@ -113,6 +118,37 @@
   const INVISIBLE =
     /[\u0000-\u001f\u007f-\u009f\u061c\u200e-\u200f\u202a-\u202e\u2066-\u2069\u00ad\u034f\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200d\u2028-\u2029\u2060-\u2064\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}\u{e0100}-\u{e01ef}]/gu;
   const hasInvisible = (value) => value.search(INVISIBLE) !== -1;
+  // In a message's text, the characters that reorder what follows them (embeddings, overrides,
+  // isolates and their ends) are shown as their code points: "invoice_\u202efdp.exe" must not
+  // read "invoice_exe.pdf". Marks (U+200E, U+200F, U+061C) stay: they reorder no letters.
+  const REORDERING = /[\u202a-\u202e\u2066-\u2069]/gu;
+
+  // Names that could pass for others, by the rule of functions/names.py (UTS #39 mixed-script
+  // detection at its "Highly Restrictive" level, and Chromium's Cyrillic letters that look Latin),
+  // which the API applies to every new name; the page marks those stored before. The scripts are
+  // those of scripts/unicode_scripts.js; the browser's own Unicode data says which a character is in.
+  const SCRIPTS = `
+    Adlam Ahom Anatolian_Hieroglyphs Arabic Armenian Avestan Balinese Bamum Bassa_Vah Batak Bengali
+    Beria_Erfe Bhaiksuki Bopomofo Brahmi Braille Buginese Buhid Canadian_Aboriginal Carian
+    Caucasian_Albanian Chakma Cham Cherokee Chorasmian Coptic Cuneiform Cypriot Cypro_Minoan
+    Cyrillic Deseret Devanagari Dives_Akuru Dogra Duployan Egyptian_Hieroglyphs Elbasan Elymaic
+    Ethiopic Garay Georgian Glagolitic Gothic Grantha Greek Gujarati Gunjala_Gondi Gurmukhi
+    Gurung_Khema Han Hangul Hanifi_Rohingya Hanunoo Hatran Hebrew Hiragana Imperial_Aramaic
+    Inscriptional_Pahlavi Inscriptional_Parthian Javanese Kaithi Kannada Katakana Kawi Kayah_Li
+    Kharoshthi Khitan_Small_Script Khmer Khojki Khudawadi Kirat_Rai Lao Latin Lepcha Limbu Linear_A
+    Linear_B Lisu Lycian Lydian Mahajani Makasar Malayalam Mandaic Manichaean Marchen Masaram_Gondi
+    Medefaidrin Meetei_Mayek Mende_Kikakui Meroitic_Cursive Meroitic_Hieroglyphs Miao Modi Mongolian
+    Mro Multani Myanmar Nabataean Nag_Mundari Nandinagari New_Tai_Lue Newa Nko Nushu
+    Nyiakeng_Puachue_Hmong Ogham Ol_Chiki Ol_Onal Old_Hungarian Old_Italic Old_North_Arabian
+    Old_Permic Old_Persian Old_Sogdian Old_South_Arabian Old_Turkic Old_Uyghur Oriya Osage Osmanya
+    Pahawh_Hmong Palmyrene Pau_Cin_Hau Phags_Pa Phoenician Psalter_Pahlavi Rejang Runic Samaritan
+    Saurashtra Sharada Shavian Siddham Sidetic SignWriting Sinhala Sogdian Sora_Sompeng Soyombo
+    Sundanese Sunuwar Syloti_Nagri Syriac Tagalog Tagbanwa Tai_Le Tai_Tham Tai_Viet Tai_Yo Takri
+    Tamil Tangsa Tangut Telugu Thaana Thai Tibetan Tifinagh Tirhuta Todhri Tolong_Siki Toto
+    Tulu_Tigalari Ugaritic Vai Vithkuqi Wancho Warang_Citi Yezidi Yi Zanabazar_Square
+  `.trim().split(/\s+/);
+  const AUGMENT = { Han: ["Hanb", "Jpan", "Kore"], Hiragana: ["Jpan"], Katakana: ["Jpan"], Hangul: ["Kore"], Bopomofo: ["Hanb"] };
+  const LATIN_ALIKE_CYRILLIC = "асԁеһіјӏорԛѕԝхуъьҽпгѵѡ";
 
   const $ = (id) => document.getElementById(id);
   const feed = $("feed");
@@ -179,13 +215,75 @@
     const node = element("bdi", "who");
     let last = 0;
     for (const match of name.matchAll(INVISIBLE)) {
-      node.append(name.slice(last, match.index));
-      const hex = match[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-      node.append(element("span", "code-point", T.codePoint(hex)));
+      node.append(name.slice(last, match.index), codePoint(match[0]));
       last = match.index + match[0].length;
     }
     node.append(name.slice(last));
+    const how = disguise(name);
+    if (how) {
+      const mark = element("span", "disguised", how);
+      mark.title = T.disguisedTitle;
+      node.append(" ", mark);
+    }
     return node;
+  }
+
+  let scriptTests = null; // built at the first character outside ASCII
+  const scriptCache = new Map();
+
+  // A character's Script_Extensions, as the rule counts them: Common and Inherited are none, and
+  // Han, kana, Hangul and Bopomofo also count as the writing systems they belong to (UTS #39 5.1).
+  function scriptsOf(character) {
+    if (character < "\u0080") return /[A-Za-z]/.test(character) ? ["Latin"] : [];
+    let scripts = scriptCache.get(character);
+    if (scripts) return scripts;
+    // A script this browser does not know (newer Unicode) is left out rather than breaking the page.
+    scriptTests ??= SCRIPTS.flatMap((name) => {
+      try {
+        return [[name, new RegExp(`^\\p{scx=${name}}$`, "u")]];
+      } catch {
+        return [];
+      }
+    });
+    scripts = scriptTests.filter(([, test]) => test.test(character)).map(([name]) => name);
+    scripts = [...scripts, ...scripts.flatMap((name) => AUGMENT[name] || [])];
+    scriptCache.set(character, scripts);
+    return scripts;
+  }
+
+  // How a name could pass for another (the words of the mark), or null.
+  function disguise(name) {
+    const characters = [...name];
+    const sets = characters.map(scriptsOf).filter((scripts) => scripts.length > 0);
+    if (sets.length === 0) return null;
+    const common = sets.reduce((shared, scripts) => shared.filter((s) => scripts.includes(s)));
+    if (common.length > 0) {
+      const letters = characters.filter((c) => scriptsOf(c).length > 0).map((c) => c.toLowerCase());
+      const looksLatin = common.includes("Cyrillic") && letters.every((c) => LATIN_ALIKE_CYRILLIC.includes(c));
+      return looksLatin ? T.nameLooksLatin : null;
+    }
+    for (const marker of ["Jpan", "Kore", "Hanb"]) {
+      if (sets.every((scripts) => scripts.includes("Latin") || scripts.includes(marker))) return null;
+    }
+    const named = sets.map((scripts) => scripts.filter((s) => !["Hanb", "Jpan", "Kore"].includes(s)).sort()[0]);
+    return T.nameMixes([...new Set(named)].sort());
+  }
+
+  // Text as text nodes, with the reordering characters shown as their code points.
+  function shown(text) {
+    const fragment = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(REORDERING)) {
+      fragment.append(text.slice(last, match.index), codePoint(match[0]));
+      last = match.index + match[0].length;
+    }
+    fragment.append(text.slice(last));
+    return fragment;
+  }
+
+  function codePoint(character) {
+    const hex = character.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return element("span", "code-point", T.codePoint(hex));
   }
 
   // Only http and https become links: `javascript:`, `data:` and the like stay plain text.
@@ -214,9 +312,14 @@
   // What a link says: the address as written, unless its host is not what the browser will visit
   // (a non-ASCII host, "аpple.com" in Cyrillic, goes to its punycode "xn--pple-43d.com"; user
   // information before an "@" hides the real host): then the host the browser will visit.
+  // The host stands apart from the rest (in bold, as browsers' address bars set it off): a label
+  // such as "https://example.com/https://bank.com" shows that it leads to example.com.
   function linkLabel(candidate, url) {
     const [, scheme, authority, rest] = /^(https?:\/\/)([^/?#]*)(.*)$/is.exec(candidate);
-    return authority.toLowerCase() === url.host ? candidate : `${scheme}${url.host}${rest}`;
+    const host = authority.toLowerCase() === url.host ? authority : url.host;
+    const label = document.createDocumentFragment();
+    label.append(scheme, element("span", "host", host), shown(rest));
+    return label;
   }
 
   // The text as text nodes, with http(s) URLs as links that cannot reach back into this page.
@@ -227,8 +330,10 @@
       const candidate = trimAddress(match[0]);
       const url = safeUrl(candidate);
       if (!url) continue;
-      fragment.append(text.slice(last, match.index));
-      const link = element("a", "", linkLabel(candidate, url));
+      fragment.append(shown(text.slice(last, match.index)));
+      const link = element("a");
+      link.append(linkLabel(candidate, url));
+      link.title = T.opens(url.host);
       link.href = url.href;
       link.rel = "noopener noreferrer";
       link.target = "_blank";
@@ -236,7 +341,7 @@
       fragment.append(link);
       last = match.index + candidate.length;
     }
-    fragment.append(text.slice(last));
+    fragment.append(shown(text.slice(last)));
     return fragment;
   }
 
@@ -1132,6 +1237,8 @@
   function problem(key, author, text) {
     if (!key.trim()) return [T.enterKey, "publish-key"];
     if (hasInvisible(author)) return [T.invalidAuthor, "author"];
+    const how = disguise(author);
+    if (how) return [T.disguisedAuthor(how), "author"];
     if (!text.replace(INVISIBLE, "").trim()) return [T.writeFirst, "text"];
     return null;
   }

@@ -955,6 +955,7 @@ def test_the_publisher_refuses_what_the_api_refuses(browser: Browser, server: Se
         ("adm\u200bin", "hello", "The name contains invisible", "author"),
         ("\u202enimda", "hello", "The name contains invisible", "author"),
         ("ana\u0085", "hello", "The name contains invisible", "author"),
+        ("\u0391dmin", "hello", "could pass for another one (mixes Greek and Latin)", "author"),
         ("ana", "\u200b\u2060\ufeff \u200f", "Write a message first.", "text"),
     ):
         page.fill("#author", author)
@@ -1293,7 +1294,9 @@ def test_copy_link_shows_only_on_the_message_touched(browser: Browser, server: S
     assert page.locator(message(page, 3, ".copy")).is_visible()
 
 
-def test_new_since_the_last_visit_after_a_long_absence_and_while_away(browser: Browser, server: Server) -> None:
+def test_new_since_the_last_visit_after_a_long_absence_and_while_away(
+    browser: Browser, server: Server
+) -> None:
     """Item 8: more than a page arrived since the last visit: the line is under the oldest shown
     (all are new) and moves down as older pages are read; and what arrived while the reader was
     scrolled away from the newest is not counted as seen."""
@@ -1319,3 +1322,66 @@ def test_new_since_the_last_visit_after_a_long_absence_and_while_away(browser: B
     again.wait_for_selector(message(again, 41), timeout=TIMEOUT)
     expect(again.locator(message(again, 41, ".since"))).to_have_count(1)
     assert again.eval_on_selector_all(*since) == ["41"]
+
+
+# Names for the one rule of functions/names.py and the site (issue 31 item 4): what passes, what
+# mixes scripts, what is Cyrillic posing as Latin.
+NAMES_TO_JUDGE = [
+    "Admin",
+    "\u0391dmin",  # a Greek capital alpha
+    "Ana \u30a2\u30ca",  # Latin with Katakana: allowed, as Latin with Japanese
+    "\u5c71\u7530 Taro",
+    "\uae40 Kim",
+    "\u0414\u0438\u043c\u0430",  # all Cyrillic, not all look-alikes
+    "Dima \u0414\u0438\u043c\u0430",
+    "\u0430\u0440\u0435",  # all Cyrillic look-alikes: "are"
+    "\u1f08\u0398\u0397\u039d\u0391",
+    "\u0645\u062d\u0645\u062f",
+    "Jos\u00e9 2",
+    "x\u0640y",  # Arabic tatweel (Script_Extensions: Arabic, Syriac, ...) beside Latin
+]
+
+
+def test_text_that_reads_differently_from_what_was_written_is_shown_as_it_is(
+    browser: Browser, server: Server
+) -> None:
+    """Item 4: reordering characters in a text are shown as code points (no override runs on); a
+    link's host stands apart from its label; a name that mixes scripts or is Cyrillic posing as
+    Latin is marked, by the same rule as the API's (functions/names.py), which refuses it."""
+    from names import disguise
+
+    status, answer = server.publish("hello", "\u0391dmin")
+    assert status == 400 and answer["error"]["code"] == "invalid_author", answer
+    # Names stored before the rule: served by a stand-in for the history page (the local database
+    # holds the contract's rules as a CHECK constraint would, and refuses them).
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    shown = [(id_, name, "judged") for id_, name in enumerate(NAMES_TO_JUDGE, start=1)]
+    count = len(NAMES_TO_JUDGE) + 1
+    shown.append((count, "ana", "invoice_\u202efdp.exe (open it) https://example.com/https://bank.com"))
+    history = {
+        "messages": [
+            {"id": id_, "key": str(uuid.uuid4()), "text": text, "author": author, "createdAt": now}
+            for id_, author, text in reversed(shown)
+        ]
+    }
+    context = browser.new_context()
+    context.route("**/api/messages/before/**", lambda route: route.fulfill(json=history))
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector(message(page, count), timeout=TIMEOUT)
+    text = page.inner_text(message(page, count, ".text"))
+    assert text.startswith("invoice_U+202Efdp.exe (open it)") and "\u202e" not in text, text
+    assert page.inner_text(message(page, count, "a .host")) == "example.com"
+    assert page.get_attribute(message(page, count, "a"), "href") == "https://example.com/https://bank.com"
+    marks = {
+        name: page.eval_on_selector(
+            message(page, id_, ".who"), "who => who.querySelector('.disguised')?.textContent ?? null"
+        )
+        for id_, name in enumerate(NAMES_TO_JUDGE, start=1)
+    }
+    expected = {name: disguise(name) for name in NAMES_TO_JUDGE}
+    assert {name: how is not None for name, how in marks.items()} == {
+        name: how is not None for name, how in expected.items()
+    }
+    assert marks["\u0391dmin"] == "mixes Greek and Latin" == expected["\u0391dmin"]
+    assert expected["\u0430\u0440\u0435"] and marks["Ana \u30a2\u30ca"] is None
