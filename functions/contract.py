@@ -12,7 +12,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import names
+# The Functions host imports the app's modules from its folder (`import contract`); the local mode
+# and the tools import them as the package `functions`.
+if __package__:
+    from functions import names
+else:
+    import names  # type: ignore[no-redef]
 
 MAX_TEXT_CHARS = 2000
 MAX_AUTHOR_CHARS = 64

@@ -20,7 +20,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from functools import cache
 
-from unicode_scripts import SCRIPT_RANGES
+# As in contract.py: the app's folder is the import root on the Functions host, the package
+# `functions` in the local mode.
+if __package__:
+    from functions.unicode_scripts import SCRIPT_RANGES
+else:
+    from unicode_scripts import SCRIPT_RANGES  # type: ignore[no-redef]
 
 _STARTS = [first for first, _, _ in SCRIPT_RANGES]
 # UTS #39 section 5.1: the augmented script sets.
