@@ -14,6 +14,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+# The Functions host imports the app's modules from its folder (`import contract`); the local mode
+# and the tools import them as the package `functions`.
+if __package__:
+    from functions import names
+else:
+    import names  # type: ignore[no-redef]
+
 MAX_TEXT_CHARS = 2000
 MAX_AUTHOR_CHARS = 64
 # 2,000 characters of 4-byte UTF-8 plus an author and JSON framing fit well under this.
@@ -193,7 +200,14 @@ def author_problem(author: str) -> str | None:
                 f"author must not contain control, bidirectional or invisible characters: {code} at "
                 f"character {position} (such a character lets one name display as another)"
             )
-    return None
+    return _disguise_problem(author)
+
+
+def _disguise_problem(author: str) -> str | None:
+    """A name that could pass for another (names.py: mixed scripts, Cyrillic posing as Latin)."""
+    if (how := names.disguise(author)) is None:
+        return None
+    return f"author {how}, so that it could pass for another name: write it in one script"
 
 
 def sql_length(value: str) -> int:

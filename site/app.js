@@ -7,8 +7,10 @@
 (() => {
   // ---- every text the page shows, in one table: a translation replaces this table ----------
   // index.html carries the same English texts (for a page without script); elements marked
-  // `data-text` take theirs from here. Times are formatted in the same locale, the page's.
-  const LOCALE = document.documentElement.lang || "en";
+  // `data-text` take theirs from here. Dates and times are not in it: they are formatted in the
+  // reader's own locale (the browser's languages, in its order of preference), relative ones too
+  // ("vor 5 Minuten", "gestern"), with the browser's own data.
+  const TIME_LOCALES = navigator.languages?.length ? [...navigator.languages] : [navigator.language || "en"];
   const T = {
     title: "Broadcast",
     skip: "Skip to messages",
@@ -25,15 +27,13 @@
     send: "Send",
     feedTitle: "Live feed",
     anonymous: "anonymous",
-    justNow: "just now",
-    today: "Today",
-    yesterday: "Yesterday",
     showMore: "Show more",
     showLess: "Show less",
     copyLink: "Copy link",
     linkCopied: "Link copied.",
     linkInAddressBar: "Copying is not allowed here: the link is in the address bar.",
-    linkGone: "The linked message is no longer in the feed.",
+    linkGone: "That message is no longer here: it was removed, or the link is wrong.",
+    dismiss: "Dismiss",
     newSince: "New since your last visit",
     newCount: (n) => (n === 1 ? "1 new message" : `${n} new messages`),
     newOne: (author, text) => `New message from ${author}: ${text}`,
@@ -63,12 +63,17 @@
     writeFirst: "Write a message first.",
     invalidAuthor:
       "The name contains invisible, direction-changing or control characters: remove them or leave the name empty.",
+    disguisedAuthor: (how) => `The name could pass for another one (${how}): write it in one script.`,
     keyRefused: "The publish key was refused.",
     apiAnswered: (status) => `The API answered ${status}.`,
     unreachable: "Could not reach the API. Try again once the feed is live.",
     sent: "Sent.",
     count: (n, max) => `${n} / ${max}`,
     codePoint: (hex) => `U+${hex}`,
+    nameMixes: (scripts) => `mixes ${scripts.join(" and ")}`,
+    nameLooksLatin: "Cyrillic that looks Latin",
+    disguisedTitle: "This name could pass for another one: read it with care.",
+    opens: (host) => `Opens ${host}`,
   };
 
   const PAGE = 100; // the API's largest page
@@ -112,6 +117,37 @@
   const INVISIBLE =
     /[\u0000-\u001f\u007f-\u009f\u061c\u200e-\u200f\u202a-\u202e\u2066-\u2069\u00ad\u034f\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200d\u2028-\u2029\u2060-\u2065\u206a-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\u{13430}-\u{13438}\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}]/gu;
   const hasInvisible = (value) => value.search(INVISIBLE) !== -1;
+  // In a message's text, the characters that reorder what follows them (embeddings, overrides,
+  // isolates and their ends) are shown as their code points: "invoice_\u202efdp.exe" must not
+  // read "invoice_exe.pdf". Marks (U+200E, U+200F, U+061C) stay: they reorder no letters.
+  const REORDERING = /[\u202a-\u202e\u2066-\u2069]/gu;
+
+  // Names that could pass for others, by the rule of functions/names.py (UTS #39 mixed-script
+  // detection at its "Highly Restrictive" level, and Chromium's Cyrillic letters that look Latin),
+  // which the API applies to every new name; the page marks those stored before. The scripts are
+  // those of scripts/unicode_scripts.js; the browser's own Unicode data says which a character is in.
+  const SCRIPTS = `
+    Adlam Ahom Anatolian_Hieroglyphs Arabic Armenian Avestan Balinese Bamum Bassa_Vah Batak Bengali
+    Beria_Erfe Bhaiksuki Bopomofo Brahmi Braille Buginese Buhid Canadian_Aboriginal Carian
+    Caucasian_Albanian Chakma Cham Cherokee Chorasmian Coptic Cuneiform Cypriot Cypro_Minoan
+    Cyrillic Deseret Devanagari Dives_Akuru Dogra Duployan Egyptian_Hieroglyphs Elbasan Elymaic
+    Ethiopic Garay Georgian Glagolitic Gothic Grantha Greek Gujarati Gunjala_Gondi Gurmukhi
+    Gurung_Khema Han Hangul Hanifi_Rohingya Hanunoo Hatran Hebrew Hiragana Imperial_Aramaic
+    Inscriptional_Pahlavi Inscriptional_Parthian Javanese Kaithi Kannada Katakana Kawi Kayah_Li
+    Kharoshthi Khitan_Small_Script Khmer Khojki Khudawadi Kirat_Rai Lao Latin Lepcha Limbu Linear_A
+    Linear_B Lisu Lycian Lydian Mahajani Makasar Malayalam Mandaic Manichaean Marchen Masaram_Gondi
+    Medefaidrin Meetei_Mayek Mende_Kikakui Meroitic_Cursive Meroitic_Hieroglyphs Miao Modi Mongolian
+    Mro Multani Myanmar Nabataean Nag_Mundari Nandinagari New_Tai_Lue Newa Nko Nushu
+    Nyiakeng_Puachue_Hmong Ogham Ol_Chiki Ol_Onal Old_Hungarian Old_Italic Old_North_Arabian
+    Old_Permic Old_Persian Old_Sogdian Old_South_Arabian Old_Turkic Old_Uyghur Oriya Osage Osmanya
+    Pahawh_Hmong Palmyrene Pau_Cin_Hau Phags_Pa Phoenician Psalter_Pahlavi Rejang Runic Samaritan
+    Saurashtra Sharada Shavian Siddham Sidetic SignWriting Sinhala Sogdian Sora_Sompeng Soyombo
+    Sundanese Sunuwar Syloti_Nagri Syriac Tagalog Tagbanwa Tai_Le Tai_Tham Tai_Viet Tai_Yo Takri
+    Tamil Tangsa Tangut Telugu Thaana Thai Tibetan Tifinagh Tirhuta Todhri Tolong_Siki Toto
+    Tulu_Tigalari Ugaritic Vai Vithkuqi Wancho Warang_Citi Yezidi Yi Zanabazar_Square
+  `.trim().split(/\s+/);
+  const AUGMENT = { Han: ["Hanb", "Jpan", "Kore"], Hiragana: ["Jpan"], Katakana: ["Jpan"], Hangul: ["Kore"], Bopomofo: ["Hanb"] };
+  const LATIN_ALIKE_CYRILLIC = "асԁеһіјӏорԛѕԝхуъьҽпгѵѡ";
 
   const $ = (id) => document.getElementById(id);
   const feed = $("feed");
@@ -134,11 +170,15 @@
 
   // ---- rendering ---------------------------------------------------------------------------
 
-  const dayFormat = new Intl.DateTimeFormat(LOCALE, { weekday: "long", month: "long", day: "numeric" });
-  const yearFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "long" });
-  const exactFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "medium" });
-  const clockFormat = new Intl.DateTimeFormat(LOCALE, { timeStyle: "short" });
-  const relative = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto", style: "long" });
+  const dayFormat = new Intl.DateTimeFormat(TIME_LOCALES, { weekday: "long", month: "long", day: "numeric" });
+  const yearFormat = new Intl.DateTimeFormat(TIME_LOCALES, { dateStyle: "long" });
+  const exactFormat = new Intl.DateTimeFormat(TIME_LOCALES, { dateStyle: "medium", timeStyle: "medium" });
+  const clockFormat = new Intl.DateTimeFormat(TIME_LOCALES, { timeStyle: "short" });
+  const relative = new Intl.RelativeTimeFormat(TIME_LOCALES, { numeric: "auto", style: "long" });
+  // The locale those formats chose: the language of the times on the page (a screen reader reads
+  // "gestern" as German, in an English page).
+  const TIME_LANG = relative.resolvedOptions().locale;
+  const capitalized = (text) => text.charAt(0).toLocaleUpperCase(TIME_LANG) + text.slice(1);
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -153,7 +193,7 @@
   // separator above them gives the date.
   function ago(date, now) {
     const seconds = (date - now) / 1000;
-    if (seconds > -45) return T.justNow;
+    if (seconds > -45) return relative.format(0, "second");
     const minutes = Math.round(seconds / 60);
     if (minutes > -60) return relative.format(minutes, "minute");
     const hours = Math.round(minutes / 60);
@@ -164,8 +204,7 @@
   function dayLabel(date, now) {
     const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
     const days = Math.round((midnight(now) - midnight(date)) / 86400000);
-    if (days === 0) return T.today;
-    if (days === 1) return T.yesterday;
+    if (days === 0 || days === 1) return capitalized(relative.format(-days, "day"));
     return date.getFullYear() === now.getFullYear() ? dayFormat.format(date) : yearFormat.format(date);
   }
 
@@ -175,13 +214,75 @@
     const node = element("bdi", "who");
     let last = 0;
     for (const match of name.matchAll(INVISIBLE)) {
-      node.append(name.slice(last, match.index));
-      const hex = match[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-      node.append(element("span", "code-point", T.codePoint(hex)));
+      node.append(name.slice(last, match.index), codePoint(match[0]));
       last = match.index + match[0].length;
     }
     node.append(name.slice(last));
+    const how = disguise(name);
+    if (how) {
+      const mark = element("span", "disguised", how);
+      mark.title = T.disguisedTitle;
+      node.append(" ", mark);
+    }
     return node;
+  }
+
+  let scriptTests = null; // built at the first character outside ASCII
+  const scriptCache = new Map();
+
+  // A character's Script_Extensions, as the rule counts them: Common and Inherited are none, and
+  // Han, kana, Hangul and Bopomofo also count as the writing systems they belong to (UTS #39 5.1).
+  function scriptsOf(character) {
+    if (character < "\u0080") return /[A-Za-z]/.test(character) ? ["Latin"] : [];
+    let scripts = scriptCache.get(character);
+    if (scripts) return scripts;
+    // A script this browser does not know (newer Unicode) is left out rather than breaking the page.
+    scriptTests ??= SCRIPTS.flatMap((name) => {
+      try {
+        return [[name, new RegExp(`^\\p{scx=${name}}$`, "u")]];
+      } catch {
+        return [];
+      }
+    });
+    scripts = scriptTests.filter(([, test]) => test.test(character)).map(([name]) => name);
+    scripts = [...scripts, ...scripts.flatMap((name) => AUGMENT[name] || [])];
+    scriptCache.set(character, scripts);
+    return scripts;
+  }
+
+  // How a name could pass for another (the words of the mark), or null.
+  function disguise(name) {
+    const characters = [...name];
+    const sets = characters.map(scriptsOf).filter((scripts) => scripts.length > 0);
+    if (sets.length === 0) return null;
+    const common = sets.reduce((shared, scripts) => shared.filter((s) => scripts.includes(s)));
+    if (common.length > 0) {
+      const letters = characters.filter((c) => scriptsOf(c).length > 0).map((c) => c.toLowerCase());
+      const looksLatin = common.includes("Cyrillic") && letters.every((c) => LATIN_ALIKE_CYRILLIC.includes(c));
+      return looksLatin ? T.nameLooksLatin : null;
+    }
+    for (const marker of ["Jpan", "Kore", "Hanb"]) {
+      if (sets.every((scripts) => scripts.includes("Latin") || scripts.includes(marker))) return null;
+    }
+    const named = sets.map((scripts) => scripts.filter((s) => !["Hanb", "Jpan", "Kore"].includes(s)).sort()[0]);
+    return T.nameMixes([...new Set(named)].sort());
+  }
+
+  // Text as text nodes, with the reordering characters shown as their code points.
+  function shown(text) {
+    const fragment = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(REORDERING)) {
+      fragment.append(text.slice(last, match.index), codePoint(match[0]));
+      last = match.index + match[0].length;
+    }
+    fragment.append(text.slice(last));
+    return fragment;
+  }
+
+  function codePoint(character) {
+    const hex = character.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return element("span", "code-point", T.codePoint(hex));
   }
 
   // Only http and https become links: `javascript:`, `data:` and the like stay plain text.
@@ -210,9 +311,14 @@
   // What a link says: the address as written, unless its host is not what the browser will visit
   // (a non-ASCII host, "аpple.com" in Cyrillic, goes to its punycode "xn--pple-43d.com"; user
   // information before an "@" hides the real host): then the host the browser will visit.
+  // The host stands apart from the rest (in bold, as browsers' address bars set it off): a label
+  // such as "https://example.com/https://bank.com" shows that it leads to example.com.
   function linkLabel(candidate, url) {
     const [, scheme, authority, rest] = /^(https?:\/\/)([^/?#]*)(.*)$/is.exec(candidate);
-    return authority.toLowerCase() === url.host ? candidate : `${scheme}${url.host}${rest}`;
+    const host = authority.toLowerCase() === url.host ? authority : url.host;
+    const label = document.createDocumentFragment();
+    label.append(scheme, element("span", "host", host), shown(rest));
+    return label;
   }
 
   // The text as text nodes, with http(s) URLs as links that cannot reach back into this page.
@@ -223,8 +329,10 @@
       const candidate = trimAddress(match[0]);
       const url = safeUrl(candidate);
       if (!url) continue;
-      fragment.append(text.slice(last, match.index));
-      const link = element("a", "", linkLabel(candidate, url));
+      fragment.append(shown(text.slice(last, match.index)));
+      const link = element("a");
+      link.append(linkLabel(candidate, url));
+      link.title = T.opens(url.host);
       link.href = url.href;
       link.rel = "noopener noreferrer";
       link.target = "_blank";
@@ -232,7 +340,7 @@
       fragment.append(link);
       last = match.index + candidate.length;
     }
-    fragment.append(text.slice(last));
+    fragment.append(shown(text.slice(last)));
     return fragment;
   }
 
@@ -271,12 +379,14 @@
     article.setAttribute("aria-labelledby", `${id}-who ${id}-when`);
     article.setAttribute("aria-describedby", `${id}-text`);
     const day = element("p", "day");
+    day.lang = TIME_LANG;
     day.hidden = true;
     const card = element("div", "card");
     const head = element("p", "head");
     const who = nameNode(authorOf(message));
     who.id = `${id}-who`;
     const when = element("time");
+    when.lang = TIME_LANG;
     when.id = `${id}-when`;
     when.dateTime = message.createdAt;
     const date = new Date(message.createdAt);
@@ -402,6 +512,10 @@
       .filter((m) => Number.isInteger(m.id) && !messages.has(m.id))
       .sort((a, b) => a.id - b.id);
     if (fresh.length === 0) return;
+    // Where the reader is now, not where the observer last saw them: its callback runs after the
+    // frame in which a scroll happened, and a message added in that frame would otherwise go in
+    // above a reader taken to be at the top, uncounted. One read, on a layout that is clean here.
+    readerAway = awayFromTop();
     const place = readerAway ? readingPlace() : null;
     const now = new Date();
     const added = [];
@@ -450,15 +564,29 @@
   // a reader who scrolled away become skippable only once drawn, with the height they were drawn
   // at. ResizeObserver reports that height after the browser's own layout: nothing is measured
   // here.
+  // An article in view is never made skippable: the browser decides whether a newly skippable
+  // element is near the window only at the next frame, and skips its content until then, so a
+  // card in view would vanish for a frame and come back, a layout shift (0.6 on a phone's first
+  // load). The intersection observer hands over only those at least a window away.
   const drawn = new ResizeObserver((entries) => {
     for (const { target, contentBoxSize } of entries) {
       const height = contentBoxSize[0]?.blockSize;
       if (!height || !target.isConnected) continue; // not laid out (yet): reported again once it is
       target.style.setProperty("contain-intrinsic-block-size", `auto ${height}px`);
-      target.classList.add("skippable");
       drawn.unobserve(target);
+      far.observe(target);
     }
   });
+  const far = new IntersectionObserver(
+    (entries) => {
+      for (const { target, isIntersecting } of entries) {
+        if (isIntersecting) continue; // near the window: observed until it is not
+        far.unobserve(target);
+        if (target.isConnected) target.classList.add("skippable");
+      }
+    },
+    { rootMargin: "100% 0px" },
+  );
 
   // Articles older than the newest shown, in ascending id order, each put above the first shown
   // article older than it: one walk down the feed, from the bottom of the batch up.
@@ -513,6 +641,7 @@
   function receive(message) {
     if (message.id === caughtUp + 1) caughtUp = message.id;
     incoming.push(message);
+    if (document.hidden && !messages.has(message.id)) countUnread([message]);
     scheduleFlush();
   }
 
@@ -611,14 +740,23 @@
     }
     const article = $(`m${id}`);
     if (!article) {
-      speak($("copy-status"), T.linkGone);
+      showNotice(T.linkGone);
       return;
     }
+    $("notice").hidden = true;
     for (const marked of feed.querySelectorAll(".linked")) marked.classList.remove("linked");
     article.classList.add("linked");
     makeCurrent(article, false);
     article.scrollIntoView({ block: "center" });
     article.focus({ preventScroll: true });
+  }
+
+  // A notice over the feed (fixed, like the pill: it moves nothing) until dismissed or another
+  // link is followed; a screen reader hears it through the status region.
+  function showNotice(text) {
+    $("notice-text").textContent = text;
+    $("notice").hidden = false;
+    speak($("copy-status"), text);
   }
 
   // ---- "new since your last visit" ---------------------------------------------------------
@@ -632,17 +770,26 @@
   };
   const seenBefore = Number(storage((store) => store.getItem(SEEN_STORAGE))) || 0;
 
+  // The newest message the reader has had in view: not while the page is hidden, nor while they
+  // are scrolled away from the newest (what arrived meanwhile is above them, unseen).
   function rememberSeen() {
-    if (!document.hidden && lastId > 0) storage((store) => store.setItem(SEEN_STORAGE, String(lastId)));
+    if (!document.hidden && !readerAway && lastId > 0) {
+      storage((store) => store.setItem(SEEN_STORAGE, String(lastId)));
+    }
   }
 
-  // A line under the oldest message published since this device last showed the feed, when
-  // older ones (seen then) are shown below it.
+  // A line under the oldest message published since this device last showed the feed: above the
+  // newest one seen then, or under the oldest shown when all shown are new (more arrived than a
+  // page holds; it moves down as older pages are read).
   function markSince() {
-    if (!seenBefore || feed.querySelector(".since")) return;
-    const seen = [...feed.children].find((article) => Number(article.dataset.id) <= seenBefore);
-    const oldestNew = seen?.previousElementSibling;
-    if (oldestNew) oldestNew.append(element("p", "since", T.newSince));
+    if (!seenBefore) return;
+    const articles = [...feed.children];
+    const seen = articles.find((article) => Number(article.dataset.id) <= seenBefore);
+    const oldestNew = seen ? seen.previousElementSibling : articles[articles.length - 1];
+    const line = feed.querySelector(".since");
+    if (!oldestNew || line?.parentElement === oldestNew) return;
+    line?.remove();
+    oldestNew.append(element("p", "since", T.newSince));
   }
 
   // ---- what is new: announcements, the "new messages" pill, the title ---------------------
@@ -650,7 +797,7 @@
   let pending = [];
   let firstPendingAt = 0;
   let announceTimer = 0;
-  let unread = 0;
+  const unread = new Set(); // ids of new messages the reader has not been shown: the title's count
   let unseen = 0;
 
   function clip(text) {
@@ -699,6 +846,13 @@
     }, Math.max(0, wait));
   }
 
+  // The title counts what a hidden page has not shown, on arrival rather than when drawn: a hidden
+  // page gets no animation frames, so a message waiting for one would go uncounted until shown.
+  function countUnread(batch) {
+    for (const message of batch) unread.add(message.id);
+    if (unread.size > 0) document.title = `(${unread.size}) ${baseTitle}`;
+  }
+
   function showPill() {
     const pill = $("new-pill");
     pill.hidden = unseen === 0;
@@ -707,18 +861,21 @@
 
   function noticeNew(batch) {
     announce(batch);
-    if (document.hidden) {
-      unread += batch.length;
-      document.title = `(${unread}) ${baseTitle}`;
-    }
+    if (document.hidden) countUnread(batch);
     if (readerAway) {
       unseen += batch.length;
       showPill();
     }
   }
 
-  // Whether the reader is away from the newest message, kept up to date by an observer of the
-  // feed's top edge rather than measured at every arrival.
+  // Whether the top of the feed (the newest message) is scrolled out of view, above the window.
+  function awayFromTop() {
+    return $("feed-top").getBoundingClientRect().top < 0;
+  }
+
+  // The reader coming back to the newest message, seen by an observer of the feed's top edge:
+  // the pill goes and what was kept for them may be trimmed. (Leaving is read at each insertion,
+  // in `merge`.)
   function watchReader() {
     new IntersectionObserver(([entry]) => {
       readerAway = !entry.isIntersecting && entry.boundingClientRect.top < 0;
@@ -728,6 +885,7 @@
         showPill();
       }
       trim(); // what was kept while the reader was away may go now
+      rememberSeen(); // what arrived while they were away is in view now
     }).observe($("feed-top"));
   }
 
@@ -843,6 +1001,7 @@
       button.textContent = T.older;
       setHasOlder(older.length === PAGE);
       numberArticles();
+      markSince();
       return true;
     } catch (error) {
       console.warn("older messages failed:", error);
@@ -868,6 +1027,7 @@
   function setStatus(state, waiting = false) {
     $("status").dataset.state = state;
     $("status-text").textContent = STATES[state];
+    $("status").title = STATES[state]; // the whole text where a narrow header cuts it
     document.body.dataset.connection = state;
     $("reconnect").hidden = !waiting;
     const group = state === "live" ? "live" : "down";
@@ -919,6 +1079,12 @@
     return delay / 2 + (Math.random() * delay) / 2;
   }
 
+  // What a page that is not live says while it tries: the browser's word on the network first.
+  function downState() {
+    if (!navigator.onLine) return "offline";
+    return everLive ? "reconnecting" : "connecting";
+  }
+
   async function onLive() {
     const returning = everLive;
     everLive = true;
@@ -946,7 +1112,7 @@
         setStatus("offline", true);
         await pause(RETRY_CAP_HIDDEN_MS);
       }
-      setStatus(everLive ? "reconnecting" : "connecting", attempt > 0);
+      setStatus(downState(), attempt > 0);
       try {
         await connection.start();
         retrying = false;
@@ -956,10 +1122,20 @@
       } catch (error) {
         if (!warned) console.warn("not connected, retrying:", error?.message || error);
         warned = true;
-        setStatus(everLive ? "reconnecting" : "connecting", true);
+        setStatus(downState(), true);
         if (hurry) hurry = false;
         else await pause(retryDelay(attempt));
       }
+    }
+  }
+
+  // The browser knows the network is gone: say so at once rather than when the silent socket times
+  // out (SERVER_TIMEOUT_MS), and start over, so that the next attempt is the one `online` hurries.
+  // A connection that needs no network (the local mode on loopback) is live again at once.
+  function wentOffline() {
+    setStatus("offline", true);
+    if (connection.state === signalR.HubConnectionState.Connected) {
+      connection.stop().catch(() => {}); // its onclose starts keepConnected
     }
   }
 
@@ -988,12 +1164,14 @@
     });
     $("reconnect").addEventListener("click", retryNow);
     window.addEventListener("online", retryNow);
-    window.addEventListener("offline", () => {
-      if (document.body.dataset.connection !== "live") setStatus("offline", true);
-    });
+    window.addEventListener("offline", wentOffline);
     document.addEventListener("visibilitychange", () => {
-      if (document.hidden) return;
-      unread = 0;
+      if (document.hidden) {
+        // Arrived while shown, still waiting for a frame that will not come while hidden.
+        countUnread(incoming.filter((m) => !messages.has(m.id)));
+        return;
+      }
+      unread.clear();
       document.title = baseTitle;
       refreshTimes();
       rememberSeen();
@@ -1058,6 +1236,8 @@
   function problem(key, author, text) {
     if (!key.trim()) return [T.enterKey, "publish-key"];
     if (hasInvisible(author) || /^\p{M}/u.test(author)) return [T.invalidAuthor, "author"];
+    const how = disguise(author);
+    if (how) return [T.disguisedAuthor(how), "author"];
     if (!/[^\p{M}\s]/u.test(text.replace(INVISIBLE, ""))) return [T.writeFirst, "text"];
     return null;
   }
@@ -1151,6 +1331,7 @@
     setupPublisher();
     setupNewMessageCues();
     $("older").addEventListener("click", () => loadOlder());
+    $("notice-dismiss").addEventListener("click", () => ($("notice").hidden = true));
     $("load-retry").addEventListener("click", () => {
       historyAttempt = 0;
       retryHistory();
