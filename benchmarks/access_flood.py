@@ -27,7 +27,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
-from benchmarks.broadcast import free_port, raise_file_limit, stop, wait_until_up  # noqa: E402
+from benchmarks.broadcast import free_port, local_command, raise_file_limit, stop, wait_until_up  # noqa: E402
 from benchmarks.hub_memory import rss_mb  # noqa: E402
 
 HUB = "broadcast"
@@ -142,7 +142,7 @@ def main() -> None:
         parser.error("--sockets 1-5000, --negotiates 5-50000")
     raise_file_limit()
     port = free_port()
-    command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", secrets.token_urlsafe(16)]
+    command = local_command(port, secrets.token_urlsafe(16))
     command += ["--sql-polling-ms", "0"]
     process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

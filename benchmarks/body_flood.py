@@ -28,7 +28,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
-from benchmarks.broadcast import free_port, raise_file_limit, stop, wait_until_up  # noqa: E402
+from benchmarks.broadcast import free_port, local_command, raise_file_limit, stop, wait_until_up  # noqa: E402
 from benchmarks.hub_memory import rss_mb  # noqa: E402
 
 BODY_BYTES = 1 << 20
@@ -129,7 +129,7 @@ def main() -> None:
         parser.error("--connections 1-5000, --attacker-addresses 1-200, --seconds > 0")
     raise_file_limit()
     port = free_port()
-    command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", secrets.token_urlsafe(16)]
+    command = local_command(port, secrets.token_urlsafe(16))
     command += ["--sql-polling-ms", "0"]
     process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

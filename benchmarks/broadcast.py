@@ -448,11 +448,18 @@ def run_label(polling_ms: int) -> str:
     return f"local, polls {polling_ms} ms" if polling_ms else "local, immediate"
 
 
+def local_command(port: int, key: str) -> list[str]:
+    """`python -m local` on this port with this publish key. The key goes as `--publish-key=<key>`: a
+    random URL-safe key starts with "-" one time in 64, and argparse takes `--publish-key -x...` for
+    a missing value (exit 2; two of three benchmark runs once failed on it)."""
+    return [sys.executable, "-m", "local", "--port", str(port), f"--publish-key={key}"]
+
+
 def start_local(polling_ms: int, processes: list[subprocess.Popen[bytes]]) -> tuple[str, str]:
     """`python -m local` on a free port with this SQL trigger polling (AZURE_PATH: the dev stack's own
     settings, read by the local mode from Pulumi.dev.yaml); its API URL and key."""
     port, key = free_port(), secrets.token_urlsafe(16)
-    command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", key]
+    command = local_command(port, key)
     command += ["--stack", "dev"] if polling_ms == AZURE_PATH else ["--sql-polling-ms", str(polling_ms)]
     # Every benchmark client connects from 127.0.0.1: let that one address stand for them all.
     command += ["--max-connections-per-address", "2000"]

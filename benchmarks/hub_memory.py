@@ -30,7 +30,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
-from benchmarks.broadcast import free_port, stop, wait_until_up  # noqa: E402
+from benchmarks.broadcast import free_port, local_command, stop, wait_until_up  # noqa: E402
 
 SEPARATOR = "\x1e"
 
@@ -156,7 +156,7 @@ def main() -> None:
         parser.error("--attackers, --seconds, --id-bytes and --per-frame must be positive")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "local", "--port", str(port), "--publish-key", secrets.token_urlsafe(16)]
+    command = local_command(port, secrets.token_urlsafe(16))
     process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         asyncio.run(wait_until_up(f"{url}/api/health", process=process))

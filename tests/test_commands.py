@@ -65,6 +65,19 @@ def test_local_mode_refuses_bad_options(arguments: list[str], message: str) -> N
     assert result.returncode == 2 and message in result.stderr
 
 
+def test_the_benchmarks_start_the_local_mode_with_any_random_key() -> None:
+    """A URL-safe random key may start with "-": the benchmarks' command must still hand it to
+    `--publish-key` (as `--publish-key -x...` it was argparse's "expected one argument", exit 2)."""
+    from benchmarks.broadcast import local_command
+    from local.__main__ import parse_args
+
+    key = "-Xq3vB_0a9Zk7LmN2pQr4s"
+    command = local_command(7071, key)
+    assert command[:3] == [sys.executable, "-m", "local"]
+    arguments = parse_args([*command[3:], "--sql-polling-ms", "0"])
+    assert (arguments.publish_key, arguments.port) == (key, 7071)
+
+
 def test_offline_policy_check_passes_each_stack(
     capsys: pytest.CaptureFixture[str], dev: ProgramRun, prod: ProgramRun, private: ProgramRun
 ) -> None:
