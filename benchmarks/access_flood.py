@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
-from benchmarks.broadcast import free_port, local_command, raise_file_limit, stop, wait_until_up  # noqa: E402
+from benchmarks.broadcast import launch_local, raise_file_limit, stop  # noqa: E402
 from benchmarks.hub_memory import rss_mb  # noqa: E402
 
 HUB = "broadcast"
@@ -141,13 +139,9 @@ def main() -> None:
     if not 1 <= args.sockets <= 5000 or not 5 <= args.negotiates <= 50_000:
         parser.error("--sockets 1-5000, --negotiates 5-50000")
     raise_file_limit()
-    port = free_port()
-    command = local_command(port, secrets.token_urlsafe(16))
-    command += ["--sql-polling-ms", "0"]
-    process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, port, _ = launch_local(["--sql-polling-ms", "0"], root=args.root)
     try:
         url = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_until_up(f"{url}/api/health", process=process))
         figures = asyncio.run(run(url, process.pid, args))
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         print(

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
-from benchmarks.broadcast import free_port, local_command, raise_file_limit, stop, wait_until_up  # noqa: E402
+from benchmarks.broadcast import launch_local, raise_file_limit, stop  # noqa: E402
 from benchmarks.hub_memory import rss_mb  # noqa: E402
 
 BODY_BYTES = 1 << 20
@@ -128,12 +126,8 @@ def main() -> None:
     if not 1 <= args.connections <= 5000 or not 1 <= args.attacker_addresses <= 200 or args.seconds <= 0:
         parser.error("--connections 1-5000, --attacker-addresses 1-200, --seconds > 0")
     raise_file_limit()
-    port = free_port()
-    command = local_command(port, secrets.token_urlsafe(16))
-    command += ["--sql-polling-ms", "0"]
-    process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, port, _ = launch_local(["--sql-polling-ms", "0"], root=args.root)
     try:
-        asyncio.run(wait_until_up(f"http://127.0.0.1:{port}/api/health", process=process))
         figures = asyncio.run(attack(port, process.pid, args))
         load = Path("/proc/loadavg").read_text().split()[:3]
         print(

@@ -455,19 +455,30 @@ def local_command(port: int, key: str) -> list[str]:
     return [sys.executable, "-m", "local", "--port", str(port), f"--publish-key={key}"]
 
 
+def launch_local(
+    options: list[str], root: Path = ROOT, key: str | None = None
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """`python -m local` of the checkout at `root` on a free port with `options`, once it answers its
+    health check: the process, its port and its publish key (random unless given)."""
+    port, key = free_port(), key or secrets.token_urlsafe(16)
+    command = [*local_command(port, key), *options]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        asyncio.run(wait_until_up(f"http://127.0.0.1:{port}/api/health", process=process))
+    except BaseException:
+        stop(process)
+        raise
+    return process, port, key
+
+
 def start_local(polling_ms: int, processes: list[subprocess.Popen[bytes]]) -> tuple[str, str]:
     """`python -m local` on a free port with this SQL trigger polling (AZURE_PATH: the dev stack's own
     settings, read by the local mode from Pulumi.dev.yaml); its API URL and key."""
-    port, key = free_port(), secrets.token_urlsafe(16)
-    command = local_command(port, key)
-    command += ["--stack", "dev"] if polling_ms == AZURE_PATH else ["--sql-polling-ms", str(polling_ms)]
+    options = ["--stack", "dev"] if polling_ms == AZURE_PATH else ["--sql-polling-ms", str(polling_ms)]
     # Every benchmark client connects from 127.0.0.1: let that one address stand for them all.
-    command += ["--max-connections-per-address", "2000"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, port, key = launch_local([*options, "--max-connections-per-address", "2000"])
     processes.append(process)
-    api = f"http://127.0.0.1:{port}/api"
-    asyncio.run(wait_until_up(f"{api}/health", process=process))
-    return api, key
+    return f"http://127.0.0.1:{port}/api", key
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -19,10 +19,8 @@ import asyncio
 import base64
 import json
 import os
-import secrets
 import socket
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
-from benchmarks.broadcast import free_port, local_command, stop, wait_until_up  # noqa: E402
+from benchmarks.broadcast import launch_local, stop  # noqa: E402
 
 SEPARATOR = "\x1e"
 
@@ -154,12 +152,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.attackers < 1 or args.seconds <= 0 or args.id_bytes < 1 or args.per_frame < 1:
         parser.error("--attackers, --seconds, --id-bytes and --per-frame must be positive")
-    port = free_port()
+    process, port, _ = launch_local([], root=args.root)
     url = f"http://127.0.0.1:{port}"
-    command = local_command(port, secrets.token_urlsafe(16))
-    process = subprocess.Popen(command, cwd=args.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        asyncio.run(wait_until_up(f"{url}/api/health", process=process))
         figures = asyncio.run(attack(url, process.pid, args))
         print(
             f"server RSS: {figures['before']:.0f} MiB before, {figures['peak']:.0f} MiB at the peak, "
