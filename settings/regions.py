@@ -214,6 +214,15 @@ def nearest_offering(location: str, offered: frozenset[str], count: int = 3) -> 
     return [region for region in (*same, *others) if region in offered and region != location][:count]
 
 
+LIVE_LISTS = {
+    "Flex Consumption": "`az functionapp list-flexconsumption-locations`, which `python -m preflight` "
+    "also asks ARM before a deploy",
+    "Azure SignalR Service": "`az provider show -n Microsoft.SignalRService` (its SignalR locations)",
+    "Azure SQL Database serverless": "`az sql db list-editions -l <region> --edition GeneralPurpose`",
+}
+"""Where the live answer is, per service: it is the authority; this snapshot only answers early."""
+
+
 def service_region_problems(location: str, hosting_plan: str, sql_sku: str) -> list[str]:
     """One line per service this stack needs that the snapshot says `location` lacks: Flex Consumption
     (hostingPlan FlexConsumption), Azure SignalR Service, serverless SQL (a GP_S_* sqlSku)."""
@@ -229,8 +238,8 @@ def service_region_problems(location: str, hosting_plan: str, sql_sku: str) -> l
     return [
         f"azure-native:location = {location!r}{f' with {key} = {value!r}' if key else ''}: {service} is not "
         f"offered there in this project's snapshot ({SNAPSHOT_DATE}); did you mean "
-        f"{', '.join(nearest_offering(location, offered))}{hint}? The live list is the authority: "
-        "`python -m preflight` checks it before a deploy, and a region it lists goes into settings/regions.py"
+        f"{', '.join(nearest_offering(location, offered))}{hint}? The live list is the authority "
+        f"({LIVE_LISTS[service]}): a region it lists goes into settings/regions.py"
         for service, key, offered, hint in needs
         if location not in offered
         for value in [hosting_plan if key == flex else sql_sku]

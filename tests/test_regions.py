@@ -11,7 +11,7 @@ import yaml
 
 from mocks import ROOT
 from preview.__main__ import main as preview_main
-from settings import SettingsError, load_settings
+from settings import SETTINGS_BY_KEY, SettingsError, load_settings
 from settings.loading import unknown_keys
 from settings.regions import (
     FLEX_CONSUMPTION_REGIONS,
@@ -99,7 +99,9 @@ def test_a_flex_stack_in_a_region_without_flex_is_refused_with_the_regions_nearb
         "did you mean westeurope, northeurope, swedencentral, or `broadcast:hostingPlan ElasticPremium`?"
         in line
     )
-    assert "`python -m preflight` checks it before a deploy" in line
+    assert (
+        "(`az functionapp list-flexconsumption-locations`, which `python -m preflight` also asks ARM" in line
+    )
 
 
 def test_the_same_region_passes_with_elastic_premium() -> None:
@@ -122,10 +124,18 @@ def test_serverless_sql_is_checked_only_for_a_serverless_sku(monkeypatch: pytest
 
 
 def test_every_stack_file_passes_the_service_snapshot() -> None:
-    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+    def value(config: dict[str, object], key: str, environment: str) -> str:
+        default = SETTINGS_BY_KEY[key].default  # the environment's default where the file is silent
+        return str(
+            config.get(f"broadcast:{key}", default[environment] if isinstance(default, dict) else default)
+        )
+
+    paths = sorted(ROOT.glob("Pulumi.*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
         config = yaml.safe_load(path.read_text())["config"]
-        plan = config.get("broadcast:hostingPlan", "FlexConsumption")
-        sku = str(config.get("broadcast:sqlSku", ""))
+        environment = str(config.get("broadcast:environment", path.name.split(".")[1]))
+        plan, sku = value(config, "hostingPlan", environment), value(config, "sqlSku", environment)
         assert service_region_problems(config["azure-native:location"], plan, sku) == [], path.name
 
 
