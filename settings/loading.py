@@ -22,7 +22,7 @@ from components.sql import DatabaseSku
 from functions.wiring import SQL_TRIGGERED_FUNCTIONS
 from settings.declarations import ENVIRONMENTS, HOSTING_SKUS, PROJECT, SETTINGS, Setting, parse_ip_ranges
 from settings.model import AlertSettings, NetworkSettings, Settings, SqlAdmin
-from settings.regions import region_problem
+from settings.regions import region_problem, service_region_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 Values = dict[str, Any]
@@ -112,11 +112,14 @@ def _configured_keys() -> set[str]:
     return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
 
 
-def _location_rule(location: str | None) -> list[str]:
+def _location_rule(location: str | None, values: Values) -> list[str]:
     if not location:
         return ["azure-native:location is not set: `pulumi config set azure-native:location westeurope`"]
     problem = region_problem(location)
-    return [problem] if problem else []
+    if problem:
+        return [problem]
+    plan, sku = values.get("hostingPlan", ""), values.get("sqlSku", "")
+    return service_region_problems(location, str(plan), str(sku))
 
 
 def hosting_sku(values: Values) -> str:
@@ -380,7 +383,7 @@ def load_settings(
             errors.append(error)
         else:
             values[setting.key] = value
-    errors += _location_rule(location)
+    errors += _location_rule(location, values)
     for rule in CROSS_KEY_RULES:
         errors += rule(values)
     errors += _instance_rule(values, environment)
