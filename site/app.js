@@ -517,6 +517,7 @@
     // above a reader taken to be at the top, uncounted. One read, on a layout that is clean here.
     readerAway = awayFromTop();
     const place = readerAway ? readingPlace() : null;
+    const above = fresh.filter((m) => m.id > lastId).length; // they go in above everything shown
     const now = new Date();
     const added = [];
     const top = document.createDocumentFragment();
@@ -548,6 +549,7 @@
     $("empty").hidden = true;
     $("loading").hidden = true;
     if (kind !== "history") noticeNew(fresh);
+    else if (above > 0) noticeAbove(above);
     // Positions change for every article below the new ones, and the newest seen is stored
     // (synchronously): both once a burst is all in, not at every slice.
     if (incoming.length > 0) return;
@@ -866,6 +868,14 @@
       unseen += batch.length;
       showPill();
     }
+  }
+
+  // History that goes in above a reader who scrolled away (a catch-up that read what was also on
+  // its way live) is not announced, but it is above them, unseen: the pill counts it.
+  function noticeAbove(count) {
+    if (!readerAway) return;
+    unseen += count;
+    showPill();
   }
 
   // Whether the top of the feed (the newest message) is scrolled out of view, above the window.
