@@ -199,8 +199,25 @@ class Alerting(pulumi.ComponentResource):
     def __init__(self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:alerting:Alerting", name, None, opts)
         self._name, self._args = name, args
-        group = monitor.ActionGroup(
-            f"{name}-action-group",
+        group = self._action_group()
+        self._group_id = group.id
+        self._failure_alerts(args.thresholds)
+        self._silence_alerts(args.thresholds)
+        self._capacity_alerts(args.thresholds)
+        self._lag_alert(args.thresholds.broadcast_lag_p95_ms)
+        self._workbook()
+        for test_name, url in args.availability_urls.items():
+            self._availability(test_name, url)
+
+        self.name = group.name
+        self.resource_id = group.id
+        self.register_outputs({"name": self.name, "resource_id": self.resource_id})
+
+    def _action_group(self) -> monitor.ActionGroup:
+        """The one action group every alert pages through, so who is e-mailed is decided in one place."""
+        args = self._args
+        return monitor.ActionGroup(
+            f"{self._name}-action-group",
             action_group_name=args.naming.name("ag"),
             resource_group_name=args.resource_group_name,
             location="Global",
@@ -215,8 +232,9 @@ class Alerting(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._group_id = group.id
-        thresholds = args.thresholds
+
+    def _failure_alerts(self, thresholds: AlertThresholds) -> None:
+        """Failures the app reports itself: failed invocations of any function, and HTTP 5xx answers."""
         self._log_alert(
             "function-failures",
             "Functions: failed invocations",
@@ -231,6 +249,10 @@ class Alerting(pulumi.ComponentResource):
             thresholds.http_server_errors,
             severity=2,
         )
+
+    def _silence_alerts(self, thresholds: AlertThresholds) -> None:
+        """What goes wrong without a failure to count: messages stored but never broadcast, and the
+        presence check's timer no longer running."""
         self._log_alert(
             "undelivered-messages",
             "Broadcast: messages stored but not delivered",
@@ -251,6 +273,10 @@ class Alerting(pulumi.ComponentResource):
             severity=1,
             operator="LessThan",
         )
+
+    def _capacity_alerts(self, thresholds: AlertThresholds) -> None:
+        """Limits warned of before they are reached: SignalR's connection quota, SQL's CPU and storage."""
+        args = self._args
         self._metric_alert(
             "signalr-connections",
             "SignalR: connections near the units' quota",
@@ -284,14 +310,6 @@ class Alerting(pulumi.ComponentResource):
             window="PT1H",
             frequency="PT15M",
         )
-        self._lag_alert(thresholds.broadcast_lag_p95_ms)
-        self._workbook()
-        for test_name, url in args.availability_urls.items():
-            self._availability(test_name, url)
-
-        self.name = group.name
-        self.resource_id = group.id
-        self.register_outputs({"name": self.name, "resource_id": self.resource_id})
 
     def _log_alert(
         self,

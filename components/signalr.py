@@ -63,20 +63,29 @@ class SignalR(pulumi.ComponentResource):
         if args.sku not in _SKU_TIERS:
             raise ValueError(f"unknown SignalR SKU {args.sku!r}; allowed: {', '.join(_SKU_TIERS)}")
 
-        upstream = None
-        if args.upstream_url is not None:
-            upstream = signalrservice.ServerlessUpstreamSettingsArgs(
-                templates=[
-                    signalrservice.UpstreamTemplateArgs(
-                        url_template=args.upstream_url,
-                        hub_pattern=args.hub,
-                        category_pattern="connections",
-                        event_pattern="connected,disconnected",
-                    )
-                ]
-            )
+        service = self._service(name, args)
+        assign_roles(name, service.id, args.role_assignments, self)
+        # SignalR has one resource-log category, AllLogs; which logs exist is the features in `_service`.
+        send_diagnostics(f"{name}-diagnostics", service.id, args.diagnostics, self, logs=("AllLogs",))
 
-        service = signalrservice.SignalR(
+        self.name = service.name
+        self.resource_id = service.id
+        self.host_name = service.host_name
+        self.service_uri = service.host_name.apply(lambda host: f"https://{host}")
+        self.register_outputs(
+            {
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "host_name": self.host_name,
+                "service_uri": self.service_uri,
+            }
+        )
+
+    def _service(self, name: str, args: SignalRArgs) -> signalrservice.SignalR:
+        """The service itself: Serverless mode (no hub server; the Functions app sends through the
+        service), key auth off so only identities and `negotiate`'s tokens get in, and the features
+        that decide which logs exist."""
+        return signalrservice.SignalR(
             f"{name}-service",
             resource_name_=args.resource_name,
             resource_group_name=args.resource_group_name,
@@ -95,30 +104,34 @@ class SignalR(pulumi.ComponentResource):
             disable_aad_auth=False,
             public_network_access="Enabled",
             tls=signalrservice.SignalRTlsSettingsArgs(client_cert_enabled=False),
-            upstream=upstream,
-            identity=(
-                signalrservice.ManagedIdentityArgs(
-                    type=signalrservice.ManagedIdentityType.USER_ASSIGNED,
-                    user_assigned_identities=[args.identity.resource_id],
-                )
-                if args.identity
-                else None
-            ),
+            upstream=self._upstream(args),
+            identity=self._identity(args),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        assign_roles(name, service.id, args.role_assignments, self)
-        # SignalR has one resource-log category, AllLogs; which logs exist is the features above.
-        send_diagnostics(f"{name}-diagnostics", service.id, args.diagnostics, self, logs=("AllLogs",))
 
-        self.name = service.name
-        self.resource_id = service.id
-        self.host_name = service.host_name
-        self.service_uri = service.host_name.apply(lambda host: f"https://{host}")
-        self.register_outputs(
-            {
-                "name": self.name,
-                "resource_id": self.resource_id,
-                "host_name": self.host_name,
-                "service_uri": self.service_uri,
-            }
+    @staticmethod
+    def _upstream(args: SignalRArgs) -> signalrservice.ServerlessUpstreamSettingsArgs | None:
+        """Where the hub's connection events go, so presence hears of connects and disconnects; none
+        without an upstream URL (Serverless mode then sends no events)."""
+        if args.upstream_url is None:
+            return None
+        return signalrservice.ServerlessUpstreamSettingsArgs(
+            templates=[
+                signalrservice.UpstreamTemplateArgs(
+                    url_template=args.upstream_url,
+                    hub_pattern=args.hub,
+                    category_pattern="connections",
+                    event_pattern="connected,disconnected",
+                )
+            ]
+        )
+
+    @staticmethod
+    def _identity(args: SignalRArgs) -> signalrservice.ManagedIdentityArgs | None:
+        """The user-assigned identity SignalR resolves the upstream URL's Key Vault reference with."""
+        if not args.identity:
+            return None
+        return signalrservice.ManagedIdentityArgs(
+            type=signalrservice.ManagedIdentityType.USER_ASSIGNED,
+            user_assigned_identities=[args.identity.resource_id],
         )

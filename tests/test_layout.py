@@ -45,6 +45,10 @@ PROVIDER_CLASSES = {
     ("data_plane.subnet_release", "SubnetReleaseProvider"),
 }
 
+# Issue 33: a function or method in components/ or settings/ reads on one screen. A longer one
+# is split into private helpers with one job each, not allowed to grow.
+LONGEST_FUNCTION = 60
+
 
 def imported_modules(package: str) -> dict[str, set[str]]:
     """Each module of a package (by file) and the top-level packages it imports."""
@@ -87,6 +91,36 @@ def test_imports_point_down(package: str, forbidden: set[str]) -> None:
         if roots(names) & forbidden
     }
     assert not offenders, f"{package}/ must not import {sorted(forbidden)}: {offenders}"
+
+
+def function_lengths(package: str) -> dict[str, int]:
+    """Each function and method of a package (nested ones and class methods included), as
+    `file:Qualified.name`, and its length in lines from its first decorator (or `def`) to its end."""
+    lengths: dict[str, int] = {}
+
+    def visit(node: ast.AST, prefix: str, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                    lengths[f"{where}:{name}"] = (child.end_lineno or child.lineno) - first + 1
+                visit(child, f"{name}.", where)
+            else:
+                visit(child, prefix, where)
+
+    for path in sorted((ROOT / package).rglob("*.py")):
+        visit(ast.parse(path.read_text()), "", path.relative_to(ROOT).as_posix())
+    return lengths
+
+
+@pytest.mark.parametrize("package", ["components", "settings"])
+def test_no_function_is_longer_than_a_screen(package: str) -> None:
+    lengths = function_lengths(package)
+    if package == "components":  # the walk reaches methods, constructors included
+        assert "components/alerting.py:Alerting.__init__" in lengths
+    too_long = [f"{where}:{length}" for where, length in lengths.items() if length > LONGEST_FUNCTION]
+    assert not too_long, f"over {LONGEST_FUNCTION} lines (file:function:length): {too_long}"
 
 
 def test_components_hold_only_component_resources() -> None:
