@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mocks.capture import ROOT, ROOT_STACK_TYPE, ProgramRun, run_stack
+from mocks.capture import ROOT, ROOT_STACK_TYPE, ProgramRun, Registration, engine_urn, run_stack
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 
@@ -49,11 +49,56 @@ def deployed(run: ProgramRun) -> list[str]:
     return sorted(resource.urn for resource in run.resources if resource.type != ROOT_STACK_TYPE)
 
 
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _urn_project_stack(urn: str) -> tuple[str, str]:
+    _, _, stack_project = urn.partition("urn:pulumi:")
+    stack, project = stack_project.split("::")[:2]
+    return stack, project
+
+
+def inherited_alias(
+    child: Registration, child_type: str, child_name: str, parent: Registration, parent_old: str
+) -> str:
+    """The alias the engine gives a child whose parent was found in state under an alias
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go, `inheritedChildAlias`): the child under
+    the parent's old URN, and, when the child's name starts with the parent's name (the
+    `<parent>-<child>` convention), that prefix replaced by the parent's old name."""
+    name = child_name
+    if child_name.startswith(parent.name):
+        name = _urn_name(parent_old) + child_name[len(parent.name) :]
+    stack, project = _urn_project_stack(child.urn)
+    return engine_urn(stack, project, parent_old, child_type, name)
+
+
 def compare(run: ProgramRun, committed_urns: list[str]) -> UrnChanges:
-    """Which committed URNs a run keeps, carries by alias, or loses, and what it adds."""
-    current = set(deployed(run))
-    carried = {alias: resource.urn for resource in run.resources for alias in resource.aliases}
+    """Which committed URNs a run keeps, carries by alias, or loses, and what it adds.
+
+    As the engine does (step_generator.go, `generateAliases`), a resource is looked up in state by
+    its URN, then by each of its aliases; a parent found under an old URN passes that URN on to its
+    children (`inherited_alias`), for their own name and for each of their aliases."""
     known = set(committed_urns)
+    by_urn = {resource.urn: resource for resource in run.resources}
+    found_as: dict[str, str] = {}  # current URN -> the old URN it was found under, when not its own
+    carried: dict[str, str] = {}
+    for resource in run.resources:
+        candidates = list(resource.aliases)
+        parent = by_urn.get(resource.parent)
+        if parent is not None and parent.urn in found_as:
+            parent_old = found_as[parent.urn]
+            candidates.append(inherited_alias(resource, resource.type, resource.name, parent, parent_old))
+            for alias in resource.aliases:
+                alias_type = alias.rsplit("::", 2)[-2].rsplit("$", 1)[-1]
+                candidates.append(inherited_alias(resource, alias_type, _urn_name(alias), parent, parent_old))
+        for alias in candidates:
+            carried.setdefault(alias, resource.urn)
+        if resource.urn not in known:
+            old = next((alias for alias in candidates if alias in known), None)
+            if old is not None:
+                found_as[resource.urn] = old
+    current = set(deployed(run))
     lost = sorted(urn for urn in known if urn not in current and urn not in carried)
     renamed = {urn: carried[urn] for urn in sorted(known) if urn not in current and urn in carried}
     added = sorted(urn for urn in current - known if urn not in renamed.values())

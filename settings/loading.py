@@ -33,7 +33,7 @@ class SettingsError(ValueError):
     """One or more stack settings are invalid; the message lists each key and how to fix it."""
 
 
-def _typed(raw: str, setting: Setting) -> Any:
+def typed_value(raw: str, setting: Setting) -> Any:
     """A raw config string as the key's declared type, or ValueError saying what is allowed."""
     if setting.type == "string":
         return raw
@@ -68,7 +68,7 @@ def read_key(config: pulumi.Config, setting: Setting, environment: str) -> tuple
     if raw is None:
         return setting.default_for(environment), None
     try:
-        value = _typed(raw, setting)
+        value = typed_value(raw, setting)
     except ValueError as error:
         reason = (
             str(error) if str(error).startswith("allowed") else f"allowed: a value of type {setting.type}"
@@ -383,10 +383,55 @@ def load_settings(
             errors.append(error)
         else:
             values[setting.key] = value
-    errors += _location_rule(location, values)
+    return settle(environment, location, values, errors, f"invalid stack configuration for stack '{stack}'")
+
+
+def settle(
+    environment: str, location: str | None, values: Values, errors: list[str], heading: str
+) -> Settings:
+    """Apply the rules between keys to values each already valid on its own, then build the Settings,
+    or raise one SettingsError listing every error under `heading`."""
+    errors = [*errors, *_location_rule(location, values)]
     for rule in CROSS_KEY_RULES:
         errors += rule(values)
     errors += _instance_rule(values, environment)
     if errors:
-        raise SettingsError(f"invalid stack configuration for stack '{stack}':\n  - " + "\n  - ".join(errors))
+        raise SettingsError(f"{heading}:\n  - " + "\n  - ".join(errors))
     return _build(environment, str(location), values)
+
+
+_KINDS: dict[str, type] = {"string": str, "integer": int, "boolean": bool, "array": list}
+
+
+def check_value(setting: Setting, value: Any) -> tuple[Any, str | None]:
+    """A value given already typed (a component's argument): its type, then the key's rule."""
+    kind = _KINDS[setting.type]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        return None, f"{PROJECT}:{setting.key} = {value!r}: allowed: a value of type {setting.type}"
+    problem = setting.check(value)
+    if problem is not None:
+        return None, f"{PROJECT}:{setting.key} = {value!r}: {problem}"
+    return value, None
+
+
+def settings_from_values(given: Values, location: str | None, heading: str, errors: list[str]) -> Settings:
+    """Settings from typed values by config key (a component's arguments), with the stack config's
+    defaults, checks and rules: the same messages as `load_settings`."""
+    errors = list(errors)
+    environment = given.get("environment")
+    if environment not in ENVIRONMENTS:
+        errors.append(f"{PROJECT}:environment = {environment!r}: allowed: {', '.join(ENVIRONMENTS)}")
+        environment = "dev"
+    values: Values = {}
+    for setting in SETTINGS:
+        if setting.key == "environment":
+            continue
+        if setting.key not in given:
+            values[setting.key] = setting.default_for(environment)
+            continue
+        value, error = check_value(setting, given[setting.key])
+        if error:
+            errors.append(error)
+        else:
+            values[setting.key] = value
+    return settle(environment, location, values, errors, heading)

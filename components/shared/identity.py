@@ -83,6 +83,7 @@ def create_identity(
     resource_group_name: pulumi.Input[str],
     location: pulumi.Input[str],
     tags: Mapping[str, str],
+    opts: pulumi.ResourceOptions | None = None,
 ) -> UserAssignedIdentity:
     """A user-assigned managed identity, created before the services that grant it access (so their
     role assignments exist before anything runs as it)."""
@@ -92,6 +93,7 @@ def create_identity(
         resource_group_name=resource_group_name,
         location=location,
         tags=tags,
+        opts=opts,
     )
     return UserAssignedIdentity(
         resource_id=identity.id,
