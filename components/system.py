@@ -43,8 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class BroadcastSystem(pulumi.ComponentResource):
-    """Instant one-to-many broadcasting on serverless Azure: static site, Functions app, SignalR
-    Service, SQL Database, monitoring and alerts, wired together, with the code and site deployed."""
+    """Instant one-to-many broadcasting on serverless Azure: site, Functions, SignalR, SQL, alerts."""
 
     resource_group_name: pulumi.Output[str]
     """The resource group that holds every resource of the system."""
