@@ -210,3 +210,86 @@ def test_the_plugin_directory_holds_no_path_relative_to_it() -> None:
     assert "Path(__file__).resolve()" in source and "os.getcwd" not in source
     assert (ROOT / "package" / "PulumiPlugin.yaml").read_text().count("name: python") == 1
     assert Path(ROOT / "package" / "requirements.txt").read_text().strip().endswith("-r ../requirements.txt")
+
+
+EXAMPLES = ROOT / "examples"
+
+
+def _kind(value: Any) -> str:
+    """A literal's schema type; `expression` for what only runs can type (a config read, `${...}`)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str) and not value.startswith("${"):
+        return "string"
+    return "expression"
+
+
+def check_inputs(given: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """What a program passes to BroadcastSystem, against the schema: names, types, enum values and
+    the required inputs (an expression passes where a string does)."""
+    resource = schema["resources"][TYPE_TOKEN]
+    inputs, problems = resource["inputProperties"], []
+    for name, value in given.items():
+        spec = inputs.get(name)
+        if spec is None:
+            problems.append(f"{name}: not an input of {TYPE_TOKEN}")
+            continue
+        kind = _kind(value)
+        if "$ref" in spec:
+            allowed = [member["value"] for member in schema["types"][spec["$ref"].split("/")[-1]]["enum"]]
+            if kind != "expression" and value not in allowed:
+                problems.append(f"{name}: {value!r} is not one of {allowed}")
+        elif kind != spec["type"] and not (kind == "expression" and spec["type"] == "string"):
+            problems.append(f"{name}: a {kind} where the schema says {spec['type']}")
+    problems += [f"{name}: required, missing" for name in resource["requiredInputs"] if name not in given]
+    return problems
+
+
+def test_the_yaml_example_uses_the_schemas_names_and_types(schema: dict[str, Any]) -> None:
+    import yaml
+
+    program = yaml.safe_load((EXAMPLES / "yaml" / "Pulumi.yaml").read_text())
+    (resource,) = program["resources"].values()
+    assert resource["type"] == TYPE_TOKEN
+    assert check_inputs(resource["properties"], schema) == []
+    outputs = schema["resources"][TYPE_TOKEN]["properties"]
+    for reference in program["outputs"].values():
+        assert reference.removeprefix("${broadcast.").removesuffix("}") in outputs
+    # The check does refuse a misspelt or mistyped input.
+    wrong = {**resource["properties"], "signalrSKU": "Free_F1", "maximumInstanceCount": "5"}
+    assert sorted(check_inputs(wrong, schema)) == [
+        "maximumInstanceCount: a string where the schema says integer",
+        "signalrSKU: not an input of broadcast:index:BroadcastSystem",
+    ]
+
+
+def typescript_arguments(source: str) -> dict[str, Any]:
+    """The object literal passed to `new broadcast.BroadcastSystem(...)`, one `key: value,` per
+    line as the example writes it, with each value read as JSON where it is a literal."""
+    body = source.split('new broadcast.BroadcastSystem("broadcast", {', 1)[1].split("});", 1)[0]
+    arguments: dict[str, Any] = {}
+    for line in body.strip().splitlines():
+        key, _, value = line.strip().rstrip(",").partition(": ")
+        try:
+            arguments[key] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key] = f"${{{value}}}"  # an expression, typed only when the program runs
+    return arguments
+
+
+def test_the_typescript_example_uses_the_schemas_names_and_types(schema: dict[str, Any]) -> None:
+    source = (EXAMPLES / "typescript" / "index.ts").read_text()
+    arguments = typescript_arguments(source)
+    assert arguments["alertEmails"] == '${[config.require("oncallEmail")]}'
+    arguments["alertEmails"] = ["oncall@example.com"]  # an array of strings, as the schema wants
+    assert check_inputs(arguments, schema) == []
+    outputs = schema["resources"][TYPE_TOKEN]["properties"]
+    exported = [
+        line.split("system.", 1)[1].rstrip(";") for line in source.splitlines() if "= system." in line
+    ]
+    assert exported and all(name in outputs for name in exported)
+    assert '"@pulumi/broadcast"' in source
