@@ -39,9 +39,32 @@ def snapshot_path(stack: str) -> Path:
     return SNAPSHOTS / f"urns.{stack}.txt"
 
 
+RETIRED = SNAPSHOTS / "retired.txt"
+"""Resources removed on purpose: `<type chain>::<name>  # why deleting it from a deployed stack is
+safe` (what its delete does in Azure, and what replaced it). The URN check does not count them as
+lost; another test holds that none of them is still declared."""
+
+
+def retired() -> dict[str, str]:
+    """The retired URN tails (what follows `urn:pulumi:<stack>::<project>::`) and why each may go."""
+    entries = {}
+    for line in RETIRED.read_text().splitlines() if RETIRED.exists() else []:
+        if line.strip() and not line.startswith("#"):
+            tail, _, reason = line.partition("  # ")
+            entries[tail.strip()] = reason.strip()
+    return entries
+
+
+def urn_tail(urn: str) -> str:
+    """A URN without its stack and project: the part that names the resource in every stack."""
+    return urn.split("::", 2)[2]
+
+
 def committed(stack: str) -> list[str]:
-    """The committed URNs of a stack."""
-    return [line for line in snapshot_path(stack).read_text().splitlines() if line.strip()]
+    """The committed URNs of a stack that are still meant to exist (retired ones left out)."""
+    gone = retired()
+    lines = snapshot_path(stack).read_text().splitlines()
+    return [line for line in lines if line.strip() and urn_tail(line) not in gone]
 
 
 def deployed(run: ProgramRun) -> list[str]:
