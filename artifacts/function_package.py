@@ -88,6 +88,13 @@ def source_files(functions_dir: Path = FUNCTIONS_DIR) -> list[Path]:
     return files
 
 
+def package_sources(functions_dir: Path = FUNCTIONS_DIR) -> dict[str, bytes]:
+    """The app's own files by their path in the package: what the code deployment script ships."""
+    return {
+        path.relative_to(functions_dir).as_posix(): path.read_bytes() for path in source_files(functions_dir)
+    }
+
+
 def inputs_hash(functions_dir: Path, python_version: str, platform: str = PLATFORM) -> str:
     """A hash of everything the package is built from: sources, requirements, platform, Python."""
     digest = hashlib.sha256(f"{platform}|{python_version}|".encode())

@@ -3,7 +3,8 @@
 Azure resources: `web.WebApp` (kind `functionapp,linux`), its host `storage.StorageAccount` with
 the deployment container, role assignments for the app's user-assigned identity,
 `web.WebAppFtpAllowed`/`web.WebAppScmAllowed` (basic publishing credentials off), the code
-(OneDeploy or a run-from-package blob), the `signalr_extension` system key SignalR's upstream calls
+(`components.code_deployment.CodeDeployment`: OneDeploy or a run-from-package blob, from a deployment
+script), the `signalr_extension` system key SignalR's upstream calls
 with and the `keyvault.Vault` that keeps it; their diagnostic settings; with private access, the
 host storage's private endpoints (blob, queue, table) and the app's outbound virtual network
 integration. Telemetry goes to the Application Insights it is given (`Monitoring`).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pulumi
 import pulumi_random as random
@@ -24,9 +24,15 @@ from pulumi_azure_native import keyvault, storage, web
 
 from artifacts.function_package import FunctionPackage
 from components.app_service import FLEX_CONSUMPTION
+from components.code_deployment import (
+    CodeDeployment,
+    CodeDeploymentArgs,
+    OneDeployTarget,
+    PackageBlobTarget,
+    blob_name,
+)
 from components.shared import (
     ComponentArgs,
-    Deployer,
     Role,
     RoleAssignment,
     UserAssignedIdentity,
@@ -37,7 +43,6 @@ from components.shared import (
     send_diagnostics,
     send_storage_diagnostics,
 )
-from data_plane.code_deployment import OneDeploy, PackageBlob
 from data_plane.host_key import FUNCTION_KEYS, SYSTEM_KEYS, FunctionHostKey
 from data_plane.role_propagation import RolePropagation
 from functions import wiring
@@ -45,7 +50,6 @@ from functions import wiring
 PACKAGE_CONTAINER = "app-package"
 PUBLISH_KEY_NAME = "publisher"
 """The host-level function key the stack sets for publishers (stack output `publishKey`)."""
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The token predates this module's name (it was components/function_app.py): a component's type is
 # part of every child's URN, so it stays as it was deployed.
 TYPE_TOKEN = "broadcast:function_app:FunctionApp"
@@ -105,13 +109,11 @@ class FunctionAppArgs(ComponentArgs):
     storage_redundancy: str = "LRS"
     """Optional. Host storage replication. Default: LRS."""
     package: FunctionPackage | None = None
-    """Optional. The code to deploy: OneDeploy on Flex Consumption, a run-from-package blob on
-    Elastic Premium/Dedicated. Default: none (infrastructure only)."""
+    """Optional. The code to deploy, built and deployed by a deployment script: OneDeploy on Flex
+    Consumption, a run-from-package blob on Elastic Premium/Dedicated. Default: none (infrastructure
+    only)."""
     deploy_after: Sequence[pulumi.Resource] = ()
     """Optional. What must exist before the code starts (its SQL triggers need the schema). Default: none."""
-    deployer: Deployer | None = None
-    """Optional. The identity running `pulumi up`; on Elastic Premium/Dedicated it uploads the package
-    blob and is granted Storage Blob Data Contributor on the host storage for that. Default: none."""
     extra_app_settings: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Optional. More app settings. Default: none."""
     tenant_id: pulumi.Input[str] | None = None
@@ -129,11 +131,6 @@ def _scm_host(host_names: Sequence[str]) -> str:
         if ".scm." in host:
             return host
     raise ValueError(f"the app has no SCM host name among {host_names}")
-
-
-def _project_relative(path: Path) -> str:
-    """Paths in resource inputs are relative to the project, so state does not depend on a checkout."""
-    return path.resolve().relative_to(PROJECT_ROOT).as_posix()
 
 
 class FunctionApp(pulumi.ComponentResource):
@@ -158,7 +155,7 @@ class FunctionApp(pulumi.ComponentResource):
     identity_roles: list[pulumi.Resource]
     """Role assignments the app needs before its code may start."""
     code_deployments: list[pulumi.Resource]
-    """The OneDeploy deployment (Flex Consumption), when a package was given."""
+    """The code deployment (Flex Consumption: OneDeploy), when a package was given."""
     publish_key: pulumi.Output[str]
     """The host-level function key `publisher` (secret): what `x-functions-key` takes to publish."""
 
@@ -168,6 +165,7 @@ class FunctionApp(pulumi.ComponentResource):
         self._args = args
         self._flex = args.hosting_plan == FLEX_CONSUMPTION
 
+        self._package_uploads: list[pulumi.Resource] = []
         host_storage, container = self._host_storage()
         package_container_url = pulumi.Output.concat(host_storage.primary_endpoints.blob, PACKAGE_CONTAINER)
         self.identity_roles = self._identity_roles(host_storage)
@@ -284,8 +282,7 @@ class FunctionApp(pulumi.ComponentResource):
             settings["FUNCTIONS_EXTENSION_VERSION"] = "~4"
             settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
             if args.package is not None:
-                blob = self._package_blob(host_storage, container)
-                settings["WEBSITE_RUN_FROM_PACKAGE"] = blob.url
+                settings["WEBSITE_RUN_FROM_PACKAGE"] = self._package_blob(host_storage, container)
                 settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] = identity.resource_id
         settings.update(args.extra_app_settings)
         return settings
@@ -349,7 +346,9 @@ class FunctionApp(pulumi.ComponentResource):
             else self._classic_site_config(settings),
             # Outbound through the delegated subnet, so the host reaches its private storage and SQL.
             virtual_network_subnet_id=args.private_access.app_subnet_id if args.private_access else None,
-            opts=self._child([container, *self.identity_roles, *self._storage_endpoints]),
+            opts=self._child(
+                [container, *self.identity_roles, *self._storage_endpoints, *self._package_uploads]
+            ),
         )
 
     def _flex_site_config(self, settings: dict[str, pulumi.Input[str]]) -> web.SiteConfigArgsDict:
@@ -397,17 +396,27 @@ class FunctionApp(pulumi.ComponentResource):
         args = self._args
         if not self._flex or args.package is None:
             return []
-        return [
-            OneDeploy(
-                f"{self._name}-code",
-                app_id=app.id,
-                scm_host=app.enabled_host_names.apply(_scm_host),
-                package_path=_project_relative(args.package.path),
-                package_sha256=args.package.sha256,
-                python_version=args.package.python_version,
-                opts=self._child([app, *self.identity_roles, *args.deploy_after]),
-            )
-        ]
+        target = OneDeployTarget(app_id=app.id, scm_host=app.enabled_host_names.apply(_scm_host))
+        return [self._code_deployment(target, [app, *self.identity_roles, *args.deploy_after]).script]
+
+    def _code_deployment(
+        self, target: OneDeployTarget | PackageBlobTarget, after: Sequence[pulumi.Resource]
+    ) -> CodeDeployment:
+        args = self._args
+        assert args.package is not None
+        return CodeDeployment(
+            f"{self._name}-code-deployment",
+            CodeDeploymentArgs(
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                naming=args.naming,
+                tags=args.tags,
+                package=args.package,
+                target=target,
+                after=after,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _signalr_upstream(self, app: web.WebApp) -> pulumi.Output[str]:
         """Where SignalR sends connection events, with the `signalr_extension` system key the host
@@ -529,27 +538,19 @@ class FunctionApp(pulumi.ComponentResource):
 
     def _package_blob(
         self, host_storage: storage.StorageAccount, container: storage.BlobContainer
-    ) -> PackageBlob:
-        """The package as a private blob (Elastic Premium / Dedicated), uploaded by the deploying
-        identity, which gets Storage Blob Data Contributor on the host storage for it."""
+    ) -> pulumi.Output[str]:
+        """The package as a private blob (Elastic Premium / Dedicated), uploaded by the code deployment
+        script before the app exists (the app waits for it); returns the blob's URL."""
         args = self._args
         assert args.package is not None
-        uploader_roles: list[pulumi.Resource] = []
-        if args.deployer is not None:
-            uploader_roles.append(
-                assign_role(
-                    f"{self._name}-deployer-blob",
-                    host_storage.id,
-                    args.deployer.role(Role.STORAGE_BLOB_DATA_CONTRIBUTOR, ""),
-                    self,
-                )
-            )
-        return PackageBlob(
-            f"{self._name}-package",
-            account_url=host_storage.primary_endpoints.blob,
-            container=container.name,
-            package_path=_project_relative(args.package.path),
-            package_sha256=args.package.sha256,
-            python_version=args.package.python_version,
-            opts=self._child([container, *uploader_roles, *args.deploy_after]),
+        target = PackageBlobTarget(
+            account_name=host_storage.name,
+            account_id=host_storage.id,
+            container_name=PACKAGE_CONTAINER,
+            container_id=container.id,
+        )
+        deployment = self._code_deployment(target, [container, *self._storage_endpoints, *args.deploy_after])
+        self._package_uploads.append(deployment.script)
+        return pulumi.Output.concat(
+            host_storage.primary_endpoints.blob, PACKAGE_CONTAINER, "/", blob_name(args.package)
         )

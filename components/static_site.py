@@ -1,18 +1,20 @@
 """Static site storage: the web app's files, served by Blob Storage's static website.
 
 Azure resources: `storage.StorageAccount` (StorageV2), `storage.StorageAccountStaticWebsite`, and
-the site's files in `$web` (uploaded by `data_plane.site_upload.SiteContent` with the deployer's identity).
-The `$web` container is served read-only by the web endpoint; no blob container is public and
-shared-key access is off, so uploads need an Entra identity with a Storage Blob Data role.
+the site's files in `$web` (written by `components.site_upload.SiteUpload`, a deployment script with an
+identity of its own). The `$web` container is served read-only by the web endpoint; no blob container
+is public and shared-key access is off, so uploads need an Entra identity with a Storage Blob Data role.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import storage
 
+from artifacts.site_files import SiteFile
 from components.shared import (
     ComponentArgs,
     Deployer,
@@ -23,7 +25,7 @@ from components.shared import (
     secure_storage_account,
     send_storage_diagnostics,
 )
-from data_plane.site_upload import SiteContent
+from components.site_upload import SiteUpload, SiteUploadArgs
 
 INDEX_DOCUMENT = "index.html"
 ERROR_DOCUMENT = "404.html"
@@ -36,9 +38,8 @@ class StaticSiteArgs(ComponentArgs):
     redundancy: str = "LRS"
     """Optional. Storage replication: LRS, ZRS, GRS or GZRS. Default: LRS."""
     deployer: Deployer | None = None
-    """Optional. The identity running `pulumi up`: it enables the static website and uploads the site
-    through the data plane (shared keys are off), with Storage Blob Data Contributor on the account.
-    Required to `publish`. Default: none."""
+    """Optional. The identity running `pulumi up`: it enables the static website through the data plane
+    (shared keys are off), with Storage Blob Data Contributor on the account. Default: none."""
 
 
 class StaticSite(pulumi.ComponentResource):
@@ -89,6 +90,7 @@ class StaticSite(pulumi.ComponentResource):
             # and with it the site's address, from being deleted by mistake.
             lock_against_deletion(f"{name}-lock", account.id, self, [self._uploader, *roles, *diagnostics])
         self._name = name
+        self._args = args
         self._account = account
         self._website = website
 
@@ -107,20 +109,25 @@ class StaticSite(pulumi.ComponentResource):
             }
         )
 
-    def publish(self, content: dict[str, dict[str, str]], config: pulumi.Input[str]) -> SiteContent:
-        """Upload the site's files and its config.json with the deploying identity.
+    def publish(self, files: Mapping[str, SiteFile], config: pulumi.Input[str]) -> SiteUpload:
+        """Upload the site's files and its config.json (a deployment script as its own identity).
 
         A method rather than an argument: config.json names the API, which exists only after the
         Functions app, and the app's CORS needs this site's origin first.
         """
-        if self._uploader is None:
-            raise ValueError(
-                "StaticSite.publish needs StaticSiteArgs.deployer: the upload runs as that identity"
-            )
-        return SiteContent(
-            f"{self._name}-content",
-            account_url=self._account.primary_endpoints.blob,
-            files=content,
-            config=config,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._website, self._uploader]),
+        args = self._args
+        return SiteUpload(
+            f"{self._name}-upload",
+            SiteUploadArgs(
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                naming=args.naming,
+                tags=args.tags,
+                account_name=self._account.name,
+                account_id=self._account.id,
+                files=files,
+                config=config,
+                after=[self._website],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )

@@ -20,7 +20,7 @@ import pulumi_random as random
 from pulumi_azure_native import authorization, resources
 
 from artifacts.function_package import plan_package
-from artifacts.site_files import config_document, file_manifest, site_files
+from artifacts.site_files import config_document, site_files
 from components.alerting import Alerting, AlertingArgs
 from components.app_service import HostingPlan, HostingPlanArgs
 from components.functions_app import TYPE_TOKEN as FUNCTION_APP_TYPE_TOKEN
@@ -189,7 +189,7 @@ class BroadcastSystem(pulumi.ComponentResource):
             common, signalr_name, allowed_origins, functions, app_identity, signalr_identity
         )
         site.publish(
-            content=file_manifest(site_files(), ROOT),
+            files=site_files(),
             config=functions.api_base_url.apply(lambda api: config_document(api, wiring.HUB_NAME)),
         )
         return site, database, functions, signalr
@@ -252,7 +252,6 @@ class BroadcastSystem(pulumi.ComponentResource):
                 ),
                 package=plan_package(settings.python_version),
                 deploy_after=[database.schema] if database.schema else [],
-                deployer=self._deployer,
                 tenant_id=self._client.tenant_id,
                 signalr_identity=signalr_identity,
                 private_access=self._network.private_access if self._network else None,

@@ -1,8 +1,9 @@
 """What runs during `pulumi up` against Azure's data planes: Pulumi dynamic resources.
 
-- `code_deployment`: `OneDeploy` and `PackageBlob` deploy the function package (Kudu OneDeploy on
-  Flex Consumption, a run-from-package blob elsewhere);
-- `site_upload`: `SiteContent` syncs `site/` and its `config.json` to the static website's `$web`;
+- `app_deployment`: builds the function package and publishes it with OneDeploy (standard library
+  only), inside the deployment script of `components.code_deployment`;
+- `code_deployment`, `site_upload`: retired providers (issue 33), kept importable with no-op deletes
+  for stacks deployed before (their steps are deployment scripts now);
 - `database_schema`: `DatabaseSchema` applies the T-SQL migrations with pyodbc and an Entra token;
 - `migration_runner`: the runner itself (standard library only), which also runs inside a private
   stack's network, in the deployment script of `components.schema_runner`;

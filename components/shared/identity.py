@@ -31,6 +31,8 @@ class Role(StrEnum):
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
     KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+    # Microsoft.Web/sites/*: what the code deployment script needs to publish through Kudu.
+    WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
 
 
 @dataclass(frozen=True, kw_only=True)
