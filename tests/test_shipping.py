@@ -1,10 +1,15 @@
-"""Shipping the code inside `pulumi up`: the function package, its deployment, the site upload, and
-the order in which they happen."""
+"""Shipping the code inside `pulumi up`: the function package, its deployment and the site upload
+(deployment scripts, run here against doubles of the service, Storage, pip and Kudu), and the order
+in which they happen."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import json
+import random
+import shlex
 import shutil
 import time
 import uuid
@@ -12,9 +17,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import dill
 import pytest
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from conftest import WHEELHOUSE
+from data_plane_script_double import PublicScripts, RefusedError
+from deployment_script_double import principal_id
 
 from artifacts.function_package import (
     FUNCTIONS_DIR,
@@ -24,11 +31,17 @@ from artifacts.function_package import (
     pip_installer,
     plan_package,
 )
-from artifacts.site_files import SITE_DIR, config_document, file_manifest, site_files
-from data_plane.code_deployment import OneDeployProvider, PackageBlobProvider
+from artifacts.site_files import site_files
+from components.shared.deployment_script import (
+    RESOURCE_DEFINITION_LIMIT,
+    SCRIPT_CONTENT_BUDGET,
+    content_tag,
+    within_budget,
+)
+from components.site_upload import ShippedFile, script_content
+from data_plane.app_deployment import OneDeploy
 from data_plane.database_schema import entra_sid
-from data_plane.site_upload import SiteUploadProvider
-from mocks import ROOT, ProgramRun
+from mocks import ROOT, ProgramRun, run_stack
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 
@@ -139,44 +152,224 @@ def dynamic(run: ProgramRun, name: str) -> Any:
     return run.one(DYNAMIC, name)
 
 
-def test_every_site_file_is_planned_with_its_type_and_cache_control(stack: ProgramRun) -> None:
-    content = dynamic(stack, "site-content")
-    files = content.inputs["files"]
-    expected = site_files()
-    assert set(files) == set(expected)
-    for path, entry in files.items():
-        assert entry["content_type"] == expected[path].content_type, path
-        assert entry["cache_control"] == expected[path].cache_control, path
-        assert entry["sha256"] == hashlib.sha256((ROOT / entry["source"]).read_bytes()).hexdigest()
-    assert files["index.html"]["cache_control"] == "no-cache"
-    assert (
-        files["vendor/signalr.min.js"]["source"]
-        == "site/node_modules/@microsoft/signalr/dist/browser/signalr.min.js"
-    )
-    config = json.loads(content.inputs["config"])
-    assert config == {"apiBaseUrl": stack.exports["apiBaseUrl"], "hub": "broadcast"}
-    assert content.inputs["account_url"] == stack.exports["siteUrl"].replace(".z6.web.", ".blob.")
+SCRIPT = "azure-native:resources:AzureCliScript"
+ROLE = "azure-native:authorization:RoleAssignment"
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
 
 
-def test_site_upload_waits_for_the_website_and_the_uploaders_role(stack: ProgramRun) -> None:
-    content = dynamic(stack, "site-content")
+def script(run: ProgramRun, step: str) -> Any:
+    return run.one(SCRIPT, f"{step}-script")
+
+
+def roles_of(run: ProgramRun, identity_name: str) -> dict[str, Any]:
+    """The roles of one script identity, by their role definition id."""
+    identity = run.one("azure-native:managedidentity:UserAssignedIdentity", identity_name)
+    return {
+        r.inputs["roleDefinitionId"].rsplit("/", 1)[1]: r
+        for r in run.of_type(ROLE)
+        if r.inputs["principalId"] == principal_id(identity)
+    }
+
+
+@pytest.fixture(scope="module")
+def dedicated() -> ProgramRun:
+    return run_stack("dev", {"hostingPlan": "Dedicated"})
+
+
+def test_no_dynamic_resource_ships_the_site_or_the_code(stack: ProgramRun, dedicated: ProgramRun) -> None:
+    """Issue 33: what the package constructs must run under any language's engine."""
+    for run in (stack, dedicated):
+        names = {r.name for r in run.of_type(DYNAMIC)}
+        assert not {
+            n for n in names if n.endswith(("-site-content", "-functions-code", "-functions-package"))
+        }
+        assert {"broadcast:static_site:SiteUpload", "broadcast:function_app:CodeDeployment"} <= {
+            r.type for r in run.resources
+        }
+
+
+def test_the_site_upload_script_ships_every_file_with_its_headers(stack: ProgramRun) -> None:
+    upload = script(stack, "site-upload")
+    content = upload.inputs["scriptContent"]
+    for path, entry in site_files().items():
+        line = " ".join(shlex.quote(part) for part in (path, entry.content_type, entry.cache_control))
+        assert f"upload {line}" in content, path
+    assert "upload config.json application/json no-cache" in content
+    assert upload.inputs["forceUpdateTag"] == content_tag(content)
+    assert upload.inputs["azCliVersion"] == "2.84.0" and "storageAccountSettings" not in upload.inputs
+    assert "/work/" not in content and str(Path.cwd()) not in content, "no path of the deploying machine"
+
+
+def test_the_site_upload_runs_after_the_website_as_an_identity_with_a_role_on_the_site_only(
+    stack: ProgramRun,
+) -> None:
+    upload = script(stack, "site-upload")
     website = stack.one("azure-native:storage:StorageAccountStaticWebsite")
-    role = next(
-        r
-        for r in stack.of_type("azure-native:authorization:RoleAssignment")
-        if r.name == "site-deployer-blob"
-    )
-    assert {website.urn, role.urn} <= set(content.dependencies)
+    roles = roles_of(stack, "site-upload-identity")
+    assert set(roles) == {BLOB_CONTRIBUTOR, "acdd72a7-3385-48ef-bd42-f606fba81ae7"}
+    account = stack.one("azure-native:storage:StorageAccount", "site-storage")
+    assert {tuple(r.property_dependencies["scope"]) for r in roles.values()} == {(account.urn,)}
+    assert {website.urn, *(r.urn for r in roles.values())} <= set(upload.dependencies)
 
 
-def test_flex_code_deployment_points_at_the_package(stack: ProgramRun) -> None:
-    code = dynamic(stack, "functions-code")
+def test_the_code_script_builds_for_the_host_and_runs_after_the_schema_and_the_apps_roles(
+    stack: ProgramRun,
+) -> None:
+    code = script(stack, "code-deployment")
+    schema = dynamic(stack, "sql-schema")
+    app_roles = {r.urn for r in stack.of_type(ROLE) if "functions-identity" in r.name}
+    assert {schema.urn, *app_roles} <= set(code.dependencies)
     package = plan_package("3.11")
-    app_name = stack.exports["functionAppName"]
-    assert (code.inputs["package_sha256"], code.inputs["python_version"]) == (package.sha256, "3.11")
-    assert code.inputs["package_path"] == package.path.relative_to(ROOT).as_posix()
-    assert code.inputs["scm_host"] == f"{app_name}.scm.azurewebsites.net"
-    assert code.inputs["app_id"].endswith("/" + app_name)
+    content = code.inputs["scriptContent"]
+    assert f"# package {package.sha256}" in content
+    assert (
+        "--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:"
+        in content
+    )
+    app = stack.one("azure-native:web:WebApp")
+    assert f'onedeploy "$work/package.zip" {app.inputs["name"]}.scm.azurewebsites.net' in content
+    (publisher,) = roles_of(stack, "code-deployment-identity").values()
+    assert publisher.inputs["roleDefinitionId"].endswith(WEBSITE_CONTRIBUTOR)
+    assert publisher.property_dependencies["scope"] == [app.urn]
+    host_key = dynamic(stack, "functions-signalr-extension-key")
+    assert code.urn in host_key.dependencies
+
+
+def test_a_dedicated_app_is_created_after_its_package_is_uploaded(dedicated: ProgramRun) -> None:
+    code = script(dedicated, "code-deployment")
+    app = dedicated.one("azure-native:web:WebApp")
+    assert code.urn in app.dependencies and dynamic(dedicated, "sql-schema").urn in code.dependencies
+    settings = {p["name"]: p["value"] for p in app.inputs["siteConfig"]["appSettings"]}
+    blob = f"functions-{plan_package('3.11').sha256}.zip"
+    assert settings["WEBSITE_RUN_FROM_PACKAGE"].endswith(f"/app-package/{blob}")
+    assert f"--container-name app-package --name {blob}" in code.inputs["scriptContent"]
+    roles = roles_of(dedicated, "code-deployment-identity")
+    container = dedicated.one("azure-native:storage:BlobContainer", "package-container")
+    assert roles[BLOB_CONTRIBUTOR].property_dependencies["scope"] == [container.urn], "the container only"
+    assert not [r for r in dedicated.of_type(ROLE) if r.name.endswith("functions-deployer-blob")]
+
+
+# the scripts, run against the doubles
+
+
+def test_the_site_upload_puts_every_file_and_deletes_what_is_no_longer_shipped(
+    dev: ProgramRun, tmp_path: Path
+) -> None:
+    account = dev.one("azure-native:storage:StorageAccount", "site-storage").inputs["accountName"]
+    stale = {f"{account}/$web/old.js": {"content_type": "text/javascript", "cache_control": "", "sha256": ""}}
+    run = PublicScripts(dev).execute(script(dev, "site-upload"), tmp_path / "one", {"blobs": stale})
+    blobs = run.state["blobs"]
+    expected = {**{p: (e.content_type, e.cache_control) for p, e in site_files().items()}}
+    expected["config.json"] = ("application/json", "no-cache")
+    assert {
+        k.split("/$web/", 1)[1]: (v["content_type"], v["cache_control"]) for k, v in blobs.items()
+    } == expected
+    for path, entry in site_files().items():
+        assert (
+            blobs[f"{account}/$web/{path}"]["sha256"] == hashlib.sha256(entry.source.read_bytes()).hexdigest()
+        )
+    config = json.loads(Path(blobs[f"{account}/$web/config.json"]["path"]).read_text())
+    assert config == {"apiBaseUrl": dev.exports["apiBaseUrl"], "hub": "broadcast"}
+    assert run.state["outputs"] == {"uploaded": len(expected), "deleted": 1}
+    again = PublicScripts(dev).execute(script(dev, "site-upload"), tmp_path / "two", {"blobs": blobs})
+    assert again.state["outputs"]["deleted"] == 0 and again.state["blobs"].keys() == blobs.keys()
+
+
+def test_the_site_upload_waits_for_its_role_then_gives_up_after_ten_minutes(
+    dev: ProgramRun, tmp_path: Path
+) -> None:
+    """RBAC: "up to 10 minutes". A role that arrives after 2 minutes is waited for; one that never
+    does fails the script (and `pulumi up`) with Storage's 403."""
+    run = PublicScripts(dev).execute(script(dev, "site-upload"), tmp_path / "late", role_delay=120)
+    assert 120 <= run.seconds < 200 and run.state["outputs"]["uploaded"] == 8
+    with pytest.raises(RefusedError, match=r"still refused after 600 s.*AuthorizationPermissionMismatch"):
+        PublicScripts(dev).execute(script(dev, "site-upload"), tmp_path / "never", role_delay=10_000)
+
+
+def test_the_doubles_refuse_a_script_without_its_role_or_over_the_size_limit(
+    dev: ProgramRun, tmp_path: Path
+) -> None:
+    upload = script(dev, "site-upload")
+    services = PublicScripts(dev)
+    identity = services.identity(upload)
+    without_writer = dataclasses.replace(
+        upload, dependencies=[u for u in upload.dependencies if not u.endswith("site-upload-blob-writer")]
+    )
+    with pytest.raises(RefusedError, match="AuthorizationPermissionMismatch"):
+        services.execute(without_writer, tmp_path / "norole")
+    assert principal_id(identity)
+    huge = dataclasses.replace(
+        upload, inputs={**upload.inputs, "scriptContent": "#" * RESOURCE_DEFINITION_LIMIT}
+    )
+    with pytest.raises(RefusedError, match="RequestEntityTooLarge"):
+        services.execute(huge, tmp_path / "huge")
+
+
+def test_every_script_stays_within_our_budget_with_margin(stack: ProgramRun) -> None:
+    """The budget is half of ARM's 1 MB per resource definition; the scripts stay under it with room."""
+    for step in ("site-upload", "code-deployment"):
+        assert len(script(stack, step).inputs["scriptContent"].encode()) < SCRIPT_CONTENT_BUDGET // 2, step
+    noise = random.Random(0).randbytes(SCRIPT_CONTENT_BUDGET)  # incompressible: gzip cannot hide it
+    files = {"big.js": ShippedFile(data=noise, content_type="x", cache_control="y")}
+    with pytest.raises(ValueError, match=r"site upload script is \d+ bytes, over 500000"):
+        within_budget("site upload", script_content("st", files))
+
+
+def test_the_flex_code_script_builds_and_publishes_with_onedeploy(dev: ProgramRun, tmp_path: Path) -> None:
+    run = PublicScripts(dev).execute(script(dev, "code-deployment"), tmp_path / "flex", role_delay=60)
+    (deployment,) = run.state["deployments"]
+    assert deployment["status"] == 4
+    assert {"function_app.py", "host.json", "requirements.txt"} <= set(deployment["files"])
+    assert f"{SITE_PACKAGES}/azure/functions/__init__.py" in deployment["files"]
+    assert not [f for f in deployment["files"] if "__pycache__" in f or f.startswith("deploy/")]
+    (install,) = run.state["pip"]
+    assert "--only-binary=:all:" in install and install[install.index("--python-version") + 1] == "3.11"
+    assert run.seconds >= 60, "the publisher role was waited for"
+
+
+def test_the_dedicated_code_script_uploads_the_package_the_app_names(
+    dedicated: ProgramRun, tmp_path: Path
+) -> None:
+    run = PublicScripts(dedicated).execute(script(dedicated, "code-deployment"), tmp_path / "dedicated")
+    account = dedicated.one("azure-native:storage:StorageAccount", "functions-storage").inputs["accountName"]
+    blob = run.state["blobs"][f"{account}/app-package/functions-{plan_package('3.11').sha256}.zip"]
+    assert blob["content_type"] == "application/zip" and run.state["deployments"] == []
+
+
+def test_a_script_built_for_another_python_is_refused(dev: ProgramRun, tmp_path: Path) -> None:
+    code = script(dev, "code-deployment")
+    other = code.inputs["scriptContent"].replace("--python-version 3.11", "--python-version 3.12")
+    with pytest.raises(RefusedError, match=r"wheels for Python 3\.12, the app runs 3\.11"):
+        PublicScripts(dev).execute(
+            dataclasses.replace(code, inputs={**code.inputs, "scriptContent": other}), tmp_path / "py"
+        )
+
+
+# retired providers: stacks deployed before issue 33 delete their old resources with them
+
+
+def test_the_retired_providers_unpickle_from_old_state_and_delete_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine unpickles the provider state holds (by module reference) and calls `delete` after
+    the new scripts ran: the old site delete removed every blob. No network may be touched now."""
+    import socket
+
+    def no_network(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a retired provider reached for the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    import azure.storage.blob as blob_sdk
+
+    monkeypatch.setattr(blob_sdk, "BlobServiceClient", no_network)
+    monkeypatch.setattr(blob_sdk, "BlobClient", no_network)
+    pickled = json.loads((ROOT / "tests/snapshots/retired_providers.json").read_text())
+    for kind in ("SiteContent", "OneDeploy", "PackageBlob"):
+        provider = dill.loads(base64.b64decode(pickled[kind]))
+        provider.delete(
+            "id", {"account_url": "https://st.blob.core.windows.net/", "files": {"index.html": {}}}
+        )
 
 
 def test_migration_runs_after_server_database_firewall_and_identity(stack: ProgramRun) -> None:
@@ -203,344 +396,69 @@ def test_migration_runs_after_server_database_firewall_and_identity(stack: Progr
     ]
 
 
-def test_code_starts_only_after_the_schema_and_the_apps_roles(stack: ProgramRun) -> None:
-    code = dynamic(stack, "functions-code")
-    schema = dynamic(stack, "sql-schema")
-    roles = [
-        r.urn
-        for r in stack.of_type("azure-native:authorization:RoleAssignment")
-        if "functions-identity" in r.name
-    ]
-    assert schema.urn in code.dependencies
-    assert set(roles) <= set(code.dependencies)
-    host_key = dynamic(stack, "functions-signalr-extension-key")
-    assert code.urn in host_key.dependencies
-
-
-def test_dedicated_stack_runs_from_a_package_blob_uploaded_after_the_schema() -> None:
-    from mocks import run_stack
-
-    run = run_stack("dev", {"hostingPlan": "Dedicated"})
-    blob = dynamic(run, "functions-package")
-    assert dynamic(run, "sql-schema").urn in blob.dependencies
-    settings = {
-        p["name"]: p["value"] for p in run.one("azure-native:web:WebApp").inputs["siteConfig"]["appSettings"]
-    }
-    assert settings["WEBSITE_RUN_FROM_PACKAGE"].endswith(
-        f"/app-package/functions-{blob.inputs['package_sha256']}.zip"
-    )
-    assert [r for r in run.resources if r.name == "functions-code"] == []
-
-
-# the providers
-
-
-def storage_error(status: int, code: str, message: str) -> HttpResponseError:
-    """An error as azure-storage-blob raises it: status and `x-ms-error-code` on the exception."""
-    kind = ResourceNotFoundError if status == 404 else HttpResponseError
-    error = kind(message=f"{message}\nErrorCode:{code}")
-    error.status_code, error.error_code = status, code
-    return error
-
-
-class FakeContainer:
-    """The `$web` container client. Storage's documented answers while a deployment settles: 403
-    AuthorizationPermissionMismatch until a new data role propagates (Azure RBAC: "up to 10 minutes"),
-    404 ContainerNotFound until enabling the static website has created `$web`."""
-
-    def __init__(self, fail_first: int = 0, missing_first: int = 0) -> None:
-        self.blobs: dict[str, tuple[bytes, str, str]] = {}
-        self.deleted: list[str] = []
-        self.fail_first = fail_first
-        self.missing_first = missing_first
-
-    def upload_blob(self, name: str, data: bytes, overwrite: bool, content_settings: Any) -> None:
-        assert overwrite
-        if self.missing_first:
-            self.missing_first -= 1
-            raise storage_error(404, "ContainerNotFound", "The specified container does not exist.")
-        if self.fail_first:
-            self.fail_first -= 1
-            raise storage_error(
-                403,
-                "AuthorizationPermissionMismatch",
-                "This request is not authorized to perform this operation.",
-            )
-        self.blobs[name] = (data, content_settings.content_type, content_settings.cache_control)
-
-    def delete_blob(self, name: str) -> None:
-        self.deleted.append(name)
-        self.blobs.pop(name, None)
-
-
-@pytest.fixture
-def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    site = tmp_path / "site"
-    (site / "node_modules/@microsoft/signalr/dist/browser").mkdir(parents=True)
-    (site / "node_modules/@microsoft/signalr/dist/browser/signalr.min.js").write_text("signalr")
-    (site / "node_modules/terser").symlink_to(SITE_DIR / "node_modules/terser")  # app.js is minified
-    (site / "index.html").write_text("<!doctype html>")
-    (site / "404.html").write_text("<!doctype html>")
-    (site / "app.js").write_text("1")
-    return site
-
-
-def test_site_upload_sends_every_file_then_only_changes_and_deletes_removed(site_dir: Path) -> None:
-    container = FakeContainer()
-    provider = SiteUploadProvider(container_factory=lambda url: container, sleep=lambda s: None)
-    config = config_document("https://func.azurewebsites.net/api", "broadcast")
-    first = {
-        "account_url": "https://st.blob.core.windows.net/",
-        "config": config,
-        "files": file_manifest(site_files(site_dir), site_dir.parent),
-    }
-    provider.create(first)
-    assert set(container.blobs) == {
-        "index.html",
-        "404.html",
-        "app.js",
-        "app.js.map",
-        "vendor/signalr.min.js",
-        "config.json",
-    }
-    assert container.blobs["index.html"][1:] == ("text/html; charset=utf-8", "no-cache")
-    assert container.blobs["app.js"][1:] == (
-        "text/javascript; charset=utf-8",
-        "public, max-age=3600, must-revalidate",
-    )
-    assert json.loads(container.blobs["config.json"][0]) == {
-        "apiBaseUrl": "https://func.azurewebsites.net/api",
-        "hub": "broadcast",
-    }
-    container.blobs.clear()
-    (site_dir / "app.js").write_text("2")
-    (site_dir / "404.html").unlink()
-    second = {**first, "files": file_manifest(site_files(site_dir), site_dir.parent)}
-    assert provider.diff("id", first, second).changes
-    provider.update("id", first, second)
-    assert set(container.blobs) == {"app.js", "app.js.map"} and container.deleted == ["404.html"]
-    assert provider.diff("id", second, dict(second)).changes is False
-
-
-def test_site_upload_refuses_a_file_changed_since_the_plan(site_dir: Path) -> None:
-    provider = SiteUploadProvider(container_factory=lambda url: FakeContainer())
-    planned = {
-        "account_url": "u",
-        "config": "{}",
-        "files": file_manifest(site_files(site_dir), site_dir.parent),
-    }
-    (site_dir / "index.html").write_text("edited after preview")
-    with pytest.raises(RuntimeError, match=r"site/index\.html changed after `pulumi preview`"):
-        provider.create(planned)
-
-
-def test_site_upload_waits_for_a_new_role_assignment(site_dir: Path) -> None:
-    container = FakeContainer(fail_first=2)
-    waits: list[float] = []
-    provider = SiteUploadProvider(container_factory=lambda url: container, sleep=waits.append)
-    provider.create(
-        {"account_url": "u", "config": "{}", "files": file_manifest(site_files(site_dir), site_dir.parent)}
-    )
-    assert waits == [15, 15] and "index.html" in container.blobs
-
-
-def test_site_upload_waits_for_web_to_appear_after_the_website_is_enabled(site_dir: Path) -> None:
-    container = FakeContainer(missing_first=1, fail_first=1)
-    waits: list[float] = []
-    provider = SiteUploadProvider(container_factory=lambda url: container, sleep=waits.append)
-    provider.create(
-        {"account_url": "u", "config": "{}", "files": file_manifest(site_files(site_dir), site_dir.parent)}
-    )
-    assert waits == [15, 15] and "index.html" in container.blobs
-
-
-def test_site_upload_does_not_wait_out_real_failures(site_dir: Path) -> None:
-    class Broken(FakeContainer):
-        def upload_blob(self, name: str, data: bytes, overwrite: bool, content_settings: Any) -> None:
-            raise storage_error(
-                400, "InvalidHeaderValue", "The value for one of the HTTP headers is not valid."
-            )
-
-    provider = SiteUploadProvider(
-        container_factory=lambda url: Broken(), sleep=lambda s: pytest.fail("waited")
-    )
-    with pytest.raises(HttpResponseError, match="InvalidHeaderValue"):
-        provider.create(
-            {
-                "account_url": "u",
-                "config": "{}",
-                "files": file_manifest(site_files(site_dir), site_dir.parent),
-            }
-        )
+# the OneDeploy program the code script runs
 
 
 class FakeKudu:
-    """Kudu's OneDeploy on a Flex Consumption app, as its clients document it: `POST /api/publish`
-    answers 202 with the deployment id as a JSON string (azd's funcapp_host_client) and a Location
-    header; `GET /api/deployments/<id>` answers 200 with `{id, status, status_text, complete, log_url}`
-    whatever the state, or 404 until the deployment is visible. States: -1 cancelled, 0 pending,
-    1 building, 2 deploying, 3 failed, 4 success, 5 conflict, 6 partial success (OneDeploy's
-    DeploymentStatus; terminal for the Azure CLI: -1, 3, 4, 5, 6). A caller without the role gets 403.
-
-    `publishes` lists, per POST, either an HTTP status (a refusal) or the states its deployment goes
-    through (the last one repeats)."""
+    """Kudu's OneDeploy (docs/sources/flex-consumption.md §2): 202 with the deployment id as a JSON
+    string; `/api/deployments/<id>` with the states -1, 3, 4, 5, 6 terminal; 403 until a role applies."""
 
     def __init__(self, publishes: list[int | list[dict[str, Any]]]) -> None:
-        self.publishes = publishes
-        self.calls: list[tuple[str, str]] = []
-        self.deployment: list[dict[str, Any]] = []
-        self.serial = 0
+        self.publishes, self.calls, self.states, self.serial = publishes, [], [], 0
 
     def __call__(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, dict, bytes]:
         self.calls.append((method, url))
-        assert headers["Authorization"] == "Bearer arm-token"
+        assert headers["Authorization"] == "Bearer token"
         if method == "POST":
             outcome = self.publishes.pop(0)
             if isinstance(outcome, int):
                 return outcome, {}, b"refused"
             self.serial += 1
-            self.deployment = [{"id": f"d{self.serial}", "complete": False, **state} for state in outcome]
-            location = f"/api/deployments/latest?deployer=OneDeploy&time={self.serial}"
-            return 202, {"Location": location}, json.dumps(f"d{self.serial}").encode()
-        assert url.endswith(f"/api/deployments/d{self.serial}"), url
-        state = self.deployment.pop(0) if len(self.deployment) > 1 else self.deployment[0]
-        if state.get("status") == "404":
-            return 404, {}, b"Deployment not found"
-        if state["status"] in (-1, 3, 4, 5, 6):
-            state = {**state, "complete": True}
-        return 200, {}, json.dumps(state).encode()
+            self.states = list(outcome)
+            return 202, {}, json.dumps(f"d{self.serial}").encode()
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return 200, {}, json.dumps({"id": f"d{self.serial}", **state}).encode()
 
 
 class Clock:
-    """A monotonic clock that sleeping advances."""
-
     def __init__(self) -> None:
         self.now = 0.0
-        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
         self.now += seconds
 
 
-ZIP = b"PK zip"
-PLANNED = {"package_path": "build/packages/functions-1.zip", "package_sha256": "1", "python_version": "3.11"}
+def onedeploy(kudu: FakeKudu, clock: Clock) -> OneDeploy:
+    return OneDeploy(transport=kudu, token=lambda: "token", sleep=clock.sleep, clock=clock)
 
 
-def load(props: dict[str, Any]) -> bytes:
-    """The package loader: the zip of exactly the planned package."""
-    assert {key: props[key] for key in PLANNED} == PLANNED
-    return ZIP
-
-
-def onedeploy(kudu: FakeKudu, clock: Clock | None = None) -> OneDeployProvider:
-    clock = clock or Clock()
-    return OneDeployProvider(
-        transport=kudu, token=lambda: "arm-token", sleep=clock.sleep, clock=clock, load=load
-    )
-
-
-def test_onedeploy_publishes_and_follows_the_deployment() -> None:
-    kudu = FakeKudu([[{"status": "404"}, {"status": 1}, {"status": 2}, {"status": 4}]])
-    props = {"app_id": "/sub/app", "scm_host": "app.scm.azurewebsites.net", **PLANNED}
-    result = onedeploy(kudu).create(props)
-    assert result.outs["deployment_id"] == "d1"
-    assert kudu.calls[0] == (
-        "POST",
-        "https://app.scm.azurewebsites.net/api/publish?type=zip&RemoteBuild=false",
-    )
-    assert kudu.calls[1:] == [("GET", "https://app.scm.azurewebsites.net/api/deployments/d1")] * 4
+def test_onedeploy_publishes_without_remote_build_and_follows_the_deployment() -> None:
+    kudu, clock = FakeKudu([[{"status": 1}, {"status": 2}, {"status": 4}]]), Clock()
+    assert onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", b"zip") == "d1"
+    assert kudu.calls[0] == ("POST", "https://app.scm.azurewebsites.net/api/publish?RemoteBuild=false")
+    assert kudu.calls[1:] == [("GET", "https://app.scm.azurewebsites.net/api/deployments/d1")] * 3
 
 
 @pytest.mark.parametrize(
-    ("state", "ending"),
-    [
-        (3, "failed"),
-        (-1, "was cancelled"),
-        (5, "another deployment is in progress"),
-        (6, "was only partly successful"),
-    ],
+    ("state", "ending"), [(3, "failed"), (-1, "was cancelled"), (6, "partly successful")]
 )
-def test_every_terminal_state_ends_the_wait_with_the_hosts_message(state: int, ending: str) -> None:
-    """Kudu's terminal states besides success end the deployment at once (today they would be
-    polled until the 20-minute timeout)."""
-    text = "ModuleNotFoundError: pyodbc"
-    kudu = FakeKudu([[{"status": 1}, {"status": state, "status_text": text, "log_url": "https://log"}]])
+def test_every_terminal_state_ends_the_wait_with_kudus_message(state: int, ending: str) -> None:
+    kudu = FakeKudu([[{"status": state, "status_text": "ModuleNotFoundError", "log_url": "https://log"}]])
+    with pytest.raises(RuntimeError, match=f"{ending}: ModuleNotFoundError https://log"):
+        onedeploy(kudu, Clock()).deploy("app.scm.azurewebsites.net", b"zip")
+
+
+def test_a_propagating_role_is_waited_for_ten_minutes_at_most() -> None:
+    storage_refusal = {"status": 3, "status_text": "Azure Storage responded with Forbidden: 403"}
+    kudu, clock = FakeKudu([403, [storage_refusal], [{"status": 4}]]), Clock()
+    assert onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", b"zip") == "d2"
+    assert clock.now == 30
     clock = Clock()
-    with pytest.raises(RuntimeError, match=f"{ending}: {text} https://log"):
-        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", ZIP)
-    assert len(kudu.calls) == 3 and clock.now < 60
-
-
-def test_a_deployment_marked_complete_ends_whatever_its_status() -> None:
-    kudu = FakeKudu([[{"status": 2, "complete": True, "status_text": "worker recycled"}]])
-    with pytest.raises(RuntimeError, match="ended with status 2: worker recycled"):
-        onedeploy(kudu).deploy("app.scm.azurewebsites.net", ZIP)
-
-
-def test_a_fresh_role_is_waited_for_then_the_publish_succeeds() -> None:
-    """Right after the role assignments: the caller is refused (403), then the app's identity cannot
-    yet write its deployment storage (the deployment fails with a 403 from Storage); both pass."""
-    storage_refusal = {
-        "status": 3,
-        "status_text": "Failed to upload because Azure Storage responded with Forbidden : Response status "
-        "code does not indicate success: 403 (This request is not authorized to perform this operation.)",
-    }
-    kudu = FakeKudu([403, [storage_refusal], [{"status": 4}]])
-    clock = Clock()
-    assert onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", ZIP) == "d2"
-    assert clock.sleeps == [15, 15]
-
-
-def test_a_refusal_that_outlasts_the_wait_names_the_roles() -> None:
-    kudu = FakeKudu([403] * 100)
-    clock = Clock()
-    with pytest.raises(RuntimeError, match=r"HTTP 403: refused \(still refused after 600 s: check the role"):
-        onedeploy(kudu, clock).deploy("app.scm.azurewebsites.net", ZIP)
+    with pytest.raises(RuntimeError, match=r"HTTP 403: refused \(still refused after 600 s\)"):
+        onedeploy(FakeKudu([403] * 100), clock).deploy("app.scm.azurewebsites.net", b"zip")
     assert 585 <= clock.now <= 600
-    with pytest.raises(RuntimeError, match="refused with HTTP 400"):
-        onedeploy(FakeKudu([400])).deploy("app.scm.azurewebsites.net", ZIP)
-
-
-def test_onedeploy_redeploys_only_on_a_new_package() -> None:
-    provider = OneDeployProvider()
-    old = {"app_id": "a", "scm_host": "h", "package_path": "p", "package_sha256": "1"}
-    assert provider.diff("id", old, {**old, "package_path": "elsewhere"}).changes is False
-    assert provider.diff("id", old, {**old, "package_sha256": "2"}).changes is True
-
-
-def test_package_blob_is_named_by_its_hash() -> None:
-    uploads: list[tuple[str, str, str, bytes]] = []
-
-    class Blob:
-        def __init__(self, account: str, container: str, name: str) -> None:
-            self.where = (account, container, name)
-
-        def upload_blob(self, data: bytes, overwrite: bool) -> None:
-            uploads.append((*self.where, data))
-
-    provider = PackageBlobProvider(blob_factory=Blob, load=load)
-    account = "https://st.blob.core.windows.net/"
-    result = provider.create({"account_url": account, "container": "app-package", **PLANNED})
-    assert result.outs["url"] == f"{account}app-package/functions-1.zip"
-    assert uploads == [(account, "app-package", "functions-1.zip", ZIP)]
-
-
-def test_package_blob_reuploads_on_a_new_hash_and_moves_with_its_container() -> None:
-    provider = PackageBlobProvider()
-    old = {
-        "account_url": "https://a/",
-        "container": "app-package",
-        "package_path": "p",
-        "package_sha256": "1",
-    }
-    assert provider.diff("id", old, {**old, "package_path": "elsewhere"}).changes is False
-    new_hash = provider.diff("id", old, {**old, "package_sha256": "2"})
-    assert (new_hash.changes, new_hash.replaces) == (True, [])
-    assert provider.diff("id", old, {**old, "container": "other"}).replaces == ["container"]
