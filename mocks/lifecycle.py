@@ -491,29 +491,6 @@ class ArmSubnets:
         return 200, {}, json.dumps({"properties": {"serviceAssociationLinks": links}}).encode()
 
 
-class BlobContainer:
-    """The `$web` container as Storage answers the deploying identity's Entra token: 403 unless it
-    holds Storage Blob Data Contributor or Owner on the account ("Authorize access to blobs using
-    Microsoft Entra ID": data actions need a data role; Contributor's control-plane rights do not
-    reach blobs)."""
-
-    def __init__(self, world: World, account_url: str) -> None:
-        self.world = world
-        self.account = account_url.split("//", 1)[1].split(".", 1)[0]
-
-    def _authorize(self) -> None:
-        if not self.world.holds(BLOB_DATA_WRITERS, self.world.accounts(self.account)):
-            raise PermissionError(
-                f"HTTP 403 from {self.account}: the deploying identity holds no Storage Blob Data role there"
-            )
-
-    def upload_blob(self, name: str, data: bytes, **_: Any) -> None:
-        self._authorize()
-
-    def delete_blob(self, name: str) -> None:
-        self._authorize()
-
-
 def with_doubles(provider: Any, world: World, clock: Callable[[], float]) -> Any:
     """The provider, its transports replaced by the doubles above (each provider's test seams)."""
     name = type(provider).__name__
@@ -524,9 +501,6 @@ def with_doubles(provider: Any, world: World, clock: Callable[[], float]) -> Any
             lambda _: None,
         )
         provider._timeout = 0  # no waiting here: a host not there now is a finding, not a retry
-    elif name == "SiteUploadProvider":
-        provider._container_factory = lambda url: BlobContainer(world, url)
-        provider._sleep = lambda _: None
     elif name == "RolePropagationProvider":
         provider._clock, provider._sleep = clock, lambda _: None
     elif name == "SubnetReleaseProvider":
@@ -539,8 +513,9 @@ def with_doubles(provider: Any, world: World, clock: Callable[[], float]) -> Any
     return provider
 
 
-EXECUTED_UPDATES = {"HostKeyProvider", "SiteUploadProvider", "RolePropagationProvider"}
-"""Dynamic providers whose `update` runs against doubles; the others (OneDeploy, PackageBlob,
+EXECUTED_UPDATES = {"HostKeyProvider", "RolePropagationProvider"}
+"""Dynamic providers whose `update` runs against doubles; the others (the retired OneDeploy, PackageBlob
+and SiteContent of stacks deployed before issue 33,
 DatabaseSchema) talk to Kudu, Storage and SQL: their diff runs here, their update in their own tests."""
 
 

@@ -141,7 +141,8 @@ BOOT = textwrap.dedent(
         if restricted and "--no-deps" not in args and value("--only-binary") != ":all:":
             sys.exit("ERROR: When restricting platform and interpreter constraints using --python-version, "
                      "--platform, --abi, or --implementation, either --no-deps must be set, or "
-                     "--only-binary=:all: must be set and --no-binary must not be set (or must be set to :none:).")
+                     "--only-binary=:all: must be set and --no-binary must not be set "
+                     "(or must be set to :none:).")
         expected = os.environ["DS_APP_PYTHON"]
         platform = value("--platform") or "native"
         if not (platform.startswith("manylinux") and platform.endswith("_x86_64")):
@@ -173,7 +174,7 @@ BOOT = textwrap.dedent(
         log = state()
         if method == "POST":
             if "RemoteBuild=false" not in url:
-                raise urllib.error.HTTPError(url, 400, "the double: ship a built package", {}, io.BytesIO(b""))
+                raise urllib.error.HTTPError(url, 400, "ship a built package", {}, io.BytesIO(b""))
             names = set(zipfile.ZipFile(io.BytesIO(request.data)).namelist())
             needed = {"host.json", "function_app.py"}
             needed.add(".python_packages/lib/site-packages/azure/functions/__init__.py")
@@ -212,9 +213,10 @@ BOOT = textwrap.dedent(
     '''
 )
 
-FAKE_SLEEP = """#!/bin/sh
-exec "$DS_REAL_PYTHON" -S -c "import sys; t = float(open(sys.argv[1]).read()); open(sys.argv[1], 'w').write(str(t + float(sys.argv[2])))" "$DS_CLOCK" "$1"
-"""
+FAKE_SLEEP = (
+    '#!/bin/sh\nexec "$DS_REAL_PYTHON" -S -c "import sys; t = float(open(sys.argv[1]).read()); '
+    "open(sys.argv[1], 'w').write(str(t + float(sys.argv[2])))\" \"$DS_CLOCK\" \"$1\"\n"
+)
 FAKE_DATE = (
     '#!/bin/sh\n[ "$1" = "+%s" ] || exit 2\n"$DS_REAL_PYTHON" -S -c '
     '"import sys; print(1767225600 + int(float(open(sys.argv[1]).read())))" "$DS_CLOCK"\n'

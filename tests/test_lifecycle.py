@@ -26,7 +26,6 @@ from mocks.lifecycle import (
     KEY_VAULT_SECRETS_OFFICER,
     LOCK,
     ROLE_ASSIGNMENT,
-    STORAGE_BLOB_DATA_CONTRIBUTOR,
     Finding,
     Life,
     Transition,
@@ -345,20 +344,17 @@ def dynamic(name: str, provider: ResourceProvider, props: dict[str, Any], **opti
     return registration(DYNAMIC, name, {"__provider": serialized, **props}, **options)
 
 
-def test_the_site_upload_delete_runs_against_storage_and_needs_its_role_still_there() -> None:
+def test_the_retired_site_delete_of_an_upgraded_stack_touches_no_blob() -> None:
+    """Issue 33: an upgraded stack deletes its old SiteContent after the new upload script ran; the
+    retired provider's delete is a no-op, so it neither undoes the upload nor needs a role."""
     account = registration(STORAGE, "site-storage", {"accountName": "stsite"})
-    role = deployer_role(STORAGE_BLOB_DATA_CONTRIBUTOR, account, name="site-uploader")
     files = {
         "account_url": "https://stsite.blob.core.windows.net/",
         "files": {"index.html": {}},
         "config": "{}",
     }
-    ordered = dynamic("site-content", SiteUploadProvider(), files, dependencies=[account.urn, role.urn])
-    assert destroyed({r.urn: r for r in (account, role, ordered)}) == []
-    unordered = dynamic("site-content", SiteUploadProvider(), files, dependencies=[account.urn])
-    early = deployer_role(STORAGE_BLOB_DATA_CONTRIBUTOR, account, name="a-uploader")
-    (finding,) = destroyed({r.urn: r for r in (account, early, unordered)})
-    assert finding.rule == "data-plane-delete" and "SiteUploadProvider.delete: HTTP 403" in finding.message
+    old = dynamic("site-content", SiteUploadProvider(), files, dependencies=[account.urn])
+    assert destroyed({r.urn: r for r in (account, old)}) == []
 
 
 def test_the_host_key_update_runs_against_arm_while_the_app_exists() -> None:
