@@ -196,15 +196,17 @@ class BroadcastSystem(pulumi.ComponentResource):
 
     def _database(self, common: dict[str, Any], app_identity: Any) -> SqlDatabase:
         settings, network = self._settings, self._network
-        # A network of its own applies the schema from inside (a deployment script); its identity is
-        # then SQL's admin unless sqlAdmin* names a group.
+        # A deployment script applies the schema, on the public network or from inside a network of
+        # the stack's own; its identity is then SQL's admin unless sqlAdmin* names a group. Only a
+        # brought network (no script subnet) leaves the schema to the deploying identity, the admin.
         schema_subnet_id = network.script_subnet_id if network else None
+        scripted = network is None or schema_subnet_id is not None
         return SqlDatabase(
             self._named("sql"),
             SqlDatabaseArgs(
                 **common,
                 administrator=None
-                if schema_subnet_id and not settings.sql_admin
+                if scripted and not settings.sql_admin
                 else sql_administrator(settings, self._client),
                 sku=settings.sql_sku,
                 auto_pause_delay_minutes=settings.sql_auto_pause_delay_minutes,

@@ -27,6 +27,9 @@ class Role(StrEnum):
     # private network).
     STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
     READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    # A public schema script opens and removes its own SQL firewall rule (`Microsoft.Sql/servers/*`;
+    # built-in roles, Databases: its NotActions keep auditing and Entra-only authentication out).
+    SQL_SERVER_CONTRIBUTOR = "6d8ee4ec-f05a-4a1d-8b00-a9b17e38b437"
     # App Server alone cannot serve negotiation in Serverless mode; Owner covers it and the REST API.
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
