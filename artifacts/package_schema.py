@@ -37,10 +37,17 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`--write` regenerates package/schema.json; without it, exit 1 when it is stale."""
+    """`--write` regenerates package/schema.json; `--compare FILE` checks a schema the CLI read
+    (`pulumi package get-schema ./package`); without either, exit 1 when the committed one is stale."""
     parser = argparse.ArgumentParser(prog="python -m artifacts.package_schema", description=__doc__)
     parser.add_argument("--write", action="store_true", help="write package/schema.json")
+    parser.add_argument("--compare", type=Path, help="exit 1 unless this schema equals the committed one")
     options = parser.parse_args(argv)
+    if options.compare:
+        if json.loads(options.compare.read_text()) != json.loads(SCHEMA_FILE.read_text()):
+            print(f"{options.compare} differs from {SCHEMA_FILE}", file=sys.stderr)
+            return 1
+        return 0
     text = render(package_schema())
     if options.write:
         SCHEMA_FILE.write_text(text)
