@@ -198,9 +198,20 @@ def test_dynamic_providers_are_pickled_by_their_pinned_module_paths(dev: Program
 
 
 def test_the_program_reads_like_the_data_flow() -> None:
-    """`__main__.py` builds the components in the order of the data flow it documents."""
-    source = (ROOT / "__main__.py").read_text()
-    order = [
-        source.index(f"{component}(") for component in ("StaticSite", "SqlDatabase", "FunctionApp", "SignalR")
-    ]
+    """`__main__.py` builds `BroadcastSystem` (issue 33), which builds the components in the order of
+    the data flow both document: the site, then the database, the Functions app and SignalR."""
+    from components.system import BroadcastSystem
+
+    assert "BroadcastSystem(" in (ROOT / "__main__.py").read_text()
+    services = inspect.getsource(BroadcastSystem._services)
+    steps = {
+        "StaticSite": "StaticSite(",
+        "SqlDatabase": "self._database(",
+        "FunctionApp": "self._functions(",
+        "SignalR": "self._signalr(",
+    }
+    order = [services.index(call) for call in steps.values()]
     assert order == sorted(order)
+    helpers = {"SqlDatabase": "_database", "FunctionApp": "_functions", "SignalR": "_signalr"}
+    for component, helper in helpers.items():
+        assert f"{component}(" in inspect.getsource(getattr(BroadcastSystem, helper)), component
