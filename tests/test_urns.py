@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from mocks import ProgramRun, Registration
-from mocks.urns import SNAPSHOTS, committed, compare, deployed
+from mocks.urns import SNAPSHOTS, committed, compare, deployed, retired, urn_tail
 
 ROLE = "azure-native:authorization:RoleAssignment"
 SYSTEM = "broadcast:index:BroadcastSystem"
@@ -16,9 +16,26 @@ SYSTEM = "broadcast:index:BroadcastSystem"
 
 def before_system(stack: str) -> list[str]:
     """The URNs of a stack deployed before `BroadcastSystem` (issue 33): every building block at the
-    top of the stack, under its old name (the committed lists of the commit before it)."""
+    top of the stack, under its old name (the committed lists of the commit before it), less the
+    resources retired since (tests/snapshots/retired.txt)."""
     path = SNAPSHOTS / "before-system" / f"urns.{stack}.txt"
-    return [line for line in path.read_text().splitlines() if line.strip()]
+    gone = retired()
+    return [line for line in path.read_text().splitlines() if line.strip() and urn_tail(line) not in gone]
+
+
+def test_no_retired_resource_is_declared_and_each_says_why_its_delete_is_safe(
+    dev: ProgramRun, prod: ProgramRun, private: ProgramRun
+) -> None:
+    """Issue 33: the dynamic schema and subnet release are gone from every stack; the retired list
+    names them (its URN tails, deployed and before BroadcastSystem) with why their delete is safe."""
+    gone = retired()
+    declared = {urn_tail(r.urn) for run in (dev, prod, private) for r in run.resources}
+    assert not declared & set(gone)
+    assert all(reason for reason in gone.values())
+    assert {tail.rsplit("::", 1)[1] for tail in gone} >= {
+        "broadcast-sql-schema",
+        "broadcast-sql-schema-runner-subnet-release",
+    }
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
@@ -32,7 +49,18 @@ def test_a_stack_deployed_before_the_system_component_replaces_nothing(
     before = before_system(stack_name)
     changes = compare(run, before)
     assert not changes.lost, "\n".join(changes.lost)
-    assert changes.added == [f"urn:pulumi:{stack_name}::broadcast::{SYSTEM}::broadcast"]
+    # Besides the component, only the schema's deployment script and what it needs are new (issue 33:
+    # they replace the retired dynamic schema).
+    schema = [urn for urn in changes.added if urn.rsplit("::", 1)[-1].startswith("broadcast-sql-schema")]
+    assert sorted(set(changes.added) - set(schema)) == [
+        f"urn:pulumi:{stack_name}::broadcast::{SYSTEM}::broadcast"
+    ]
+    assert {urn.rsplit("::", 1)[-1] for urn in schema} == {
+        "broadcast-sql-schema-identity",
+        "broadcast-sql-schema-runner",
+        "broadcast-sql-schema-runner-firewall-role",
+        "broadcast-sql-schema-runner-script",
+    }
     assert sorted(changes.renamed) == sorted(before)
     for old, now in changes.renamed.items():
         assert now.endswith(f"::broadcast-{old.rsplit('::', 1)[-1]}"), (old, now)
@@ -129,7 +157,8 @@ def test_a_child_whose_parent_carries_no_old_urn_is_lost(dev: ProgramRun) -> Non
     expected = [urn for urn in before_system("dev") if urn.startswith((f"{old_site}::", f"{old_site}$"))]
     assert len(expected) > 1
     assert changes.lost == sorted(expected)
-    assert set(changes.added) == {
+    schema = {r.urn for r in dev.resources if r.name.startswith("broadcast-sql-schema")}
+    assert set(changes.added) - schema == {
         r.urn for r in dev.resources if r.urn.startswith(site.urn.rsplit("::", 1)[0])
     } | {dev.one(SYSTEM).urn}
 
