@@ -103,6 +103,8 @@ FIREWALL_WRITERS = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
 }
 """Built-in roles whose actions include `Microsoft.Sql/servers/firewallRules/*`, by definition id."""
+CONTROL_PLANE_ROLES = {READER_ROLE, *FIREWALL_WRITERS}
+"""Roles with control-plane read actions (`*/read` or `Microsoft.Authorization/*/read` and more)."""
 CONTAINER_ADDRESS = "198.51.100.23"
 """The public address the double's container connects from (a documentation range, RFC 5737)."""
 RULE_DELAY = 2
@@ -557,9 +559,11 @@ class DeploymentScripts:
         self._check_sign_in(identity)
 
     def _check_sign_in(self, identity: Registration) -> None:
-        """Any role of the identity makes the subscription visible to the CLI's sign-in."""
+        """A control-plane role of the identity (Reader or wider; a data role alone reads no
+        subscription) makes the subscription visible to the CLI's sign-in."""
         if not any(
             r.inputs["principalId"] == principal_id(identity)
+            and r.inputs["roleDefinitionId"].rsplit("/", 1)[-1] in CONTROL_PLANE_ROLES
             for r in self.run.of_type("azure-native:authorization:RoleAssignment")
         ):
             raise RefusedError(
