@@ -47,7 +47,8 @@ WEB_APP = "azure-native:web:WebApp"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 PROVIDER_KEY = "__provider"
 STACK = "pulumi:pulumi:Stack"
-CUSTOM_PREFIXES = ("azure-native:", "random:", DYNAMIC)
+COMMAND = "command:local:Command"
+CUSTOM_PREFIXES = ("azure-native:", "random:", "command:", DYNAMIC)
 
 # Built-in role definition ids (the same GUID in every subscription).
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
@@ -861,6 +862,8 @@ class Life:
                     "Microsoft support: Failed to delete a virtual network or subnet used by ACI",
                 )
             )
+        if old.type == COMMAND:
+            findings += _release_subnet(old, world)
         if old.type == DYNAMIC:
             provider = with_doubles(dynamic_provider(old.inputs), world, self.clock.timestamp)
             try:
@@ -873,6 +876,17 @@ class Life:
         if soft:
             self.reserved[(old.type, str(old.inputs.get(soft.name_input)))] = soft.retention_days(old)
         return findings
+
+
+def _release_subnet(old: Registration, world: World) -> list[Finding]:
+    """pulumi-command runs a Command's `delete` on the deploying machine ("The command to run on
+    resource deletion"): the subnet release's `az resource delete` of ACI's link removes the link of
+    the subnet its environment names, as ARM's "Subnet Service Association Link - Delete" does."""
+    script = str(old.inputs.get("delete") or "")
+    subnet = str((old.inputs.get("environment") or {}).get("SUBNET_ID", ""))
+    if "serviceAssociationLinks/default" in script and "az resource delete" in script:
+        world.aci_links.discard(subnet)
+    return []
 
 
 def quota_usage(runs: Iterable[ProgramRun]) -> dict[tuple[str, str], int]:
