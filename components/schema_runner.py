@@ -83,7 +83,7 @@ ACI_API_VERSION = "2023-05-01"
 
 
 @dataclass(kw_only=True)
-class SchemaRunnerArgs(ComponentArgs):
+class SchemaMigrationArgs(ComponentArgs):
     """Arguments of `SchemaMigration`. With `subnet_id`, `private_access` is required: its endpoint
     subnet and its `file` zone reach the script's storage."""
 
@@ -230,12 +230,12 @@ class SchemaMigration(pulumi.ComponentResource):
     """The deployment script's name."""
     resource_id: pulumi.Output[str]
     """The deployment script's resource id."""
-    storage_account_id: pulumi.Output[str] | None
-    """The script's storage account in the network (None on the public network: the service's own)."""
     script: resources.AzureCliScript
     """The deployment script (what the Functions app's code waits for)."""
 
-    def __init__(self, name: str, args: SchemaRunnerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: SchemaMigrationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         # The in-network runner was `broadcast:schema_runner:SchemaRunner`: the alias keeps its URN,
         # and through it its children's.
         aliases = [pulumi.Alias(type_="broadcast:schema_runner:SchemaRunner")]
@@ -248,22 +248,14 @@ class SchemaMigration(pulumi.ComponentResource):
         self._name, self._args = name, args
         if args.subnet_id is None:
             if args.server_id is None:
-                raise ValueError("SchemaRunnerArgs: server_id is required without subnet_id (its firewall)")
-            self.storage_account_id = None
+                raise ValueError("SchemaMigrationArgs: server_id is required without subnet_id")
             self.script = self._script(None, [self._firewall_role(args.server_id), *args.depends_on])
         else:
             account, after = self._in_network(args.subnet_id)
-            self.storage_account_id = account.id
             self.script = self._script(account, [*after, *args.depends_on])
         self.name = self.script.name
         self.resource_id = self.script.id
-        self.register_outputs(
-            {
-                "name": self.name,
-                "resource_id": self.resource_id,
-                "storage_account_id": self.storage_account_id,
-            }
-        )
+        self.register_outputs({"name": self.name, "resource_id": self.resource_id})
 
     def _firewall_role(self, server_id: pulumi.Input[str]) -> pulumi.Resource:
         """SQL Server Contributor on the server: `Microsoft.Sql/servers/*` covers `firewallRules/*`,
@@ -289,7 +281,7 @@ class SchemaMigration(pulumi.ComponentResource):
         access = args.private_access
         if access is None or STORAGE_GROUP not in access.dns_zone_ids:
             raise ValueError(
-                "SchemaRunnerArgs: private_access with a `file` DNS zone is required "
+                "SchemaMigrationArgs: private_access with a `file` DNS zone is required "
                 "(the script's storage is reached through a file private endpoint)"
             )
         account = self._storage()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import managedidentity, sql
 
-from components.schema_runner import SchemaMigration, SchemaRunnerArgs
+from components.schema_runner import SchemaMigration, SchemaMigrationArgs
 from components.shared import (
     ComponentArgs,
     UserAssignedIdentity,
@@ -450,7 +450,7 @@ class SqlDatabase(pulumi.ComponentResource):
         if self.schema_identity is not None:
             migration = SchemaMigration(
                 f"{self._name}-schema-runner",
-                SchemaRunnerArgs(
+                SchemaMigrationArgs(
                     resource_group_name=args.resource_group_name,
                     location=args.location,
                     naming=args.naming,

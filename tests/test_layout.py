@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib
 import inspect
 import pickletools
 
@@ -45,6 +46,14 @@ PROVIDER_CLASSES = {
     ("data_plane.site_upload", "SiteUploadProvider"),
     ("data_plane.subnet_release", "SubnetReleaseProvider"),
 }
+RETIRED_PROVIDER_CLASSES = {
+    ("data_plane.database_schema", "SchemaProvider"),
+    ("data_plane.subnet_release", "SubnetReleaseProvider"),
+}
+"""Issue 33: no longer registered by the stacks' own configurations (the schema is a deployment
+script, the subnet release a pulumi-command), but still in deployed stacks' state, whose next `up`
+deletes them with these classes (tests/test_retired_providers.py); `SchemaProvider` also still
+serves a brought network."""
 
 # Issue 33: a function or method in components/ or settings/ reads on one screen. A longer one
 # is split into private helpers with one job each, not allowed to grow.
@@ -197,7 +206,9 @@ def test_dynamic_providers_are_pickled_by_their_pinned_module_paths(dev: Program
         for pair in pickled_globals(resource.inputs["__provider"])
         if pair[1].endswith("Provider")
     }
-    assert providers == PROVIDER_CLASSES
+    assert providers == PROVIDER_CLASSES - RETIRED_PROVIDER_CLASSES
+    for module, name in RETIRED_PROVIDER_CLASSES:
+        assert hasattr(importlib.import_module(module), name)
 
 
 def test_the_program_reads_like_the_data_flow() -> None:

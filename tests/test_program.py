@@ -266,6 +266,12 @@ def test_role_assignments_grant_exactly_what_each_identity_needs(stack: ProgramR
         ("signalr-extension-key", identity(stack, "signalr-identity")[2], "KEY_VAULT_SECRETS_USER"),
         # The deploying identity uploads the site (shared keys are off).
         (storage_named(stack, "site-"), DEPLOYER_OBJECT_ID, "STORAGE_BLOB_DATA_CONTRIBUTOR"),
+        # The schema script opens and removes its own firewall rule on the server (issue 33).
+        (
+            stack.one("azure-native:sql:Server").inputs["serverName"],
+            identity(stack, "sql-schema-identity")[2],
+            "SQL_SERVER_CONTRIBUTOR",
+        ),
     }
 
 
@@ -348,24 +354,39 @@ def test_the_key_vault_is_rbac_only_and_protected_in_production(
     assert properties.get("enablePurgeProtection") is (True if protected else None)
 
 
-def test_sql_server_is_entra_only_with_the_deployer_as_admin_by_default(dev: ProgramRun) -> None:
+def test_sql_server_is_entra_only_with_the_schema_identity_as_admin_by_default(dev: ProgramRun) -> None:
+    """Issue 33: the schema's deployment script signs in as the admin, so its identity is the admin
+    (an application: by its client id) unless sqlAdmin* names a group it joins."""
     server = dev.one("azure-native:sql:Server").inputs
     assert server["minimalTlsVersion"] == "1.2"
     assert "administratorLoginPassword" not in server and "administratorLogin" not in server
     admins = server["administrators"]
     assert admins["azureADOnlyAuthentication"] is True
     assert admins["administratorType"] == "ActiveDirectory"
-    assert admins["sid"] == DEPLOYER_OBJECT_ID
-    assert admins["principalType"] == "User"
-    assert admins["tenantId"] == TENANT
+    schema = dev.one("azure-native:managedidentity:UserAssignedIdentity", "sql-schema-identity")
+    assert admins["login"] == schema.inputs["resourceName"] and admins["sid"] != DEPLOYER_OBJECT_ID
+    assert admins["principalType"] == "Application"
 
 
-def test_a_deploying_service_principal_is_the_sql_admin_by_its_client_id() -> None:
+def test_in_a_brought_network_a_deploying_service_principal_is_the_sql_admin_by_its_client_id() -> None:
     """sys.server_principals: "A Microsoft Entra application's SID is the binary representation of its
-    Microsoft Entra client ID"; ARM wants principalType Application for it."""
-    run = run_stack("dev", {"deployerPrincipalType": "ServicePrincipal"})
+    Microsoft Entra client ID"; ARM wants principalType Application for it. Only a brought network
+    (no script subnet) still applies the schema as the deploying identity."""
+    vnet = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-hub/providers/Microsoft.Network/virtualNetworks/hub"
+    )
+    run = run_stack(
+        "dev",
+        {
+            "deployerPrincipalType": "ServicePrincipal",
+            "network": "private",
+            "networkAppSubnetId": f"{vnet}/subnets/functions",
+            "networkEndpointSubnetId": f"{vnet}/subnets/endpoints",
+        },
+    )
     admins = run.one("azure-native:sql:Server").inputs["administrators"]
     assert (admins["sid"], admins["principalType"]) == (DEPLOYER_CLIENT_ID, "Application")
+    assert admins["tenantId"] == TENANT
 
 
 def test_sql_admin_from_config() -> None:
