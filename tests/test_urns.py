@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mocks import ProgramRun, Registration
-from mocks.urns import committed, compare, deployed
+from mocks.urns import committed, compare, deployed, retired, urn_tail
 
 ROLE = "azure-native:authorization:RoleAssignment"
 
@@ -87,3 +87,28 @@ def test_monitoring_moved_out_of_the_functions_app_without_replacing_anything(
     before = [old_urn if urn == moved.urn else urn for urn in committed(stack_name)]
     changes = compare(run, before)
     assert changes.renamed == {old_urn: moved.urn} and not changes.lost
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_no_retired_resource_is_still_declared(stack_name: str, dev: ProgramRun, prod: ProgramRun) -> None:
+    """tests/snapshots/retired.txt lists what was removed on purpose, each with why its delete is safe;
+    a retired entry that a program still declares would be a resource both gone and kept."""
+    run = {"dev": dev, "prod": prod}[stack_name]
+    declared = {urn_tail(urn) for urn in deployed(run)}
+    for resource in run.resources:
+        declared |= {urn_tail(alias) for alias in resource.aliases}
+    gone = retired()
+    assert gone, "tests/snapshots/retired.txt lists the retired FunctionHostKey resources"
+    assert all(reason for reason in gone.values()), "every retired entry says why deleting it is safe"
+    assert sorted(set(gone) & declared) == []
+
+
+def test_the_retired_host_keys_are_the_ones_deployed_stacks_hold() -> None:
+    """Both URN tails of each FunctionHostKey: under BroadcastSystem, and from before it existed."""
+    tails = {tail.rsplit("::", 1)[1] for tail in retired() if "pulumi-python:dynamic:Resource" in tail}
+    assert tails == {
+        "broadcast-functions-publish-function-key",
+        "broadcast-functions-signalr-extension-key",
+        "functions-publish-function-key",
+        "functions-signalr-extension-key",
+    }
