@@ -20,8 +20,8 @@ def main() -> None:
     sys.path.insert(0, str(REPOSITORY))
     from pulumi.provider.experimental import component_provider_host
 
-    from components.system import BroadcastSystem
     from settings.version import project_version
+    from system.component import BroadcastSystem
 
     component_provider_host([BroadcastSystem], name=PACKAGE_NAME, version=project_version())
 

@@ -20,6 +20,7 @@ import components.schema_runner
 import components.signalr
 import components.sql
 import components.static_site
+import system.component
 from mocks import ROOT, ProgramRun, run_stack
 
 COMPONENT_MODULES = [
@@ -72,8 +73,10 @@ def roots(names: set[str]) -> set[str]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        # Building blocks take args; the program translates settings into them.
-        ("components", {"settings", "local", "mocks", "preview"}),
+        # Building blocks take args; the system (the program's and the package's component)
+        # translates settings into them.
+        ("components", {"settings", "system", "local", "mocks", "preview"}),
+        ("system", {"local", "mocks", "preview", "data_plane"}),
         # Data-plane resources are handed everything they need; they build no Azure resources.
         ("data_plane", {"settings", "components", "local", "mocks"}),
         # Artifacts are built without Pulumi, for the program and for the local mode alike.
@@ -158,7 +161,7 @@ def declared_outputs(component: type) -> set[str]:
 
 def test_every_declared_output_is_registered_with_the_shared_names(dev: ProgramRun) -> None:
     by_type = {}
-    for module in COMPONENT_MODULES:
+    for module in [*COMPONENT_MODULES, system.component]:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, pulumi.ComponentResource) and cls.__module__ == module.__name__:
                 by_type[cls.__name__] = cls
@@ -198,9 +201,20 @@ def test_dynamic_providers_are_pickled_by_their_pinned_module_paths(dev: Program
 
 
 def test_the_program_reads_like_the_data_flow() -> None:
-    """`__main__.py` builds the components in the order of the data flow it documents."""
-    source = (ROOT / "__main__.py").read_text()
-    order = [
-        source.index(f"{component}(") for component in ("StaticSite", "SqlDatabase", "FunctionApp", "SignalR")
-    ]
+    """`__main__.py` builds `BroadcastSystem` (issue 33), which builds the components in the order of
+    the data flow both document: the site, then the database, the Functions app and SignalR."""
+    from system.component import BroadcastSystem
+
+    assert "BroadcastSystem(" in (ROOT / "__main__.py").read_text()
+    services = inspect.getsource(BroadcastSystem._services)
+    steps = {
+        "StaticSite": "StaticSite(",
+        "SqlDatabase": "self._database(",
+        "FunctionApp": "self._functions(",
+        "SignalR": "self._signalr(",
+    }
+    order = [services.index(call) for call in steps.values()]
     assert order == sorted(order)
+    helpers = {"SqlDatabase": "_database", "FunctionApp": "_functions", "SignalR": "_signalr"}
+    for component, helper in helpers.items():
+        assert f"{component}(" in inspect.getsource(getattr(BroadcastSystem, helper)), component

@@ -445,9 +445,13 @@ def test_destroy_of_a_private_stack_frees_the_script_subnet_before_the_network()
     saved = life.snapshot()
     assert [f for f in life.destroy().findings if f.rule == "subnet-in-use"] == []
     life.restore(saved)
-    life.state = {
-        urn: r for urn, r in life.state.items() if not urn.endswith("::sql-schema-runner-subnet-release")
+    kept = {
+        urn: r
+        for urn, r in life.state.items()
+        if not urn.endswith("::broadcast-sql-schema-runner-subnet-release")
     }
+    assert len(kept) == len(life.state) - 1, "the subnet release is in the state"
+    life.state = kept
     (finding,) = [f for f in life.destroy().findings if f.rule == "subnet-in-use"]
     assert finding.type == "azure-native:network:VirtualNetwork"
 

@@ -20,14 +20,14 @@ from jsonschema.exceptions import ValidationError
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from artifacts.package_schema import PACKAGE_NAME, SCHEMA_FILE, package_schema
-from components.system import TYPE_TOKEN, BroadcastSystem
 from mocks import ProgramRun
 from mocks.capture import ROOT, ROOT_STACK_TYPE, run
 from settings import SETTINGS, SettingsError, stack_file
 from settings.arguments import main as args_module_check
 from settings.arguments import settings_from_args, snake, stack_args
 from settings.version import project_version
+from system.component import TYPE_TOKEN, BroadcastSystem
+from system.schema import PACKAGE_NAME, SCHEMA_FILE, package_schema
 
 METASCHEMA = ROOT / "package" / "metaschema" / "pulumi.json"
 PLUGIN = ROOT / "package" / "__main__.py"
@@ -47,7 +47,7 @@ def schema() -> dict[str, Any]:
 
 
 def test_the_committed_schema_is_the_one_the_analyzer_infers(schema: dict[str, Any]) -> None:
-    """package/schema.json is regenerated with `python -m artifacts.package_schema --write`, and the
+    """package/schema.json is regenerated with `python -m system.schema --write`, and the
     args module with `python -m settings.arguments --write`."""
     assert json.loads(SCHEMA_FILE.read_text()) == schema
     assert args_module_check([]) == 0

@@ -61,6 +61,7 @@ def without(run: ProgramRun, name: str) -> ProgramRun:
     """A copy of the run without the resource of that logical name."""
     changed = copy.deepcopy(run)
     changed.resources = [r for r in changed.resources if r.name != name]
+    assert len(changed.resources) == len(run.resources) - 1, f"no resource is named {name}"
     return changed
 
 
@@ -139,7 +140,9 @@ def test_the_script_waits_for_private_sql_and_the_code_waits_for_the_script(priv
     script = private.one(SCRIPT)
     needed = [private.one(ENDPOINT, "sql-endpoint"), private.one("azure-native:sql:Database")]
     needed += [
-        r for r in private.of_type("azure-native:network:PrivateDnsZoneGroup") if r.name == "sql-endpoint-dns"
+        r
+        for r in private.of_type("azure-native:network:PrivateDnsZoneGroup")
+        if r.name == "broadcast-sql-endpoint-dns"
     ]
     assert len(needed) == 3 and all(r.urn in script.dependencies for r in needed)
     (deployment,) = [r for r in private.of_type("pulumi-python:dynamic:Resource") if "scm_host" in r.inputs]
@@ -171,7 +174,7 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "FailedMountAzureFileVolume: the account refuses shared key access",
         ),
         (
-            lambda run: without(run, "sql-schema-runner-storage-file-endpoint"),
+            lambda run: without(run, "broadcast-sql-schema-runner-storage-file-endpoint"),
             "not reachable from the subnet",
         ),
         (
@@ -179,10 +182,10 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "needs an existing storage account",
         ),
         (
-            lambda run: without(run, "sql-schema-runner-storage-file-role"),
+            lambda run: without(run, "broadcast-sql-schema-runner-storage-file-role"),
             "lacks Storage File Data Privileged Contributor",
         ),
-        (lambda run: without(run, "sql-schema-runner-storage-reader-role"), "has no Azure role"),
+        (lambda run: without(run, "broadcast-sql-schema-runner-storage-reader-role"), "has no Azure role"),
         (lambda run: edited(run, SCRIPT, "", retentionInterval="P2D"), "between PT1H and PT26H"),
         (lambda run: edited(run, SCRIPT, "", containerSettings=None), "needs one subnet"),
         (
@@ -195,11 +198,11 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "libltdl.so.7: cannot open shared object file",
         ),
         (
-            lambda run: unordered(run, "network-zone-file-link"),
+            lambda run: unordered(run, "broadcast-network-zone-file-link"),
             "the script was created before the name resolved",
         ),
         (
-            lambda run: unordered(run, "sql-schema-runner-storage-file-endpoint-dns"),
+            lambda run: unordered(run, "broadcast-sql-schema-runner-storage-file-endpoint-dns"),
             "the script was created before the name resolved",
         ),
     ],
@@ -242,7 +245,7 @@ def test_without_the_private_record_the_server_refuses_the_container(
     private: ProgramRun, tmp_path: Path
 ) -> None:
     with pytest.raises(RefusedError, match=r"Deny Public Network Access is set to Yes \(47073\)"):
-        DeploymentScripts(without(private, "network-zone-sqlserver-link")).execute(
+        DeploymentScripts(without(private, "broadcast-network-zone-sqlserver-link")).execute(
             tmp_path, tmp_path / "db.json"
         )
 
@@ -335,7 +338,9 @@ def test_a_brought_network_keeps_applying_the_schema_from_the_deploying_machine(
     assert run.one(SERVER).inputs["administrators"]["login"] == "pulumi-deployer"
     # It connects by name once the endpoint's A record exists (before, the name is the public address).
     (dns,) = [
-        r for r in run.of_type("azure-native:network:PrivateDnsZoneGroup") if r.name == "sql-endpoint-dns"
+        r
+        for r in run.of_type("azure-native:network:PrivateDnsZoneGroup")
+        if r.name == "broadcast-sql-endpoint-dns"
     ]
     assert dns.urn in local_schema(run)[0].dependencies
 

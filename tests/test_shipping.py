@@ -164,7 +164,7 @@ def test_site_upload_waits_for_the_website_and_the_uploaders_role(stack: Program
     role = next(
         r
         for r in stack.of_type("azure-native:authorization:RoleAssignment")
-        if r.name == "site-deployer-blob"
+        if r.name == "broadcast-site-deployer-blob"
     )
     assert {website.urn, role.urn} <= set(content.dependencies)
 

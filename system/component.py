@@ -31,12 +31,12 @@ from components.shared import Diagnostics, Naming, Role, RoleAssignment, create_
 from components.signalr import SignalR, SignalRArgs, service_uri
 from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
-from components.system_args import BroadcastSystemArgs
 from functions import wiring
 from settings.arguments import settings_from_args
 from settings.deployer import deploying_identity, sql_administrator
 from settings.model import Settings
 from settings.version import VERSION_TAG, project_version
+from system.args import BroadcastSystemArgs
 
 TYPE_TOKEN = "broadcast:index:BroadcastSystem"
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class BroadcastSystem(pulumi.ComponentResource):
     """Instant one-to-many broadcasting on serverless Azure: site, Functions, SignalR, SQL, alerts."""
 
-    resource_group_name: pulumi.Output[str]
-    """The resource group that holds every resource of the system."""
+    name: pulumi.Output[str]
+    """The name of the resource group that holds every resource of the system."""
+    resource_id: pulumi.Output[str]
+    """The Azure resource id of that resource group (for role assignments, locks, budgets)."""
     site_url: pulumi.Output[str]
     """The web app's address (the storage account's static website)."""
     api_base_url: pulumi.Output[str]
@@ -323,7 +325,8 @@ class BroadcastSystem(pulumi.ComponentResource):
     def _expose(
         self, site: StaticSite, database: SqlDatabase, functions: FunctionApp, signalr: SignalR
     ) -> None:
-        self.resource_group_name = self._group.name
+        self.name = self._group.name
+        self.resource_id = self._group.id
         self.site_url = site.url
         self.api_base_url = functions.api_base_url
         self.hub_name = pulumi.Output.from_input(wiring.HUB_NAME)
@@ -335,16 +338,17 @@ class BroadcastSystem(pulumi.ComponentResource):
         self.publish_key = pulumi.Output.secret(functions.publish_key)
         self.register_outputs(
             {
-                "resourceGroupName": self.resource_group_name,
-                "siteUrl": self.site_url,
-                "apiBaseUrl": self.api_base_url,
-                "hubName": self.hub_name,
-                "functionAppName": self.function_app_name,
-                "signalrHostName": self.signalr_host_name,
-                "sqlServerFqdn": self.sql_server_fqdn,
-                "sqlDatabaseName": self.sql_database_name,
-                "logAnalyticsWorkspace": self.log_analytics_workspace,
-                "publishKey": self.publish_key,
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "site_url": self.site_url,
+                "api_base_url": self.api_base_url,
+                "hub_name": self.hub_name,
+                "function_app_name": self.function_app_name,
+                "signalr_host_name": self.signalr_host_name,
+                "sql_server_fqdn": self.sql_server_fqdn,
+                "sql_database_name": self.sql_database_name,
+                "log_analytics_workspace": self.log_analytics_workspace,
+                "publish_key": self.publish_key,
             }
         )
 
