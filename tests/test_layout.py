@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib
 import inspect
 import pickletools
 
 import pulumi
 import pytest
+from pulumi.dynamic import ResourceProvider
 
 import components.alerting
 import components.app_service
@@ -45,6 +47,9 @@ PROVIDER_CLASSES = {
     ("data_plane.site_upload", "SiteUploadProvider"),
     ("data_plane.subnet_release", "SubnetReleaseProvider"),
 }
+RETIRED_PROVIDER_CLASSES = {("data_plane.host_key", "HostKeyProvider")}
+"""Providers no program registers any more, kept at their paths so stacks deployed with them can
+delete them from state (data_plane/host_key.py: its delete calls nothing)."""
 
 # Issue 33: a function or method in components/ or settings/ reads on one screen. A longer one
 # is split into private helpers with one job each, not allowed to grow.
@@ -197,7 +202,12 @@ def test_dynamic_providers_are_pickled_by_their_pinned_module_paths(dev: Program
         for pair in pickled_globals(resource.inputs["__provider"])
         if pair[1].endswith("Provider")
     }
-    assert providers == PROVIDER_CLASSES
+    assert providers == PROVIDER_CLASSES - RETIRED_PROVIDER_CLASSES
+
+
+@pytest.mark.parametrize(("module", "name"), sorted(RETIRED_PROVIDER_CLASSES))
+def test_retired_providers_stay_importable_where_old_states_pickled_them(module: str, name: str) -> None:
+    assert issubclass(getattr(importlib.import_module(module), name), ResourceProvider)
 
 
 def test_the_program_reads_like_the_data_flow() -> None:
