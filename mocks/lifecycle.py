@@ -416,6 +416,8 @@ class World:
         self.state = dict(state)
         self.ids = dict(ids)
         self.present = set(state)
+        self.vault_keys_deleted: list[str] = []
+        """Host keys an ARM "Delete Host Secret" made the host delete from its Key Vault."""
         # Every subnet a deployment script's container joined keeps ACI's service association link
         # after the container group goes (the pessimistic reading of Microsoft's support article
         # "Failed to delete a virtual network or subnet used by Azure Container Instances").
@@ -451,7 +453,11 @@ class World:
 
 class ArmHostKeys:
     """ARM's host secret API (Web Apps - Create Or Update / Delete Host Secret): it answers for an app
-    that exists; once the app is deleted, its keys are gone and ARM answers 404."""
+    that exists; once the app is deleted, its keys are gone and ARM answers 404. ARM relays the call
+    to the running host, which deletes the key from its own store: with
+    `AzureWebJobsSecretStorageType=keyvault` that is the Key Vault secret the program wrote
+    (azure-functions-host KeyVaultSecretsRepository.WriteAsync deletes the `host--*` secrets no
+    longer in the set), recorded in `World.vault_keys_deleted`."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -463,10 +469,20 @@ class ArmHostKeys:
         assert headers.get("Authorization", "").startswith("Bearer "), "ARM takes an Entra token"
         self.calls.append((method, url))
         app_id = url.split("https://management.azure.com", 1)[1].split("/host/", 1)[0]
-        exists = any(self.world.ids.get(urn) == app_id for urn in self.world.present)
-        if not exists:
+        apps = [urn for urn in self.world.present if self.world.ids.get(urn) == app_id]
+        if not apps:
             return 404, {}, b'{"error": {"code": "ResourceNotFound"}}'
+        if method == "DELETE" and any(_keys_in_key_vault(self.world.state[urn]) for urn in apps):
+            self.world.vault_keys_deleted.append(url.split("/host/default/", 1)[1].split("?", 1)[0])
         return (200 if method == "PUT" else 204), {}, b"{}"
+
+
+def _keys_in_key_vault(app: Registration) -> bool:
+    """Whether a Functions app keeps its host keys in Key Vault (its app settings say so)."""
+    pairs = ((app.inputs.get("siteConfig") or {}).get("appSettings")) or []
+    return any(
+        p.get("name") == "AzureWebJobsSecretStorageType" and p.get("value") == "keyvault" for p in pairs
+    )
 
 
 class ArmSubnets:
@@ -866,12 +882,22 @@ class Life:
             findings += _release_subnet(old, world)
         if old.type == DYNAMIC:
             provider = with_doubles(dynamic_provider(old.inputs), world, self.clock.timestamp)
+            deleted_before = len(world.vault_keys_deleted)
             try:
                 provider.delete(world.ids.get(old.urn, ""), _props(old.inputs))
             except Exception as error:
                 findings.append(
                     Finding("data-plane-delete", old.urn, f"{type(provider).__name__}.delete: {error}")
                 )
+            findings += [
+                Finding(
+                    "deletes-live-key",
+                    old.urn,
+                    f"the host deletes {key} from the app's Key Vault, where the program keeps it",
+                    "azure-functions-host KeyVaultSecretsRepository.WriteAsync",
+                )
+                for key in world.vault_keys_deleted[deleted_before:]
+            ]
         soft = SOFT_DELETED.get(old.type)
         if soft:
             self.reserved[(old.type, str(old.inputs.get(soft.name_input)))] = soft.retention_days(old)

@@ -208,6 +208,7 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
                 ),
                 package=package,
                 deployer=Deployer(principal_id="deployer-oid", principal_type="ServicePrincipal"),
+                tenant_id="tenant",
             ),
         )
     )
@@ -225,12 +226,31 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
     assert outputs["api_base_url"] == "https://func-demo-dev-abc123.azurewebsites.net/api"
     roles = [r for r in result.of_type("azure-native:authorization:RoleAssignment")]
     deployer = [r for r in roles if r.inputs["principalId"] == "deployer-oid"]
-    assert len(roles) == 5 and len(deployer) == 1
+    assert len(roles) == 6 and len(deployer) == 1
     assert deployer[0].inputs["principalType"] == "ServicePrincipal"
     assert deployer[0].urn in blob.dependencies
     assert result.of_type("pulumi-python:dynamic:Resource") and not [
         r for r in result.of_type("pulumi-python:dynamic:Resource") if r.name == "fn-code"
     ], "no OneDeploy outside Flex Consumption"
+
+
+def test_function_app_without_a_tenant_is_refused_with_the_reason() -> None:
+    """The host keeps its keys in a Key Vault, which needs its Entra tenant."""
+    identity = UserAssignedIdentity(resource_id="/id", client_id="cid", principal_id="pid", name="id")
+    with pytest.raises(ValueError, match=r"tenant_id is required: the Functions host keeps its keys"):
+        FunctionApp(
+            "fn",
+            FunctionAppArgs(
+                **common(),
+                server_farm_id="/asp",
+                hosting_plan="FlexConsumption",
+                identity=identity,
+                signalr_service_uri="https://s.service.signalr.net",
+                sql_connection_string="Server=x",
+                allowed_origins=["https://site.example"],
+                telemetry=Telemetry(resource_id="/appi", connection_string="InstrumentationKey=k"),
+            ),
+        )
 
 
 def test_role_definition_id_needs_a_subscription_scope() -> None:

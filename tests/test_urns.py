@@ -12,6 +12,14 @@ from mocks.urns import SNAPSHOTS, committed, compare, deployed, retired, urn_tai
 
 ROLE = "azure-native:authorization:RoleAssignment"
 SYSTEM = "broadcast:index:BroadcastSystem"
+HOST_KEY_ADDITIONS = {
+    "broadcast-functions-host-key-master",
+    "broadcast-functions-host-key-publish",
+    "broadcast-functions-host-key-signalr",
+    "broadcast-functions-master-key",
+    "broadcast-functions-identity-host-keys",
+}
+"""What the host keys in Key Vault added (issue 33) to a stack deployed before them."""
 
 
 def before_system(stack: str) -> list[str]:
@@ -21,6 +29,11 @@ def before_system(stack: str) -> list[str]:
     path = SNAPSHOTS / "before-system" / f"urns.{stack}.txt"
     gone = retired()
     return [line for line in path.read_text().splitlines() if line.strip() and urn_tail(line) not in gone]
+
+
+def not_host_key_additions(urns: list[str]) -> list[str]:
+    """The URNs that are not what the host keys in Key Vault added."""
+    return [urn for urn in urns if urn.rsplit("::", 1)[-1] not in HOST_KEY_ADDITIONS]
 
 
 def test_no_retired_resource_is_declared_and_each_says_why_its_delete_is_safe(
@@ -49,12 +62,11 @@ def test_a_stack_deployed_before_the_system_component_replaces_nothing(
     before = before_system(stack_name)
     changes = compare(run, before)
     assert not changes.lost, "\n".join(changes.lost)
-    # Besides the component, only the schema's deployment script and what it needs are new (issue 33:
-    # they replace the retired dynamic schema).
-    schema = [urn for urn in changes.added if urn.rsplit("::", 1)[-1].startswith("broadcast-sql-schema")]
-    assert sorted(set(changes.added) - set(schema)) == [
-        f"urn:pulumi:{stack_name}::broadcast::{SYSTEM}::broadcast"
-    ]
+    # Besides the component, only what the host keys in Key Vault and the schema's deployment script
+    # need are new (issue 33: they replace retired dynamic resources).
+    added = not_host_key_additions(changes.added)
+    schema = [urn for urn in added if urn.rsplit("::", 1)[-1].startswith("broadcast-sql-schema")]
+    assert sorted(set(added) - set(schema)) == [f"urn:pulumi:{stack_name}::broadcast::{SYSTEM}::broadcast"]
     assert {urn.rsplit("::", 1)[-1] for urn in schema} == {
         "broadcast-sql-schema-identity",
         "broadcast-sql-schema-runner",
@@ -158,7 +170,7 @@ def test_a_child_whose_parent_carries_no_old_urn_is_lost(dev: ProgramRun) -> Non
     assert len(expected) > 1
     assert changes.lost == sorted(expected)
     schema = {r.urn for r in dev.resources if r.name.startswith("broadcast-sql-schema")}
-    assert set(changes.added) - schema == {
+    assert set(not_host_key_additions(changes.added)) - schema == {
         r.urn for r in dev.resources if r.urn.startswith(site.urn.rsplit("::", 1)[0])
     } | {dev.one(SYSTEM).urn}
 
@@ -189,3 +201,28 @@ def test_monitoring_moved_out_of_the_functions_app_without_replacing_anything(
     before = [old_urn if urn == moved.urn else urn for urn in committed(stack_name)]
     changes = compare(run, before)
     assert changes.renamed == {old_urn: moved.urn} and not changes.lost
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_no_retired_resource_is_still_declared(stack_name: str, dev: ProgramRun, prod: ProgramRun) -> None:
+    """tests/snapshots/retired.txt lists what was removed on purpose, each with why its delete is safe;
+    a retired entry that a program still declares would be a resource both gone and kept."""
+    run = {"dev": dev, "prod": prod}[stack_name]
+    declared = {urn_tail(urn) for urn in deployed(run)}
+    for resource in run.resources:
+        declared |= {urn_tail(alias) for alias in resource.aliases}
+    gone = retired()
+    assert gone, "tests/snapshots/retired.txt lists the retired FunctionHostKey resources"
+    assert all(reason for reason in gone.values()), "every retired entry says why deleting it is safe"
+    assert sorted(set(gone) & declared) == []
+
+
+def test_the_retired_host_keys_are_the_ones_deployed_stacks_hold() -> None:
+    """Both URN tails of each FunctionHostKey: under BroadcastSystem, and from before it existed."""
+    tails = {tail.rsplit("::", 1)[1] for tail in retired() if "pulumi-python:dynamic:Resource" in tail}
+    assert tails == {
+        "broadcast-functions-publish-function-key",
+        "broadcast-functions-signalr-extension-key",
+        "functions-publish-function-key",
+        "functions-signalr-extension-key",
+    }

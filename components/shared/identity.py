@@ -34,6 +34,9 @@ class Role(StrEnum):
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
     KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+    # The Functions host lists, reads, writes and deletes its keys in its vault (Get/Set/List/Delete):
+    # data actions Microsoft.KeyVault/vaults/secrets/* (Azure built-in roles, Security).
+    KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 
 
 @dataclass(frozen=True, kw_only=True)
