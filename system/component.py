@@ -12,6 +12,7 @@ The program (`__main__.py`) and the component package (`package/`) both construc
 `from __future__ import annotations` here: Pulumi's analyzer reads the outputs' hints at run time.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,16 @@ from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
 from settings.arguments import settings_from_args
 from settings.deployer import deploying_identity, sql_administrator
+from settings.loading import SettingsError
 from settings.model import Settings
 from settings.version import VERSION_TAG, project_version
 from system.args import BroadcastSystemArgs
 
 TYPE_TOKEN = "broadcast:index:BroadcastSystem"
+PACKAGE_PROVIDER_ENV = "BROADCAST_PACKAGE_PROVIDER"
+"""Set by the package's provider (package/__main__.py): the component is built for a program in any
+language, whose engine cannot run a Python dynamic resource (it runs a dynamic provider in the
+consumer's directory with the consumer's Python; pulumi/pulumi#5455, #16918)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -73,6 +79,8 @@ class BroadcastSystem(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
         settings = settings_from_args(args, name)
+        if os.environ.get(PACKAGE_PROVIDER_ENV):
+            refuse_python_only(settings, name)
         self._name = name
         self._settings = settings
         client = authorization.get_client_config_output(opts=pulumi.InvokeOptions(parent=self))
@@ -352,6 +360,19 @@ class BroadcastSystem(pulumi.ComponentResource):
                 "log_analytics_workspace": self.log_analytics_workspace,
                 "publish_key": self.publish_key,
             }
+        )
+
+
+def refuse_python_only(settings: Settings, name: str) -> None:
+    """Settings only the Python program can deploy, refused when the package's provider builds the
+    component: the one step left as a Python dynamic resource is the schema of a brought network,
+    which has no subnet for the deployment script, so the deploying machine applies it."""
+    if settings.network.private and settings.network.app_subnet_id:
+        raise SettingsError(
+            f"invalid arguments for BroadcastSystem '{name}':\n  - broadcast:networkAppSubnetId: a brought "
+            "network has no subnet for the schema's deployment script, so the deploying machine applies "
+            "the schema with a Python dynamic resource, which only the Python program can run; from the "
+            "package, leave networkAppSubnetId and networkEndpointSubnetId unset (the stack's own network)"
         )
 
 
