@@ -224,6 +224,7 @@ class SqlDatabase(pulumi.ComponentResource):
         self._args = args
         self.schema_identity = self._schema_identity()
         server = self._server()
+        self._admin_setting = self._entra_admin(server)
         database = self._database(server)
         self.firewall_rules = self._firewall(server)
         endpoint, endpoint_dns = (
@@ -353,7 +354,28 @@ class SqlDatabase(pulumi.ComponentResource):
                 tenant_id=admin.tenant_id,
                 principal_type=admin.principal_type,
             ),
-            opts=self._child(protect=args.lock),
+            # ARM reads `administrators` at creation only ("If used for server update, it will be
+            # ignored or it will result in an error. For updates individual APIs will need to be
+            # used", azure-native's sql.Server): later changes go through `_entra_admin`.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.lock, ignore_changes=["administrators"]),
+        )
+
+    def _entra_admin(self, server: sql.Server) -> sql.ServerAzureADAdministrator:
+        """The server's Entra admin through its own API, so that a deployed server takes a new admin
+        (a changed `sqlAdmin*`, or the schema identity on a stack deployed before the schema script):
+        the same values as at creation, where nothing changed. Deleted with the server: removing the
+        only admin of an Entra-only server would leave nobody who can sign in."""
+        args, admin = self._args, self._admin()
+        return sql.ServerAzureADAdministrator(
+            f"{self._name}-entra-admin",
+            administrator_name="ActiveDirectory",
+            administrator_type=sql.AdministratorType.ACTIVE_DIRECTORY,
+            login=admin.login,
+            sid=admin.sid,
+            tenant_id=admin.tenant_id,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            opts=pulumi.ResourceOptions(parent=self, deleted_with=server),
         )
 
     def _database(self, server: sql.Server) -> sql.Database:
@@ -445,7 +467,7 @@ class SqlDatabase(pulumi.ComponentResource):
         args = self._args
         if args.app_identity is None:
             return None
-        after = [server, database, *self.firewall_rules, *endpoints]
+        after = [server, self._admin_setting, database, *self.firewall_rules, *endpoints]
         variables = schema_variables(args.app_identity.name, args.app_identity.client_id)
         if self.schema_identity is not None:
             migration = SchemaMigration(

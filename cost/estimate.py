@@ -254,6 +254,7 @@ FREE_TYPES: dict[str, str] = {
     "azure-native:monitor:DiagnosticSetting": "billed as the workspace's ingestion",
     "azure-native:sql:Server": "the logical server has no charge; its databases do",
     "azure-native:sql:FirewallRule": "no charge",
+    "azure-native:sql:ServerAzureADAdministrator": "a setting of the server: no charge",
     "azure-native:sql:ServerBlobAuditingPolicy": "billed as the workspace's ingestion",
     "azure-native:storage:BlobContainer": "billed as the account's storage",
     "azure-native:storage:StorageAccountStaticWebsite": "billed as the account's storage",

@@ -176,11 +176,25 @@ def test_sql_database() -> None:
         "azure-native:sql:Database",
         "azure-native:sql:FirewallRule",
         "azure-native:sql:Server",
+        "azure-native:sql:ServerAzureADAdministrator",
     ]
     database = result.one("azure-native:sql:Database").inputs
     assert (database["autoPauseDelay"], database["sku"]["capacity"]) == (-1, 2)
     assert outputs["fully_qualified_domain_name"] == "sql-demo-dev-abc123.database.windows.net"
     assert outputs["database_name"] == "sqldb-demo-dev-abc123"
+    # ARM reads the server's `administrators` at creation only: later changes go through the
+    # administrator's own resource (azure-native sql.Server: "If used for server update, it will be
+    # ignored or it will result in an error. For updates individual APIs will need to be used").
+    server = next(r for r in result.resources if r.type == "azure-native:sql:Server")
+    assert server.ignore_changes == ["administrators"]
+    admin = result.one("azure-native:sql:ServerAzureADAdministrator")
+    assert {k: admin.inputs[k] for k in ("administratorName", "login", "sid", "tenantId")} == {
+        "administratorName": "ActiveDirectory",
+        "login": "dba",
+        "sid": "oid",
+        "tenantId": "tid",
+    }
+    assert admin.deleted_with == server.urn
 
 
 def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
