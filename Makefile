@@ -40,7 +40,7 @@ lint: ## ruff check, ruff format --check, actionlint
 
 # functions/ is its own app root (the Functions host imports its modules by file name).
 typecheck: ## mypy
-	$(PYTHON) -m mypy components data_plane artifacts settings mocks preflight smoke pipeline local benchmarks preview policies/broadcast_policies deploy cost
+	$(PYTHON) -m mypy components system data_plane artifacts settings mocks preflight smoke pipeline local benchmarks preview policies/broadcast_policies deploy cost
 	cd functions && ../$(PYTHON) -m mypy --config-file ../pyproject.toml *.py
 
 local: ## the whole system on http://127.0.0.1:7071/ (ARGS="--port 8080")

@@ -1,6 +1,6 @@
 """Instant one-to-many broadcasting on serverless Azure.
 
-The data flow, as `BroadcastSystem` (components/system.py) builds it:
+The data flow, as `BroadcastSystem` (system/component.py) builds it:
   1. the browser loads the web app from Blob Storage's static website;
   2. the web app asks the Functions app to negotiate a SignalR endpoint and token;
   3. it connects to Azure SignalR Service (Serverless mode);
@@ -14,15 +14,15 @@ package (`package/`) offers the same component to TypeScript, YAML, Go and C# pr
 
 import pulumi
 
-from components.system import BroadcastSystem
 from settings.arguments import stack_args
+from system.component import BroadcastSystem
 
 # Evaluating this program reads files and makes no network call: the preflight's ARM reads run in
 # `python -m deploy` and `python -m preflight`, and the function package is built when it is deployed.
 # A bad config key fails here, before anything is declared, naming the key and what it accepts.
 system = BroadcastSystem("broadcast", stack_args())
 
-pulumi.export("resourceGroupName", system.resource_group_name)
+pulumi.export("resourceGroupName", system.name)
 pulumi.export("siteUrl", system.site_url)
 pulumi.export("apiBaseUrl", system.api_base_url)
 pulumi.export("functionAppName", system.function_app_name)

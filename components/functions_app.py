@@ -4,8 +4,10 @@ Azure resources: `web.WebApp` (kind `functionapp,linux`), its host `storage.Stor
 the deployment container, role assignments for the app's user-assigned identity,
 `web.WebAppFtpAllowed`/`web.WebAppScmAllowed` (basic publishing credentials off), the code
 (`components.code_deployment.CodeDeployment`: OneDeploy or a run-from-package blob, from a deployment
-script), the `signalr_extension` system key SignalR's upstream calls
-with and the `keyvault.Vault` that keeps it; their diagnostic settings; with private access, the
+script), the `keyvault.Vault` the Functions host keeps its keys in
+(`keyvault.Secret`s for the master key, the publishers' `publisher` key and the `signalr_extension`
+system key SignalR's upstream calls with, their values from `random.RandomPassword`); their
+diagnostic settings; with private access, the
 host storage's private endpoints (blob, queue, table) and the app's outbound virtual network
 integration. Telemetry goes to the Application Insights it is given (`Monitoring`).
 
@@ -15,6 +17,7 @@ an app setting.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,13 +46,15 @@ from components.shared import (
     send_diagnostics,
     send_storage_diagnostics,
 )
-from data_plane.host_key import FUNCTION_KEYS, SYSTEM_KEYS, FunctionHostKey
 from data_plane.role_propagation import RolePropagation
 from functions import wiring
 
 PACKAGE_CONTAINER = "app-package"
 PUBLISH_KEY_NAME = "publisher"
 """The host-level function key the stack sets for publishers (stack output `publishKey`)."""
+SECRET_STORAGE_TYPE = "keyvault"
+"""`AzureWebJobsSecretStorageType`: the host reads and writes its keys in the vault that
+`AzureWebJobsSecretStorageKeyVaultUri` names, as the identity `...KeyVaultClientId` names."""
 # The token predates this module's name (it was components/function_app.py): a component's type is
 # part of every child's URN, so it stays as it was deployed.
 TYPE_TOKEN = "broadcast:function_app:FunctionApp"
@@ -71,6 +76,52 @@ VAULT_FIXED_AT_CREATION = ("properties.softDeleteRetentionInDays", "properties.e
 """Vault properties ARM will not change on an existing vault (`ignore_changes` keeps them)."""
 PRIVATE_STORAGE_GROUPS = ("blob", "queue", "table")
 """The host storage's services the app uses (AzureWebJobsStorage__blob/queue/tableServiceUri)."""
+
+MASTER_KEY = "masterKey"
+FUNCTION_KEYS = "functionKeys"
+SYSTEM_KEYS = "systemKeys"
+_SECRET_PREFIXES = {
+    MASTER_KEY: "host--masterKey--",
+    FUNCTION_KEYS: "host--functionKey--",
+    SYSTEM_KEYS: "host--systemKey--",
+}
+_KEPT_IN_NAMES = frozenset(string.ascii_letters + string.digits)
+
+
+def host_key_secret_name(key_type: str, key_name: str) -> str:
+    """The Key Vault secret the Functions host keeps a host key in (azure-functions-host,
+    `KeyVaultSecretsRepository`): `host--masterKey--master`, `host--functionKey--<name>`,
+    `host--systemKey--<name>`, the name normalised as its `Normalize` does: letters and digits kept,
+    any other character written as `-` and its code in three digits (`signalr_extension` ->
+    `signalr-095extension`). Non-ASCII names are refused: Key Vault names take ASCII only."""
+    if key_type not in _SECRET_PREFIXES:
+        raise ValueError(f"key_type {key_type!r}: expected one of {sorted(_SECRET_PREFIXES)}")
+    if not key_name.isascii() or not key_name:
+        raise ValueError(f"host key name {key_name!r}: expected a non-empty ASCII name")
+    normalised = "".join(c if c in _KEPT_IN_NAMES else f"-{ord(c):03d}" for c in key_name)
+    return _SECRET_PREFIXES[key_type] + normalised
+
+
+@dataclass(frozen=True)
+class _HostKey:
+    """A host key the stack generates and writes where the host reads it."""
+
+    label: str
+    """The key's logical names: `<app>-<label>-key` (its value) and `<app>-host-key-<label>`."""
+    key_type: str
+    key_name: str
+
+
+# The master key is written too: with no `host--masterKey--*` secret the host takes its keys as
+# missing, generates a new set and deletes every other `host--*` secret (ReadHostSecrets returns
+# null; SecretManager generates; WriteAsync deletes the keys not in the new set).
+HOST_KEYS = (
+    _HostKey("master", MASTER_KEY, "master"),
+    _HostKey("publish", FUNCTION_KEYS, PUBLISH_KEY_NAME),
+    _HostKey("signalr", SYSTEM_KEYS, wiring.SIGNALR_EXTENSION_KEY),
+)
+""" Each value's RandomPassword keeps the logical name it had when the keys were set through ARM
+(`<app>-publish-key`, `<app>-signalr-key`), so no key changes on upgrade."""
 
 
 @dataclass(kw_only=True)
@@ -117,8 +168,8 @@ class FunctionAppArgs(ComponentArgs):
     extra_app_settings: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     """Optional. More app settings. Default: none."""
     tenant_id: pulumi.Input[str] | None = None
-    """Optional. The Entra tenant of the Key Vault that holds the upstream key; required with
-    `signalr_identity`. Default: none."""
+    """Required in practice (a default of none is refused with a message). The Entra tenant of the
+    Key Vault that holds the host's keys. Default: none."""
     signalr_identity: UserAssignedIdentity | None = None
     """Optional. The identity SignalR Service reads the upstream key with: the key then lives in a
     Key Vault and `signalr_upstream_url` references it instead of carrying it. Default: none (the key
@@ -153,7 +204,9 @@ class FunctionApp(pulumi.ComponentResource):
     host_storage_account_name: pulumi.Output[str]
     """The host storage account's name."""
     identity_roles: list[pulumi.Resource]
-    """Role assignments the app needs before its code may start."""
+    """Role assignments the app needs before its code may start (its keys' vault included)."""
+    host_key_secrets: list[keyvault.Secret]
+    """The host's keys as Key Vault secrets: the app starts only once they exist."""
     code_deployments: list[pulumi.Resource]
     """The code deployment (Flex Consumption: OneDeploy), when a package was given."""
     publish_key: pulumi.Output[str]
@@ -168,15 +221,19 @@ class FunctionApp(pulumi.ComponentResource):
         self._package_uploads: list[pulumi.Resource] = []
         host_storage, container = self._host_storage()
         package_container_url = pulumi.Output.concat(host_storage.primary_endpoints.blob, PACKAGE_CONTAINER)
-        self.identity_roles = self._identity_roles(host_storage)
-        settings = self._app_settings(host_storage, container)
+        vault = self._vault()
+        self.identity_roles = self._identity_roles(host_storage, vault)
+        values = self._key_values()
+        self.host_key_secrets = self._host_key_secrets(vault, values)
+        settings = self._app_settings(host_storage, container, vault)
         app = self._app(settings, container, package_container_url)
         self._disable_basic_auth(app)
         assign_roles(name, app.id, args.role_assignments, self)
         send_diagnostics(f"{name}-app-diagnostics", app.id, args.diagnostics, self, logs=APP_LOGS)
         self.code_deployments = self._deploy_code(app)
-        self.signalr_upstream_url = self._signalr_upstream(app)
-        self.publish_key = self._publish_key(app)
+        self.signalr_upstream_url = self._signalr_upstream(app, vault, values["signalr"])
+        # Publishers send it as x-functions-key; the host reads it from the vault.
+        self.publish_key = pulumi.Output.secret(values["publish"].result)
 
         self.name = app.name
         self.resource_id = app.id
@@ -233,13 +290,20 @@ class FunctionApp(pulumi.ComponentResource):
             ]
         return account, container
 
-    def _identity_roles(self, host_storage: storage.StorageAccount) -> list[pulumi.Resource]:
-        """What the app's identity needs before the host starts: its storage, and telemetry."""
+    def _identity_roles(
+        self, host_storage: storage.StorageAccount, vault: keyvault.Vault
+    ) -> list[pulumi.Resource]:
+        """What the app's identity needs before the host starts: its storage, telemetry, and its keys.
+
+        The keys' role is Key Vault Secrets Officer on the whole vault: the host lists the vault's
+        secrets to find its keys (a role on single secrets cannot list), and writes and deletes keys
+        when one is added or renewed (functions-app-settings: "Get, Set, List, and Delete")."""
         grants = [
             ("blob", host_storage.id, Role.STORAGE_BLOB_DATA_OWNER),
             ("queue", host_storage.id, Role.STORAGE_QUEUE_DATA_CONTRIBUTOR),
             ("table", host_storage.id, Role.STORAGE_TABLE_DATA_CONTRIBUTOR),
             ("metrics", self._args.telemetry.resource_id, Role.MONITORING_METRICS_PUBLISHER),
+            ("host-keys", vault.id, Role.KEY_VAULT_SECRETS_OFFICER),
         ]
         principal = self._args.identity.principal_id
         return [
@@ -256,8 +320,10 @@ class FunctionApp(pulumi.ComponentResource):
         self,
         host_storage: storage.StorageAccount,
         container: storage.BlobContainer,
+        vault: keyvault.Vault,
     ) -> dict[str, pulumi.Input[str]]:
-        """Identity-based connections to host storage, telemetry, SignalR and SQL; SQL trigger tuning."""
+        """Identity-based connections to host storage, telemetry, SignalR and SQL; the host's keys in
+        the vault, read as the app's identity; SQL trigger tuning."""
         args, identity = self._args, self._args.identity
         settings: dict[str, pulumi.Input[str]] = {
             "AzureWebJobsStorage__credential": "managedidentity",
@@ -276,6 +342,9 @@ class FunctionApp(pulumi.ComponentResource):
             wiring.SQL_TRIGGER_POLLING_INTERVAL_SETTING: str(args.sql_trigger_polling_interval_ms),
             wiring.SQL_TRIGGER_MAX_BATCH_SIZE_SETTING: str(args.sql_trigger_max_batch_size),
             wiring.MESSAGE_RETENTION_DAYS_SETTING: str(args.message_retention_days),
+            "AzureWebJobsSecretStorageType": SECRET_STORAGE_TYPE,
+            "AzureWebJobsSecretStorageKeyVaultUri": vault.properties.vault_uri,
+            "AzureWebJobsSecretStorageKeyVaultClientId": identity.client_id,
         }
         if not self._flex:
             # Flex Consumption rejects these two: its runtime comes from functionAppConfig.
@@ -346,8 +415,16 @@ class FunctionApp(pulumi.ComponentResource):
             else self._classic_site_config(settings),
             # Outbound through the delegated subnet, so the host reaches its private storage and SQL.
             virtual_network_subnet_id=args.private_access.app_subnet_id if args.private_access else None,
+            # The host reads its keys at its first keyed request: the secrets and the role come first;
+            # on Elastic Premium/Dedicated it starts from the package blob, uploaded before.
             opts=self._child(
-                [container, *self.identity_roles, *self._storage_endpoints, *self._package_uploads]
+                [
+                    container,
+                    *self.identity_roles,
+                    *self.host_key_secrets,
+                    *self._storage_endpoints,
+                    *self._package_uploads,
+                ]
             ),
         )
 
@@ -418,59 +495,69 @@ class FunctionApp(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _signalr_upstream(self, app: web.WebApp) -> pulumi.Output[str]:
+    def _key_values(self) -> dict[str, random.RandomPassword]:
+        """Each host key's value, generated by the stack (so it can hand out the publish key as a
+        secret output and give SignalR its key before the host ever runs)."""
+        return {
+            key.label: random.RandomPassword(
+                f"{self._name}-{key.label}-key", length=48, special=False, opts=self._child()
+            )
+            for key in HOST_KEYS
+        }
+
+    def _host_key_secrets(
+        self, vault: keyvault.Vault, values: dict[str, random.RandomPassword]
+    ) -> list[keyvault.Secret]:
+        """The host's keys as the secrets its Key Vault store reads (`host_key_secret_name`).
+
+        Written through ARM (`vaults/secrets/write`, part of Contributor); azure-native would delete
+        them through Key Vault's data plane, where the deploying identity holds no role
+        (pulumi-azure-native custom_keyvault.go), so they are `deleted_with` their vault."""
+        args = self._args
+        return [
+            keyvault.Secret(
+                f"{self._name}-host-key-{key.label}",
+                secret_name=host_key_secret_name(key.key_type, key.key_name),
+                vault_name=vault.name,
+                resource_group_name=args.resource_group_name,
+                properties=keyvault.SecretPropertiesArgs(
+                    value=pulumi.Output.secret(values[key.label].result)
+                ),
+                opts=pulumi.ResourceOptions(parent=self, deleted_with=vault),
+            )
+            for key in HOST_KEYS
+        ]
+
+    def _signalr_upstream(
+        self, app: web.WebApp, vault: keyvault.Vault, value: random.RandomPassword
+    ) -> pulumi.Output[str]:
         """Where SignalR sends connection events, with the `signalr_extension` system key the host
         requires (managed-identity upstream auth is refused there: Azure/Azure-Functions#2531).
 
-        The key is generated here so SignalR can be created in the same `pulumi up`, and set on the
-        host once it runs the code. SignalR's upstream URL is not encrypted and anyone with Reader on
-        SignalR can read it (Azure SignalR, "Upstream endpoints"), so the key goes into a Key Vault
-        and the URL holds `{@Microsoft.KeyVault(SecretUri=...)}`, which SignalR resolves with its own
-        identity."""
-        value, key = self._generated_host_key(
-            app, "signalr-key", "signalr-extension-key", wiring.SIGNALR_EXTENSION_KEY
-        )
+        SignalR's upstream URL is not encrypted and anyone with Reader on SignalR can read it (Azure
+        SignalR, "Upstream endpoints"), so with `signalr_identity` the URL holds
+        `{@Microsoft.KeyVault(SecretUri=...)}`, which SignalR resolves with its own identity."""
         webhook = pulumi.Output.concat("https://", app.default_host_name, "/runtime/webhooks/signalr?code=")
         if self._args.signalr_identity is None:
-            return pulumi.Output.secret(pulumi.Output.concat(webhook, key.value))
-        secret_uri = self._key_vault_secret(value.result, self._args.signalr_identity, key)
+            return pulumi.Output.secret(pulumi.Output.concat(webhook, value.result))
+        secret_uri = self._signalr_key_secret(vault, value.result, self._args.signalr_identity)
         return pulumi.Output.concat(webhook, "{@Microsoft.KeyVault(SecretUri=", secret_uri, ")}")
 
-    def _publish_key(self, app: web.WebApp) -> pulumi.Output[str]:
-        """A host-level function key for publishers, generated by the stack (so the stack can hand
-        it out as a secret output, and nobody needs `az functionapp keys list`), set once the code
-        runs."""
-        _value, key = self._generated_host_key(
-            app, "publish-key", "publish-function-key", PUBLISH_KEY_NAME, FUNCTION_KEYS
-        )
-        return pulumi.Output.secret(key.value)
-
-    def _generated_host_key(
-        self, app: web.WebApp, value_suffix: str, key_suffix: str, key_name: str, key_type: str = SYSTEM_KEYS
-    ) -> tuple[random.RandomPassword, FunctionHostKey]:
-        """A key value the stack generates, and the host key set to it once the host runs the code."""
-        value = random.RandomPassword(
-            f"{self._name}-{value_suffix}", length=48, special=False, opts=self._child()
-        )
-        key = FunctionHostKey(
-            f"{self._name}-{key_suffix}",
-            app_id=app.id,
-            key_name=key_name,
-            value=value.result,
-            key_type=key_type,
-            opts=self._child(self.code_deployments),
-        )
-        return value, key
-
     def _vault(self) -> keyvault.Vault:
-        """A Key Vault (RBAC, soft delete; purge protection when data is protected) and its audit logs.
+        """A Key Vault (RBAC, soft delete; purge protection when data is protected) and its audit logs:
+        the host's keys, and SignalR's copy of its upstream key. Microsoft recommends one vault per
+        Functions app ("Secrets aren't scoped to individual function apps"): this one is the app's.
 
         Its soft-delete retention and purge protection are chosen when it is created and kept after:
         ARM refuses to change the retention once set ("The property "softDeleteRetentionInDays" has
         been set already and it can't be modified") and refuses purge protection `false` (it is
         irreversible), so a later `protectData` change must not send either (docs/day-two.md)."""
         args = self._args
-        assert args.tenant_id is not None
+        if args.tenant_id is None:
+            raise ValueError(
+                "FunctionAppArgs.tenant_id is required: the Functions host keeps its keys in a Key Vault "
+                "of that Entra tenant (pass the deploying client's tenant id)"
+            )
         vault = keyvault.Vault(
             f"{self._name}-vault",
             vault_name=args.naming.name("kv"),
@@ -494,21 +581,19 @@ class FunctionApp(pulumi.ComponentResource):
         send_diagnostics(f"{self._name}-vault-diagnostics", vault.id, args.diagnostics, self, logs=VAULT_LOGS)
         return vault
 
-    def _key_vault_secret(
-        self, value: pulumi.Input[str], reader: UserAssignedIdentity, host_key: pulumi.CustomResource
+    def _signalr_key_secret(
+        self, vault: keyvault.Vault, value: pulumi.Input[str], reader: UserAssignedIdentity
     ) -> pulumi.Output[str]:
-        """The key as a secret readable by `reader` only; returns its URI once SignalR may use it.
+        """SignalR's copy of the `signalr_extension` key, readable by `reader` only; returns its URI
+        once SignalR may use it.
 
-        The secret is written through ARM (`vaults/secrets/write`, part of Contributor), but
-        azure-native deletes it through Key Vault's data plane, where the deploying identity holds no
-        role (pulumi-azure-native custom_keyvault.go): it is `deleted_with` its vault, so a destroy or
-        a vault replacement never asks. It takes the generated value, not the host key's, so it and
-        its role are created with the vault, early; SignalR then waits until that role has settled
-        (`RolePropagation`) and the host knows the key."""
+        The same generated value as the host's `host--systemKey--signalr-095extension`, written in the
+        same run. It stays a secret of its own because the stacks deployed before the host kept its
+        keys in Key Vault hold it and SignalR's role on it: removing it would make azure-native delete
+        it through Key Vault's data plane, where the deploying identity holds no role (a 403 that stops
+        `pulumi up`), and pointing SignalR at the host's secret would need a new role, waited for again.
+        SignalR waits until its role has settled (`RolePropagation`) and the code is deployed."""
         args = self._args
-        if args.tenant_id is None:
-            raise ValueError("FunctionAppArgs.tenant_id is required with signalr_identity")
-        vault = self._vault()
         secret = keyvault.Secret(
             f"{self._name}-signalr-key-secret",
             secret_name="signalr-extension-key",
@@ -530,9 +615,18 @@ class FunctionApp(pulumi.ComponentResource):
             opts=self._child([read]),
         )
         # The versionless URI (SignalR rereads it every 30 minutes), built from outputs that are not
-        # secret: the secret's own outputs are, since its value input is. The settled role and the
-        # host key carry the dependencies: SignalR starts once it may read the key and the host knows it.
-        return pulumi.Output.all(vault.properties.vault_uri, secret.name, settled.id, host_key.id).apply(
+        # secret: the secrets' own outputs are, since their value inputs are. The settled role, the
+        # host's copy of the key and the deployed code carry the dependencies: SignalR starts calling
+        # once it may read the key and the host runs the code and knows the key.
+        host_copy = next(
+            s for s, k in zip(self.host_key_secrets, HOST_KEYS, strict=True) if k.label == "signalr"
+        )
+        ready = [
+            settled.id,
+            pulumi.Output.unsecret(host_copy.id),
+            *(d.id for d in self.code_deployments if isinstance(d, pulumi.CustomResource)),
+        ]
+        return pulumi.Output.all(vault.properties.vault_uri, secret.name, *ready).apply(
             lambda parts: f"{parts[0].rstrip('/')}/secrets/{parts[1]}"
         )
 

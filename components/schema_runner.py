@@ -1,14 +1,19 @@
-"""Schema runner: the database schema applied from inside the stack's virtual network, so a server that
-accepts private connections only can be created and migrated by one `pulumi up` from anywhere.
+"""Schema migration: the database schema applied by an Azure deployment script during `pulumi up`, as
+the SQL server's Entra admin identity, so no step of the deployment runs Python on the deploying
+machine (issue 33: a component package may register no Python dynamic resource).
 
-Azure resources: a `storage.StorageAccount` for the deployment script (the file share its container
-mounts), reached through a `file` private endpoint only, with its diagnostic settings; an
-`authorization.RoleAssignment`s (Storage File Data Privileged Contributor, and Reader) for the
-script's identity on it; a `data_plane.subnet_release.SubnetRelease` that frees the script's subnet
-from ACI on destroy; and a `resources.AzureCliScript` whose container runs in a subnet delegated to
-`Microsoft.ContainerInstance/containerGroups` (`containerSettings.subnetIds`), as the SQL server's
-Entra admin identity, and applies the migrations with `data_plane.migration_runner` (the same
-runner, bookkeeping table and autocommit rule as `data_plane.database_schema`).
+Two placements, one runner (`data_plane.migration_runner`, its bookkeeping table and autocommit rule):
+
+- Public network: a `resources.AzureCliScript` without a subnet (the service creates and deletes its
+  own storage), and an `authorization.RoleAssignment` (SQL Server Contributor on the server) with
+  which the script opens a firewall rule for its own address when the server refuses it (error
+  40615), retries while the rule applies, and removes the rule when it exits (a `trap`).
+- Private network of the stack's own: a `storage.StorageAccount` for the script (the file share its
+  container mounts), reached through a `file` private endpoint only, with its diagnostic settings;
+  `authorization.RoleAssignment`s (Storage File Data Privileged Contributor, and Reader) for the
+  script's identity on it; a `command.local.Command` whose delete frees the script's subnet from
+  ACI on destroy; and the script, in a subnet delegated to
+  `Microsoft.ContainerInstance/containerGroups` (`containerSettings.subnetIds`).
 
 ARM runs the script when the resource is created or its properties change, and answers only when the
 script ends: a failed migration fails `pulumi up` with the script's log. The script's content carries
@@ -19,6 +24,8 @@ later (`retentionInterval`); the storage account stays with the stack.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,7 @@ from typing import Any
 
 import pulumi
 from pulumi_azure_native import resources, storage
+from pulumi_command import local
 
 from components.shared import (
     ComponentArgs,
@@ -38,7 +46,6 @@ from components.shared import (
 )
 from components.shared.diagnostics import BLOB_LOGS, STORAGE_METRICS
 from data_plane.migration_runner import bundle
-from data_plane.subnet_release import SubnetRelease
 from functions.migrations import load_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,20 +70,36 @@ STORAGE_GROUP = "file"
 """The private endpoint sub-resource the script's container mounts its share through."""
 
 
+FIREWALL_WAIT_ATTEMPTS = 40
+"""Connection attempts, 15 s apart, after the script opens its firewall rule: "Any modifications made
+to existing IP based firewall rules can take up to 5 minutes to take effect" (Azure SQL, network
+access controls overview); ten minutes leaves room for a slow one."""
+REFUSED_BY_FIREWALL = 3
+"""The runner's exit status when the server refused the container's address (error 40615)."""
+SUBNET_RELEASE_ATTEMPTS = 30
+"""Checks, 30 s apart, that ACI has let go of the script's subnet before the network's delete."""
+ACI_API_VERSION = "2023-05-01"
+"""Container Instance REST API version with "Subnet Service Association Link - Delete"."""
+
+
 @dataclass(kw_only=True)
-class SchemaRunnerArgs(ComponentArgs):
-    """Arguments of `SchemaRunner`. `private_access` is required here: its endpoint subnet and its
-    `file` zone reach the script's storage."""
+class SchemaMigrationArgs(ComponentArgs):
+    """Arguments of `SchemaMigration`. With `subnet_id`, `private_access` is required: its endpoint
+    subnet and its `file` zone reach the script's storage."""
 
     identity: UserAssignedIdentity
     """Required. What the script runs as: the SQL server's Entra admin (or a member of its admin group)."""
-    subnet_id: pulumi.Input[str]
-    """Required. A subnet delegated to `Microsoft.ContainerInstance/containerGroups`, in a network
-    that resolves the server's private DNS zone."""
     server: pulumi.Input[str]
-    """Required. The server's host name (it resolves to the private endpoint inside the network)."""
+    """Required. The server's host name (inside the network it resolves to the private endpoint)."""
     database: pulumi.Input[str]
     """Required. The database name."""
+    subnet_id: pulumi.Input[str] | None = None
+    """Optional. A subnet delegated to `Microsoft.ContainerInstance/containerGroups`, in a network that
+    resolves the server's private DNS zone. Default: none (the script runs on Azure's public network
+    and opens the server's firewall for itself when refused)."""
+    server_id: pulumi.Input[str] | None = None
+    """Required without `subnet_id`. The server's resource id: where the script's identity may add
+    and remove its own firewall rule."""
     variables: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Optional. The migrations' `$(Variable)` values. Default: none."""
     depends_on: Sequence[pulumi.Resource] = ()
@@ -86,9 +109,51 @@ class SchemaRunnerArgs(ComponentArgs):
     """Optional. The Azure CLI image version. Default: AZ_CLI_VERSION."""
 
 
-def script_content(bundle_text: str) -> str:
-    """The script: unpack the bundle, install the driver, run the runner. `set -e`: any failure fails
-    the script, hence the deployment."""
+_PUBLIC_RUN = """\
+migrate() {{
+  PYTHONPATH="$work/lib:$work/app" python3 -m data_plane.migration_runner \
+    --refused-address-file "$work/refused"
+}}
+rule=""
+remove_rule() {{
+  # Leave the server as it was: the rule this script opened goes, whatever happened.
+  if [ -n "$rule" ]; then
+    az sql server firewall-rule delete --ids "$SQL_SERVER_ID/firewallRules/$rule" \\
+      || {{ echo "could not remove firewall rule $rule of $SQL_SERVER_ID: delete it by hand" >&2; exit 1; }}
+  fi
+}}
+trap remove_rule EXIT
+status=0; migrate || status=$?
+if [ "$status" -eq {refused} ]; then
+  address="$(cat "$work/refused")"
+  # A locked server (CanNotDelete) would keep the rule for good: open nothing there.
+  if [ "$(az lock list --resource "$SQL_SERVER_ID" --query 'length(@)' -o tsv)" != "0" ]; then
+    echo "the server refused $address and is locked against deletion: no temporary rule is" \
+      "opened; keep its Azure services rule, or apply once with protectData false" >&2
+    exit 1
+  fi
+  rule="deployment-script-${{address//./-}}"
+  az sql server firewall-rule create --name "$rule" --server "${{SQL_SERVER_ID##*/}}" \\
+    --resource-group "$(cut -d/ -f5 <<<"$SQL_SERVER_ID")" \\
+    --start-ip-address "$address" --end-ip-address "$address" >/dev/null
+  for attempt in $(seq 1 {attempts}); do
+    sleep 15  # a new rule takes up to five minutes to apply
+    status=0; migrate || status=$?
+    [ "$status" -eq {refused} ] || break
+  done
+fi
+exit "$status"
+"""
+
+
+def script_content(bundle_text: str, public: bool = False) -> str:
+    """The script: unpack the bundle, install the driver, run the runner; on the public network, open
+    and remove the firewall rule the server asks for. `set -e`: any failure fails the script, hence
+    the deployment."""
+    if public:
+        run = _PUBLIC_RUN.format(refused=REFUSED_BY_FIREWALL, attempts=FIREWALL_WAIT_ATTEMPTS)
+    else:
+        run = 'PYTHONPATH="$work/lib:$work/app" python3 -m data_plane.migration_runner\n'
     return "\n".join(
         [
             "set -euo pipefail",
@@ -104,21 +169,23 @@ def script_content(bundle_text: str) -> str:
             "|| tdnf install -y python3-pip",
             f'python3 -m pip install --quiet --disable-pip-version-check --target "$work/lib" "{DRIVER}"',
             'cd "$work/app"',
-            'PYTHONPATH="$work/lib:$work/app" python3 -m data_plane.migration_runner',
-            "",
+            run,
         ]
     )
 
 
-def _planned_script(values: list[Any], names: list[str]) -> str:
+def _plan(values: list[Any], names: list[str]) -> dict[str, Any]:
     server, database, *variable_values = values
-    plan = {
+    return {
         "server": server,
         "database": database,
         "variables": dict(zip(names, variable_values, strict=True)),
         "migrations": [{"name": m.name, "checksum": m.checksum} for m in load_migrations()],
     }
-    content = script_content(bundle(plan, ROOT))
+
+
+def _planned_script(values: list[Any], names: list[str], public: bool = False) -> str:
+    content = script_content(bundle(_plan(values, names), ROOT), public)
     if len(content) > SCRIPT_CONTENT_LIMIT:
         raise ValueError(
             f"the schema script is {len(content)} characters, over {SCRIPT_CONTENT_LIMIT}: "
@@ -127,27 +194,96 @@ def _planned_script(values: list[Any], names: list[str]) -> str:
     return content
 
 
-class SchemaRunner(pulumi.ComponentResource):
-    """The migrations, applied by an Azure deployment script inside the virtual network."""
+def plan_tag(values: list[Any], names: list[str]) -> str:
+    """The script's `forceUpdateTag`: a hash of the plan (target, variables, migrations' checksums),
+    so a changed migration runs the script again and an unchanged one does not."""
+    return hashlib.sha256(json.dumps(_plan(values, names), sort_keys=True).encode()).hexdigest()
+
+
+def subnet_release_command() -> str:
+    """What destroy runs (as `pulumi-command`'s delete, with `az` signed in on the deploying machine)
+    between the script's delete and the network's: ACI's service association link can outlive the
+    container group and block the subnet's delete (Microsoft's support article "Failed to delete a
+    virtual network or subnet used by Azure Container Instances"), so delete it and wait until the
+    subnet lists none; a subnet already gone needs nothing."""
+    return f"""set -eu
+link="$SUBNET_ID/providers/Microsoft.ContainerInstance/serviceAssociationLinks/default"
+for attempt in $(seq 1 {SUBNET_RELEASE_ATTEMPTS}); do
+  query='length(serviceAssociationLinks || `[]`)'
+  if ! links="$(az network vnet subnet show --ids "$SUBNET_ID" --query "$query" -o tsv 2>&1)"; then
+    case "$links" in *NotFound*) exit 0 ;; *) echo "$links" >&2; exit 1 ;; esac
+  fi
+  [ "$links" = "0" ] && exit 0
+  az resource delete --ids "$link" --api-version {ACI_API_VERSION} >/dev/null 2>&1 || true
+  sleep 30
+done
+echo "ACI still holds $SUBNET_ID: run az resource delete --ids $link" \
+  "--api-version {ACI_API_VERSION}, then pulumi destroy again" >&2
+exit 1
+"""
+
+
+class SchemaMigration(pulumi.ComponentResource):
+    """The migrations, applied by an Azure deployment script as the SQL server's admin identity."""
 
     name: pulumi.Output[str]
     """The deployment script's name."""
     resource_id: pulumi.Output[str]
     """The deployment script's resource id."""
-    storage_account_id: pulumi.Output[str]
-    """The script's storage account."""
     script: resources.AzureCliScript
     """The deployment script (what the Functions app's code waits for)."""
 
-    def __init__(self, name: str, args: SchemaRunnerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("broadcast:schema_runner:SchemaRunner", name, None, opts)
+    def __init__(
+        self, name: str, args: SchemaMigrationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        # The in-network runner was `broadcast:schema_runner:SchemaRunner`: the alias keeps its URN,
+        # and through it its children's.
+        aliases = [pulumi.Alias(type_="broadcast:schema_runner:SchemaRunner")]
+        super().__init__(
+            "broadcast:sql:SchemaMigration",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases)),
+        )
+        self._name, self._args = name, args
+        if args.subnet_id is None:
+            if args.server_id is None:
+                raise ValueError("SchemaMigrationArgs: server_id is required without subnet_id")
+            self.script = self._script(None, [self._firewall_role(args.server_id), *args.depends_on])
+        else:
+            account, after = self._in_network(args.subnet_id)
+            self.script = self._script(account, [*after, *args.depends_on])
+        self.name = self.script.name
+        self.resource_id = self.script.id
+        self.register_outputs({"name": self.name, "resource_id": self.resource_id})
+
+    def _firewall_role(self, server_id: pulumi.Input[str]) -> pulumi.Resource:
+        """SQL Server Contributor on the server: `Microsoft.Sql/servers/*` covers `firewallRules/*`,
+        and its NotActions keep auditing and Entra-only authentication out of the script's reach (SQL
+        Security Manager, the other built-in role with firewall rules, may change both). Any role also
+        lets the CLI's sign-in see the subscription (MicrosoftDocs/azure-docs#60266)."""
+        return assign_role(
+            f"{self._name}-firewall-role",
+            server_id,
+            RoleAssignment(
+                principal_id=self._args.identity.principal_id,
+                role=Role.SQL_SERVER_CONTRIBUTOR,
+                description="The schema script opens and removes a firewall rule for its own address",
+            ),
+            self,
+        )
+
+    def _in_network(
+        self, subnet_id: pulumi.Input[str]
+    ) -> tuple[storage.StorageAccount, list[pulumi.Resource]]:
+        """The script's private storage, its endpoint and roles, and the subnet release."""
+        args, name = self._args, self._name
         access = args.private_access
         if access is None or STORAGE_GROUP not in access.dns_zone_ids:
             raise ValueError(
-                "SchemaRunnerArgs: private_access with a `file` DNS zone is required "
+                "SchemaMigrationArgs: private_access with a `file` DNS zone is required "
                 "(the script's storage is reached through a file private endpoint)"
             )
-        self._name, self._args = name, args
         account = self._storage()
         # The file service's reads, writes and deletes show what touched the script's share.
         send_diagnostics(
@@ -166,21 +302,14 @@ class SchemaRunner(pulumi.ComponentResource):
         )
         # Destroy deletes the script, then this (ACI's link on the subnet, which can outlive the
         # container group and block the network's delete), then the network.
-        release = SubnetRelease(
-            f"{name}-subnet-release", args.subnet_id, opts=pulumi.ResourceOptions(parent=self)
+        release = local.Command(
+            f"{name}-subnet-release",
+            delete=subnet_release_command(),
+            environment={"SUBNET_ID": subnet_id},
+            interpreter=["/bin/bash", "-c"],
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        roles = self._roles(account)
-        self.script = self._script(account, [*endpoint, *roles, release, *args.depends_on])
-        self.name = self.script.name
-        self.resource_id = self.script.id
-        self.storage_account_id = account.id
-        self.register_outputs(
-            {
-                "name": self.name,
-                "resource_id": self.resource_id,
-                "storage_account_id": self.storage_account_id,
-            }
-        )
+        return account, [*endpoint, *self._roles(account), release]
 
     def _roles(self, account: storage.StorageAccount) -> list[pulumi.Resource]:
         """The script identity's roles on its storage: the share's data role, and Reader."""
@@ -236,14 +365,14 @@ class SchemaRunner(pulumi.ComponentResource):
         )
 
     def _script(
-        self, account: storage.StorageAccount, after: Sequence[pulumi.Resource]
+        self, account: storage.StorageAccount | None, after: Sequence[pulumi.Resource]
     ) -> resources.AzureCliScript:
-        """The deployment script, in the subnet, as the admin identity, with the bundle inline."""
+        """The deployment script, as the admin identity, with the bundle inline: in the subnet with
+        its storage, or on the public network (the service creates its storage and deletes it)."""
         args = self._args
         names = sorted(args.variables)
-        content = pulumi.Output.all(args.server, args.database, *(args.variables[n] for n in names)).apply(
-            lambda values: _planned_script(values, names)
-        )
+        values = pulumi.Output.all(args.server, args.database, *(args.variables[n] for n in names))
+        public = account is None
         return resources.AzureCliScript(
             f"{self._name}-script",
             script_name=args.naming.name("ds-schema"),
@@ -258,12 +387,21 @@ class SchemaRunner(pulumi.ComponentResource):
             ),
             container_settings=resources.ContainerConfigurationArgs(
                 container_group_name=args.naming.name("ci-schema"),
-                subnet_ids=[resources.ContainerGroupSubnetIdArgs(id=args.subnet_id)],
+                subnet_ids=None
+                if args.subnet_id is None
+                else [resources.ContainerGroupSubnetIdArgs(id=args.subnet_id)],
             ),
-            storage_account_settings=resources.StorageAccountConfigurationArgs(
-                storage_account_name=account.name
-            ),
-            script_content=content,
+            storage_account_settings=None
+            if account is None
+            else resources.StorageAccountConfigurationArgs(storage_account_name=account.name),
+            # The script's firewall rule goes on this server (the variable, not the content, names it).
+            environment_variables=[
+                resources.EnvironmentVariableArgs(name="SQL_SERVER_ID", value=args.server_id)
+            ]
+            if public
+            else None,
+            script_content=values.apply(lambda v: _planned_script(v, names, public)),
+            force_update_tag=values.apply(lambda v: plan_tag(v, names)),
             cleanup_preference=resources.CleanupOptions.ALWAYS,
             retention_interval=RETENTION,
             timeout=TIMEOUT,

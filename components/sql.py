@@ -4,9 +4,10 @@ Azure resources: `sql.Server` (Entra-only authentication, TLS 1.2), `sql.Databas
 in dev and review, vCore in prod), `sql.BackupShortTermRetentionPolicy`, `sql.FirewallRule`s (Azure
 services, plus explicit client ranges) or, with private access, a private endpoint instead; server
 auditing and the database's diagnostics to Log Analytics; deletion locks when locked; and the schema (T-SQL
-migrations applied with pyodbc and an Entra token from the deploying machine, or, given a schema
-subnet, by `SchemaRunner` inside the network as a `managedidentity.UserAssignedIdentity` that is the
-server's admin). No SQL password exists anywhere.
+migrations applied by `SchemaMigration`'s deployment script as a `managedidentity.UserAssignedIdentity`
+that is the server's admin: on the public network, or inside the stack's own network given a schema
+subnet; only in a brought network, with pyodbc and an Entra token from the deploying machine). No
+SQL password exists anywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import managedidentity, sql
 
-from components.schema_runner import SchemaRunner, SchemaRunnerArgs
+from components.schema_runner import SchemaMigration, SchemaMigrationArgs
 from components.shared import (
     ComponentArgs,
     UserAssignedIdentity,
@@ -169,8 +170,9 @@ class SqlDatabaseArgs(ComponentArgs):
     """Arguments of `SqlDatabase`."""
 
     administrator: SqlAdministrator | None
-    """Required. The server's Entra admin (the only way to sign in besides granted identities). None
-    only with `schema_subnet_id`: the schema identity is the admin then."""
+    """The server's Entra admin (the only way to sign in besides granted identities). Required when
+    no script applies the schema (no `app_identity`, or private access without `schema_subnet_id`);
+    otherwise None (the schema identity is the admin) or a Group the schema identity joins."""
     sku: DatabaseSku
     """Required. The database's SKU: vCore, or a DTU size (Basic, S0-S3: no zone redundancy)."""
     auto_pause_delay_minutes: int = 60
@@ -183,14 +185,16 @@ class SqlDatabaseArgs(ComponentArgs):
     """Optional. Client ranges allowed besides Azure services. Default: none."""
     app_identity: UserAssignedIdentity | None = None
     """Optional. The app's identity, made a database user (from its client id, no Graph lookup) by
-    the schema migrations; when set, the schema is applied during `pulumi up` (the deploying identity
+    the schema migrations; when set, the schema is applied during `pulumi up` by a deployment script as
+    a schema identity this component creates (in a brought network, by the deploying identity, which
     must be the Entra admin or in its group, and reach the server). Default: none (no schema)."""
     schema_subnet_id: pulumi.Input[str] | None = None
     """Optional. With private access (and a `file` zone): a subnet delegated to
     Microsoft.ContainerInstance/containerGroups where the schema is applied by a deployment script,
     as a schema identity this component creates; that identity is the server's admin, unless
-    `administrator` is a Group (then add the identity to the group). Default: none (the deploying
-    machine applies the schema, and must reach the server)."""
+    `administrator` is a Group (then add the identity to the group). Default: none (on the public
+    network the script runs outside any network and opens the firewall for itself; with private
+    access the deploying machine applies the schema, and must reach the server)."""
 
 
 class SqlDatabase(pulumi.ComponentResource):
@@ -209,10 +213,10 @@ class SqlDatabase(pulumi.ComponentResource):
     firewall_rules: list[sql.FirewallRule]
     """The firewall rules (none with private access); schema migrations wait for them."""
     schema: pulumi.Resource | None
-    """The applied schema, when `app_identity` was given (the dynamic `DatabaseSchema`, or the
-    in-network deployment script): the app's code waits for it."""
+    """The applied schema, when `app_identity` was given (the deployment script of `SchemaMigration`,
+    or in a brought network the dynamic `DatabaseSchema`): the app's code waits for it."""
     schema_identity: UserAssignedIdentity | None
-    """The identity the in-network schema runs as (None when the deploying machine applies it)."""
+    """The identity the schema script runs as (None when the deploying machine applies it)."""
 
     def __init__(self, name: str, args: SqlDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("broadcast:sql:SqlDatabase", name, None, opts)
@@ -220,6 +224,7 @@ class SqlDatabase(pulumi.ComponentResource):
         self._args = args
         self.schema_identity = self._schema_identity()
         server = self._server()
+        self._admin_setting = self._entra_admin(server)
         database = self._database(server)
         self.firewall_rules = self._firewall(server)
         endpoint, endpoint_dns = (
@@ -270,19 +275,29 @@ class SqlDatabase(pulumi.ComponentResource):
     def _child(self, protect: bool = False) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, protect=protect)
 
-    def _schema_identity(self) -> UserAssignedIdentity | None:
-        """With a schema subnet, the identity the deployment script runs as (before the server, which
-        names it as its admin)."""
+    def _scripted(self) -> bool:
+        """Whether a deployment script applies the schema: on the public network, or from the stack's
+        own network's script subnet (a brought network has none: the deploying machine applies it)."""
         args = self._args
-        if args.schema_subnet_id is None:
-            if args.administrator is None:
-                raise ValueError("SqlDatabaseArgs: administrator is required without schema_subnet_id")
-            return None
-        if args.private_access is None or args.app_identity is None:
+        in_reach = args.private_access is None or args.schema_subnet_id is not None
+        return args.app_identity is not None and in_reach
+
+    def _schema_identity(self) -> UserAssignedIdentity | None:
+        """The identity the deployment script runs as (before the server, which names it as its
+        admin), when a script applies the schema."""
+        args = self._args
+        if args.schema_subnet_id is not None and (args.private_access is None or args.app_identity is None):
             raise ValueError("SqlDatabaseArgs: schema_subnet_id needs private_access and app_identity")
+        if not self._scripted():
+            if args.administrator is None:
+                raise ValueError(
+                    "SqlDatabaseArgs: administrator is required when no deployment script applies the "
+                    "schema (no app_identity, or private_access without schema_subnet_id)"
+                )
+            return None
         if args.administrator is not None and args.administrator.principal_type != "Group":
             raise ValueError(
-                "SqlDatabaseArgs: with schema_subnet_id the schema identity signs in as the admin: leave "
+                "SqlDatabaseArgs: the schema script's identity signs in as the admin: leave "
                 "administrator unset or make it a Group the identity joins "
                 f"(got a {args.administrator.principal_type})"
             )
@@ -339,7 +354,28 @@ class SqlDatabase(pulumi.ComponentResource):
                 tenant_id=admin.tenant_id,
                 principal_type=admin.principal_type,
             ),
-            opts=self._child(protect=args.lock),
+            # ARM reads `administrators` at creation only ("If used for server update, it will be
+            # ignored or it will result in an error. For updates individual APIs will need to be
+            # used", azure-native's sql.Server): later changes go through `_entra_admin`.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.lock, ignore_changes=["administrators"]),
+        )
+
+    def _entra_admin(self, server: sql.Server) -> sql.ServerAzureADAdministrator:
+        """The server's Entra admin through its own API, so that a deployed server takes a new admin
+        (a changed `sqlAdmin*`, or the schema identity on a stack deployed before the schema script):
+        the same values as at creation, where nothing changed. Deleted with the server: removing the
+        only admin of an Entra-only server would leave nobody who can sign in."""
+        args, admin = self._args, self._admin()
+        return sql.ServerAzureADAdministrator(
+            f"{self._name}-entra-admin",
+            administrator_name="ActiveDirectory",
+            administrator_type=sql.AdministratorType.ACTIVE_DIRECTORY,
+            login=admin.login,
+            sid=admin.sid,
+            tenant_id=admin.tenant_id,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            opts=pulumi.ResourceOptions(parent=self, deleted_with=server),
         )
 
     def _database(self, server: sql.Server) -> sql.Database:
@@ -425,16 +461,18 @@ class SqlDatabase(pulumi.ComponentResource):
         self, server: sql.Server, database: sql.Database, endpoints: Sequence[pulumi.Resource]
     ) -> pulumi.Resource | None:
         """The tables, change tracking and the app's database user, applied during `pulumi up` once
-        the server can be reached (firewall rules, or the private endpoint and its DNS record): from
-        inside the network when there is a schema subnet, else from the deploying machine."""
+        the server can be reached (firewall rules, or the private endpoint and its DNS record): by a
+        deployment script (on the public network, or in the stack's own network), else, in a brought
+        network, from the deploying machine."""
         args = self._args
         if args.app_identity is None:
             return None
-        after = [server, database, *self.firewall_rules, *endpoints]
-        if self.schema_identity is not None and args.schema_subnet_id is not None:
-            runner = SchemaRunner(
+        after = [server, self._admin_setting, database, *self.firewall_rules, *endpoints]
+        variables = schema_variables(args.app_identity.name, args.app_identity.client_id)
+        if self.schema_identity is not None:
+            migration = SchemaMigration(
                 f"{self._name}-schema-runner",
-                SchemaRunnerArgs(
+                SchemaMigrationArgs(
                     resource_group_name=args.resource_group_name,
                     location=args.location,
                     naming=args.naming,
@@ -443,14 +481,15 @@ class SqlDatabase(pulumi.ComponentResource):
                     private_access=args.private_access,
                     identity=self.schema_identity,
                     subnet_id=args.schema_subnet_id,
+                    server_id=server.id,
                     server=server.fully_qualified_domain_name,
                     database=database.name,
-                    variables=schema_variables(args.app_identity.name, args.app_identity.client_id),
+                    variables=variables,
                     depends_on=after,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
-            return runner.script
+            return migration.script
         return DatabaseSchema(
             f"{self._name}-schema",
             server=server.fully_qualified_domain_name,

@@ -237,7 +237,10 @@ UNPRICED_TYPES: dict[str, str] = {
     "azure-native:keyvault:Vault": "Key Vault operations, a handful per deployment (prices.json)",
     "azure-native:monitor:MetricAlert": "metric alert rules, per monitored time series a month",
     "azure-native:monitor:ScheduledQueryRule": "log search alert rules, per rule a month by frequency",
-    "azure-native:resources:AzureCliScript": "the script's container instance for minutes per `up`",
+    "azure-native:resources:AzureCliScript": (
+        "the schema script's container instance for minutes per run, and on public stacks the "
+        "storage account the service creates for it meanwhile"
+    ),
     "azure-native:monitor:ActionGroup": "notifications beyond the free monthly emails",
     "azure-native:web:AppServicePlan": "Elastic Premium or Dedicated plans (Flex bills through the app)",
     "azure-native:sql:BackupShortTermRetentionPolicy": "backup storage beyond the free 100% of max size",
@@ -251,6 +254,7 @@ FREE_TYPES: dict[str, str] = {
     "azure-native:monitor:DiagnosticSetting": "billed as the workspace's ingestion",
     "azure-native:sql:Server": "the logical server has no charge; its databases do",
     "azure-native:sql:FirewallRule": "no charge",
+    "azure-native:sql:ServerAzureADAdministrator": "a setting of the server: no charge",
     "azure-native:sql:ServerBlobAuditingPolicy": "billed as the workspace's ingestion",
     "azure-native:storage:BlobContainer": "billed as the account's storage",
     "azure-native:storage:StorageAccountStaticWebsite": "billed as the account's storage",

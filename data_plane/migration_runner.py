@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import sys
 import uuid
@@ -247,10 +248,36 @@ def run_plan(
     return {"applied": result.applied, "skipped": result.skipped}
 
 
-def main() -> int:
+REFUSED_ADDRESS = re.compile(r"Client with IP address '([0-9.]+)' is not allowed")
+"""Azure SQL's error 40615: the server's firewall has no rule for the address it names."""
+REFUSED_BY_FIREWALL = 3
+"""The exit status that tells the script to open a firewall rule for the address it was given."""
+
+
+def refused_address(error: BaseException) -> str | None:
+    """The address a firewall refusal (40615) names, as the server saw the client; None for any other
+    error."""
+    match = REFUSED_ADDRESS.search(str(error))
+    return match.group(1) if match else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """The deployment script's entry point: run the plan beside this package, and write the outputs
-    where deployment scripts read them (`AZ_SCRIPTS_OUTPUT_PATH`, a JSON object)."""
-    outputs = run_plan(Path(__file__).resolve().parent.parent)
+    where deployment scripts read them (`AZ_SCRIPTS_OUTPUT_PATH`, a JSON object). With
+    `--refused-address-file PATH`, a firewall refusal writes the refused address there and exits
+    with REFUSED_BY_FIREWALL, so the script can open a rule for exactly that address."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    flag = "--refused-address-file"
+    refused_file = args[args.index(flag) + 1] if flag in args else None
+    try:
+        outputs = run_plan(Path(__file__).resolve().parent.parent)
+    except Exception as error:
+        address = refused_address(error)
+        if refused_file is None or address is None:
+            raise
+        Path(refused_file).write_text(address)
+        print(f"the server refused {address} (40615)", file=sys.stderr)
+        return REFUSED_BY_FIREWALL
     print(json.dumps(outputs))
     output_path = os.environ.get("AZ_SCRIPTS_OUTPUT_PATH")
     if output_path:

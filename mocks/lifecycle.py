@@ -47,7 +47,8 @@ WEB_APP = "azure-native:web:WebApp"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 PROVIDER_KEY = "__provider"
 STACK = "pulumi:pulumi:Stack"
-CUSTOM_PREFIXES = ("azure-native:", "random:", DYNAMIC)
+COMMAND = "command:local:Command"
+CUSTOM_PREFIXES = ("azure-native:", "random:", "command:", DYNAMIC)
 
 # Built-in role definition ids (the same GUID in every subscription).
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
@@ -415,6 +416,8 @@ class World:
         self.state = dict(state)
         self.ids = dict(ids)
         self.present = set(state)
+        self.vault_keys_deleted: list[str] = []
+        """Host keys an ARM "Delete Host Secret" made the host delete from its Key Vault."""
         # Every subnet a deployment script's container joined keeps ACI's service association link
         # after the container group goes (the pessimistic reading of Microsoft's support article
         # "Failed to delete a virtual network or subnet used by Azure Container Instances").
@@ -450,7 +453,11 @@ class World:
 
 class ArmHostKeys:
     """ARM's host secret API (Web Apps - Create Or Update / Delete Host Secret): it answers for an app
-    that exists; once the app is deleted, its keys are gone and ARM answers 404."""
+    that exists; once the app is deleted, its keys are gone and ARM answers 404. ARM relays the call
+    to the running host, which deletes the key from its own store: with
+    `AzureWebJobsSecretStorageType=keyvault` that is the Key Vault secret the program wrote
+    (azure-functions-host KeyVaultSecretsRepository.WriteAsync deletes the `host--*` secrets no
+    longer in the set), recorded in `World.vault_keys_deleted`."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -462,10 +469,20 @@ class ArmHostKeys:
         assert headers.get("Authorization", "").startswith("Bearer "), "ARM takes an Entra token"
         self.calls.append((method, url))
         app_id = url.split("https://management.azure.com", 1)[1].split("/host/", 1)[0]
-        exists = any(self.world.ids.get(urn) == app_id for urn in self.world.present)
-        if not exists:
+        apps = [urn for urn in self.world.present if self.world.ids.get(urn) == app_id]
+        if not apps:
             return 404, {}, b'{"error": {"code": "ResourceNotFound"}}'
+        if method == "DELETE" and any(_keys_in_key_vault(self.world.state[urn]) for urn in apps):
+            self.world.vault_keys_deleted.append(url.split("/host/default/", 1)[1].split("?", 1)[0])
         return (200 if method == "PUT" else 204), {}, b"{}"
+
+
+def _keys_in_key_vault(app: Registration) -> bool:
+    """Whether a Functions app keeps its host keys in Key Vault (its app settings say so)."""
+    pairs = ((app.inputs.get("siteConfig") or {}).get("appSettings")) or []
+    return any(
+        p.get("name") == "AzureWebJobsSecretStorageType" and p.get("value") == "keyvault" for p in pairs
+    )
 
 
 class ArmSubnets:
@@ -836,18 +853,41 @@ class Life:
                     "Microsoft support: Failed to delete a virtual network or subnet used by ACI",
                 )
             )
+        if old.type == COMMAND:
+            findings += _release_subnet(old, world)
         if old.type == DYNAMIC:
             provider = with_doubles(dynamic_provider(old.inputs), world, self.clock.timestamp)
+            deleted_before = len(world.vault_keys_deleted)
             try:
                 provider.delete(world.ids.get(old.urn, ""), _props(old.inputs))
             except Exception as error:
                 findings.append(
                     Finding("data-plane-delete", old.urn, f"{type(provider).__name__}.delete: {error}")
                 )
+            findings += [
+                Finding(
+                    "deletes-live-key",
+                    old.urn,
+                    f"the host deletes {key} from the app's Key Vault, where the program keeps it",
+                    "azure-functions-host KeyVaultSecretsRepository.WriteAsync",
+                )
+                for key in world.vault_keys_deleted[deleted_before:]
+            ]
         soft = SOFT_DELETED.get(old.type)
         if soft:
             self.reserved[(old.type, str(old.inputs.get(soft.name_input)))] = soft.retention_days(old)
         return findings
+
+
+def _release_subnet(old: Registration, world: World) -> list[Finding]:
+    """pulumi-command runs a Command's `delete` on the deploying machine ("The command to run on
+    resource deletion"): the subnet release's `az resource delete` of ACI's link removes the link of
+    the subnet its environment names, as ARM's "Subnet Service Association Link - Delete" does."""
+    script = str(old.inputs.get("delete") or "")
+    subnet = str((old.inputs.get("environment") or {}).get("SUBNET_ID", ""))
+    if "serviceAssociationLinks/default" in script and "az resource delete" in script:
+        world.aci_links.discard(subnet)
+    return []
 
 
 def quota_usage(runs: Iterable[ProgramRun]) -> dict[tuple[str, str], int]:

@@ -8,6 +8,7 @@ up, in the repository this package is cloned from, so it is put on the import pa
 the component registers depends on the directory it runs in.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,10 +19,12 @@ PACKAGE_NAME = "broadcast"
 def main() -> None:
     """Serve the provider (the version is pyproject.toml's, the one a consumer's git tag names)."""
     sys.path.insert(0, str(REPOSITORY))
+    # The component then refuses what only a Python program can deploy (system.component).
+    os.environ["BROADCAST_PACKAGE_PROVIDER"] = "1"
     from pulumi.provider.experimental import component_provider_host
 
-    from components.system import BroadcastSystem
     from settings.version import project_version
+    from system.component import BroadcastSystem
 
     component_provider_host([BroadcastSystem], name=PACKAGE_NAME, version=project_version())
 

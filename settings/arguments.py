@@ -1,6 +1,6 @@
 """The stack settings as a component's arguments: the typed args module and the args' validation.
 
-`BroadcastSystem` (components/system.py) takes one `BroadcastSystemArgs`, whose fields are the stack
+`BroadcastSystem` (system/component.py) takes one `BroadcastSystemArgs`, whose fields are the stack
 config keys in snake_case (Pulumi's schema writes them back in camelCase, so a YAML or TypeScript
 consumer uses the same names as `Pulumi.<stack>.yaml`). The args module is generated from
 `settings.declarations.SETTINGS`, so a key's description is written once:
@@ -36,7 +36,7 @@ from settings.declarations import (
 from settings.loading import load_settings, settings_from_values, typed_value
 from settings.model import Settings
 
-ARGS_MODULE = Path(__file__).resolve().parent.parent / "components" / "system_args.py"
+ARGS_MODULE = Path(__file__).resolve().parent.parent / "system" / "args.py"
 
 # Each enumerated key: its Python enum's name, and a description of every member (the schema shows
 # them to consumers in every language).
@@ -140,7 +140,7 @@ def _enum_source(key: str, name: str, members: tuple[str, ...], docs: Mapping[st
 
 
 def render_args_module() -> str:
-    """The source of `components/system_args.py`: one enum per enumerated key, one TypedDict."""
+    """The source of `system/args.py`: one enum per enumerated key, one TypedDict."""
     lines = [
         '"""The arguments of `BroadcastSystem`: the stack settings, typed for Pulumi\'s schema analyzer.',
         "",

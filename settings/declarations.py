@@ -299,7 +299,8 @@ SETTINGS: tuple[Setting, ...] = (
         key="sqlAdminLogin",
         type="string",
         description="Display name of the SQL server's Entra admin. With sqlAdminObjectId and "
-        "sqlAdminPrincipalType; when all three are unset the deploying identity becomes the admin.",
+        "sqlAdminPrincipalType; when all three are unset the stack's schema identity (the deployment "
+        "script's) becomes the admin, or, in a brought network, the deploying identity.",
         default="",
     ),
     Setting(

@@ -230,13 +230,19 @@ def _network_rule(values: Values) -> list[str]:
             "endpoint refuses firewall rules, error 42101); reach it from the virtual network instead"
         )
     admin_type = values.get("sqlAdminPrincipalType")
-    if private and not byo and admin_type in ("User", "Application"):
-        # Its own network: the schema runs in a deployment script as the stack's identity (components.sql).
+    if not byo and admin_type in ("User", "Application"):
+        # Public, or a network of its own: the schema runs in a deployment script as the stack's
+        # identity (components.sql); only a brought network leaves it to the deploying identity.
+        mode, where = (
+            ("private (a network of its own)", "inside the network")
+            if private
+            else ("public", "by a deployment script")
+        )
         errors.append(
-            f"{PROJECT}:sqlAdminPrincipalType = {admin_type!r}: with network private (a network of its "
-            "own) the schema is applied inside the network by the stack's schema identity, which must sign "
-            "in as the admin: unset sqlAdminLogin, sqlAdminObjectId and sqlAdminPrincipalType, or use a "
-            "Group and add the identity to it"
+            f"{PROJECT}:sqlAdminPrincipalType = {admin_type!r}: with network {mode} "
+            f"the schema is applied {where} by the stack's "
+            "schema identity, which must sign in as the admin: unset sqlAdminLogin, sqlAdminObjectId and "
+            "sqlAdminPrincipalType, or use a Group and add the identity to it"
         )
     if len(byo) == 1:
         errors.append(f"{PROJECT}:networkAppSubnetId and networkEndpointSubnetId: set both, or neither")

@@ -215,7 +215,7 @@ BOOT = textwrap.dedent(
 
 FAKE_SLEEP = (
     '#!/bin/sh\nexec "$DS_REAL_PYTHON" -S -c "import sys; t = float(open(sys.argv[1]).read()); '
-    "open(sys.argv[1], 'w').write(str(t + float(sys.argv[2])))\" \"$DS_CLOCK\" \"$1\"\n"
+    'open(sys.argv[1], \'w\').write(str(t + float(sys.argv[2])))" "$DS_CLOCK" "$1"\n'
 )
 FAKE_DATE = (
     '#!/bin/sh\n[ "$1" = "+%s" ] || exit 2\n"$DS_REAL_PYTHON" -S -c '

@@ -53,6 +53,30 @@ Rules modelled, each from Microsoft's documentation (sources in docs/sources/pri
   same holds for the server's name in `privatelink.database.windows.net`.
 - An Entra-only server admits the admin principal (an application by its client id as `sid`) or a
   member of the admin group; anyone else fails with 18456 (Azure SQL: Microsoft Entra authentication).
+
+On the public network (a script without `containerSettings.subnetIds`, issue 33):
+- The service creates the script's storage itself when `storageAccountSettings` is absent ("If
+  `storageAccountName` is not specified, a storage account is automatically created"; Learn,
+  "Develop a deployment script in Bicep"), so no storage rule applies; the sign-in rule above still
+  does (any role of the identity counts).
+- The container's public address is Azure's, not known in advance. A public server admits it only
+  through a server-level IP rule covering it, or the 0.0.0.0 rule ("Allow Azure services and
+  resources to access this server": "allows communications from all resources inside the Azure
+  boundary, regardless of whether they are part of your subscription"; Azure SQL, network access
+  controls overview). Otherwise: error 40615 "Cannot open server '...' requested by the login.
+  Client with IP address '<address>' is not allowed to access the server."
+- A new rule applies after a delay ("Any modifications made to existing IP based firewall rules can
+  take up to 5 minutes to take effect", same page): the double refuses the first RULE_DELAY
+  connections after the rule is created (the stricter reading: never at once).
+- `az sql server firewall-rule create|delete` needs `Microsoft.Sql/servers/firewallRules/write|delete`
+  on the server: the double grants it to SQL Server Contributor, Contributor or Owner (built-in
+  roles, Databases: SQL Server Contributor holds `Microsoft.Sql/servers/*`), else AuthorizationFailed.
+  A rule name is at most 128 characters (`sp_set_firewall_rule`: `@name` NVARCHAR(128)) without
+  `< > * % & : \\ / ?` and not ending in `.` (the stricter of the readings found); a server holds at
+  most 256 server-level IP rules (Azure SQL firewall-configure, as read for this project; not
+  re-read here).
+- A rule under a `CanNotDelete` lock on the server cannot be deleted (ScopeLocked; "Lock your
+  resources": a lock applies to child resources).
 """
 
 from __future__ import annotations
@@ -73,6 +97,20 @@ from mocks import SUBSCRIPTION, ProgramRun, Registration
 SCRIPT = "azure-native:resources:AzureCliScript"
 FILE_ROLE = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+FIREWALL_WRITERS = {
+    "6d8ee4ec-f05a-4a1d-8b00-a9b17e38b437": "SQL Server Contributor",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+}
+"""Built-in roles whose actions include `Microsoft.Sql/servers/firewallRules/*`, by definition id."""
+CONTROL_PLANE_ROLES = {READER_ROLE, *FIREWALL_WRITERS}
+"""Roles with control-plane read actions (`*/read` or `Microsoft.Authorization/*/read` and more)."""
+CONTAINER_ADDRESS = "198.51.100.23"
+"""The public address the double's container connects from (a documentation range, RFC 5737)."""
+RULE_DELAY = 2
+"""Connections a new firewall rule still refuses (the stricter reading of "up to 5 minutes")."""
+RULE_LIMIT = 256
+RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:\\/?]")
 DURATION = re.compile(r"^P(?:T(\d+)H|(\d+)D)$")
 FIRST_AZURE_LINUX_3 = (2, 75, 0)
 """The first Azure CLI with no Mariner 2.0 build (release notes of 2.75.0, July 2025)."""
@@ -140,9 +178,65 @@ def principal_id(identity: Registration) -> str:
 
 
 FAKE_AZ = """#!/bin/sh
-# The Azure CLI of the script's container, signed in as the script's identity.
-[ "$1 $2" = "account get-access-token" ] || exit 2
-printf '%s\\n' "$DS_TOKEN"
+# The Azure CLI of the script's container, signed in as the script's identity (az.py).
+exec "$DS_REAL_PYTHON" "$DS_AZ" "$@"
+"""
+
+AZ_PYTHON = textwrap.dedent(
+    '''
+    """az of the script's container: the token, the server's locks and its firewall rules, as ARM
+    answers the script's identity."""
+    import json, os, re, sys
+
+    args = sys.argv[1:]
+    state_path = os.environ["DS_FIREWALL_STATE"]  # empty in a private network: no firewall there
+    state = json.load(open(state_path)) if state_path else {"server_id": "", "locks": []}
+
+    def option(name):
+        return args[args.index(name) + 1]
+
+    def save():
+        json.dump(state, open(state_path, "w"))
+
+    if args[:2] == ["account", "get-access-token"]:
+        print(os.environ["DS_TOKEN"])
+    elif args[:2] == ["lock", "list"]:
+        print(len(state["locks"]) if option("--resource") == state["server_id"] else 0)
+    elif args[:4] == ["sql", "server", "firewall-rule", "create"]:
+        if not state["may_write"]:
+            sys.exit("ERROR: (AuthorizationFailed) the client has no authorization to perform action "
+                     "'Microsoft.Sql/servers/firewallRules/write'")
+        name = option("--name")
+        if len(name) > 128 or re.search(state["forbidden"], name) or name.endswith("."):
+            sys.exit(f"ERROR: (InvalidFirewallRuleName) {name!r}")
+        if len(state["rules"]) >= state["limit"]:
+            sys.exit("ERROR: (FirewallRuleLimitExceeded) at most 256 rules")
+        server_id = state["server_id"]
+        group, server = server_id.split("/")[4], server_id.rsplit("/", 1)[1]
+        if option("--server") != server or option("--resource-group") != group:
+            sys.exit("ERROR: (ResourceNotFound) no such server")
+        state["rules"][name] = [option("--start-ip-address"), option("--end-ip-address")]
+        state["pending"][name] = state["delay"]
+        state["created"].append(name)
+        save()
+    elif args[:4] == ["sql", "server", "firewall-rule", "delete"]:
+        rule_id = option("--ids")
+        server_id, _, name = rule_id.rpartition("/firewallRules/")
+        if server_id != state["server_id"] or not state["may_write"]:
+            sys.exit("ERROR: (AuthorizationFailed) firewallRules/delete")
+        if state["locks"]:
+            sys.exit("ERROR: (ScopeLocked) the scope is locked")
+        state["rules"].pop(name, None)
+        state["pending"].pop(name, None)
+        save()
+    else:
+        sys.exit(f"the double's az knows no {' '.join(args[:4])!r}")
+    '''
+)
+
+FAKE_SLEEP = """#!/bin/sh
+# sleep of the container: the double's time passes at once.
+exit 0
 """
 
 FAKE_PYTHON = """#!/bin/sh
@@ -218,10 +312,35 @@ FAKE_DRIVER = textwrap.dedent(
         if _package not in _installed:
             raise ImportError(f"{_library}: cannot open shared object file: No such file or directory")
 
+    def _firewall():
+        """The public server's answer to the container's address (see the module's rules)."""
+        path = os.environ["DS_FIREWALL_STATE"]
+        if not path:
+            return
+        state = json.load(open(path))
+        address = os.environ["DS_CONTAINER_ADDRESS"]
+        def number(ip):
+            return struct.unpack(">I", bytes(int(p) for p in ip.split(".")))[0]
+        admitted = False
+        for name, (start, end) in sorted(state["rules"].items()):
+            if start == end == "0.0.0.0" or number(start) <= number(address) <= number(end):
+                if state["pending"].get(name, 0) > 0:
+                    state["pending"][name] -= 1
+                    continue
+                admitted = True
+        json.dump(state, open(path, "w"))
+        if not admitted:
+            server = os.environ["DS_SERVER_NAME"]
+            raise RuntimeError(
+                f"Cannot open server '{server}' requested by the login. Client with IP address "
+                f"'{address}' is not allowed to access the server. (40615)"
+            )
+
     def connect(connection_string, attrs_before=None, autocommit=False):
         refusal = os.environ["DS_SQL_REFUSAL"]
         if refusal:
             raise RuntimeError(refusal)
+        _firewall()
         packed = attrs_before[1256]
         (length,) = struct.unpack("<I", packed[:4])
         token = packed[4:4 + length].decode("utf-16-le")
@@ -388,8 +507,11 @@ class DeploymentScripts:
         if inputs.get("cleanupPreference", "Always") not in ("Always", "OnSuccess", "OnExpiration"):
             raise RefusedError("InvalidCleanupPreference")
         subnets = (inputs.get("containerSettings") or {}).get("subnetIds") or []
+        if not subnets:
+            self._check_sign_in(identity)  # public: the service brings its own storage
+            return identity
         if len(subnets) != 1:
-            raise RefusedError("the script's container needs one subnet to reach a private network")
+            raise RefusedError("the script's container joins one subnet")
         subnet_id = subnets[0]["id"]
         vnet = self._vnet_of(subnet_id)
         (subnet,) = [s for s in vnet.inputs["subnets"] if s["name"] == subnet_id.rsplit("/", 1)[1]]
@@ -434,23 +556,68 @@ class DeploymentScripts:
             raise RefusedError(
                 "AuthorizationFailed: the identity lacks Storage File Data Privileged Contributor"
             )
+        self._check_sign_in(identity)
+
+    def _check_sign_in(self, identity: Registration) -> None:
+        """A control-plane role of the identity (Reader or wider; a data role alone reads no
+        subscription) makes the subscription visible to the CLI's sign-in."""
         if not any(
             r.inputs["principalId"] == principal_id(identity)
-            and r.inputs["roleDefinitionId"].endswith(READER_ROLE)
+            and r.inputs["roleDefinitionId"].rsplit("/", 1)[-1] in CONTROL_PLANE_ROLES
             for r in self.run.of_type("azure-native:authorization:RoleAssignment")
         ):
             raise RefusedError(
                 "DeploymentScriptLoginFailed: the identity has no Azure role, so no subscription"
             )
 
+    def _firewall_state(self, script: Registration, identity: Registration) -> dict[str, Any]:
+        """The public server's firewall as the script meets it: the stack's rules, its locks, and
+        whether the identity may write rules on it."""
+        (server,) = self.run.of_type("azure-native:sql:Server")
+        server_id = mock_id(server)
+        rules = {
+            r.inputs["firewallRuleName"]: [r.inputs["startIpAddress"], r.inputs["endIpAddress"]]
+            for r in self.run.of_type("azure-native:sql:FirewallRule")
+        }
+        locks = [
+            r.name
+            for r in self.run.of_type("azure-native:authorization:ManagementLockByScope")
+            if r.inputs.get("scope") == server_id
+        ]
+        may_write = any(
+            r.inputs["scope"] == server_id
+            and r.inputs["principalId"] == principal_id(identity)
+            and r.inputs["roleDefinitionId"].rsplit("/", 1)[-1] in FIREWALL_WRITERS
+            for r in self.run.of_type("azure-native:authorization:RoleAssignment")
+        )
+        return {
+            "server_id": server_id,
+            "rules": rules,
+            "pending": {},
+            "created": [],
+            "locks": locks,
+            "may_write": may_write,
+            "delay": RULE_DELAY,
+            "limit": RULE_LIMIT,
+            "forbidden": RULE_NAME_FORBIDDEN.pattern,
+        }
+
     def _sql_rules(self, script: Registration, identity: Registration) -> dict[str, str]:
         """What the server answers the container: a refusal, or who may sign in."""
         (server,) = self.run.of_type("azure-native:sql:Server")
-        vnet = self._vnet_of(script.inputs["containerSettings"]["subnetIds"][0]["id"])
+        subnets = (script.inputs.get("containerSettings") or {}).get("subnetIds") or []
         private = server.inputs.get("publicNetworkAccess") == "Disabled"
-        if private and not self._resolves_privately(
-            mock_id(server), "sqlServer", "privatelink.database.windows.net", vnet, script
-        ):
+        unreachable = private and (
+            not subnets
+            or not self._resolves_privately(
+                mock_id(server),
+                "sqlServer",
+                "privatelink.database.windows.net",
+                self._vnet_of(subnets[0]["id"]),
+                script,
+            )
+        )
+        if unreachable:
             refusal = "Connection was denied since Deny Public Network Access is set to Yes (47073)"
         else:
             refusal = ""
@@ -461,6 +628,7 @@ class DeploymentScripts:
             else self.group_members.get(admin["sid"], set())
         )
         return {
+            "DS_SERVER_NAME": server.inputs["serverName"],
             "DS_SQL_REFUSAL": refusal,
             "DS_SQL_ADMINS": ",".join(sorted(admins)),
             "DS_TOKEN": client_id(identity),
@@ -473,12 +641,17 @@ class DeploymentScripts:
         image = cli_image(script.inputs.get("azCliVersion", ""))
         bin_dir = workdir / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in (("az", FAKE_AZ), ("python3", FAKE_PYTHON), ("tdnf", FAKE_TDNF)):
+        fakes = (("az", FAKE_AZ), ("python3", FAKE_PYTHON), ("tdnf", FAKE_TDNF), ("sleep", FAKE_SLEEP))
+        for name, text in fakes:
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(stat.S_IRWXU)
-        driver, container = workdir / "mssql_python.py", workdir / "container.py"
+        driver, container, az = workdir / "mssql_python.py", workdir / "container.py", workdir / "az.py"
         driver.write_text(FAKE_DRIVER)
         container.write_text(CONTAINER_PYTHON)
+        az.write_text(AZ_PYTHON)
+        public = not (script.inputs.get("containerSettings") or {}).get("subnetIds")
+        firewall = workdir / FIREWALL_FILE
+        firewall.write_text(json.dumps(self._firewall_state(script, identity)))
         rpm_db = workdir / "rpm.db"
         rpm_db.write_text("\n".join(IMAGE_PACKAGES) + "\n")
         output_path, pip_log = workdir / "outputs.json", workdir / "pip.log"
@@ -501,7 +674,15 @@ class DeploymentScripts:
             ),
             "DS_REAL_PYTHON": sys.executable,
             "DS_SQL_STATE": str(sql_state),
+            "DS_AZ": str(az),
+            "DS_FIREWALL_STATE": str(firewall) if public else "",
+            "DS_CONTAINER_ADDRESS": CONTAINER_ADDRESS,
             **self._sql_rules(script, identity),
+            # What the service passes the script (`environmentVariables`: value or secureValue).
+            **{
+                v["name"]: v.get("value", v.get("secureValue", ""))
+                for v in script.inputs.get("environmentVariables") or []
+            },
         }
         result = subprocess.run(
             ["bash", "-c", script.inputs["scriptContent"]],
@@ -521,6 +702,14 @@ class DeploymentScripts:
             pip=pip_log.read_text().splitlines(),
             log=result.stdout,
         )
+
+
+FIREWALL_FILE = "firewall.json"
+
+
+def firewall_state(workdir: Path) -> dict[str, Any]:
+    """The public server's firewall as the script left it (rules by name, and the ones it created)."""
+    return json.loads((workdir / FIREWALL_FILE).read_text())
 
 
 def sql_state(path: Path) -> dict[str, Any]:

@@ -174,11 +174,25 @@ def test_sql_database() -> None:
         "azure-native:sql:Database",
         "azure-native:sql:FirewallRule",
         "azure-native:sql:Server",
+        "azure-native:sql:ServerAzureADAdministrator",
     ]
     database = result.one("azure-native:sql:Database").inputs
     assert (database["autoPauseDelay"], database["sku"]["capacity"]) == (-1, 2)
     assert outputs["fully_qualified_domain_name"] == "sql-demo-dev-abc123.database.windows.net"
     assert outputs["database_name"] == "sqldb-demo-dev-abc123"
+    # ARM reads the server's `administrators` at creation only: later changes go through the
+    # administrator's own resource (azure-native sql.Server: "If used for server update, it will be
+    # ignored or it will result in an error. For updates individual APIs will need to be used").
+    server = next(r for r in result.resources if r.type == "azure-native:sql:Server")
+    assert server.ignore_changes == ["administrators"]
+    admin = result.one("azure-native:sql:ServerAzureADAdministrator")
+    assert {k: admin.inputs[k] for k in ("administratorName", "login", "sid", "tenantId")} == {
+        "administratorName": "ActiveDirectory",
+        "login": "dba",
+        "sid": "oid",
+        "tenantId": "tid",
+    }
+    assert admin.deleted_with == server.urn
 
 
 def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
@@ -205,6 +219,7 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
                     connection_string="InstrumentationKey=k",
                 ),
                 package=package,
+                tenant_id="tenant",
             ),
         )
     )
@@ -223,6 +238,25 @@ def test_function_app_on_a_dedicated_plan_runs_from_a_package_blob() -> None:
     assert not result.of_type("pulumi-python:dynamic:Resource") or not [
         r for r in result.of_type("pulumi-python:dynamic:Resource") if "package" in r.name or "code" in r.name
     ]
+
+
+def test_function_app_without_a_tenant_is_refused_with_the_reason() -> None:
+    """The host keeps its keys in a Key Vault, which needs its Entra tenant."""
+    identity = UserAssignedIdentity(resource_id="/id", client_id="cid", principal_id="pid", name="id")
+    with pytest.raises(ValueError, match=r"tenant_id is required: the Functions host keeps its keys"):
+        FunctionApp(
+            "fn",
+            FunctionAppArgs(
+                **common(),
+                server_farm_id="/asp",
+                hosting_plan="FlexConsumption",
+                identity=identity,
+                signalr_service_uri="https://s.service.signalr.net",
+                sql_connection_string="Server=x",
+                allowed_origins=["https://site.example"],
+                telemetry=Telemetry(resource_id="/appi", connection_string="InstrumentationKey=k"),
+            ),
+        )
 
 
 def test_role_definition_id_needs_a_subscription_scope() -> None:

@@ -26,6 +26,18 @@ def azure_types(run: ProgramRun) -> set[str]:
     return {r.type for r in run.resources if r.type.startswith("azure-native:")}
 
 
+def test_the_schema_script_is_declared_by_every_stack_and_listed_as_unpriced(
+    runs: dict[str, ProgramRun],
+) -> None:
+    """Issue 33: every stack now runs the schema as a deployment script (public ones too); it bills
+    a container and, on the public network, the service's own storage, for minutes per run. The
+    subnet release (`command:local:Command`) runs on the deploying machine: no Azure charge."""
+    script = "azure-native:resources:AzureCliScript"
+    assert all(run.of_type(script) for run in runs.values())
+    assert "storage account the service creates" in UNPRICED_TYPES[script]
+    assert runs["test"].of_type("command:local:Command")
+
+
 def test_every_declared_azure_type_is_priced_unpriced_or_free(runs: dict[str, ProgramRun]) -> None:
     declared = set().union(*(azure_types(run) for run in runs.values()))
     lists = (set(BILLED_TYPES), set(UNPRICED_TYPES), set(FREE_TYPES))

@@ -146,7 +146,7 @@ def test_the_workspace_keeps_logs_as_long_as_the_stack_says(dev: ProgramRun, pro
 
 
 def alert(run: ProgramRun, key: str) -> Registration:
-    (found,) = [r for r in run.resources if r.name == f"alerts-{key}"]
+    (found,) = [r for r in run.resources if r.name == f"broadcast-alerts-{key}"]
     return found
 
 
@@ -291,9 +291,9 @@ def test_metric_alerts_watch_quota_cpu_and_storage(
 
 def test_production_tests_the_api_and_the_site_from_five_regions(prod: ProgramRun) -> None:
     tests = {r.name: r.inputs for r in prod.of_type("azure-native:applicationinsights:WebTest")}
-    assert set(tests) == {"alerts-availability-api-health", "alerts-availability-site"}
+    assert set(tests) == {"broadcast-alerts-availability-api-health", "broadcast-alerts-availability-site"}
     app = prod.one("azure-native:web:WebApp").inputs["name"]
-    health = tests["alerts-availability-api-health"]
+    health = tests["broadcast-alerts-availability-api-health"]
     assert health["request"] == {
         "requestUrl": f"https://{app}.azurewebsites.net/api/health",
         "httpVerb": "GET",
@@ -318,23 +318,25 @@ def test_dev_runs_no_availability_tests(dev: ProgramRun) -> None:
 
 def test_production_locks_and_protects_what_holds_data(prod: ProgramRun) -> None:
     locks = {r.name: r for r in prod.of_type(LOCK)}
-    assert set(locks) == {"sql-server-lock", "sql-database-lock", "site-lock"}
+    assert set(locks) == {"broadcast-sql-server-lock", "broadcast-sql-database-lock", "broadcast-site-lock"}
     for lock in locks.values():
         assert (lock.inputs["level"], lock.inputs["lockName"]) == ("CanNotDelete", "do-not-delete")
         assert "protectData false" in lock.inputs["notes"]
-    assert locks["sql-server-lock"].inputs["scope"] == resource_id(prod, "azure-native:sql:Server", "")
-    assert locks["site-lock"].inputs["scope"] == resource_id(
-        prod, "azure-native:storage:StorageAccount", "site-"
+    assert locks["broadcast-sql-server-lock"].inputs["scope"] == resource_id(
+        prod, "azure-native:sql:Server", ""
+    )
+    assert locks["broadcast-site-lock"].inputs["scope"] == resource_id(
+        prod, "azure-native:storage:StorageAccount", "broadcast-site-"
     )
     protected = sorted(r.name for r in prod.resources if r.protect)
     assert protected == [
-        "functions-storage",
-        "functions-vault",
-        "monitoring-insights",
-        "monitoring-workspace",
-        "site-storage",
-        "sql-database",
-        "sql-server",
+        "broadcast-functions-storage",
+        "broadcast-functions-vault",
+        "broadcast-monitoring-insights",
+        "broadcast-monitoring-workspace",
+        "broadcast-site-storage",
+        "broadcast-sql-database",
+        "broadcast-sql-server",
     ]
 
 
@@ -342,17 +344,21 @@ def test_a_lock_is_removed_before_what_it_would_guard(prod: ProgramRun) -> None:
     """A lock is inherited by extension and child resources (diagnostic settings, role assignments,
     firewall rules), which then refuse deletion (ScopeLocked): each lock depends on them, so
     Pulumi deletes the lock first."""
-    server_lock = prod.one(LOCK, "sql-server-lock")
+    server_lock = prod.one(LOCK, "broadcast-sql-server-lock")
     for name in (
-        "sql-firewall-AllowAllWindowsAzureIps",
-        "sql-audit-diagnostics",
-        "sql-auditing",
-        "sql-schema",
+        "broadcast-sql-firewall-AllowAllWindowsAzureIps",
+        "broadcast-sql-audit-diagnostics",
+        "broadcast-sql-auditing",
+        "broadcast-sql-schema",
     ):
         (resource,) = [r for r in prod.resources if r.name == name]
         assert resource.urn in server_lock.dependencies, name
-    site_lock = prod.one(LOCK, "site-lock")
-    for name in ("site-deployer-blob", "site-blob-diagnostics", "site-storage-diagnostics"):
+    site_lock = prod.one(LOCK, "broadcast-site-lock")
+    for name in (
+        "broadcast-site-deployer-blob",
+        "broadcast-site-blob-diagnostics",
+        "broadcast-site-storage-diagnostics",
+    ):
         (resource,) = [r for r in prod.resources if r.name == name]
         assert resource.urn in site_lock.dependencies, name
 
@@ -438,7 +444,9 @@ def test_an_enterprise_brings_its_own_network_and_zones() -> None:
     links = run.of_type("azure-native:privatedns:VirtualNetworkLink")
     assert {link.inputs["virtualNetwork"]["id"] for link in links} == {VNET}
     sql_dns = next(
-        r for r in run.of_type("azure-native:network:PrivateDnsZoneGroup") if r.name.startswith("sql-")
+        r
+        for r in run.of_type("azure-native:network:PrivateDnsZoneGroup")
+        if r.name.startswith("broadcast-sql-")
     )
     assert (
         sql_dns.inputs["privateDnsZoneConfigs"][0]["privateDnsZoneId"]

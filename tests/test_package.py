@@ -20,14 +20,14 @@ from jsonschema.exceptions import ValidationError
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from artifacts.package_schema import PACKAGE_NAME, SCHEMA_FILE, package_schema
-from components.system import TYPE_TOKEN, BroadcastSystem
 from mocks import ProgramRun
 from mocks.capture import ROOT, ROOT_STACK_TYPE, run
 from settings import SETTINGS, SettingsError, stack_file
 from settings.arguments import main as args_module_check
 from settings.arguments import settings_from_args, snake, stack_args
 from settings.version import project_version
+from system.component import PACKAGE_PROVIDER_ENV, TYPE_TOKEN, BroadcastSystem
+from system.schema import PACKAGE_NAME, SCHEMA_FILE, package_schema
 
 METASCHEMA = ROOT / "package" / "metaschema" / "pulumi.json"
 PLUGIN = ROOT / "package" / "__main__.py"
@@ -47,7 +47,7 @@ def schema() -> dict[str, Any]:
 
 
 def test_the_committed_schema_is_the_one_the_analyzer_infers(schema: dict[str, Any]) -> None:
-    """package/schema.json is regenerated with `python -m artifacts.package_schema --write`, and the
+    """package/schema.json is regenerated with `python -m system.schema --write`, and the
     args module with `python -m settings.arguments --write`."""
     assert json.loads(SCHEMA_FILE.read_text()) == schema
     assert args_module_check([]) == 0
@@ -293,3 +293,38 @@ def test_the_typescript_example_uses_the_schemas_names_and_types(schema: dict[st
     ]
     assert exported and all(name in outputs for name in exported)
     assert '"@pulumi/broadcast"' in source
+
+
+DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "test"])
+def test_the_package_registers_no_python_dynamic_resource(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer's engine runs a Python dynamic provider in the consumer's directory with the
+    consumer's Python (pulumi/pulumi#5455, #16918): a TypeScript or YAML program has neither. So the
+    component, built by the package's provider, registers none, on the public stacks (dev, prod) and
+    on a private one with its own network (test)."""
+    monkeypatch.setenv(PACKAGE_PROVIDER_ENV, "1")
+    dynamic = [r.name for r in construct(stack).resources if r.type == DYNAMIC]
+    assert dynamic == []
+
+
+def test_the_package_refuses_what_only_the_python_program_can_deploy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A brought network has no subnet for the schema's deployment script; its schema is applied by
+    the deploying machine (a dynamic resource), so the package refuses it, naming the key."""
+    network = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/net"
+        "/providers/Microsoft.Network/virtualNetworks/v/subnets"
+    )
+    brought = {
+        "network": "private",
+        "networkAppSubnetId": f"{network}/app",
+        "networkEndpointSubnetId": f"{network}/endpoints",
+    }
+    monkeypatch.setenv(PACKAGE_PROVIDER_ENV, "1")
+    result = construct("dev", brought, expect_error=True)
+    assert "broadcast:networkAppSubnetId: a brought network has no subnet" in str(result.error)
+    monkeypatch.delenv(PACKAGE_PROVIDER_ENV)
+    assert construct("dev", brought).resources  # the Python program still deploys it

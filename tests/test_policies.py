@@ -545,21 +545,21 @@ def without(run: ProgramRun, drop: Any) -> ProgramRun:
 
 
 def test_a_resource_without_diagnostic_settings_is_reported(dev: ProgramRun) -> None:
-    broken = without(dev, lambda r: r.name == "signalr-diagnostics")
+    broken = without(dev, lambda r: r.name == "broadcast-signalr-diagnostics")
     found = [v for v in check(broken) if v.policy == "diagnostics-everywhere"]
     assert len(found) == 1 and "SignalR" in found[0].message
     assert found[0].resource == dev.one("azure-native:signalrservice:SignalR").urn
 
 
 def test_storage_without_blob_logs_and_sql_without_auditing_are_reported(dev: ProgramRun) -> None:
-    broken = without(dev, lambda r: r.name in ("site-blob-diagnostics", "sql-auditing"))
+    broken = without(dev, lambda r: r.name in ("broadcast-site-blob-diagnostics", "broadcast-sql-auditing"))
     messages = [v.message for v in check(broken) if v.policy == "diagnostics-everywhere"]
     assert any("logs no blob reads and writes" in m for m in messages)
     assert any("is not audited to Log Analytics" in m for m in messages)
 
 
 def test_an_unlocked_production_database_is_reported(prod: ProgramRun, dev: ProgramRun) -> None:
-    broken = without(prod, lambda r: r.name == "sql-database-lock")
+    broken = without(prod, lambda r: r.name == "broadcast-sql-database-lock")
     found = [v for v in check(broken) if v.policy == "production-locks"]
     assert [v.resource for v in found] == [prod.one("azure-native:sql:Database").urn]
     assert not dev.of_type("azure-native:authorization:ManagementLockByScope")

@@ -28,7 +28,7 @@ from components import schema_runner
 from components.schema_runner import AZ_CLI_VERSION, DRIVER, RETENTION, ROOT
 from components.shared import Naming, PrivateAccess, UserAssignedIdentity
 from components.sql import DatabaseSku, SqlAdministrator, SqlDatabase, SqlDatabaseArgs
-from data_plane.database_schema import SchemaProvider, entra_sid
+from data_plane.database_schema import entra_sid
 from data_plane.migration_runner import BUNDLED_MODULES
 from functions.migrations import load_migrations
 from mocks import SUBSCRIPTION, ProgramRun, Registration, run, run_stack
@@ -37,6 +37,7 @@ SERVER = "azure-native:sql:Server"
 STORAGE = "azure-native:storage:StorageAccount"
 ENDPOINT = "azure-native:network:PrivateEndpoint"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+ROLE = "azure-native:authorization:RoleAssignment"
 MIGRATIONS = [m.name for m in load_migrations()]
 
 
@@ -61,6 +62,7 @@ def without(run: ProgramRun, name: str) -> ProgramRun:
     """A copy of the run without the resource of that logical name."""
     changed = copy.deepcopy(run)
     changed.resources = [r for r in changed.resources if r.name != name]
+    assert len(changed.resources) == len(run.resources) - 1, f"no resource is named {name}"
     return changed
 
 
@@ -139,7 +141,9 @@ def test_the_script_waits_for_private_sql_and_the_code_waits_for_the_script(priv
     script = private.one(SCRIPT)
     needed = [private.one(ENDPOINT, "sql-endpoint"), private.one("azure-native:sql:Database")]
     needed += [
-        r for r in private.of_type("azure-native:network:PrivateDnsZoneGroup") if r.name == "sql-endpoint-dns"
+        r
+        for r in private.of_type("azure-native:network:PrivateDnsZoneGroup")
+        if r.name == "broadcast-sql-endpoint-dns"
     ]
     assert len(needed) == 3 and all(r.urn in script.dependencies for r in needed)
     (deployment,) = [r for r in private.of_type("pulumi-python:dynamic:Resource") if "scm_host" in r.inputs]
@@ -171,7 +175,7 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "FailedMountAzureFileVolume: the account refuses shared key access",
         ),
         (
-            lambda run: without(run, "sql-schema-runner-storage-file-endpoint"),
+            lambda run: without(run, "broadcast-sql-schema-runner-storage-file-endpoint"),
             "not reachable from the subnet",
         ),
         (
@@ -179,12 +183,15 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "needs an existing storage account",
         ),
         (
-            lambda run: without(run, "sql-schema-runner-storage-file-role"),
+            lambda run: without(run, "broadcast-sql-schema-runner-storage-file-role"),
             "lacks Storage File Data Privileged Contributor",
         ),
-        (lambda run: without(run, "sql-schema-runner-storage-reader-role"), "has no Azure role"),
+        (lambda run: without(run, "broadcast-sql-schema-runner-storage-reader-role"), "has no Azure role"),
         (lambda run: edited(run, SCRIPT, "", retentionInterval="P2D"), "between PT1H and PT26H"),
-        (lambda run: edited(run, SCRIPT, "", containerSettings=None), "needs one subnet"),
+        (
+            lambda run: edited(run, SCRIPT, "", containerSettings=None),
+            r"Deny Public Network Access is set to Yes \(47073\)",
+        ),
         (
             lambda run: edited(run, SCRIPT, "", azCliVersion="2.67.0"),
             r"mssql-python==1\.16\.0 \(Requires-Python >=3\.10; the image has Python 3\.9\)",
@@ -195,11 +202,11 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "libltdl.so.7: cannot open shared object file",
         ),
         (
-            lambda run: unordered(run, "network-zone-file-link"),
+            lambda run: unordered(run, "broadcast-network-zone-file-link"),
             "the script was created before the name resolved",
         ),
         (
-            lambda run: unordered(run, "sql-schema-runner-storage-file-endpoint-dns"),
+            lambda run: unordered(run, "broadcast-sql-schema-runner-storage-file-endpoint-dns"),
             "the script was created before the name resolved",
         ),
     ],
@@ -242,7 +249,7 @@ def test_without_the_private_record_the_server_refuses_the_container(
     private: ProgramRun, tmp_path: Path
 ) -> None:
     with pytest.raises(RefusedError, match=r"Deny Public Network Access is set to Yes \(47073\)"):
-        DeploymentScripts(without(private, "network-zone-sqlserver-link")).execute(
+        DeploymentScripts(without(private, "broadcast-network-zone-sqlserver-link")).execute(
             tmp_path, tmp_path / "db.json"
         )
 
@@ -276,17 +283,16 @@ def test_turning_a_public_stack_private_moves_the_schema_into_the_network(dev: P
     assert dev.of_type("azure-native:sql:FirewallRule") and not private.of_type(
         "azure-native:sql:FirewallRule"
     )
-    (schema,) = local_schema(dev)
-    assert local_schema(private) == [] and private.one(SCRIPT)
-    # The dynamic schema resource leaves the stack without connecting anywhere.
-
-    def refuse(props: dict[str, Any]) -> object:
-        raise AssertionError("deleting the schema resource must not connect")
-
-    assert SchemaProvider(connect=refuse, drivers=lambda: []).delete("id", schema.inputs) is None
-    assert private.one(SERVER).inputs["administrators"]["sid"] == client_id(
-        private.one(IDENTITY, "sql-schema")
-    )
+    # Both apply the schema with the deployment script, as the same identity: only its placement
+    # moves (into the script subnet, with its storage), and the firewall role goes with the firewall.
+    assert local_schema(dev) == [] and local_schema(private) == []
+    assert dev.one(SCRIPT).urn == private.one(SCRIPT).urn
+    assert "subnetIds" not in (dev.one(SCRIPT).inputs.get("containerSettings") or {})
+    assert private.one(SCRIPT).inputs["containerSettings"]["subnetIds"]
+    identity = private.one(IDENTITY, "sql-schema")
+    assert dev.one(IDENTITY, "sql-schema").urn == identity.urn
+    assert private.one(SERVER).inputs["administrators"]["sid"] == client_id(identity)
+    assert not [r for r in private.of_type(ROLE) if r.name.endswith("schema-runner-firewall-role")]
 
 
 def test_destroy_leaves_nothing_of_the_script_behind(private: ProgramRun) -> None:
@@ -307,11 +313,15 @@ def test_destroy_leaves_nothing_of_the_script_behind(private: ProgramRun) -> Non
     ]
     assert not any(r.protect or r.retain_on_delete for r in children)
     # ACI's link on the subnet can outlive the container group: destroy deletes the script, then
-    # releases the subnet (tests/test_subnet_release.py), then deletes the network.
-    (release,) = [r for r in private.of_type("pulumi-python:dynamic:Resource") if "subnet_id" in r.inputs]
+    # runs the release command's delete (tests/test_subnet_release.py), then deletes the network.
+    release = private.one("command:local:Command", "subnet-release")
     assert release.urn in script.dependencies
-    assert vnet.urn in release.property_dependencies["subnet_id"]
-    assert release.inputs["subnet_id"] == script.inputs["containerSettings"]["subnetIds"][0]["id"]
+    assert vnet.urn in release.property_dependencies["environment"]
+    assert release.inputs["environment"] == {
+        "SUBNET_ID": script.inputs["containerSettings"]["subnetIds"][0]["id"]
+    }
+    assert set(release.inputs) <= {"delete", "environment", "interpreter"}  # create does nothing
+    assert "serviceAssociationLinks/default" in release.inputs["delete"]
 
 
 # Bring your own network
@@ -335,7 +345,9 @@ def test_a_brought_network_keeps_applying_the_schema_from_the_deploying_machine(
     assert run.one(SERVER).inputs["administrators"]["login"] == "pulumi-deployer"
     # It connects by name once the endpoint's A record exists (before, the name is the public address).
     (dns,) = [
-        r for r in run.of_type("azure-native:network:PrivateDnsZoneGroup") if r.name == "sql-endpoint-dns"
+        r
+        for r in run.of_type("azure-native:network:PrivateDnsZoneGroup")
+        if r.name == "broadcast-sql-endpoint-dns"
     ]
     assert dns.urn in local_schema(run)[0].dependencies
 
@@ -371,7 +383,10 @@ def _sql_args(**overrides: Any) -> SqlDatabaseArgs:
             "leave administrator unset or make it a Group the identity joins (got a User)",
         ),
         ({"private_access": None}, "schema_subnet_id needs private_access and app_identity"),
-        ({"schema_subnet_id": None}, "administrator is required without schema_subnet_id"),
+        (
+            {"schema_subnet_id": None},
+            "administrator is required when no deployment script applies the schema",
+        ),
         (
             {
                 "private_access": PrivateAccess(

@@ -16,7 +16,6 @@ from mocks import (
     SUBSCRIPTION,
     TENANT,
     ProgramRun,
-    Registration,
     run_stack,
 )
 from settings.version import project_version
@@ -26,6 +25,15 @@ SIGNALR = "azure-native:signalrservice:SignalR"
 STORAGE = "azure-native:storage:StorageAccount"
 ROLE = "azure-native:authorization:RoleAssignment"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+VAULT = "azure-native:keyvault:Vault"
+SECRET = "azure-native:keyvault:Secret"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+HOST_KEY_SECRETS = {
+    "host-key-master": ("host--masterKey--master", "functions-master-key"),
+    "host-key-publish": ("host--functionKey--publisher", "functions-publish-key"),
+    "host-key-signalr": ("host--systemKey--signalr-095extension", "functions-signalr-key"),
+}
+"""Each host key secret (logical name) -> its Key Vault name and the RandomPassword it takes."""
 
 
 def app_settings(run: ProgramRun) -> dict[str, str]:
@@ -256,24 +264,70 @@ def test_role_assignments_grant_exactly_what_each_identity_needs(stack: ProgramR
     host = storage_named(stack, "functions-")
     insights = stack.one("azure-native:applicationinsights:Component").inputs["resourceName"]
     signalr = stack.one(SIGNALR).inputs["resourceName"]
+    vault = stack.one(VAULT).inputs["vaultName"]
     assert _assignments(stack) == {
         (host, principal, "STORAGE_BLOB_DATA_OWNER"),
         (host, principal, "STORAGE_QUEUE_DATA_CONTRIBUTOR"),
         (host, principal, "STORAGE_TABLE_DATA_CONTRIBUTOR"),
         (insights, principal, "MONITORING_METRICS_PUBLISHER"),
         (signalr, principal, "SIGNALR_SERVICE_OWNER"),
+        # The host lists, reads and (when it adds a key) writes its keys in the app's vault.
+        (vault, principal, "KEY_VAULT_SECRETS_OFFICER"),
         # SignalR reads the upstream key, and nothing else, from Key Vault.
         ("signalr-extension-key", identity(stack, "signalr-identity")[2], "KEY_VAULT_SECRETS_USER"),
         # The deploying identity uploads the site (shared keys are off).
         (storage_named(stack, "site-"), DEPLOYER_OBJECT_ID, "STORAGE_BLOB_DATA_CONTRIBUTOR"),
+        # The schema script opens and removes its own firewall rule on the server (issue 33).
+        (
+            stack.one("azure-native:sql:Server").inputs["serverName"],
+            identity(stack, "sql-schema-identity")[2],
+            "SQL_SERVER_CONTRIBUTOR",
+        ),
     }
 
 
-def test_the_app_starts_only_after_its_storage_roles_exist(stack: ProgramRun) -> None:
+def test_the_app_starts_only_after_its_roles_and_its_keys_exist(stack: ProgramRun) -> None:
+    """Storage, telemetry and the keys' vault roles; and the three host key secrets, which the host
+    reads at its first keyed request (without the master key it would generate and delete keys)."""
     app = stack.one(WEB_APP)
-    storage_roles = {r.urn for r in stack.of_type(ROLE) if "functions-identity" in r.name}
-    assert len(storage_roles) == 4
-    assert storage_roles <= set(app.dependencies)
+    roles = {r.urn for r in stack.of_type(ROLE) if "functions-identity" in r.name}
+    assert len(roles) == 5 and stack.one(ROLE, "functions-identity-host-keys").urn in roles
+    assert roles <= set(app.dependencies)
+    secrets = {stack.one(SECRET, logical).urn for logical in HOST_KEY_SECRETS}
+    assert secrets <= set(app.dependencies)
+    code = stack.one("pulumi-python:dynamic:Resource", "functions-code")
+    assert app.urn in code.dependencies and roles <= set(code.dependencies)
+
+
+def test_the_host_keeps_its_keys_in_the_apps_vault_read_as_the_app_identity(stack: ProgramRun) -> None:
+    """Functions app settings reference: `AzureWebJobsSecretStorageType` `keyvault`, the vault's URI,
+    and, for a user-assigned identity, its client id."""
+    settings = app_settings(stack)
+    vault = stack.one(VAULT).inputs["vaultName"]
+    _, client_id, principal = identity(stack)
+    assert settings["AzureWebJobsSecretStorageType"] == "keyvault"
+    assert settings["AzureWebJobsSecretStorageKeyVaultUri"] == f"https://{vault}.vault.azure.net/"
+    assert settings["AzureWebJobsSecretStorageKeyVaultClientId"] == client_id
+    assigned = stack.one(ROLE, "functions-identity-host-keys")
+    # On the vault itself (not on single secrets): the host lists the vault to find its keys.
+    assert assigned.property_dependencies["scope"] == [stack.one(VAULT).urn]
+    assert assigned.inputs["scope"].endswith("/" + vault)
+    assert assigned.inputs["roleDefinitionId"].endswith("/b86a8fe4-44ce-4948-aee5-eccb2c155cd7")
+    assert assigned.inputs["principalId"] == principal
+
+
+def test_the_host_key_secrets_carry_the_generated_values_as_secrets(stack: ProgramRun) -> None:
+    vault = stack.one(VAULT)
+    for logical, (secret_name, password) in HOST_KEY_SECRETS.items():
+        secret = stack.one(SECRET, logical)
+        value = stack.one(PASSWORD, password)
+        assert secret.inputs["secretName"] == secret_name
+        assert secret.inputs["vaultName"] == vault.inputs["vaultName"]
+        assert secret.property_dependencies["properties"] == [value.urn]
+        assert "properties" in secret.secret_inputs
+        assert (value.inputs["length"], value.inputs["special"]) == (48, False)
+        # Deleted with the vault: azure-native would delete it through Key Vault's data plane.
+        assert secret.deleted_with == vault.urn
 
 
 @pytest.mark.parametrize(
@@ -301,22 +355,22 @@ def test_signalr_upstream_references_the_key_in_key_vault_and_holds_none(stack: 
     `signalr_extension` key is a Key Vault reference SignalR resolves with its own identity."""
     service = stack.one(SIGNALR)
     app_name = stack.one(WEB_APP).inputs["name"]
-    key = stack.one("pulumi-python:dynamic:Resource", "signalr-extension-key")
+    key = stack.one(SECRET, "host-key-signalr")
     vault = stack.one("azure-native:keyvault:Vault").inputs
-    secret = stack.one("azure-native:keyvault:Secret")
+    secret = stack.one(SECRET, "signalr-key-secret")
     (template,) = service.inputs["upstream"]["templates"]
     assert template["urlTemplate"] == (
         f"https://{app_name}.azurewebsites.net/runtime/webhooks/signalr?code={{@Microsoft.KeyVault("
         f"SecretUri=https://{vault['vaultName']}.vault.azure.net/secrets/signalr-extension-key)}}"
     )
-    assert key.inputs["value"] not in template["urlTemplate"]
+    assert key.inputs["properties"]["value"] not in template["urlTemplate"]
     assert "upstream" not in service.secret_inputs
-    # The same generated key is set on the host and stored in the vault, secret in both.
-    assert len(key.inputs["value"]) == 48
-    assert secret.inputs["properties"]["value"] == key.inputs["value"]
-    assert "properties" in secret.secret_inputs and "value" in key.secret_inputs
-    assert key.inputs["key_name"] == wiring.SIGNALR_EXTENSION_KEY
-    assert key.inputs["app_id"].endswith("/" + app_name)
+    # SignalR's copy and the host's key come from the same generated value, secret in both.
+    value = stack.one(PASSWORD, "functions-signalr-key")
+    assert secret.property_dependencies["properties"] == [value.urn]
+    assert key.property_dependencies["properties"] == [value.urn]
+    assert "properties" in secret.secret_inputs and "properties" in key.secret_inputs
+    assert key.inputs["secretName"] == "host--systemKey--" + wiring.SIGNALR_EXTENSION_KEY.replace("_", "-095")
     assert template["hubPattern"] == wiring.HUB_NAME
     assert template["categoryPattern"] == "connections"
     assert template["eventPattern"] == "connected,disconnected"
@@ -328,10 +382,12 @@ def test_signalr_upstream_references_the_key_in_key_vault_and_holds_none(stack: 
     }
     reader = stack.one(ROLE, "signalr-key-reader")
     assert reader.inputs["scope"].endswith("/signalr-extension-key")
-    # ...once that role has settled (Key Vault: up to 10 minutes), and the host knows the key.
+    # ...once that role has settled (Key Vault: up to 10 minutes), the host's key is written and the
+    # code that answers the webhook is deployed.
     settled = stack.one("pulumi-python:dynamic:Resource", "signalr-key-reader-settled")
     assert reader.urn in settled.dependencies and settled.inputs["settle_seconds"] == 600
-    assert {settled.urn, key.urn} <= set(service.dependencies)
+    code = stack.one("pulumi-python:dynamic:Resource", "functions-code")
+    assert {settled.urn, key.urn, code.urn} <= set(service.dependencies)
 
 
 @pytest.mark.parametrize(("stack_name", "protected"), [("dev", False), ("prod", True)])
@@ -348,24 +404,39 @@ def test_the_key_vault_is_rbac_only_and_protected_in_production(
     assert properties.get("enablePurgeProtection") is (True if protected else None)
 
 
-def test_sql_server_is_entra_only_with_the_deployer_as_admin_by_default(dev: ProgramRun) -> None:
+def test_sql_server_is_entra_only_with_the_schema_identity_as_admin_by_default(dev: ProgramRun) -> None:
+    """Issue 33: the schema's deployment script signs in as the admin, so its identity is the admin
+    (an application: by its client id) unless sqlAdmin* names a group it joins."""
     server = dev.one("azure-native:sql:Server").inputs
     assert server["minimalTlsVersion"] == "1.2"
     assert "administratorLoginPassword" not in server and "administratorLogin" not in server
     admins = server["administrators"]
     assert admins["azureADOnlyAuthentication"] is True
     assert admins["administratorType"] == "ActiveDirectory"
-    assert admins["sid"] == DEPLOYER_OBJECT_ID
-    assert admins["principalType"] == "User"
-    assert admins["tenantId"] == TENANT
+    schema = dev.one("azure-native:managedidentity:UserAssignedIdentity", "sql-schema-identity")
+    assert admins["login"] == schema.inputs["resourceName"] and admins["sid"] != DEPLOYER_OBJECT_ID
+    assert admins["principalType"] == "Application"
 
 
-def test_a_deploying_service_principal_is_the_sql_admin_by_its_client_id() -> None:
+def test_in_a_brought_network_a_deploying_service_principal_is_the_sql_admin_by_its_client_id() -> None:
     """sys.server_principals: "A Microsoft Entra application's SID is the binary representation of its
-    Microsoft Entra client ID"; ARM wants principalType Application for it."""
-    run = run_stack("dev", {"deployerPrincipalType": "ServicePrincipal"})
+    Microsoft Entra client ID"; ARM wants principalType Application for it. Only a brought network
+    (no script subnet) still applies the schema as the deploying identity."""
+    vnet = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-hub/providers/Microsoft.Network/virtualNetworks/hub"
+    )
+    run = run_stack(
+        "dev",
+        {
+            "deployerPrincipalType": "ServicePrincipal",
+            "network": "private",
+            "networkAppSubnetId": f"{vnet}/subnets/functions",
+            "networkEndpointSubnetId": f"{vnet}/subnets/endpoints",
+        },
+    )
     admins = run.one("azure-native:sql:Server").inputs["administrators"]
     assert (admins["sid"], admins["principalType"]) == (DEPLOYER_CLIENT_ID, "Application")
+    assert admins["tenantId"] == TENANT
 
 
 def test_sql_admin_from_config() -> None:
@@ -501,31 +572,19 @@ def test_stack_outputs(stack: ProgramRun) -> None:
         "logAnalyticsWorkspace": stack.one("azure-native:operationalinsights:Workspace").inputs[
             "workspaceName"
         ],
-        "publishKey": publish_key(stack).inputs["value"],
+        "publishKey": stack.one(SECRET, "host-key-publish").inputs["properties"]["value"],
     }
     assert stack.secret_exports == {"publishKey"}
 
 
-def publish_key(stack: ProgramRun) -> Registration:
-    return stack.one("pulumi-python:dynamic:Resource", "functions-publish-function-key")
-
-
-def test_the_publish_key_is_a_host_function_key_set_after_the_code_from_a_generated_secret(
-    stack: ProgramRun,
-) -> None:
-    """ARM "Web Apps - Create Or Update Host Secret" (PUT .../host/default/{keyType}/{keyName}),
-    keyType functionKeys: a host-level key every function-level-auth function accepts."""
-    key = publish_key(stack)
-    app = stack.one(WEB_APP)
-    value = stack.one("random:index/randomPassword:RandomPassword", "functions-publish-key")
-    assert (key.inputs["key_name"], key.inputs["key_type"]) == ("publisher", "functionKeys")
-    assert key.inputs["app_id"].endswith("/" + app.inputs["name"]) and "value" in key.secret_inputs
-    assert key.inputs["value"] == "p" * int(value.inputs["length"]) and value.inputs["special"] is False
-    assert stack.one("pulumi-python:dynamic:Resource", "functions-code").urn in key.dependencies
+def test_no_dynamic_resource_sets_a_host_key_any_more(stack: ProgramRun) -> None:
+    """Issue 33: the keys are Key Vault secrets; the retired FunctionHostKey registers nowhere."""
+    dynamic = stack.of_type("pulumi-python:dynamic:Resource")
+    assert not [r for r in dynamic if "key_name" in r.inputs or r.name.endswith("function-key")]
 
 
 def test_no_secret_leaves_the_stack_unmarked(stack: ProgramRun) -> None:
-    key = stack.one("pulumi-python:dynamic:Resource", "signalr-extension-key").inputs["value"]
+    key = stack.one(SECRET, "host-key-signalr").inputs["properties"]["value"]
     for name, value in stack.exports.items():
         if name not in stack.secret_exports:
             assert key not in str(value), f"export {name} carries the webhook key in clear"

@@ -1,51 +1,38 @@
-"""The stack's publish key: a host-level function key set through ARM's "Web Apps - Create Or
-Update Host Secret" (`PUT .../sites/{name}/host/default/{keyType}/{keyName}`, keyType `functionKeys`;
-the Azure CLI's `az functionapp keys set --key-type functionKeys|masterKey|systemKeys`)."""
+"""The stack's publish key: a host-level function key (`publisher`) the stack generates and writes
+into the app's Key Vault as `host--functionKey--publisher`, where the Functions host reads its keys
+(`AzureWebJobsSecretStorageType=keyvault`); publishers send it as `x-functions-key`."""
 
 from __future__ import annotations
 
-import json
+from components.functions_app import FUNCTION_KEYS, PUBLISH_KEY_NAME, host_key_secret_name
+from mocks import ProgramRun
 
-from data_plane.host_key import HostKeyProvider
-
-APP_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/func-demo"
-KEY_URL = f"https://management.azure.com{APP_ID}/host/default/functionKeys/publisher?api-version=2024-04-01"
-
-
-class Arm:
-    """ARM's host secret endpoint: 200 (or 201) on PUT with `{"properties": {"name", "value"}}`,
-    200 on DELETE; records each call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, bytes | None]] = []
-
-    def __call__(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        assert headers["Authorization"] == "Bearer tok"
-        self.calls.append((method, url, body))
-        return 200, {}, b"{}"
+SECRET = "azure-native:keyvault:Secret"
+PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
-PROPS = {"app_id": APP_ID, "key_name": "publisher", "value": "v" * 48, "key_type": "functionKeys"}
+def test_the_publish_key_is_a_host_function_key_in_the_apps_vault(stack: ProgramRun) -> None:
+    secret = stack.one(SECRET, "host-key-publish")
+    value = stack.one(PASSWORD, "functions-publish-key")
+    vault = stack.one("azure-native:keyvault:Vault")
+    assert secret.inputs["secretName"] == host_key_secret_name(FUNCTION_KEYS, PUBLISH_KEY_NAME)
+    assert secret.inputs["secretName"] == "host--functionKey--publisher"
+    assert secret.inputs["vaultName"] == vault.inputs["vaultName"]
+    # Its value is that RandomPassword's result, sent as a secret.
+    assert secret.property_dependencies["properties"] == [value.urn]
+    assert secret.inputs["properties"]["value"] == "p" * int(value.inputs["length"])
+    assert "properties" in secret.secret_inputs and value.inputs["special"] is False
 
 
-def test_the_publish_key_is_put_and_deleted_as_a_host_function_key() -> None:
-    arm = Arm()
-    provider = HostKeyProvider(transport=arm, token=lambda: "tok")
-    created = provider.create(dict(PROPS))
-    assert created.id == f"{APP_ID}/host/default/functionKeys/publisher"
-    provider.delete(created.id or "", dict(PROPS))
-    (put, delete) = arm.calls
-    assert put[:2] == ("PUT", KEY_URL) and json.loads(put[2] or b"") == {
-        "properties": {"name": "publisher", "value": "v" * 48}
-    }
-    assert delete == ("DELETE", KEY_URL, None)
+def test_the_publish_key_output_is_the_generated_value_and_secret(stack: ProgramRun) -> None:
+    value = stack.one(PASSWORD, "functions-publish-key")
+    assert stack.exports["publishKey"] == "p" * int(value.inputs["length"])
+    assert "publishKey" in stack.secret_exports
 
 
-def test_a_key_moved_between_key_types_is_replaced_not_updated() -> None:
-    provider = HostKeyProvider()
-    system = {**PROPS, "key_type": "systemKeys"}
-    assert provider.diff("id", system, PROPS).replaces == ["key_type"]
-    without_type = {k: v for k, v in PROPS.items() if k != "key_type"}
-    assert provider.diff("id", without_type, {**without_type, "value": "w"}).replaces == []
+def test_the_publish_keys_value_keeps_its_urn_so_an_upgrade_keeps_the_key(stack: ProgramRun) -> None:
+    """Before issue 33 the same RandomPassword fed a FunctionHostKey: same URN, same value in state."""
+    value = stack.one(PASSWORD, "functions-publish-key")
+    assert value.urn.endswith(
+        "broadcast:function_app:FunctionApp$random:index/randomPassword:RandomPassword::broadcast-functions-publish-key"
+    )

@@ -100,6 +100,24 @@ def test_type_errors_name_the_key() -> None:
             "allowed with hostingPlan FlexConsumption only",
         ),
         ({"network": "private", "sqlClientIpRanges": ["203.0.113.7"]}, "must be empty with network private"),
+        (
+            {
+                "sqlAdminLogin": "alice",
+                "sqlAdminObjectId": "0b6ef3a4-8d4c-4bd5-9a47-9d2a3c1b2e10",
+                "sqlAdminPrincipalType": "User",
+            },
+            "with network public the schema is applied by a deployment script by the stack's schema "
+            "identity, which must sign in as the admin",
+        ),
+        (
+            {
+                "network": "private",
+                "sqlAdminLogin": "app",
+                "sqlAdminObjectId": "0b6ef3a4-8d4c-4bd5-9a47-9d2a3c1b2e10",
+                "sqlAdminPrincipalType": "Application",
+            },
+            "with network private (a network of its own) the schema is applied inside the network",
+        ),
         ({"networkAddressSpace": "8.8.8.0/24"}, "a private (RFC 1918) block from /16 to /26"),
         ({"networkAddressSpace": "10.0.0.0/28"}, "a private (RFC 1918) block from /16 to /26"),
         ({"network": "private", "networkAppSubnetId": SUBNET}, "set both, or neither"),

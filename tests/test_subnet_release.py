@@ -1,93 +1,106 @@
-"""The subnet release on destroy: ACI's service association link is deleted and waited for, within a
-bound, before the network's delete (Microsoft's support article "Failed to delete a virtual network or
-subnet used by Azure Container Instances"; Azure/azure-cli#21637)."""
+"""The subnet release on destroy (issue 27, moved to pulumi-command by issue 33): the delete of a
+`command:local:Command` deletes ACI's service association link and waits, within a bound, until the
+subnet lists none, before the network's delete (Microsoft's support article "Failed to delete a
+virtual network or subnet used by Azure Container Instances"; Azure/azure-cli#21637). Its script runs
+here with bash against a fake `az` that answers as ARM does for one subnet."""
 
 from __future__ import annotations
 
 import json
+import stat
+import subprocess
+from pathlib import Path
 
-import pytest
-
-from data_plane.subnet_release import SubnetReleaseProvider, link_url
+from components.schema_runner import ACI_API_VERSION, SUBNET_RELEASE_ATTEMPTS, subnet_release_command
 
 SUBNET = (
     "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/snet-scripts"
 )
-SAL = {"id": f"{SUBNET}/serviceAssociationLinks/acisal", "name": "acisal"}
+FAKE_AZ = """#!/usr/bin/env python3
+import json, os, sys
+path = os.environ["ARM_STATE"]
+state = json.load(open(path))
+state["calls"].append(sys.argv[1:])
+args = sys.argv[1:]
+json.dump(state, open(path, "w"))
+if state.get("signed_out"):
+    sys.exit("ERROR: Please run 'az login' to setup account.")
+if args[:4] == ["network", "vnet", "subnet", "show"]:
+    if state["gone"]:
+        sys.exit("ERROR: (NotFound) Resource not found")
+    print(1 if state["lingering"] > 0 else 0)
+    state["lingering"] -= 1 if state["deleted"] else 0
+elif args[:2] == ["resource", "delete"]:
+    state["deleted"] = True
+json.dump(state, open(path, "w"))
+"""
 
 
-class SubnetArm:
-    """ARM for one subnet: the link lingers for `lingering` reads after its delete is accepted; the
-    link delete answers `delete_statuses` in turn (then 200)."""
-
-    def __init__(self, lingering: int, *delete_statuses: int) -> None:
-        self.lingering = lingering
-        self.delete_statuses = list(delete_statuses)
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        self.calls.append((method, url))
-        if method == "DELETE":
-            return (self.delete_statuses.pop(0) if self.delete_statuses else 202), {}, b""
-        links = [SAL] if self.lingering > 0 else []
-        self.lingering -= 1
-        return 200, {}, json.dumps({"properties": {"serviceAssociationLinks": links}}).encode()
-
-
-def provider(arm: SubnetArm, timeout: float = 900) -> tuple[SubnetReleaseProvider, list[float]]:
-    sleeps: list[float] = []
-    now = [0.0]
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        now[0] += seconds
-
-    return SubnetReleaseProvider(arm, lambda: "tok", timeout, sleep, lambda: now[0]), sleeps
-
-
-def test_destroy_deletes_the_link_and_waits_until_the_subnet_lists_none() -> None:
-    arm = SubnetArm(2)
-    release, sleeps = provider(arm)
-    release.delete("id", {"subnet_id": SUBNET})
-    assert arm.calls[0] == ("DELETE", link_url(SUBNET))
-    assert (
-        "/providers/Microsoft.ContainerInstance/serviceAssociationLinks/default?api-version=2023-05-01"
-        in (arm.calls[0][1])
+def release(tmp_path: Path, **arm: object) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    """Run the command's delete as pulumi-command would (interpreter bash -c, its environment)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, text in (("az", FAKE_AZ), ("sleep", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    state = tmp_path / "arm.json"
+    state.write_text(json.dumps({"calls": [], "gone": False, "lingering": 0, "deleted": False, **arm}))
+    done = subprocess.run(
+        ["/bin/bash", "-c", subnet_release_command()],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "SUBNET_ID": SUBNET, "ARM_STATE": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    assert [method for method, _ in arm.calls] == ["DELETE", "GET", "GET", "GET"]
-    assert sleeps == [5.0, 10.0]
+    return done, json.loads(state.read_text())
 
 
-def test_a_busy_link_delete_is_retried() -> None:
-    arm = SubnetArm(0, 409, 429)
-    release, sleeps = provider(arm)
-    release.release(SUBNET)
-    assert [method for method, _ in arm.calls] == ["DELETE", "DELETE", "DELETE", "GET"]
-    assert sleeps == [5.0, 10.0]
+def test_destroy_deletes_the_link_and_waits_until_the_subnet_lists_none(tmp_path: Path) -> None:
+    done, arm = release(tmp_path, lingering=2)
+    assert done.returncode == 0, done.stderr
+    deletes = [call for call in arm["calls"] if call[:2] == ["resource", "delete"]]  # type: ignore[union-attr]
+    assert deletes[0] == [
+        "resource",
+        "delete",
+        "--ids",
+        f"{SUBNET}/providers/Microsoft.ContainerInstance/serviceAssociationLinks/default",
+        "--api-version",
+        ACI_API_VERSION,
+    ]
+    assert len(deletes) == 3  # asked again each time the link still lingered
 
 
-def test_past_the_bound_destroy_fails_with_what_to_run() -> None:
-    arm = SubnetArm(1000)
-    release, sleeps = provider(arm, timeout=120)
-    with pytest.raises(
-        RuntimeError, match=r"ACI still holds .* after 120 s\. By hand: az resource delete --ids "
-    ):
-        release.release(SUBNET)
-    assert sum(sleeps) <= 120
+def test_a_free_subnet_or_one_already_gone_needs_nothing(tmp_path: Path) -> None:
+    done, arm = release(tmp_path / "free")
+    assert done.returncode == 0 and arm["calls"] == [
+        [
+            "network",
+            "vnet",
+            "subnet",
+            "show",
+            "--ids",
+            SUBNET,
+            "--query",
+            "length(serviceAssociationLinks || `[]`)",
+            "-o",
+            "tsv",
+        ]
+    ]
+    done, _ = release(tmp_path / "gone", gone=True)
+    assert done.returncode == 0
 
 
-def test_a_refused_link_delete_fails_at_once_with_what_to_run() -> None:
-    arm = SubnetArm(0, 403)
-    release, sleeps = provider(arm)
-    with pytest.raises(RuntimeError, match=r"HTTP 403.*By hand: az resource delete"):
-        release.release(SUBNET)
-    assert sleeps == []
+def test_past_the_bound_destroy_fails_with_what_to_run(tmp_path: Path) -> None:
+    done, arm = release(tmp_path, lingering=1000)
+    assert done.returncode == 1
+    assert "ACI still holds" in done.stderr and "az resource delete --ids" in done.stderr
+    shows = [call for call in arm["calls"] if call[:2] == ["network", "vnet"]]  # type: ignore[union-attr]
+    assert len(shows) == SUBNET_RELEASE_ATTEMPTS
 
 
-def test_create_touches_nothing_and_a_new_subnet_replaces() -> None:
-    arm = SubnetArm(0)
-    release, _ = provider(arm)
-    assert release.create({"subnet_id": SUBNET}).id == f"{SUBNET}/release" and arm.calls == []
-    assert release.diff("id", {"subnet_id": SUBNET}, {"subnet_id": SUBNET + "2"}).replaces == ["subnet_id"]
+def test_an_az_that_cannot_answer_fails_destroy_instead_of_guessing(tmp_path: Path) -> None:
+    """pulumi-command runs the delete on the machine running `pulumi destroy`: without a signed-in
+    `az` there, it fails with az's own message rather than letting the network's delete fail later."""
+    done, _ = release(tmp_path, signed_out=True)
+    assert done.returncode == 1 and "az login" in done.stderr

@@ -27,12 +27,18 @@ class Role(StrEnum):
     # private network).
     STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
     READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    # A public schema script opens and removes its own SQL firewall rule (`Microsoft.Sql/servers/*`;
+    # built-in roles, Databases: its NotActions keep auditing and Entra-only authentication out).
+    SQL_SERVER_CONTRIBUTOR = "6d8ee4ec-f05a-4a1d-8b00-a9b17e38b437"
     # App Server alone cannot serve negotiation in Serverless mode; Owner covers it and the REST API.
     SIGNALR_SERVICE_OWNER = "7e4f1700-ea5a-4f59-8f37-079cfe29dce3"
     MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
     KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
     # Microsoft.Web/sites/*: what the code deployment script needs to publish through Kudu.
     WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
+    # The Functions host lists, reads, writes and deletes its keys in its vault (Get/Set/List/Delete):
+    # data actions Microsoft.KeyVault/vaults/secrets/* (Azure built-in roles, Security).
+    KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,7 @@
 The provider (package/__main__.py) infers its schema from `BroadcastSystem`'s type hints with
 `pulumi.provider.experimental` (the installed SDK, no CLI). `package/schema.json` is that schema,
 committed so that a change to the args or outputs shows in review as a change of the public API;
-`python -m artifacts.package_schema --write` regenerates it and a test keeps it current.
+`python -m system.schema --write` regenerates it and a test keeps it current.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def package_schema() -> dict[str, Any]:
     """The schema the provider serves (the analyzer's, at pyproject.toml's version)."""
     from pulumi.provider.experimental.component import ComponentProvider
 
-    from components.system import BroadcastSystem
     from settings.version import project_version
+    from system.component import BroadcastSystem
 
     provider = ComponentProvider([BroadcastSystem], PACKAGE_NAME, version=project_version())
     schema: dict[str, Any] = json.loads(provider.schema or "{}")
@@ -37,16 +37,23 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`--write` regenerates package/schema.json; without it, exit 1 when it is stale."""
-    parser = argparse.ArgumentParser(prog="python -m artifacts.package_schema", description=__doc__)
+    """`--write` regenerates package/schema.json; `--compare FILE` checks a schema the CLI read
+    (`pulumi package get-schema ./package`); without either, exit 1 when the committed one is stale."""
+    parser = argparse.ArgumentParser(prog="python -m system.schema", description=__doc__)
     parser.add_argument("--write", action="store_true", help="write package/schema.json")
+    parser.add_argument("--compare", type=Path, help="exit 1 unless this schema equals the committed one")
     options = parser.parse_args(argv)
+    if options.compare:
+        if json.loads(options.compare.read_text()) != json.loads(SCHEMA_FILE.read_text()):
+            print(f"{options.compare} differs from {SCHEMA_FILE}", file=sys.stderr)
+            return 1
+        return 0
     text = render(package_schema())
     if options.write:
         SCHEMA_FILE.write_text(text)
         return 0
     if not SCHEMA_FILE.exists() or SCHEMA_FILE.read_text() != text:
-        print(f"{SCHEMA_FILE} is stale: run `python -m artifacts.package_schema --write`", file=sys.stderr)
+        print(f"{SCHEMA_FILE} is stale: run `python -m system.schema --write`", file=sys.stderr)
         return 1
     return 0
 

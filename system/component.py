@@ -12,6 +12,7 @@ The program (`__main__.py`) and the component package (`package/`) both construc
 `from __future__ import annotations` here: Pulumi's analyzer reads the outputs' hints at run time.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +32,29 @@ from components.shared import Diagnostics, Naming, Role, RoleAssignment, create_
 from components.signalr import SignalR, SignalRArgs, service_uri
 from components.sql import SqlDatabase, SqlDatabaseArgs
 from components.static_site import StaticSite, StaticSiteArgs
-from components.system_args import BroadcastSystemArgs
 from functions import wiring
 from settings.arguments import settings_from_args
 from settings.deployer import deploying_identity, sql_administrator
+from settings.loading import SettingsError
 from settings.model import Settings
 from settings.version import VERSION_TAG, project_version
+from system.args import BroadcastSystemArgs
 
 TYPE_TOKEN = "broadcast:index:BroadcastSystem"
+PACKAGE_PROVIDER_ENV = "BROADCAST_PACKAGE_PROVIDER"
+"""Set by the package's provider (package/__main__.py): the component is built for a program in any
+language, whose engine cannot run a Python dynamic resource (it runs a dynamic provider in the
+consumer's directory with the consumer's Python; pulumi/pulumi#5455, #16918)."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class BroadcastSystem(pulumi.ComponentResource):
     """Instant one-to-many broadcasting on serverless Azure: site, Functions, SignalR, SQL, alerts."""
 
-    resource_group_name: pulumi.Output[str]
-    """The resource group that holds every resource of the system."""
+    name: pulumi.Output[str]
+    """The name of the resource group that holds every resource of the system."""
+    resource_id: pulumi.Output[str]
+    """The Azure resource id of that resource group (for role assignments, locks, budgets)."""
     site_url: pulumi.Output[str]
     """The web app's address (the storage account's static website)."""
     api_base_url: pulumi.Output[str]
@@ -71,6 +79,8 @@ class BroadcastSystem(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
         settings = settings_from_args(args, name)
+        if os.environ.get(PACKAGE_PROVIDER_ENV):
+            refuse_python_only(settings, name)
         self._name = name
         self._settings = settings
         client = authorization.get_client_config_output(opts=pulumi.InvokeOptions(parent=self))
@@ -196,15 +206,17 @@ class BroadcastSystem(pulumi.ComponentResource):
 
     def _database(self, common: dict[str, Any], app_identity: Any) -> SqlDatabase:
         settings, network = self._settings, self._network
-        # A network of its own applies the schema from inside (a deployment script); its identity is
-        # then SQL's admin unless sqlAdmin* names a group.
+        # A deployment script applies the schema, on the public network or from inside a network of
+        # the stack's own; its identity is then SQL's admin unless sqlAdmin* names a group. Only a
+        # brought network (no script subnet) leaves the schema to the deploying identity, the admin.
         schema_subnet_id = network.script_subnet_id if network else None
+        scripted = network is None or schema_subnet_id is not None
         return SqlDatabase(
             self._named("sql"),
             SqlDatabaseArgs(
                 **common,
                 administrator=None
-                if schema_subnet_id and not settings.sql_admin
+                if scripted and not settings.sql_admin
                 else sql_administrator(settings, self._client),
                 sku=settings.sql_sku,
                 auto_pause_delay_minutes=settings.sql_auto_pause_delay_minutes,
@@ -322,7 +334,8 @@ class BroadcastSystem(pulumi.ComponentResource):
     def _expose(
         self, site: StaticSite, database: SqlDatabase, functions: FunctionApp, signalr: SignalR
     ) -> None:
-        self.resource_group_name = self._group.name
+        self.name = self._group.name
+        self.resource_id = self._group.id
         self.site_url = site.url
         self.api_base_url = functions.api_base_url
         self.hub_name = pulumi.Output.from_input(wiring.HUB_NAME)
@@ -334,17 +347,31 @@ class BroadcastSystem(pulumi.ComponentResource):
         self.publish_key = pulumi.Output.secret(functions.publish_key)
         self.register_outputs(
             {
-                "resourceGroupName": self.resource_group_name,
-                "siteUrl": self.site_url,
-                "apiBaseUrl": self.api_base_url,
-                "hubName": self.hub_name,
-                "functionAppName": self.function_app_name,
-                "signalrHostName": self.signalr_host_name,
-                "sqlServerFqdn": self.sql_server_fqdn,
-                "sqlDatabaseName": self.sql_database_name,
-                "logAnalyticsWorkspace": self.log_analytics_workspace,
-                "publishKey": self.publish_key,
+                "name": self.name,
+                "resource_id": self.resource_id,
+                "site_url": self.site_url,
+                "api_base_url": self.api_base_url,
+                "hub_name": self.hub_name,
+                "function_app_name": self.function_app_name,
+                "signalr_host_name": self.signalr_host_name,
+                "sql_server_fqdn": self.sql_server_fqdn,
+                "sql_database_name": self.sql_database_name,
+                "log_analytics_workspace": self.log_analytics_workspace,
+                "publish_key": self.publish_key,
             }
+        )
+
+
+def refuse_python_only(settings: Settings, name: str) -> None:
+    """Settings only the Python program can deploy, refused when the package's provider builds the
+    component: the one step left as a Python dynamic resource is the schema of a brought network,
+    which has no subnet for the deployment script, so the deploying machine applies it."""
+    if settings.network.private and settings.network.app_subnet_id:
+        raise SettingsError(
+            f"invalid arguments for BroadcastSystem '{name}':\n  - broadcast:networkAppSubnetId: a brought "
+            "network has no subnet for the schema's deployment script, so the deploying machine applies "
+            "the schema with a Python dynamic resource, which only the Python program can run; from the "
+            "package, leave networkAppSubnetId and networkEndpointSubnetId unset (the stack's own network)"
         )
 
 

@@ -132,7 +132,7 @@ class BroadcastSystemArgs(TypedDict):
     sql_backup_retention_days: NotRequired[int]
     """Point-in-time restore retention in days (1-35)."""
     sql_admin_login: NotRequired[str]
-    """Display name of the SQL server's Entra admin. With sqlAdminObjectId and sqlAdminPrincipalType; when all three are unset the deploying identity becomes the admin."""
+    """Display name of the SQL server's Entra admin. With sqlAdminObjectId and sqlAdminPrincipalType; when all three are unset the stack's schema identity (the deployment script's) becomes the admin, or, in a brought network, the deploying identity."""
     sql_admin_object_id: NotRequired[str]
     """The SQL server's Entra admin: the object id of a user or group, or the application (client) id of a service principal or managed identity."""
     sql_admin_principal_type: NotRequired[SqlAdminPrincipalType]
