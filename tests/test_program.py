@@ -275,8 +275,20 @@ def test_role_assignments_grant_exactly_what_each_identity_needs(stack: ProgramR
         (vault, principal, "KEY_VAULT_SECRETS_OFFICER"),
         # SignalR reads the upstream key, and nothing else, from Key Vault.
         ("signalr-extension-key", identity(stack, "signalr-identity")[2], "KEY_VAULT_SECRETS_USER"),
-        # The deploying identity uploads the site (shared keys are off).
+        # The deploying identity enables the static website (a data-plane call; shared keys are off).
         (storage_named(stack, "site-"), DEPLOYER_OBJECT_ID, "STORAGE_BLOB_DATA_CONTRIBUTOR"),
+        # The site upload script writes $web and signs in (Reader); the code script publishes.
+        (
+            storage_named(stack, "site-"),
+            identity(stack, "site-upload-identity")[2],
+            "STORAGE_BLOB_DATA_CONTRIBUTOR",
+        ),
+        (storage_named(stack, "site-"), identity(stack, "site-upload-identity")[2], "READER"),
+        (
+            stack.one(WEB_APP).inputs["name"],
+            identity(stack, "code-deployment-identity")[2],
+            "WEBSITE_CONTRIBUTOR",
+        ),
         # The schema script opens and removes its own firewall rule on the server (issue 33).
         (
             stack.one("azure-native:sql:Server").inputs["serverName"],
@@ -295,7 +307,7 @@ def test_the_app_starts_only_after_its_roles_and_its_keys_exist(stack: ProgramRu
     assert roles <= set(app.dependencies)
     secrets = {stack.one(SECRET, logical).urn for logical in HOST_KEY_SECRETS}
     assert secrets <= set(app.dependencies)
-    code = stack.one("pulumi-python:dynamic:Resource", "functions-code")
+    code = stack.one("azure-native:resources:AzureCliScript", "functions-code-deployment-script")
     assert app.urn in code.dependencies and roles <= set(code.dependencies)
 
 
@@ -386,7 +398,7 @@ def test_signalr_upstream_references_the_key_in_key_vault_and_holds_none(stack: 
     # code that answers the webhook is deployed.
     settled = stack.one("pulumi-python:dynamic:Resource", "signalr-key-reader-settled")
     assert reader.urn in settled.dependencies and settled.inputs["settle_seconds"] == 600
-    code = stack.one("pulumi-python:dynamic:Resource", "functions-code")
+    code = stack.one("azure-native:resources:AzureCliScript", "functions-code-deployment-script")
     assert {settled.urn, key.urn, code.urn} <= set(service.dependencies)
 
 

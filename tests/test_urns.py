@@ -21,6 +21,9 @@ HOST_KEY_ADDITIONS = {
 }
 """What the host keys in Key Vault added (issue 33) to a stack deployed before them."""
 
+DEPLOYMENT_SCRIPT_STEPS = ("broadcast-site-upload", "broadcast-functions-code-deployment")
+"""The components of the site upload and code deployment scripts (issue 33), new to deployed stacks."""
+
 
 def before_system(stack: str) -> list[str]:
     """The URNs of a stack deployed before `BroadcastSystem` (issue 33): every building block at the
@@ -69,6 +72,19 @@ def test_a_stack_deployed_before_the_system_component_replaces_nothing(
     # need are new (issue 33: they replace retired dynamic resources).
     added = not_host_key_additions(changes.added)
     schema = [urn for urn in added if urn.rsplit("::", 1)[-1].startswith("broadcast-sql-schema")]
+    # The site upload and the code deployment as deployment scripts (issue 33), each with its identity.
+    scripts = [urn for urn in added if urn.rsplit("::", 1)[-1].startswith(DEPLOYMENT_SCRIPT_STEPS)]
+    assert {urn.rsplit("::", 1)[-1] for urn in scripts} == {
+        "broadcast-site-upload",
+        "broadcast-site-upload-identity",
+        "broadcast-site-upload-blob-writer",
+        "broadcast-site-upload-reader",
+        "broadcast-site-upload-script",
+        "broadcast-functions-code-deployment",
+        "broadcast-functions-code-deployment-identity",
+        "broadcast-functions-code-deployment-publisher",
+        "broadcast-functions-code-deployment-script",
+    }
     # The server's Entra admin through its own API: a deployed server takes the schema identity.
     admin = [
         urn
@@ -76,7 +92,7 @@ def test_a_stack_deployed_before_the_system_component_replaces_nothing(
         if urn.endswith("$azure-native:sql:ServerAzureADAdministrator::broadcast-sql-entra-admin")
     ]
     assert len(admin) == 1
-    assert sorted(set(added) - set(schema) - set(admin)) == [
+    assert sorted(set(added) - set(schema) - set(admin) - set(scripts)) == [
         f"urn:pulumi:{stack_name}::broadcast::{SYSTEM}::broadcast"
     ]
     assert {urn.rsplit("::", 1)[-1] for urn in schema} == {
@@ -184,11 +200,16 @@ def test_a_child_whose_parent_carries_no_old_urn_is_lost(dev: ProgramRun) -> Non
     schema = {
         r.urn
         for r in dev.resources
-        if r.name.startswith(("broadcast-sql-schema", "broadcast-sql-entra-admin"))
+        if r.name.startswith(("broadcast-sql-schema", "broadcast-sql-entra-admin", *DEPLOYMENT_SCRIPT_STEPS))
     }
-    assert set(not_host_key_additions(changes.added)) - schema == {
-        r.urn for r in dev.resources if r.urn.startswith(site.urn.rsplit("::", 1)[0])
-    } | {dev.one(SYSTEM).urn}
+    assert (
+        set(not_host_key_additions(changes.added)) - schema
+        == (
+            {r.urn for r in dev.resources if r.urn.startswith(site.urn.rsplit("::", 1)[0])}
+            | {dev.one(SYSTEM).urn}
+        )
+        - schema
+    )
 
 
 @pytest.mark.parametrize(
@@ -236,7 +257,9 @@ def test_no_retired_resource_is_still_declared(stack_name: str, dev: ProgramRun,
 def test_the_retired_host_keys_are_the_ones_deployed_stacks_hold() -> None:
     """Both URN tails of each FunctionHostKey: under BroadcastSystem, and from before it existed."""
     tails = {
-        tail.rsplit("::", 1)[1] for tail in retired() if "FunctionApp$pulumi-python:dynamic:Resource" in tail
+        tail.rsplit("::", 1)[1]
+        for tail in retired()
+        if "FunctionApp$pulumi-python:dynamic:Resource" in tail and tail.endswith("-key")
     }
     assert tails == {
         "broadcast-functions-publish-function-key",
