@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_random as random
-from pulumi_azure_native import keyvault, storage, web
+from pulumi_azure_native import authorization, keyvault, storage, web
 
 from artifacts.function_package import FunctionPackage
 from components.app_service import FLEX_CONSUMPTION
@@ -34,6 +34,7 @@ from components.code_deployment import (
     PackageBlobTarget,
     blob_name,
 )
+from components.key_read_check import KeyReadCheck, KeyReadCheckArgs
 from components.shared import (
     ComponentArgs,
     Role,
@@ -46,10 +47,11 @@ from components.shared import (
     send_diagnostics,
     send_storage_diagnostics,
 )
-from data_plane.role_propagation import RolePropagation
 from functions import wiring
 
 PACKAGE_CONTAINER = "app-package"
+SIGNALR_SECRET = "signalr-extension-key"
+"""SignalR's copy of its upstream key in the app's vault (the name deployed stacks hold)."""
 PUBLISH_KEY_NAME = "publisher"
 """The host-level function key the stack sets for publishers (stack output `publishKey`)."""
 SECRET_STORAGE_TYPE = "keyvault"
@@ -592,11 +594,11 @@ class FunctionApp(pulumi.ComponentResource):
         keys in Key Vault hold it and SignalR's role on it: removing it would make azure-native delete
         it through Key Vault's data plane, where the deploying identity holds no role (a 403 that stops
         `pulumi up`), and pointing SignalR at the host's secret would need a new role, waited for again.
-        SignalR waits until its role has settled (`RolePropagation`) and the code is deployed."""
+        SignalR waits until its identity can read the secret (`KeyReadCheck`) and the code is deployed."""
         args = self._args
         secret = keyvault.Secret(
             f"{self._name}-signalr-key-secret",
-            secret_name="signalr-extension-key",
+            secret_name=SIGNALR_SECRET,
             vault_name=vault.name,
             resource_group_name=args.resource_group_name,
             properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(value)),
@@ -608,26 +610,51 @@ class FunctionApp(pulumi.ComponentResource):
             RoleAssignment(principal_id=reader.principal_id, role=Role.KEY_VAULT_SECRETS_USER),
             self,
         )
-        settled = RolePropagation(
-            f"{self._name}-signalr-key-reader-settled",
-            role_assignment_id=read.id,
-            assigned_at=read.created_on,
-            opts=self._child([read]),
-        )
+        check = self._key_read_check(vault, secret, read, reader)
         # The versionless URI (SignalR rereads it every 30 minutes), built from outputs that are not
-        # secret: the secrets' own outputs are, since their value inputs are. The settled role, the
+        # secret: the secrets' own outputs are, since their value inputs are. The read check, the
         # host's copy of the key and the deployed code carry the dependencies: SignalR starts calling
-        # once it may read the key and the host runs the code and knows the key.
+        # once it can read the key and the host runs the code and knows the key.
         host_copy = next(
             s for s, k in zip(self.host_key_secrets, HOST_KEYS, strict=True) if k.label == "signalr"
         )
         ready = [
-            settled.id,
+            check.resource_id,
             pulumi.Output.unsecret(host_copy.id),
             *(d.id for d in self.code_deployments if isinstance(d, pulumi.CustomResource)),
         ]
         return pulumi.Output.all(vault.properties.vault_uri, secret.name, *ready).apply(
             lambda parts: f"{parts[0].rstrip('/')}/secrets/{parts[1]}"
+        )
+
+    def _key_read_check(
+        self,
+        vault: keyvault.Vault,
+        secret: keyvault.Secret,
+        read: authorization.RoleAssignment,
+        reader: UserAssignedIdentity,
+    ) -> KeyReadCheck:
+        """A deployment script that reads SignalR's key as SignalR's identity until Key Vault lets it."""
+        args = self._args
+        # The secret's name is this constant: the secret's own outputs are secret (its value input
+        # is), and the check's script must not be.
+        secret_uri = vault.properties.vault_uri.apply(
+            lambda uri: f"{uri.rstrip('/')}/secrets/{SIGNALR_SECRET}"
+        )
+        return KeyReadCheck(
+            f"{self._name}-signalr-key-readable",
+            KeyReadCheckArgs(
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                naming=args.naming,
+                tags=args.tags,
+                identity=reader,
+                vault_id=vault.id,
+                secret_uri=secret_uri,
+                role_assignment_id=read.id,
+                after=[read, secret],
+            ),
+            pulumi.ResourceOptions(parent=self),
         )
 
     def _package_blob(

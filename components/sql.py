@@ -254,7 +254,7 @@ class SqlDatabase(pulumi.ComponentResource):
                 f"{name}-server-lock",
                 server.id,
                 self,
-                [*auditing, *self.firewall_rules, endpoint, self.schema],
+                [*auditing, *self.firewall_rules, endpoint, self.schema, self._admin_setting],
             )
 
         self.name = server.name

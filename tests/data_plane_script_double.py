@@ -59,6 +59,9 @@ WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
 BLOB_WRITERS = {"ba92f5b4-2d11-453d-a403-e96b0029c9fe", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"}
 SIGN_IN_ROLES = {READER_ROLE, CONTRIBUTOR, WEBSITE_CONTRIBUTOR}
 PUBLISHERS = {CONTRIBUTOR, WEBSITE_CONTRIBUTOR}
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+"""Key Vault Secrets User: reads secret contents (Key Vault's data plane answers 403 ForbiddenByRbac
+without it, or before the assignment is in effect: "up to 10 minutes")."""
 
 FAKE_AZ = textwrap.dedent(
     '''
@@ -112,6 +115,17 @@ FAKE_AZ = textwrap.dedent(
                 refuse("The specified blob does not exist. ErrorCode:BlobNotFound")
         else:
             refuse(f"the double does not know az storage blob {args[2]}", 2)
+    elif args[:3] == ["keyvault", "secret", "show"]:
+        uri = option("--id")
+        vault, secret = uri.split("//", 1)[1].split(".", 1)[0], uri.rsplit("/secrets/", 1)[1]
+        if f"{vault}/{secret}" not in json.loads(os.environ["DS_SECRET_GRANTS"]) or clock < float(
+            os.environ["DS_ROLE_DELAY"]
+        ):
+            refuse("(Forbidden) Caller is not authorized to perform action on resource. Code: Forbidden "
+                   'Inner error: {"code": "ForbiddenByRbac"}')
+        if option("--query") != "id":
+            refuse("the double refuses to print a secret's value into the script's log", 2)
+        print(uri)
     else:
         refuse(f"the double does not know az {' '.join(args[:3])}", 2)
     json.dump(state, open(state_path, "w"))
@@ -299,7 +313,7 @@ class PublicScripts:
     ) -> ScriptRun:
         """Validate `script`, then run its content; RefusedError with its log when it fails."""
         identity, roles = self.validate(script)
-        grants = []
+        grants, secrets = [], []
         publishers: dict[str, list[str]] = {}
         for role, scoped in roles:
             if role in BLOB_WRITERS and scoped.type == "azure-native:storage:StorageAccount":
@@ -308,6 +322,8 @@ class PublicScripts:
                 grants.append(f"{scoped.inputs['accountName']}/{scoped.inputs['containerName']}")
             elif role in PUBLISHERS and scoped.type == "azure-native:web:WebApp":
                 publishers.setdefault(scoped.inputs["name"], []).append(client_id(identity))
+            elif role == SECRETS_USER and scoped.type == "azure-native:keyvault:Secret":
+                secrets.append(f"{scoped.inputs['vaultName']}/{scoped.inputs['secretName']}")
         workdir.mkdir(parents=True, exist_ok=True)
         bin_dir = workdir / "bin"
         bin_dir.mkdir(exist_ok=True)
@@ -339,6 +355,7 @@ class PublicScripts:
             "DS_REAL_PYTHON": sys.executable,
             "DS_TOKEN": client_id(identity),
             "DS_BLOB_GRANTS": json.dumps(grants),
+            "DS_SECRET_GRANTS": json.dumps(secrets),
             "DS_PUBLISHERS": json.dumps(publishers),
             "DS_ROLE_DELAY": str(role_delay),
             "DS_APP_PYTHON": _app_python(web_apps[0]) if web_apps else "",

@@ -95,6 +95,8 @@ from typing import Any
 from mocks import SUBSCRIPTION, ProgramRun, Registration
 
 SCRIPT = "azure-native:resources:AzureCliScript"
+SCHEMA_SCRIPT = "sql-schema-runner-script"
+"""The schema's deployment script, by the end of its logical name: a stack has others (site, code)."""
 FILE_ROLE = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 FIREWALL_WRITERS = {
@@ -636,7 +638,7 @@ class DeploymentScripts:
 
     def execute(self, workdir: Path, sql_state: Path) -> ScriptRun:
         """Validate the stack's one script, then run its content; RefusedError with its log on failure."""
-        (script,) = self.run.of_type(SCRIPT)
+        (script,) = [s for s in self.run.of_type(SCRIPT) if s.name.endswith(SCHEMA_SCRIPT)]
         identity = self.validate(script)
         image = cli_image(script.inputs.get("azCliVersion", ""))
         bin_dir = workdir / "bin"

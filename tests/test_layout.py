@@ -17,6 +17,7 @@ import components.alerting
 import components.app_service
 import components.code_deployment
 import components.functions_app
+import components.key_read_check
 import components.monitoring
 import components.network
 import components.schema_runner
@@ -32,6 +33,7 @@ COMPONENT_MODULES = [
     components.app_service,
     components.code_deployment,
     components.functions_app,
+    components.key_read_check,
     components.monitoring,
     components.network,
     components.schema_runner,
@@ -58,6 +60,7 @@ RETIRED_PROVIDER_CLASSES = {
     ("data_plane.code_deployment", "OneDeployProvider"),
     ("data_plane.code_deployment", "PackageBlobProvider"),
     ("data_plane.site_upload", "SiteUploadProvider"),
+    ("data_plane.role_propagation", "RolePropagationProvider"),
 }
 """Providers no program registers any more (issue 33: host keys in Key Vault, the schema, the code
 deployment and the site upload as deployment scripts, the subnet release as a pulumi-command), kept
@@ -164,6 +167,7 @@ def test_components_hold_only_component_resources() -> None:
         "app_service.py",
         "code_deployment.py",
         "functions_app.py",
+        "key_read_check.py",
         "monitoring.py",
         "network.py",
         "schema_runner.py",

@@ -349,7 +349,8 @@ def test_a_lock_is_removed_before_what_it_would_guard(prod: ProgramRun) -> None:
         "broadcast-sql-firewall-AllowAllWindowsAzureIps",
         "broadcast-sql-audit-diagnostics",
         "broadcast-sql-auditing",
-        "broadcast-sql-schema",
+        "broadcast-sql-schema-runner-script",
+        "broadcast-sql-entra-admin",
     ):
         (resource,) = [r for r in prod.resources if r.name == name]
         assert resource.urn in server_lock.dependencies, name

@@ -15,6 +15,7 @@ import vermin  # type: ignore[import-untyped]
 from broadcast_policies import ALL_POLICIES
 from deployment_script_double import (
     REQUIRES_PYTHON,
+    SCHEMA_SCRIPT,
     SCRIPT,
     DeploymentScripts,
     RefusedError,
@@ -80,9 +81,9 @@ def unordered(run: ProgramRun, name: str) -> ProgramRun:
 
 def without_line(run: ProgramRun, starting: str) -> ProgramRun:
     """A copy of the run whose script lacks the line that starts with `starting`."""
-    content = run.one(SCRIPT).inputs["scriptContent"]
+    content = run.one(SCRIPT, SCHEMA_SCRIPT).inputs["scriptContent"]
     kept = "\n".join(line for line in content.split("\n") if not line.startswith(starting))
-    return edited(run, SCRIPT, "", scriptContent=kept)
+    return edited(run, SCRIPT, SCHEMA_SCRIPT, scriptContent=kept)
 
 
 # Create
@@ -120,7 +121,7 @@ def test_the_first_up_applies_the_migrations_inside_the_network(private: Program
 
 
 def test_the_script_runs_in_the_script_subnet_as_the_sql_admin(private: ProgramRun) -> None:
-    script = private.one(SCRIPT).inputs
+    script = private.one(SCRIPT, SCHEMA_SCRIPT).inputs
     vnet = private.one("azure-native:network:VirtualNetwork").inputs
     (subnet,) = script["containerSettings"]["subnetIds"]
     assert subnet["id"].endswith(f"/{vnet['virtualNetworkName']}/subnets/snet-scripts")
@@ -138,7 +139,7 @@ def test_the_script_runs_in_the_script_subnet_as_the_sql_admin(private: ProgramR
 
 
 def test_the_script_waits_for_private_sql_and_the_code_waits_for_the_script(private: ProgramRun) -> None:
-    script = private.one(SCRIPT)
+    script = private.one(SCRIPT, SCHEMA_SCRIPT)
     needed = [private.one(ENDPOINT, "sql-endpoint"), private.one("azure-native:sql:Database")]
     needed += [
         r
@@ -146,7 +147,7 @@ def test_the_script_waits_for_private_sql_and_the_code_waits_for_the_script(priv
         if r.name == "broadcast-sql-endpoint-dns"
     ]
     assert len(needed) == 3 and all(r.urn in script.dependencies for r in needed)
-    (deployment,) = [r for r in private.of_type("pulumi-python:dynamic:Resource") if "scm_host" in r.inputs]
+    deployment = private.one(SCRIPT, "functions-code-deployment-script")
     assert script.urn in deployment.dependencies
 
 
@@ -157,7 +158,10 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
     """The script's content is all its input: the same stack gives the same text (no diff, so ARM does
     not run it again); run again anyway (say, after its retention), it applies nothing."""
     again = run_stack("test")
-    assert again.one(SCRIPT).inputs["scriptContent"] == private.one(SCRIPT).inputs["scriptContent"]
+    assert (
+        again.one(SCRIPT, SCHEMA_SCRIPT).inputs["scriptContent"]
+        == private.one(SCRIPT, SCHEMA_SCRIPT).inputs["scriptContent"]
+    )
     scripts = DeploymentScripts(private)
     scripts.execute(tmp_path / "first", tmp_path / "db.json")
     second = scripts.execute(tmp_path / "second", tmp_path / "db.json")
@@ -179,7 +183,7 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "not reachable from the subnet",
         ),
         (
-            lambda run: edited(run, SCRIPT, "", storageAccountSettings=None),
+            lambda run: edited(run, SCRIPT, SCHEMA_SCRIPT, storageAccountSettings=None),
             "needs an existing storage account",
         ),
         (
@@ -187,16 +191,19 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
             "lacks Storage File Data Privileged Contributor",
         ),
         (lambda run: without(run, "broadcast-sql-schema-runner-storage-reader-role"), "has no Azure role"),
-        (lambda run: edited(run, SCRIPT, "", retentionInterval="P2D"), "between PT1H and PT26H"),
+        (lambda run: edited(run, SCRIPT, SCHEMA_SCRIPT, retentionInterval="P2D"), "between PT1H and PT26H"),
         (
-            lambda run: edited(run, SCRIPT, "", containerSettings=None),
+            lambda run: edited(run, SCRIPT, SCHEMA_SCRIPT, containerSettings=None),
             r"Deny Public Network Access is set to Yes \(47073\)",
         ),
         (
-            lambda run: edited(run, SCRIPT, "", azCliVersion="2.67.0"),
+            lambda run: edited(run, SCRIPT, SCHEMA_SCRIPT, azCliVersion="2.67.0"),
             r"mssql-python==1\.16\.0 \(Requires-Python >=3\.10; the image has Python 3\.9\)",
         ),
-        (lambda run: edited(run, SCRIPT, "", azCliVersion="2.90.0"), "newer than the double's image table"),
+        (
+            lambda run: edited(run, SCRIPT, SCHEMA_SCRIPT, azCliVersion="2.90.0"),
+            "newer than the double's image table",
+        ),
         (
             lambda run: without_line(run, "tdnf install"),
             "libltdl.so.7: cannot open shared object file",
@@ -214,7 +221,7 @@ def test_an_unchanged_schema_changes_nothing_and_runs_nothing(private: ProgramRu
 def test_the_service_refuses_a_script_azure_would_refuse(
     private: ProgramRun, tmp_path: Path, change: Any, refusal: str
 ) -> None:
-    DeploymentScripts(private).validate(private.one(SCRIPT))  # the stack's own script passes
+    DeploymentScripts(private).validate(private.one(SCRIPT, SCHEMA_SCRIPT))  # the stack's own script passes
     with pytest.raises(RefusedError, match=refusal):
         DeploymentScripts(change(private)).execute(tmp_path, tmp_path / "db.json")
     assert sql_state(tmp_path / "db.json") == {}
@@ -286,9 +293,9 @@ def test_turning_a_public_stack_private_moves_the_schema_into_the_network(dev: P
     # Both apply the schema with the deployment script, as the same identity: only its placement
     # moves (into the script subnet, with its storage), and the firewall role goes with the firewall.
     assert local_schema(dev) == [] and local_schema(private) == []
-    assert dev.one(SCRIPT).urn == private.one(SCRIPT).urn
-    assert "subnetIds" not in (dev.one(SCRIPT).inputs.get("containerSettings") or {})
-    assert private.one(SCRIPT).inputs["containerSettings"]["subnetIds"]
+    assert dev.one(SCRIPT, SCHEMA_SCRIPT).urn == private.one(SCRIPT, SCHEMA_SCRIPT).urn
+    assert "subnetIds" not in (dev.one(SCRIPT, SCHEMA_SCRIPT).inputs.get("containerSettings") or {})
+    assert private.one(SCRIPT, SCHEMA_SCRIPT).inputs["containerSettings"]["subnetIds"]
     identity = private.one(IDENTITY, "sql-schema")
     assert dev.one(IDENTITY, "sql-schema").urn == identity.urn
     assert private.one(SERVER).inputs["administrators"]["sid"] == client_id(identity)
@@ -300,7 +307,7 @@ def test_destroy_leaves_nothing_of_the_script_behind(private: ProgramRun) -> Non
     it) and the script resource after its retention; Pulumi deletes the script before the network
     whose subnet it names (a delegated subnet with a container group in it cannot be deleted), and
     the storage, endpoint, role and identity are plain stack resources."""
-    script = private.one(SCRIPT)
+    script = private.one(SCRIPT, SCHEMA_SCRIPT)
     assert (script.inputs["cleanupPreference"], script.inputs["retentionInterval"]) == ("Always", RETENTION)
     vnet = private.one("azure-native:network:VirtualNetwork")
     assert vnet.urn in script.property_dependencies["containerSettings"]
@@ -338,7 +345,8 @@ def test_a_brought_network_keeps_applying_the_schema_from_the_deploying_machine(
             "networkEndpointSubnetId": f"{vnet}/subnets/endpoints",
         },
     )
-    assert run.of_type(SCRIPT) == [] and run.of_type("azure-native:network:VirtualNetwork") == []
+    schema_scripts = [s for s in run.of_type(SCRIPT) if s.name.endswith(SCHEMA_SCRIPT)]
+    assert schema_scripts == [] and run.of_type("azure-native:network:VirtualNetwork") == []
     assert len(local_schema(run)) == 1
     zones = {r.inputs["privateZoneName"] for r in run.of_type("azure-native:privatedns:PrivateZone")}
     assert "privatelink.file.core.windows.net" not in zones

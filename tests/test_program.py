@@ -273,8 +273,10 @@ def test_role_assignments_grant_exactly_what_each_identity_needs(stack: ProgramR
         (signalr, principal, "SIGNALR_SERVICE_OWNER"),
         # The host lists, reads and (when it adds a key) writes its keys in the app's vault.
         (vault, principal, "KEY_VAULT_SECRETS_OFFICER"),
-        # SignalR reads the upstream key, and nothing else, from Key Vault.
+        # SignalR reads the upstream key, and nothing else, from Key Vault; Reader on the vault's
+        # metadata lets the key read check sign in as SignalR's identity (issue 33).
         ("signalr-extension-key", identity(stack, "signalr-identity")[2], "KEY_VAULT_SECRETS_USER"),
+        (vault, identity(stack, "signalr-identity")[2], "READER"),
         # The deploying identity enables the static website (a data-plane call; shared keys are off).
         (storage_named(stack, "site-"), DEPLOYER_OBJECT_ID, "STORAGE_BLOB_DATA_CONTRIBUTOR"),
         # The site upload script writes $web and signs in (Reader); the code script publishes.
@@ -394,12 +396,13 @@ def test_signalr_upstream_references_the_key_in_key_vault_and_holds_none(stack: 
     }
     reader = stack.one(ROLE, "signalr-key-reader")
     assert reader.inputs["scope"].endswith("/signalr-extension-key")
-    # ...once that role has settled (Key Vault: up to 10 minutes), the host's key is written and the
-    # code that answers the webhook is deployed.
-    settled = stack.one("pulumi-python:dynamic:Resource", "signalr-key-reader-settled")
-    assert reader.urn in settled.dependencies and settled.inputs["settle_seconds"] == 600
+    # ...once SignalR's identity can read it (a deployment script reads it as that identity until Key
+    # Vault lets it: up to 10 minutes), the host's key is written and the code that answers the
+    # webhook is deployed.
+    readable = stack.one("azure-native:resources:AzureCliScript", "signalr-key-readable-script")
+    assert reader.urn in readable.dependencies
     code = stack.one("azure-native:resources:AzureCliScript", "functions-code-deployment-script")
-    assert {settled.urn, key.urn, code.urn} <= set(service.dependencies)
+    assert {readable.urn, key.urn, code.urn} <= set(service.dependencies)
 
 
 @pytest.mark.parametrize(("stack_name", "protected"), [("dev", False), ("prod", True)])

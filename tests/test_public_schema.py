@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from deployment_script_double import (
     CONTAINER_ADDRESS,
+    SCHEMA_SCRIPT,
     SCRIPT,
     DeploymentScripts,
     RefusedError,
@@ -48,7 +49,7 @@ def without_azure_services(run: ProgramRun) -> ProgramRun:
 def test_the_script_runs_on_the_public_network_as_the_sql_admin(stack: str) -> None:
     run = run_stack(stack)
     assert not [r for r in run.of_type("pulumi-python:dynamic:Resource") if "migrations" in r.inputs]
-    script = run.one(SCRIPT)
+    script = run.one(SCRIPT, SCHEMA_SCRIPT)
     inputs = script.inputs
     assert inputs["azCliVersion"] == AZ_CLI_VERSION and inputs["kind"] == "AzureCLI"
     assert "subnetIds" not in inputs["containerSettings"] and "storageAccountSettings" not in inputs
@@ -69,7 +70,7 @@ def test_the_script_runs_on_the_public_network_as_the_sql_admin(stack: str) -> N
 
 
 def test_the_script_adds_and_removes_its_rule_and_retries(dev: ProgramRun) -> None:
-    content = dev.one(SCRIPT).inputs["scriptContent"]
+    content = dev.one(SCRIPT, SCHEMA_SCRIPT).inputs["scriptContent"]
     assert "trap remove_rule EXIT" in content
     assert content.index("trap remove_rule EXIT") < content.index("az sql server firewall-rule create")
     assert 'az sql server firewall-rule delete --ids "$SQL_SERVER_ID/firewallRules/$rule"' in content
@@ -132,7 +133,7 @@ def test_a_locked_server_gets_no_temporary_rule(tmp_path: Path) -> None:
 def test_a_script_that_forgets_to_remove_its_rule_leaves_it_behind(dev: ProgramRun, tmp_path: Path) -> None:
     """The double keeps what the script did: without the trap, the rule stays on the server."""
     closed = without_azure_services(dev)
-    script = closed.one(SCRIPT)
+    script = closed.one(SCRIPT, SCHEMA_SCRIPT)
     script.inputs["scriptContent"] = script.inputs["scriptContent"].replace("trap remove_rule EXIT", ":")
     DeploymentScripts(closed).execute(tmp_path, tmp_path / "db.json")
     firewall = firewall_state(tmp_path)
@@ -142,7 +143,7 @@ def test_a_script_that_forgets_to_remove_its_rule_leaves_it_behind(dev: ProgramR
 def test_a_script_that_does_not_wait_for_its_rule_fails(dev: ProgramRun, tmp_path: Path) -> None:
     """A new rule applies after a delay: one connection attempt right after creating it is refused."""
     closed = without_azure_services(dev)
-    script = closed.one(SCRIPT)
+    script = closed.one(SCRIPT, SCHEMA_SCRIPT)
     script.inputs["scriptContent"] = script.inputs["scriptContent"].replace(
         f"$(seq 1 {FIREWALL_WAIT_ATTEMPTS})", "1"
     )

@@ -21,8 +21,13 @@ HOST_KEY_ADDITIONS = {
 }
 """What the host keys in Key Vault added (issue 33) to a stack deployed before them."""
 
-DEPLOYMENT_SCRIPT_STEPS = ("broadcast-site-upload", "broadcast-functions-code-deployment")
-"""The components of the site upload and code deployment scripts (issue 33), new to deployed stacks."""
+DEPLOYMENT_SCRIPT_STEPS = (
+    "broadcast-site-upload",
+    "broadcast-functions-code-deployment",
+    "broadcast-functions-signalr-key-readable",
+)
+"""The components of the site upload, code deployment and key read check scripts (issue 33), new to
+deployed stacks."""
 
 
 def before_system(stack: str) -> list[str]:
@@ -84,6 +89,9 @@ def test_a_stack_deployed_before_the_system_component_replaces_nothing(
         "broadcast-functions-code-deployment-identity",
         "broadcast-functions-code-deployment-publisher",
         "broadcast-functions-code-deployment-script",
+        "broadcast-functions-signalr-key-readable",
+        "broadcast-functions-signalr-key-readable-reader",
+        "broadcast-functions-signalr-key-readable-script",
     }
     # The server's Entra admin through its own API: a deployed server takes the schema identity.
     admin = [
