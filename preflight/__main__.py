@@ -40,9 +40,9 @@ SIGN_IN_HINT = (
 
 
 def needs_of(settings: Settings, subscription_id: str, deployer: tuple[str, str] | None = None) -> Needs:
-    """What a stack with these settings needs of its subscription and of who deploys it: a private
-    stack that creates its network applies its schema inside it (no ODBC driver here, its schema
-    identity is the SQL admin); one in a brought network, from here."""
+    """What a stack with these settings needs of its subscription and of who deploys it: a public
+    stack, or a private one that creates its network, applies its schema with a deployment script
+    (no ODBC driver here, its schema identity is the SQL admin); one in a brought network, from here."""
     network = settings.network
     admin = settings.sql_admin
     return Needs(
@@ -50,7 +50,8 @@ def needs_of(settings: Settings, subscription_id: str, deployer: tuple[str, str]
         location=settings.location,
         flex_consumption=settings.hosting_plan == "FlexConsumption",
         private_network=network.private,
-        schema_in_network=network.private and network.app_subnet_id is None,
+        # "In network" reads "by a deployment script": on public stacks too since issue 33.
+        schema_in_network=not (network.private and network.app_subnet_id is not None),
         sql_admin=(admin.principal_type, admin.sid) if admin else None,
         deployer=deployer,
         app_subnet_id=network.app_subnet_id,

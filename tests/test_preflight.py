@@ -169,8 +169,19 @@ def test_a_private_stack_whose_schema_runs_in_its_network_refuses_a_user_as_sql_
 
 
 def test_the_deploying_identity_must_be_the_sql_admin_where_it_applies_the_schema() -> None:
-    ready = Subscription(registered=set(BASE_PROVIDERS))
-    other = {"sqlAdminLogin": "bob", "sqlAdminObjectId": "99999999-0000-0000-0000-000000000000"}
+    """Only a brought network still has the deploying machine apply the schema (issue 33: public
+    stacks and private ones with their own network use the deployment script)."""
+    ready = Subscription(
+        registered=set(BASE_PROVIDERS) | set(PRIVATE_NETWORK_PROVIDERS),
+        subnets={SUBNET: ["Microsoft.App/environments"]},
+    )
+    other = {
+        "sqlAdminLogin": "bob",
+        "sqlAdminObjectId": "99999999-0000-0000-0000-000000000000",
+        "network": "private",
+        "networkAppSubnetId": SUBNET,
+        "networkEndpointSubnetId": f"{HUB}/subnets/pe",
+    }
     deployer = (DEPLOYER_OBJECT_ID, DEPLOYER_CLIENT_ID)
     needs = needs_of(stack_settings("dev", **other, sqlAdminPrincipalType="User"), SUBSCRIPTION, deployer)
     (problem,) = check(ready.get, [], needs)[0]
@@ -219,11 +230,34 @@ def test_the_command_reports_and_exits_one(capsys: pytest.CaptureFixture[str]) -
         preflight_main(["dev", "--subscription", SUBSCRIPTION], arm_get=ready.get, drivers=[ODBC_DRIVER]) == 0
     )
     assert "are ready" in capsys.readouterr().out
+    # dev's schema is applied by its deployment script (issue 33): no driver is needed here.
+    args = ["dev", "--subscription", SUBSCRIPTION, "--applies-schema"]
+    assert preflight_main(args, arm_get=ready.get, drivers=[]) == 0
+    with pytest.raises(SystemExit):
+        preflight_main(["nosuchstack"], arm_get=ready.get, drivers=[])
+
+
+def test_in_a_brought_network_whoever_applies_the_schema_needs_the_odbc_driver(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A brought network has no subnet for the schema's deployment script: the deploying machine
+    applies it, over ODBC Driver 18."""
+    import preflight.__main__ as command
+
+    brought = {
+        **stack_file("dev"),
+        "broadcast:network": "private",
+        "broadcast:networkAppSubnetId": SUBNET,
+        "broadcast:networkEndpointSubnetId": f"{HUB}/subnets/pe",
+    }
+    monkeypatch.setattr(command, "stack_file", lambda _stack: brought)
+    ready = Subscription(
+        registered=set(BASE_PROVIDERS) | set(PRIVATE_NETWORK_PROVIDERS),
+        subnets={SUBNET: ["Microsoft.App/environments"]},
+    )
     args = ["dev", "--subscription", SUBSCRIPTION, "--applies-schema"]
     assert preflight_main(args, arm_get=ready.get, drivers=[]) == 1
     assert "ODBC Driver 18 for SQL Server is not installed" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        preflight_main(["nosuchstack"], arm_get=ready.get, drivers=[])
 
 
 def test_preflight_refuses_a_scale_out_the_basic_database_cannot_serve(
