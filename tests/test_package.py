@@ -21,7 +21,7 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from mocks import ProgramRun
-from mocks.capture import ROOT, ROOT_STACK_TYPE, run
+from mocks.capture import ROOT, ROOT_STACK_TYPE, run, run_stack
 from settings import SETTINGS, SettingsError, stack_file
 from settings.arguments import main as args_module_check
 from settings.arguments import settings_from_args, snake, stack_args
@@ -161,11 +161,11 @@ def shape(run_: ProgramRun) -> list[tuple[str, str, str]]:
     )
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "test"])
 def test_construct_builds_what_the_program_builds(stack: str, dev: ProgramRun, prod: ProgramRun) -> None:
     """Inputs as the wire carries them (numbers as floats: Pulumi 3.272's component host passes a
     float on for an integer property) build the same resources, with the same inputs, as the program."""
-    program = {"dev": dev, "prod": prod}[stack]
+    program = {"dev": dev, "prod": prod}.get(stack) or run_stack(stack)
     assert shape(construct(stack)) == shape(program)
 
 
