@@ -363,7 +363,8 @@ def test_missing_prerequisites_stop_before_the_stack_with_each_fix(tmp_path: Pat
         in out
     )
     assert "the policy pack's environment policies/venv does not exist" in out
-    assert "ODBC Driver 18 for SQL Server is not installed on this machine" in out
+    # dev's schema is applied by its deployment script (issue 33): no driver is asked for here.
+    assert "ODBC Driver 18" not in out
 
 
 def test_no_sign_in_is_named(tmp_path: Path) -> None:
