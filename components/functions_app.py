@@ -486,10 +486,7 @@ class FunctionApp(pulumi.ComponentResource):
         return CodeDeployment(
             f"{self._name}-code-deployment",
             CodeDeploymentArgs(
-                resource_group_name=args.resource_group_name,
-                location=args.location,
-                naming=args.naming,
-                tags=args.tags,
+                **args.placement(),
                 package=args.package,
                 target=target,
                 after=after,
@@ -644,10 +641,7 @@ class FunctionApp(pulumi.ComponentResource):
         return KeyReadCheck(
             f"{self._name}-signalr-key-readable",
             KeyReadCheckArgs(
-                resource_group_name=args.resource_group_name,
-                location=args.location,
-                naming=args.naming,
-                tags=args.tags,
+                **args.placement(),
                 identity=reader,
                 vault_id=vault.id,
                 secret_uri=secret_uri,

@@ -473,10 +473,7 @@ class SqlDatabase(pulumi.ComponentResource):
             migration = SchemaMigration(
                 f"{self._name}-schema-runner",
                 SchemaMigrationArgs(
-                    resource_group_name=args.resource_group_name,
-                    location=args.location,
-                    naming=args.naming,
-                    tags=args.tags,
+                    **args.placement(),
                     diagnostics=args.diagnostics,
                     private_access=args.private_access,
                     identity=self.schema_identity,

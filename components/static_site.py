@@ -119,10 +119,7 @@ class StaticSite(pulumi.ComponentResource):
         return SiteUpload(
             f"{self._name}-upload",
             SiteUploadArgs(
-                resource_group_name=args.resource_group_name,
-                location=args.location,
-                naming=args.naming,
-                tags=args.tags,
+                **args.placement(),
                 account_name=self._account.name,
                 account_id=self._account.id,
                 files=files,

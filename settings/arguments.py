@@ -29,6 +29,7 @@ from settings.declarations import (
     PROJECT,
     PYTHON_VERSIONS,
     SETTINGS,
+    SETTINGS_BY_KEY,
     SIGNALR_SKUS,
     SQL_ADMIN_PRINCIPAL_TYPES,
     STORAGE_REDUNDANCY,
@@ -177,7 +178,7 @@ def _plain(key: str, value: Any) -> Any:
     engine sends every number as a float, and Pulumi 3.272's component host passes it on as one)."""
     if isinstance(value, Enum):
         return value.value
-    setting_type = next((s.type for s in SETTINGS if s.key == key), "string")
+    setting_type = SETTINGS_BY_KEY[key].type
     if setting_type == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
     if setting_type == "array" and isinstance(value, tuple):
@@ -203,13 +204,27 @@ def config_values(args: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return values, errors
 
 
-def settings_from_args(args: Mapping[str, Any], name: str) -> Settings:
+PYTHON_ONLY = (
+    f"{PROJECT}:networkAppSubnetId: a brought network has no subnet for the schema's deployment script, "
+    "so the deploying machine applies the schema with a Python dynamic resource, which only the Python "
+    "program can run; from the package, leave networkAppSubnetId and networkEndpointSubnetId unset (the "
+    "stack's own network)"
+)
+"""Why the package refuses a brought network (the one configuration still deployed by a Python dynamic
+resource: a consumer's engine runs dynamic providers with the consumer's Python, pulumi/pulumi#5455)."""
+
+
+def settings_from_args(args: Mapping[str, Any], name: str, by_package: bool = False) -> Settings:
     """The settings a `BroadcastSystem` named `name` is built from: its args with the stack config's
-    per-environment defaults, checks and cross-key rules (the same messages), or SettingsError."""
+    per-environment defaults, checks and cross-key rules (the same messages), or SettingsError. Built
+    `by_package` (the component package's provider, for a program in any language), it also refuses
+    what only the Python program can deploy."""
     values, errors = config_values(args)
     location = args.get("location")
     if not location:
         errors.append("location is required: the Azure region of every resource, e.g. westeurope")
+    if by_package and values.get("network") == "private" and values.get("networkAppSubnetId"):
+        errors.append(PYTHON_ONLY)
     return settings_from_values(
         values, location or None, f"invalid arguments for BroadcastSystem '{name}'", errors
     )

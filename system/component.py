@@ -1,12 +1,7 @@
 """`BroadcastSystem`: the whole system as one Pulumi component, from the stack settings as args.
 
-The data flow, in the order it is built:
-  1. the browser loads the web app from Blob Storage's static website;
-  2. the web app asks the Functions app to negotiate a SignalR endpoint and token;
-  3. it connects to Azure SignalR Service (Serverless mode);
-  4. events (a published message, a client connecting) become rows in Azure SQL Database;
-  5. a SQL trigger in the Functions app pushes each change through the SignalR output binding;
-  6. SignalR pushes it to every connected client at once.
+It builds the data flow `__main__.py`'s docstring lists, in that order: `_services` numbers each step
+(1 to 6) where it is built.
 
 The program (`__main__.py`) and the component package (`package/`) both construct it. No
 `from __future__ import annotations` here: Pulumi's analyzer reads the outputs' hints at run time.
@@ -35,7 +30,6 @@ from components.static_site import StaticSite, StaticSiteArgs
 from functions import wiring
 from settings.arguments import settings_from_args
 from settings.deployer import deploying_identity, sql_administrator
-from settings.loading import SettingsError
 from settings.model import Settings
 from settings.version import VERSION_TAG, project_version
 from system.args import BroadcastSystemArgs
@@ -78,9 +72,7 @@ class BroadcastSystem(pulumi.ComponentResource):
         self, name: str, args: BroadcastSystemArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
-        settings = settings_from_args(args, name)
-        if os.environ.get(PACKAGE_PROVIDER_ENV):
-            refuse_python_only(settings, name)
+        settings = settings_from_args(args, name, by_package=bool(os.environ.get(PACKAGE_PROVIDER_ENV)))
         self._name = name
         self._settings = settings
         client = authorization.get_client_config_output(opts=pulumi.InvokeOptions(parent=self))
@@ -91,12 +83,13 @@ class BroadcastSystem(pulumi.ComponentResource):
         self._alerting(common, site, database, functions, signalr)
         self._expose(site, database, functions, signalr)
 
-    def _child(self, name: str, moved_from_root: bool = True) -> pulumi.ResourceOptions:
+    def _child(self, name: str) -> pulumi.ResourceOptions:
         """A direct child's options: parented here, named after this component, and carrying the URN
         it had when the program declared it at the top of the stack (so no deployed stack replaces
         anything)."""
-        aliases = [pulumi.Alias(name=name, parent=pulumi.ROOT_STACK_RESOURCE)] if moved_from_root else []
-        return pulumi.ResourceOptions(parent=self, aliases=aliases)
+        return pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(name=name, parent=pulumi.ROOT_STACK_RESOURCE)]
+        )
 
     def _named(self, name: str) -> str:
         return f"{self._name}-{name}"
@@ -359,19 +352,6 @@ class BroadcastSystem(pulumi.ComponentResource):
                 "log_analytics_workspace": self.log_analytics_workspace,
                 "publish_key": self.publish_key,
             }
-        )
-
-
-def refuse_python_only(settings: Settings, name: str) -> None:
-    """Settings only the Python program can deploy, refused when the package's provider builds the
-    component: the one step left as a Python dynamic resource is the schema of a brought network,
-    which has no subnet for the deployment script, so the deploying machine applies it."""
-    if settings.network.private and settings.network.app_subnet_id:
-        raise SettingsError(
-            f"invalid arguments for BroadcastSystem '{name}':\n  - broadcast:networkAppSubnetId: a brought "
-            "network has no subnet for the schema's deployment script, so the deploying machine applies "
-            "the schema with a Python dynamic resource, which only the Python program can run; from the "
-            "package, leave networkAppSubnetId and networkEndpointSubnetId unset (the stack's own network)"
         )
 
 

@@ -11,11 +11,9 @@ a source is ambiguous the double takes the stricter reading:
   the script's registered inputs, as JSON, over 1,000,000 bytes are refused (RequestEntityTooLarge).
   "The maximum allowed size for environment variables is 64 KB" (Learn, "Develop a deployment script
   in Bicep"): the double counts names and values together.
-- Only one user-assigned identity ("Currently, only user-assigned MSI is supported"); `retentionInterval`
-  PT1H..PT26H; `azCliVersion` selects the image (`deployment_script_double.cli_image`).
-- The service signs the CLI in as the identity before the script; an identity with no control-plane
-  role sees no subscription and fails (MicrosoftDocs/azure-docs#60266, reported). Stricter reading:
-  only Reader, Contributor or Website Contributor count, and only when ordered before the script.
+- What ARM checks on any deployment script (one user-assigned identity, retention, the sign-in's
+  control-plane role assigned before the script) is `deployment_script_double.admitted_identity`,
+  shared with the schema's double; `azCliVersion` selects the image (`cli_image`).
 - Blob Storage with shared-key access off refuses key-signed requests (KeyBasedAuthenticationNotPermitted,
   pulumi/pulumi-azure-native#2015): `az storage blob` without `--auth-mode login` is refused. With
   Entra auth, data actions need Storage Blob Data Contributor/Owner at the account or the container
@@ -46,18 +44,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployment_script_double import DURATION, READER_ROLE, RefusedError, cli_image, client_id, principal_id
+from deployment_script_double import (
+    WEBSITE_CONTRIBUTOR,
+    RefusedError,
+    admitted_identity,
+    cli_image,
+    client_id,
+    dependency_closure,
+    principal_id,
+)
 
 from mocks import ProgramRun, Registration
 
 SCRIPT = "azure-native:resources:AzureCliScript"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
-RESOURCE_DEFINITION_LIMIT = 1_000_000
-ENVIRONMENT_LIMIT = 64 * 1024
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
-WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
 BLOB_WRITERS = {"ba92f5b4-2d11-453d-a403-e96b0029c9fe", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"}
-SIGN_IN_ROLES = {READER_ROLE, CONTRIBUTOR, WEBSITE_CONTRIBUTOR}
 PUBLISHERS = {CONTRIBUTOR, WEBSITE_CONTRIBUTOR}
 SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 """Key Vault Secrets User: reads secret contents (Key Vault's data plane answers 403 ForbiddenByRbac
@@ -252,32 +254,13 @@ class PublicScripts:
     def __init__(self, run: ProgramRun) -> None:
         self.run = run
 
-    def _closure(self, resource: Registration) -> set[str]:
-        seen: set[str] = set()
-        pending = [resource]
-        while pending:
-            current = pending.pop()
-            for urn in set(current.dependencies).union(*current.property_dependencies.values()) - seen:
-                seen.add(urn)
-                pending.extend(r for r in self.run.resources if r.urn == urn)
-        return seen
-
     def identity(self, script: Registration) -> Registration:
-        identities = (script.inputs.get("identity") or {}).get("userAssignedIdentities") or []
-        if script.inputs.get("identity", {}).get("type") != "UserAssigned" or len(identities) != 1:
-            raise RefusedError(
-                "DeploymentScriptInvalidIdentity: only one user-assigned identity is supported"
-            )
-        (identity,) = [
-            i
-            for i in self.run.of_type("azure-native:managedidentity:UserAssignedIdentity")
-            if identities[0].endswith("/" + i.inputs["resourceName"])
-        ]
-        return identity
+        """The identity `script` runs as, once the service would start it."""
+        return admitted_identity(self.run, script)
 
     def roles(self, script: Registration, identity: Registration) -> list[tuple[str, Registration]]:
         """(role id, the resource its scope names) for each role of the identity ordered before `script`."""
-        before = self._closure(script)
+        before = dependency_closure(self.run, script)
         found = []
         for role in self.run.of_type(ROLE_ASSIGNMENT):
             if role.inputs["principalId"] != principal_id(identity) or role.urn not in before:
@@ -288,24 +271,9 @@ class PublicScripts:
         return found
 
     def validate(self, script: Registration) -> tuple[Registration, list[tuple[str, Registration]]]:
-        inputs = script.inputs
-        size = len(json.dumps(inputs).encode())
-        if size > RESOURCE_DEFINITION_LIMIT:
-            raise RefusedError(f"RequestEntityTooLarge: the resource definition is {size} bytes, over 1 MB")
-        variables = inputs.get("environmentVariables") or []
-        if sum(len(v.get("name", "")) + len(v.get("value", "") or "") for v in variables) > ENVIRONMENT_LIMIT:
-            raise RefusedError("the environment variables exceed 64 KB")
-        match = DURATION.match(inputs.get("retentionInterval", ""))
-        hours = int(match.group(1) or 0) + 24 * int(match.group(2) or 0) if match else 0
-        if not 1 <= hours <= 26:
-            raise RefusedError(f"InvalidRetentionInterval {inputs.get('retentionInterval')!r}")
-        cli_image(inputs.get("azCliVersion", ""))
-        identity = self.identity(script)
+        cli_image(script.inputs.get("azCliVersion", ""))
+        identity = admitted_identity(self.run, script)
         roles = self.roles(script, identity)
-        if not any(role in SIGN_IN_ROLES for role, _ in roles):
-            raise RefusedError(
-                "DeploymentScriptLoginFailed: the identity has no Azure role, so no subscription"
-            )
         return identity, roles
 
     def execute(

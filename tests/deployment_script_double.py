@@ -105,8 +105,10 @@ FIREWALL_WRITERS = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
 }
 """Built-in roles whose actions include `Microsoft.Sql/servers/firewallRules/*`, by definition id."""
-CONTROL_PLANE_ROLES = {READER_ROLE, *FIREWALL_WRITERS}
-"""Roles with control-plane read actions (`*/read` or `Microsoft.Authorization/*/read` and more)."""
+WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
+CONTROL_PLANE_ROLES = {READER_ROLE, WEBSITE_CONTRIBUTOR, *FIREWALL_WRITERS}
+"""Roles with control-plane read actions (`*/read` or `Microsoft.Authorization/*/read` and more): one
+of them, ordered before the script, lets the service sign the identity in."""
 CONTAINER_ADDRESS = "198.51.100.23"
 """The public address the double's container connects from (a documentation range, RFC 5737)."""
 RULE_DELAY = 2
@@ -114,6 +116,12 @@ RULE_DELAY = 2
 RULE_LIMIT = 256
 RULE_NAME_FORBIDDEN = re.compile(r"[<>*%&:\\/?]")
 DURATION = re.compile(r"^P(?:T(\d+)H|(\d+)D)$")
+RESOURCE_DEFINITION_LIMIT = 1_000_000
+"""ARM: "each resource definition can't exceed 1 MB" (Learn, "Resolve errors for job size exceeded");
+read as 10^6 bytes of the registered inputs as JSON, the stricter of 1 MB and 1 MiB."""
+ENVIRONMENT_LIMIT = 64 * 1024
+""""The maximum allowed size for environment variables is 64 KB" (Learn, "Develop a deployment script
+in Bicep"): names and values (or secure values) counted together."""
 FIRST_AZURE_LINUX_3 = (2, 75, 0)
 """The first Azure CLI with no Mariner 2.0 build (release notes of 2.75.0, July 2025)."""
 NEWEST_KNOWN = (2, 89, 1)
@@ -157,6 +165,61 @@ def cli_image(version: str) -> CliImage:
 
 class RefusedError(RuntimeError):
     """What ARM (or the script) answers when Azure would refuse."""
+
+
+def dependency_closure(run: ProgramRun, resource: Registration) -> set[str]:
+    """The URNs `resource` waits for, directly or through what it waits for: what exists before it."""
+    seen: set[str] = set()
+    pending = [resource]
+    while pending:
+        current = pending.pop()
+        for urn in set(current.dependencies).union(*current.property_dependencies.values()) - seen:
+            seen.add(urn)
+            pending.extend(r for r in run.resources if r.urn == urn)
+    return seen
+
+
+def admitted_identity(run: ProgramRun, script: Registration) -> Registration:
+    """ARM's checks on any deployment script before its container starts, and the identity it runs
+    as: the size of the resource and of its environment variables, one user-assigned identity
+    ("Currently, only user-assigned MSI is supported"), `retentionInterval` PT1H..PT26H, a known
+    `cleanupPreference`, and a sign-in that sees a subscription, which takes a control-plane role of
+    the identity (MicrosoftDocs/azure-docs#60266, reported; stricter reading: one of
+    CONTROL_PLANE_ROLES, assigned before the script, since ARM starts it when it is created)."""
+    inputs = script.inputs
+    size = len(json.dumps(inputs).encode())
+    if size > RESOURCE_DEFINITION_LIMIT:
+        raise RefusedError(f"RequestEntityTooLarge: the resource definition is {size} bytes, over 1 MB")
+    variables = inputs.get("environmentVariables") or []
+    if sum(len(v.get("name", "")) + len(v.get("value") or v.get("secureValue") or "") for v in variables) > (
+        ENVIRONMENT_LIMIT
+    ):
+        raise RefusedError("the environment variables exceed 64 KB")
+    identities = (inputs.get("identity") or {}).get("userAssignedIdentities") or []
+    if (inputs.get("identity") or {}).get("type") != "UserAssigned" or len(identities) != 1:
+        raise RefusedError("DeploymentScriptInvalidIdentity: only one user-assigned identity is supported")
+    (identity,) = [
+        i
+        for i in run.of_type("azure-native:managedidentity:UserAssignedIdentity")
+        if mock_id(i) == identities[0] or identities[0].endswith("/" + i.inputs["resourceName"])
+    ]
+    match = DURATION.match(inputs.get("retentionInterval", ""))
+    hours = int(match.group(1) or 0) + 24 * int(match.group(2) or 0) if match else 0
+    if not 1 <= hours <= 26:
+        raise RefusedError(
+            f"InvalidRetentionInterval {inputs.get('retentionInterval')!r}: between PT1H and PT26H"
+        )
+    if inputs.get("cleanupPreference", "Always") not in ("Always", "OnSuccess", "OnExpiration"):
+        raise RefusedError("InvalidCleanupPreference")
+    before = dependency_closure(run, script)
+    if not any(
+        r.inputs["principalId"] == principal_id(identity)
+        and r.inputs["roleDefinitionId"].rsplit("/", 1)[-1] in CONTROL_PLANE_ROLES
+        and r.urn in before
+        for r in run.of_type("azure-native:authorization:RoleAssignment")
+    ):
+        raise RefusedError("DeploymentScriptLoginFailed: the identity has no Azure role, so no subscription")
+    return identity
 
 
 def mock_id(resource: Registration) -> str:
@@ -490,28 +553,10 @@ class DeploymentScripts:
     def validate(self, script: Registration) -> Registration:
         """ARM's checks before a container starts; the identity the script runs as."""
         inputs = script.inputs
-        identities = (inputs.get("identity") or {}).get("userAssignedIdentities") or []
-        if (inputs.get("identity") or {}).get("type") != "UserAssigned" or len(identities) != 1:
-            raise RefusedError(
-                "DeploymentScriptInvalidIdentity: only one user-assigned identity is supported"
-            )
-        (identity,) = [
-            i
-            for i in self.run.of_type("azure-native:managedidentity:UserAssignedIdentity")
-            if mock_id(i) == identities[0]
-        ]
-        match = DURATION.match(inputs.get("retentionInterval", ""))
-        hours = int(match.group(1) or 0) + 24 * int(match.group(2) or 0) if match else 0
-        if not 1 <= hours <= 26:
-            raise RefusedError(
-                f"InvalidRetentionInterval {inputs.get('retentionInterval')!r}: between PT1H and PT26H"
-            )
-        if inputs.get("cleanupPreference", "Always") not in ("Always", "OnSuccess", "OnExpiration"):
-            raise RefusedError("InvalidCleanupPreference")
+        identity = admitted_identity(self.run, script)
         subnets = (inputs.get("containerSettings") or {}).get("subnetIds") or []
         if not subnets:
-            self._check_sign_in(identity)  # public: the service brings its own storage
-            return identity
+            return identity  # public: the service brings its own storage
         if len(subnets) != 1:
             raise RefusedError("the script's container joins one subnet")
         subnet_id = subnets[0]["id"]
@@ -557,19 +602,6 @@ class DeploymentScripts:
         ):
             raise RefusedError(
                 "AuthorizationFailed: the identity lacks Storage File Data Privileged Contributor"
-            )
-        self._check_sign_in(identity)
-
-    def _check_sign_in(self, identity: Registration) -> None:
-        """A control-plane role of the identity (Reader or wider; a data role alone reads no
-        subscription) makes the subscription visible to the CLI's sign-in."""
-        if not any(
-            r.inputs["principalId"] == principal_id(identity)
-            and r.inputs["roleDefinitionId"].rsplit("/", 1)[-1] in CONTROL_PLANE_ROLES
-            for r in self.run.of_type("azure-native:authorization:RoleAssignment")
-        ):
-            raise RefusedError(
-                "DeploymentScriptLoginFailed: the identity has no Azure role, so no subscription"
             )
 
     def _firewall_state(self, script: Registration, identity: Registration) -> dict[str, Any]:
@@ -629,6 +661,14 @@ class DeploymentScripts:
             if admin["principalType"] != "Group"
             else self.group_members.get(admin["sid"], set())
         )
+        # ARM reads the server's `administrators` at creation only ("If used for server update, it
+        # will be ignored or it will result in an error", azure-native sql.Server): on a deployed
+        # server the admin is what `servers/administrators` set, once it exists before the script.
+        before = dependency_closure(self.run, script)
+        for setting in self.run.of_type("azure-native:sql:ServerAzureADAdministrator"):
+            if setting.urn in before:
+                sid = setting.inputs["sid"]
+                admins = self.group_members.get(sid, {sid})
         return {
             "DS_SERVER_NAME": server.inputs["serverName"],
             "DS_SQL_REFUSAL": refusal,

@@ -35,6 +35,7 @@ from functions.migrations import load_migrations
 from mocks import SUBSCRIPTION, ProgramRun, Registration, run, run_stack
 
 SERVER = "azure-native:sql:Server"
+ADMIN_SETTING = "azure-native:sql:ServerAzureADAdministrator"
 STORAGE = "azure-native:storage:StorageAccount"
 ENDPOINT = "azure-native:network:PrivateEndpoint"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
@@ -238,16 +239,24 @@ def test_a_subnet_not_delegated_to_container_groups_is_refused(private: ProgramR
 
 
 def test_an_identity_that_is_not_the_sql_admin_cannot_sign_in(private: ProgramRun, tmp_path: Path) -> None:
-    other = {**private.one(SERVER).inputs["administrators"], "sid": "99999999-0000-0000-0000-000000000000"}
+    """The admin is what `servers/administrators` (ServerAzureADAdministrator) set: ARM reads the
+    server's own `administrators` at creation only, so a server created with another admin (a stack
+    deployed before the schema script) still lets the script in once the setting names it."""
+    stranger = "99999999-0000-0000-0000-000000000000"
     with pytest.raises(RefusedError, match=r"Login failed .*\(18456\)"):
-        DeploymentScripts(edited(private, SERVER, "", administrators=other)).execute(
+        DeploymentScripts(edited(private, ADMIN_SETTING, "", sid=stranger)).execute(
             tmp_path, tmp_path / "db.json"
         )
-    group = {**other, "principalType": "Group", "sid": "77777777-0000-0000-0000-000000000000"}
-    as_group = edited(private, SERVER, "", administrators=group)
+    created_with_another = {**private.one(SERVER).inputs["administrators"], "sid": stranger}
+    ran = DeploymentScripts(edited(private, SERVER, "", administrators=created_with_another)).execute(
+        tmp_path / "upgraded", tmp_path / "db-upgraded.json"
+    )
+    assert ran.outputs["applied"] == MIGRATIONS
+    group = "77777777-0000-0000-0000-000000000000"
+    as_group = edited(private, ADMIN_SETTING, "", sid=group)
     with pytest.raises(RefusedError, match=r"\(18456\)"):
         DeploymentScripts(as_group).execute(tmp_path / "no-member", tmp_path / "db.json")
-    member = {group["sid"]: {client_id(private.one(IDENTITY, "sql-schema-identity"))}}
+    member = {group: {client_id(private.one(IDENTITY, "sql-schema-identity"))}}
     ran = DeploymentScripts(as_group, group_members=member).execute(tmp_path / "member", tmp_path / "db.json")
     assert ran.outputs["applied"] == MIGRATIONS
 

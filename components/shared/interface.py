@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
@@ -60,3 +61,13 @@ class ComponentArgs:
     private_access: PrivateAccess | None = None
     """Optional. Reach the component's data services through private endpoints only (public network
     access disabled). Default: none (public endpoints, behind Entra and firewalls)."""
+
+    def placement(self) -> dict[str, Any]:
+        """Where a child component goes, as its own args take it: the same resource group, region,
+        naming and tags (what a deploy-time step inside this component shares with it)."""
+        return {
+            "resource_group_name": self.resource_group_name,
+            "location": self.location,
+            "naming": self.naming,
+            "tags": self.tags,
+        }
