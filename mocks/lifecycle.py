@@ -129,6 +129,14 @@ IMMUTABLE = (
     ),
     Immutable(
         "azure-native:sql:Server",
+        "administrators",
+        lambda old, new: old != new,
+        'azure-native sql.Server (SDK docstring, API 2023-08-01): administrators "can only be used at '
+        "server create time. If used for server update, it will be ignored or it will result in an "
+        'error. For updates individual APIs will need to be used" (the stricter reading: an error).',
+    ),
+    Immutable(
+        "azure-native:sql:Server",
         "administratorLogin",
         lambda old, new: old != new,
         'SQL REST API (Servers - Create Or Update): administratorLogin "Administrator username for the '

@@ -329,6 +329,28 @@ def test_an_update_arm_refuses_is_found_and_ignore_changes_keeps_it_away() -> No
     assert life._step(old, kept).op == "same" and life._check_change(old, kept, life._step(old, kept)) == []
 
 
+def test_a_new_sql_admin_goes_through_its_own_api_not_the_servers_administrators() -> None:
+    """A stack deployed before the schema script has the deploying identity as admin; the program now
+    names the schema identity. Sent as the server's `administrators`, ARM would refuse (or ignore)
+    it; the server ignores that property after creation and `servers/administrators` updates."""
+    server, setting = "azure-native:sql:Server", "azure-native:sql:ServerAzureADAdministrator"
+    life = Life("dev")
+    before = {"login": "pulumi-deployer", "sid": "deployer", "principalType": "User"}
+    after = {"login": "id-sql", "sid": "schema-client-id", "principalType": "Application"}
+    old = registration(server, "sql-server", {"serverName": "sql-one", "administrators": before})
+    new = registration(server, "sql-server", {"serverName": "sql-one", "administrators": after})
+    step = life._step(old, new)
+    assert step.op == "update" and {path.split(".")[0] for path in step.paths} == {"administrators"}
+    (finding,) = life._check_change(old, new, step)
+    assert (finding.rule, finding.type) == ("immutable", server)
+    kept = registration(server, "sql-server", new.inputs, ignore_changes=["administrators"])
+    assert life._step(old, kept).op == "same"
+    old_admin = registration(setting, "sql-entra-admin", {"login": "pulumi-deployer", "sid": "deployer"})
+    new_admin = registration(setting, "sql-entra-admin", {"login": "id-sql", "sid": "schema-client-id"})
+    moved = life._step(old_admin, new_admin)
+    assert moved.op == "update" and life._check_change(old_admin, new_admin, moved) == []
+
+
 def test_a_name_change_replaces_and_a_replaced_data_holder_is_reported() -> None:
     life = Life("dev")
     old = registration(STORAGE, "site", {"accountName": "stone", "sku": {"name": "Standard_LRS"}})
