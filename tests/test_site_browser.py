@@ -854,7 +854,9 @@ def test_what_the_first_catch_up_brings_above_a_reader_who_scrolled_away_is_coun
     next_frames(page)
     relay.holding = True  # what the hub sends from now on waits
     server.store(13, text="while loading")
+    deadline = time.monotonic() + TIMEOUT / 1000
     while not held_catch_up:
+        assert time.monotonic() < deadline, "the page never asked for its first catch-up"
         page.wait_for_timeout(20)
     for route in held_catch_up:
         route.continue_()
